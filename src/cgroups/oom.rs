@@ -5,6 +5,7 @@
 use super::fsutil::{read_opt, write};
 use super::stats::parse_keyed;
 use anyhow::{Context, Result};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use std::fs::File;
@@ -75,6 +76,22 @@ impl OomNotifier {
             Kind::V1 { efd, .. } => efd.as_fd(),
             Kind::V2 { inotify, .. } => inotify.as_fd(),
         }
+    }
+
+    /// `wait` with a bound: None when nothing arrived within `timeout`
+    /// (how `events` interleaves OOM events with periodic stats).
+    pub fn wait_timeout(&mut self, timeout: std::time::Duration) -> Result<Option<u64>> {
+        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(self.fd(), PollFlags::POLLIN)];
+        let ready = match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => 0,
+            Err(e) => return Err(e).context("poll the OOM notifier"),
+        };
+        if ready == 0 {
+            return Ok(None);
+        }
+        self.wait().map(Some)
     }
 
     /// Block until the next notification; returns how many OOM events
