@@ -223,6 +223,7 @@ pub fn assemble(rules: &[Rule]) -> Vec<Insn> {
         if let Some(minor) = rule.minor {
             block.push(insn(JNE_K, 5, 0, 0, minor as i32));
         }
+        let unconditional = block.is_empty();
         block.push(insn(MOV64_K, 0, 0, 0, i32::from(rule.allow)));
         block.push(insn(EXIT, 0, 0, 0, 0));
         // every jump so far skips to the end of this rule's block
@@ -233,6 +234,10 @@ pub fn assemble(rules: &[Rule]) -> Vec<Insn> {
             }
         }
         p.extend(block);
+        if unconditional {
+            // it decides everything: the verifier rejects code after it
+            return p;
+        }
     }
     p.push(insn(MOV64_K, 0, 0, 0, 0));
     p.push(insn(EXIT, 0, 0, 0, 0));
@@ -409,6 +414,27 @@ mod tests {
         }
     }
 
+    /// The kernel verifier refuses programs with unreachable instructions.
+    fn assert_all_reachable(prog: &[Insn]) {
+        let mut seen = vec![false; prog.len()];
+        let mut todo = vec![0usize];
+        while let Some(pc) = todo.pop() {
+            if pc >= prog.len() || seen[pc] {
+                continue;
+            }
+            seen[pc] = true;
+            match prog[pc].code {
+                EXIT => {}
+                JNE_K | JEQ_K | JNE_X => todo.extend([pc + 1, pc + 1 + prog[pc].off as usize]),
+                _ => todo.push(pc + 1),
+            }
+        }
+        assert!(
+            seen.iter().all(|&s| s),
+            "unreachable instructions in {prog:?}"
+        );
+    }
+
     fn spec_rule(
         allow: bool,
         typ: LinuxDeviceType,
@@ -446,6 +472,7 @@ mod tests {
         )
         .unwrap();
         let p = assemble(&rules);
+        assert_all_reachable(&p);
         let (c, b) = (DEV_CHAR as u32, DEV_BLOCK as u32);
         assert_eq!(run(&p, c, ACC_READ | ACC_WRITE, 1, 3), 1); // /dev/null rw
         assert_eq!(run(&p, c, ACC_READ, 1, 1), 0); // /dev/mem
@@ -463,6 +490,7 @@ mod tests {
             Rule::new(false, 'c', Some(1), Some(3), "w"),
         ];
         let p = assemble(&rules);
+        assert_all_reachable(&p);
         let c = DEV_CHAR as u32;
         assert_eq!(run(&p, c, ACC_READ, 1, 3), 1);
         assert_eq!(run(&p, c, ACC_READ | ACC_WRITE, 1, 3), 0);

@@ -327,8 +327,8 @@ pub fn collect_v2(d: &Path) -> Result<serde_json::Value> {
     st.cpu.throttling.periods = get(&cpu, "nr_periods");
     st.cpu.throttling.throttled_periods = get(&cpu, "nr_throttled");
     st.cpu.throttling.throttled_time = get(&cpu, "throttled_usec") * 1000;
-    st.cpuset.cpus = parse_cpu_list(&text(d, "cpuset.cpus.effective")?)?;
-    st.cpuset.mems = parse_cpu_list(&text(d, "cpuset.mems.effective")?)?;
+    // cpuset stays empty: v2 has none of v1's cpuset statistics, and runc
+    // reports none either
     let m = &mut st.memory;
     m.usage = MemoryEntry {
         limit: num(d, "memory.max")?,
