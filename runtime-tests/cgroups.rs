@@ -710,6 +710,7 @@ fn same_cgroup_values_as_runc() {
     let mut files = resource_files(mode, &rv);
     files.extend(weight_files(mode, g.m.path()));
     assert!(files.len() >= 8);
+    eprintln!("compared with runc ({mode:?}): {files:?}");
     // devices.list order follows the writes; the set is what counts
     let sorted = |s: String| {
         let mut l: Vec<&str> = s.lines().collect();

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Run the cgroup integration tests (runtime-tests/cgroups.rs) inside a
 # throwaway VM whose /sys/fs/cgroup is pure cgroup v2, with runc for the
-# comparison tests. Extra arguments go to the test binary (a name filter,
-# --nocapture, ...). Exit status: the tests' (124/125: VM timeout/failure).
+# comparison tests and the loop module (block devices for blockIO limits).
+# Extra arguments go to the test binary (a name filter, --nocapture, ...). Exit status: the tests' (124/125: VM timeout/failure).
 set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
 vm=${RCONTAIN_VM:-}
@@ -28,4 +28,4 @@ for tool in runc busybox; do
     [ -n "$p" ] && with="$with --with $p"
 done
 # shellcheck disable=SC2086 # $with is a list of options
-"$vm" --mem 1024 --timeout 600 $with "$dir" -- "$@"
+"$vm" --mem 1024 --timeout 600 --module loop $with "$dir" -- "$@"
