@@ -530,7 +530,7 @@ fn device_rules_are_enforced() {
     let script = format!(
         "kill -STOP $$; \
         head -c1 /dev/null && echo null-ok; \
-        : < /dev/kmsg && echo kmsg-read-ok; \
+        true < /dev/kmsg && echo kmsg-read-ok; \
         echo rcontain-devices-test 2>/dev/null > /dev/kmsg || echo kmsg-write-denied; \
         head -c1 {} >/dev/null 2>&1 || echo port-denied",
         port.display()
@@ -757,4 +757,64 @@ fn same_cgroup_values_as_runc() {
     );
     assert_eq!(ours["pids"]["limit"], theirs["pids"]["limit"]);
     assert_eq!(keys(&ours["hugetlb"]), keys(&theirs["hugetlb"]));
+}
+
+/// The eBPF device filter on this host's kernel too: on a hybrid host the
+/// manager uses v1's devices controller, so attach the filter to a cgroup2
+/// directory of the test's own in the unified hierarchy.
+#[test]
+fn bpf_device_filter_on_this_kernel() {
+    let mode = setup();
+    let unified = match mode {
+        Mode::V2 => PathBuf::from(cgroups::ROOT),
+        Mode::Hybrid => PathBuf::from("/sys/fs/cgroup/unified"),
+        Mode::V1 => return eprintln!("no cgroup2 hierarchy: nothing to attach a BPF filter to"),
+    };
+    struct Dir(PathBuf, Option<Child>);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            if let Some(c) = &mut self.1 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let mut dir = Dir(
+        unified.join(format!("rcontain-it-{}-bpf", std::process::id())),
+        None,
+    );
+    std::fs::create_dir(&dir.0).unwrap();
+    let deny_all: Vec<oci_spec::runtime::LinuxDeviceCgroup> =
+        serde_json::from_value(json!([{"allow": false, "access": "rwm"}])).unwrap();
+    let rules = cgroups::devices::effective_rules(Some(&deny_all), None).unwrap();
+    let f = std::fs::File::open(&dir.0).unwrap();
+    cgroups::devices::apply_v2(std::os::fd::AsFd::as_fd(&f), &rules).unwrap();
+    // replacing the filter keeps exactly one attached
+    cgroups::devices::apply_v2(std::os::fd::AsFd::as_fd(&f), &rules).unwrap();
+    let child = Command::new("sh")
+        .args(["-c", "kill -STOP $$; true < /dev/null && echo null-ok; true < /dev/kmsg 2>/dev/null || echo kmsg-denied"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    dir.1 = Some(child);
+    let stat = format!("/proc/{pid}/stat");
+    while !std::fs::read_to_string(&stat).unwrap().contains(") T ") {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::fs::write(dir.0.join("cgroup.procs"), pid.to_string()).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGCONT,
+    )
+    .unwrap();
+    let out = dir.1.take().unwrap().wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["null-ok", "kmsg-denied"],
+        "{out}"
+    );
 }

@@ -55,6 +55,18 @@ pub fn detect() -> Result<Mode> {
     }
 }
 
+/// The cgroup part of the `features` document: both cgroup versions are
+/// implemented, the systemd driver is not, rdma limits are.
+pub fn features() -> oci_spec::runtime::Cgroup {
+    let mut c = oci_spec::runtime::Cgroup::default();
+    c.set_v1(Some(true));
+    c.set_v2(Some(true));
+    c.set_systemd(Some(false));
+    c.set_systemd_user(Some(false));
+    c.set_rdma(Some(true));
+    c
+}
+
 /// A mounted v1 hierarchy and the controllers bound to it
 /// ("name=systemd" for named hierarchies).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
