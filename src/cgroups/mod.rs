@@ -12,6 +12,7 @@ mod fsutil;
 pub mod oom;
 pub mod stats;
 pub mod translate;
+pub mod update_flags;
 mod v1;
 mod v2;
 
