@@ -17,7 +17,6 @@ mod v1;
 mod v2;
 
 use anyhow::{bail, Context, Result};
-use nix::sys::signal::Signal;
 use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, TMPFS_MAGIC};
 use oci_spec::runtime::{LinuxDevice, LinuxResources};
 use serde::{Deserialize, Serialize};
@@ -389,8 +388,10 @@ impl Manager {
     /// cgroup.kill when the kernel has it; otherwise the cgroup is frozen
     /// while signalling, so no process can fork a child that escapes.
     pub fn kill_all(&self, sig: i32) -> Result<()> {
-        let signal = Signal::try_from(sig).with_context(|| format!("invalid signal {sig}"))?;
-        if signal == Signal::SIGKILL {
+        if !(1..=libc::SIGRTMAX()).contains(&sig) {
+            bail!("invalid signal {sig}");
+        }
+        if sig == libc::SIGKILL {
             if let Some(dir) = self.v2_dir().filter(|d| d.join("cgroup.kill").exists()) {
                 fsutil::write(&dir, "cgroup.kill", "1", "kill --all")?;
                 // a v1-frozen process only dies once thawed
@@ -407,15 +408,18 @@ impl Manager {
         }
         let result = self.pids().and_then(|pids| {
             for pid in pids {
-                match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
-                    Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-                    Err(e) => bail!("kill({pid}, {signal}): {e}"),
+                // SAFETY: kill(2) with plain integers; realtime signals have
+                // no nix::Signal, hence libc.
+                let r = nix::errno::Errno::result(unsafe { libc::kill(pid, sig) });
+                match r {
+                    Ok(_) | Err(nix::errno::Errno::ESRCH) => {}
+                    Err(e) => bail!("kill({pid}, {sig}): {e}"),
                 }
             }
             Ok(())
         });
         // SIGKILL must reach processes even of a paused container
-        if can_freeze && (!frozen || signal == Signal::SIGKILL) {
+        if can_freeze && (!frozen || sig == libc::SIGKILL) {
             self.thaw()?;
         }
         result
