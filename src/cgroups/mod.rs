@@ -149,7 +149,6 @@ pub fn cgroup_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manager {
     mode: Mode,
-    id: String,
     /// relative to each hierarchy root, starting with "/"
     path: PathBuf,
     /// v1 hierarchies in use (V1, Hybrid); empty on V2
@@ -173,7 +172,6 @@ impl Manager {
         };
         Ok(Manager {
             mode,
-            id: id.to_string(),
             path: cgroup_path(cgroups_path, id)?,
             hierarchies,
             unified,
