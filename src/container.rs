@@ -150,7 +150,7 @@ impl Runtime {
             bundle: bundle.dir.clone(),
             rootfs: bundle.rootfs.clone(),
             created: state::rfc3339_now(),
-            owner: String::new(),
+            owner: owner_name(),
             annotations,
             init_start_time: 0,
             cgroup: None,
@@ -323,8 +323,13 @@ impl Runtime {
         self.store.remove(id)
     }
 
-    fn saved_spec(&self, id: &str) -> Result<Spec> {
+    /// The config.json a container was created from (kept in its state dir).
+    pub fn saved_spec(&self, id: &str) -> Result<Spec> {
+        state::validate_id(id)?;
         let p = self.store.dir(id).join(state::CONFIG);
+        if !p.exists() {
+            bail!("container {id:?} does not exist");
+        }
         let text = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
         serde_json::from_slice(&text).map_err(|e| anyhow!("{}: {e}", p.display()))
     }
@@ -361,6 +366,16 @@ fn hook_state_json(st: &State, pid: i32, status: &str) -> Vec<u8> {
         "annotations": st.annotations,
     }))
     .unwrap_or_default()
+}
+
+/// The user creating the container, by name as runc reports it.
+fn owner_name() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
 }
 
 fn connect(path: &Path) -> Result<OwnedFd> {

@@ -11,6 +11,7 @@ pub mod capabilities;
 pub mod channel;
 pub mod container;
 pub mod devices;
+pub mod exec;
 pub mod features;
 pub mod foreground;
 pub mod hooks;

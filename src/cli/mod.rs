@@ -1,6 +1,7 @@
 //! runc-compatible command line: global flags, one subcommand per
 //! lifecycle operation. Each handler is a few lines over `rcontain::*`.
 
+mod exec;
 mod run;
 
 use anyhow::{bail, Context, Result};
@@ -102,6 +103,8 @@ enum Cmd {
         /// Container id, or a bundle directory (a path with '/', or '.')
         id: String,
     },
+    /// Run a new process inside a running container
+    Exec(exec::ExecArgs),
     /// List containers
     List {
         #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
@@ -183,6 +186,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         }
         Cmd::Delete { force, id } => rt.delete(&id, force)?,
         Cmd::Run { opts, detach, id } => return run::run(&rt, &opts, detach, &id),
+        Cmd::Exec(a) => return exec::run(&rt, a),
         Cmd::List { format, quiet } => list(&rt, &format, quiet)?,
         Cmd::Spec { bundle, rootless } => {
             let path = bundle.join("config.json");
