@@ -2,6 +2,8 @@
 //! thin clap layer over this crate; nothing here knows about the CLI.
 
 pub mod capabilities;
+mod names;
+pub mod process;
 pub mod seccomp;
 pub mod signals;
 
