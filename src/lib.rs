@@ -18,6 +18,7 @@ pub mod hooks;
 pub mod init;
 pub mod logging;
 pub mod mounts;
+mod names;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
