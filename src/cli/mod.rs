@@ -1,0 +1,2 @@
+//! clap front end: one module per subcommand.
+pub mod unpack;

@@ -1,0 +1,552 @@
+//! Applying one tar layer onto a rootfs, per the image-spec's layer rules:
+//! entries replace what lower layers left at the same path (a directory
+//! stays a directory and only takes the new metadata), `.wh.NAME` removes
+//! NAME from lower layers, `.wh..wh..opq` hides everything lower layers put
+//! in its directory. The tar is streamed entry by entry; file contents go
+//! straight from the stream to the file.
+
+use std::collections::HashSet;
+use std::ffi::{CString, OsStr};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::{openat, AtFlags, OFlag};
+use nix::sys::stat::mkdirat;
+use nix::sys::stat::{
+    fchmod, fchmodat, fstatat, futimens, makedev, mknodat, utimensat, FchmodatFlags, Mode, SFlag,
+    UtimensatFlags,
+};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchown, fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
+use tar::EntryType;
+
+use super::rootfs::{list_dir, remove_all_at, RelPath, Rootfs};
+
+const WHITEOUT_PREFIX: &[u8] = b".wh.";
+const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
+
+/// Metadata of one member, gathered from its header and PAX records.
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: TimeSpec,
+    atime: TimeSpec,
+    xattrs: Vec<(CString, Vec<u8>)>,
+}
+
+fn pax_time(v: &[u8]) -> Option<TimeSpec> {
+    let s = std::str::from_utf8(v).ok()?;
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let secs: i64 = secs.parse().ok()?;
+    let mut nanos: i64 = 0;
+    for (i, c) in frac.bytes().take(9).enumerate() {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        nanos += i64::from(c - b'0') * 10i64.pow(8 - i as u32);
+    }
+    if secs < 0 && nanos > 0 {
+        // "-1.5" means 1.5 s before the epoch.
+        return Some(TimeSpec::new(secs - 1, 1_000_000_000 - nanos));
+    }
+    Some(TimeSpec::new(secs, nanos))
+}
+
+impl Meta {
+    fn read<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta> {
+        let h = entry.header();
+        let id = |v: u64, what: &str| {
+            u32::try_from(v).map_err(|_| anyhow!("{what} {v} does not fit in 32 bits"))
+        };
+        let mtime = TimeSpec::new(h.mtime().unwrap_or(0) as i64, 0);
+        let mut meta = Meta {
+            mode: h.mode()? & 0o7777,
+            uid: id(h.uid()?, "uid")?,
+            gid: id(h.gid()?, "gid")?,
+            mtime,
+            atime: mtime,
+            xattrs: Vec::new(),
+        };
+        let mut atime = None;
+        if let Some(pax) = entry.pax_extensions()? {
+            for ext in pax {
+                let ext = ext?;
+                let key = ext.key_bytes();
+                if key == b"mtime" {
+                    meta.mtime = pax_time(ext.value_bytes()).unwrap_or(meta.mtime);
+                } else if key == b"atime" {
+                    atime = pax_time(ext.value_bytes());
+                } else if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                    let name =
+                        CString::new(name).map_err(|_| anyhow!("xattr name with a NUL byte"))?;
+                    meta.xattrs.push((name, ext.value_bytes().to_vec()));
+                }
+            }
+        }
+        meta.atime = atime.unwrap_or(meta.mtime);
+        Ok(meta)
+    }
+}
+
+fn set_xattr(fd: Option<RawFd>, path: &CString, name: &CString, value: &[u8]) -> io::Result<()> {
+    // SAFETY: all pointers come from live CStrings/slices whose lengths are
+    // passed alongside; the calls only read them.
+    let r = unsafe {
+        match fd {
+            Some(fd) => libc::fsetxattr(fd, name.as_ptr(), value.as_ptr().cast(), value.len(), 0),
+            None => libc::lsetxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            ),
+        }
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Counts of what a layer did, for progress and tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LayerStats {
+    pub entries: u64,
+    pub bytes: u64,
+    pub whiteouts: u64,
+}
+
+struct Applier<'a> {
+    root: &'a Rootfs,
+    /// Paths created or updated by this layer. Whiteouts and opaque
+    /// markers only act on what lower layers left, never on these.
+    seen: HashSet<RelPath>,
+    /// Directory mtimes are set once the layer is done, as adding entries
+    /// below a directory changes its mtime.
+    dir_times: Vec<(RelPath, TimeSpec, TimeSpec)>,
+    /// The parent directory of the previous member: tar layers list
+    /// siblings together, so this spares most path lookups. Dropped
+    /// whenever anything is removed, as that may have replaced it.
+    parent_cache: Option<(RelPath, OwnedFd)>,
+    buf: Vec<u8>,
+    stats: LayerStats,
+}
+
+/// Applies the tar stream `tar` onto `root`. Errors name the member.
+pub fn apply_layer(root: &Rootfs, tar: impl Read) -> Result<LayerStats> {
+    let mut a = Applier {
+        root,
+        seen: HashSet::new(),
+        dir_times: Vec::new(),
+        parent_cache: None,
+        buf: vec![0; 256 * 1024],
+        stats: LayerStats::default(),
+    };
+    let mut archive = tar::Archive::new(tar);
+    for entry in archive.entries().context("reading tar stream")? {
+        let mut entry = entry.context("reading tar stream")?;
+        let name = entry.path_bytes().into_owned();
+        a.entry(&mut entry, &name)
+            .with_context(|| format!("applying member {:?}", String::from_utf8_lossy(&name)))?;
+        a.stats.entries += 1;
+    }
+    a.parent_cache = None;
+    for (rel, atime, mtime) in std::mem::take(&mut a.dir_times) {
+        a.set_times(&rel, &atime, &mtime)
+            .with_context(|| format!("setting times of directory {rel}"))?;
+    }
+    Ok(a.stats)
+}
+
+impl Applier<'_> {
+    fn parent(&mut self, rel: &RelPath) -> Result<RawFd> {
+        let hit = matches!(&self.parent_cache, Some((p, _)) if p == rel);
+        if !hit {
+            let fd = self.root.dir(rel, true)?;
+            self.parent_cache = Some((rel.clone(), fd));
+        }
+        Ok(self.parent_cache.as_ref().expect("just set").1.as_raw_fd())
+    }
+
+    fn removed_something(&mut self) {
+        self.parent_cache = None;
+    }
+
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, name: &[u8]) -> Result<()> {
+        let kind = entry.header().entry_type();
+        if kind == EntryType::XGlobalHeader {
+            return Ok(());
+        }
+        let rel = RelPath::clean(name)?;
+        let Some((parent, base)) = rel.split() else {
+            // "./": the root directory itself takes the metadata.
+            if kind != EntryType::Directory {
+                bail!("the rootfs root can only be a directory, not {kind:?}");
+            }
+            let meta = Meta::read(entry)?;
+            let fd = self.root.dir(&rel, false)?;
+            let dir = reopen_dir(fd.as_raw_fd(), OsStr::new("."))?;
+            apply_meta_fd(&dir, &meta)?;
+            self.dir_times.push((rel, meta.atime, meta.mtime));
+            return Ok(());
+        };
+        let base = base.to_os_string();
+        let b = base.as_bytes();
+        if b == OPAQUE_MARKER {
+            self.stats.whiteouts += 1;
+            return self.opaque(&parent);
+        }
+        if let Some(hidden) = b.strip_prefix(WHITEOUT_PREFIX) {
+            if hidden.starts_with(WHITEOUT_PREFIX) {
+                // Other AUFS metadata (.wh..wh.plnk, ...): not content.
+                return Ok(());
+            }
+            if hidden.is_empty() || hidden == b"." || hidden == b".." {
+                bail!("malformed whiteout");
+            }
+            self.stats.whiteouts += 1;
+            return self.whiteout(&parent.join(OsStr::from_bytes(hidden)));
+        }
+
+        let meta = Meta::read(entry)?;
+        let pfd = self.parent(&parent)?;
+        match kind {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                let file = self.create_file(pfd, &base)?;
+                let n = copy(entry, &file, &mut self.buf)?;
+                self.stats.bytes += n;
+                apply_meta_fd(&file, &meta)?;
+            }
+            EntryType::Directory => {
+                match mkdirat(Some(pfd), base.as_os_str(), Mode::from_bits_truncate(0o700)) {
+                    Ok(()) => {}
+                    Err(Errno::EEXIST) => {
+                        if !self.make_room(pfd, &base, true)? {
+                            mkdirat(Some(pfd), base.as_os_str(), Mode::from_bits_truncate(0o700))?;
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                let dir = reopen_dir(pfd, &base)?;
+                apply_meta_fd(&dir, &meta)?;
+                self.dir_times.push((rel.clone(), meta.atime, meta.mtime));
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| anyhow!("symlink without a target"))?;
+                let target = OsStr::from_bytes(&target).to_os_string();
+                self.retry_on_exist(pfd, &base, |pfd| {
+                    symlinkat(target.as_os_str(), Some(pfd), base.as_os_str())
+                })?;
+                apply_meta_at(pfd, &base, &meta, true)?;
+            }
+            EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| anyhow!("hardlink without a target"))?;
+                let target = RelPath::clean(&target).context("hardlink target")?;
+                if target == rel {
+                    bail!("hardlink to itself");
+                }
+                let (tparent, tname) = target
+                    .split()
+                    .ok_or_else(|| anyhow!("hardlink to the rootfs root"))?;
+                let tfd = self
+                    .root
+                    .dir(&tparent, false)
+                    .with_context(|| format!("hardlink target {target}"))?;
+                // The target's parent lookup may have invalidated nothing,
+                // but `pfd` must be re-fetched if make_room drops the cache.
+                let tname = tname.to_os_string();
+                let link = |pfd: RawFd| {
+                    // No AT_SYMLINK_FOLLOW: a link to a symlink links the
+                    // symlink itself, never what it points to.
+                    linkat(
+                        Some(tfd.as_raw_fd()),
+                        tname.as_os_str(),
+                        Some(pfd),
+                        base.as_os_str(),
+                        AtFlags::empty(),
+                    )
+                };
+                self.retry_on_exist(pfd, &base, link)
+                    .with_context(|| format!("hardlink to {target}"))?;
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                let h = entry.header();
+                let (sflag, dev) = match kind {
+                    EntryType::Fifo => (SFlag::S_IFIFO, 0),
+                    _ => {
+                        let major = h.device_major()?.unwrap_or(0);
+                        let minor = h.device_minor()?.unwrap_or(0);
+                        let s = if kind == EntryType::Char {
+                            SFlag::S_IFCHR
+                        } else {
+                            SFlag::S_IFBLK
+                        };
+                        (s, makedev(major.into(), minor.into()))
+                    }
+                };
+                self.retry_on_exist(pfd, &base, |pfd| {
+                    mknodat(
+                        Some(pfd),
+                        base.as_os_str(),
+                        sflag,
+                        Mode::from_bits_truncate(0o600),
+                        dev,
+                    )
+                })
+                .map_err(|e| match e.downcast_ref::<Errno>() {
+                    Some(Errno::EPERM) => anyhow!(
+                        "creating {kind:?} node: operation not permitted \
+                         (device nodes need CAP_MKNOD in the initial user namespace)"
+                    ),
+                    _ => e,
+                })?;
+                apply_meta_at(pfd, &base, &meta, false)?;
+            }
+            other => bail!("unsupported tar entry type {other:?}"),
+        }
+        self.seen.insert(rel);
+        Ok(())
+    }
+
+    fn create_file(&mut self, pfd: RawFd, base: &OsStr) -> Result<File> {
+        let open = |pfd: RawFd| {
+            openat(
+                Some(pfd),
+                base,
+                OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_WRONLY
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )
+        };
+        let fd = self.retry_on_exist(pfd, base, open)?;
+        // SAFETY: `fd` was just opened and is owned by nobody else.
+        Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Runs `create`; if the name is taken, clears it (see make_room) and
+    /// runs it once more. `pfd` stays valid: make_room only removes `base`
+    /// itself, never the parent.
+    fn retry_on_exist<T>(
+        &mut self,
+        pfd: RawFd,
+        base: &OsStr,
+        create: impl Fn(RawFd) -> nix::Result<T>,
+    ) -> Result<T> {
+        match create(pfd) {
+            Err(Errno::EEXIST) => {
+                self.make_room(pfd, base, false)?;
+                Ok(create(pfd)?)
+            }
+            r => Ok(r?),
+        }
+    }
+
+    /// Removes what is at `base` so a new entry can take its place, except
+    /// that an existing directory is kept when a directory is wanted.
+    /// Returns whether a directory was kept.
+    fn make_room(&mut self, pfd: RawFd, base: &OsStr, want_dir: bool) -> Result<bool> {
+        let st = match fstatat(Some(pfd), base, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Err(Errno::ENOENT) => return Ok(false),
+            r => r?,
+        };
+        let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+        if is_dir && want_dir {
+            return Ok(true);
+        }
+        // The cached parent is `pfd` itself, which survives; but a cached
+        // fd may also be something below `base`, so drop it.
+        let keep = self.parent_cache.take();
+        if is_dir {
+            remove_all_at(pfd, base)?;
+        } else {
+            unlinkat(Some(pfd), base, UnlinkatFlags::NoRemoveDir)?;
+        }
+        if let Some((p, fd)) = keep {
+            if fd.as_raw_fd() == pfd {
+                self.parent_cache = Some((p, fd));
+            }
+        }
+        Ok(false)
+    }
+
+    fn whiteout(&mut self, target: &RelPath) -> Result<()> {
+        if self.seen.contains(target) {
+            return Ok(());
+        }
+        let (parent, name) = target.split().expect("whiteout names a child");
+        let pfd = match self.root.dir(&parent, false) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            r => r?,
+        };
+        self.removed_something();
+        remove_all_at(pfd.as_raw_fd(), name)?;
+        Ok(())
+    }
+
+    fn opaque(&mut self, dir: &RelPath) -> Result<()> {
+        let fd = match self.root.dir(dir, false) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            r => r?,
+        };
+        self.removed_something();
+        self.hide_lower(fd.as_raw_fd(), dir)
+    }
+
+    /// Removes everything under `dir` that this layer did not create,
+    /// descending into the directories it did.
+    fn hide_lower(&self, fd: RawFd, dir: &RelPath) -> Result<()> {
+        for name in list_dir(fd)? {
+            let child = dir.join(&name);
+            if !self.seen.contains(&child) {
+                remove_all_at(fd, &name)?;
+                continue;
+            }
+            let st = fstatat(Some(fd), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+            if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+                let sub = openat(
+                    Some(fd),
+                    name.as_os_str(),
+                    OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )?;
+                // SAFETY: `sub` was just opened and is owned by nobody else.
+                let sub = unsafe { OwnedFd::from_raw_fd(sub) };
+                self.hide_lower(sub.as_raw_fd(), &child)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn set_times(&mut self, rel: &RelPath, atime: &TimeSpec, mtime: &TimeSpec) -> Result<()> {
+        let (parent, name) = match rel.split() {
+            Some((p, n)) => (p, n.to_os_string()),
+            None => (rel.clone(), ".".into()),
+        };
+        let pfd = match self.root.dir(&parent, false) {
+            // Removed again later in the same layer.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            r => r?,
+        };
+        match utimensat(
+            Some(pfd.as_raw_fd()),
+            name.as_os_str(),
+            atime,
+            mtime,
+            UtimensatFlags::NoFollowSymlink,
+        ) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn reopen_dir(pfd: RawFd, base: &OsStr) -> Result<File> {
+    let fd = openat(
+        Some(pfd),
+        base,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Owner first (chown clears setuid/setgid and security.capability), then
+/// mode, then xattrs, then times.
+fn apply_meta_fd(f: &File, m: &Meta) -> Result<()> {
+    let fd = f.as_raw_fd();
+    fchown(fd, Some(Uid::from_raw(m.uid)), Some(Gid::from_raw(m.gid)))
+        .with_context(|| format!("chown to {}:{}", m.uid, m.gid))?;
+    fchmod(fd, Mode::from_bits_truncate(m.mode)).with_context(|| format!("chmod {:o}", m.mode))?;
+    for (name, value) in &m.xattrs {
+        set_xattr(Some(fd), &CString::default(), name, value)
+            .with_context(|| format!("setting xattr {name:?}"))?;
+    }
+    if !f.metadata()?.is_dir() {
+        futimens(fd, &m.atime, &m.mtime).context("setting times")?;
+    }
+    Ok(())
+}
+
+fn apply_meta_at(pfd: RawFd, base: &OsStr, m: &Meta, symlink: bool) -> Result<()> {
+    fchownat(
+        Some(pfd),
+        base,
+        Some(Uid::from_raw(m.uid)),
+        Some(Gid::from_raw(m.gid)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .with_context(|| format!("chown to {}:{}", m.uid, m.gid))?;
+    if !symlink {
+        // The node was created by us a moment ago in our own private
+        // directory, so following is moot; Linux cannot chmod a symlink.
+        fchmodat(
+            Some(pfd),
+            base,
+            Mode::from_bits_truncate(m.mode),
+            FchmodatFlags::FollowSymlink,
+        )
+        .with_context(|| format!("chmod {:o}", m.mode))?;
+    }
+    if !m.xattrs.is_empty() {
+        // l*xattr on /proc/self/fd/N/NAME: the magic link is our own fd,
+        // and NAME itself is not followed.
+        let mut p = format!("/proc/self/fd/{pfd}/").into_bytes();
+        p.extend_from_slice(base.as_bytes());
+        let path = CString::new(p).map_err(|_| anyhow!("NUL in name"))?;
+        for (name, value) in &m.xattrs {
+            set_xattr(None, &path, name, value)
+                .with_context(|| format!("setting xattr {name:?}"))?;
+        }
+    }
+    utimensat(
+        Some(pfd),
+        base,
+        &m.atime,
+        &m.mtime,
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .context("setting times")?;
+    Ok(())
+}
+
+fn copy(mut from: impl Read, mut to: &File, buf: &mut [u8]) -> Result<u64> {
+    let mut n = 0u64;
+    loop {
+        let k = match from.read(buf) {
+            Ok(0) => return Ok(n),
+            Ok(k) => k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("reading member content"),
+        };
+        to.write_all(&buf[..k]).context("writing file")?;
+        n += k as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_times_parse() {
+        assert_eq!(pax_time(b"12.5"), Some(TimeSpec::new(12, 500_000_000)));
+        assert_eq!(pax_time(b"7"), Some(TimeSpec::new(7, 0)));
+        assert_eq!(pax_time(b"-1.5"), Some(TimeSpec::new(-2, 500_000_000)));
+        assert_eq!(pax_time(b"x"), None);
+    }
+}
