@@ -541,6 +541,7 @@ fn copy(mut from: impl Read, mut to: &File, buf: &mut [u8]) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn pax_times_parse() {
@@ -548,5 +549,160 @@ mod tests {
         assert_eq!(pax_time(b"7"), Some(TimeSpec::new(7, 0)));
         assert_eq!(pax_time(b"-1.5"), Some(TimeSpec::new(-2, 500_000_000)));
         assert_eq!(pax_time(b"x"), None);
+    }
+
+    /// A tar with entries given as (name, kind, content or link target).
+    fn tar(entries: &[(&str, EntryType, &str)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_mode(if *kind == EntryType::Directory {
+                0o755
+            } else {
+                0o644
+            });
+            h.set_mtime(1_000_000);
+            h.set_uid(0);
+            h.set_gid(0);
+            match kind {
+                EntryType::Symlink | EntryType::Link => {
+                    h.set_size(0);
+                    b.append_link(&mut h, name, data).unwrap();
+                }
+                _ => {
+                    h.set_size(data.len() as u64);
+                    b.append_data(&mut h, name, data.as_bytes()).unwrap();
+                }
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn listing(root: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                let md = std::fs::symlink_metadata(&p).unwrap();
+                if md.is_dir() {
+                    out.push(format!("{rel}/"));
+                    stack.push(p);
+                } else if md.is_symlink() {
+                    out.push(format!(
+                        "{rel} -> {}",
+                        std::fs::read_link(&p).unwrap().display()
+                    ));
+                } else {
+                    out.push(format!("{rel}={}", std::fs::read_to_string(&p).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn apply_all(layers: &[Vec<u8>]) -> (tempfile::TempDir, Vec<String>) {
+        let t = tempfile::tempdir().unwrap();
+        let root = Rootfs::open(t.path()).unwrap();
+        for l in layers {
+            apply_layer(&root, &l[..]).unwrap();
+        }
+        let l = listing(t.path());
+        (t, l)
+    }
+
+    use EntryType::{Directory as D, Link as H, Regular as F, Symlink as S};
+
+    #[test]
+    fn whiteouts_remove_lower_files_and_dirs_only() {
+        let l1 = tar(&[
+            ("a", D, ""),
+            ("a/f", F, "1"),
+            ("a/g", F, "1"),
+            ("a/d", D, ""),
+            ("a/d/x", F, "1"),
+        ]);
+        // The same layer re-adds g before whiting it out: its own g stays.
+        let l2 = tar(&[
+            ("a/.wh.f", F, ""),
+            ("a/.wh.d", F, ""),
+            ("a/g", F, "2"),
+            ("a/.wh.g", F, ""),
+        ]);
+        let (_t, l) = apply_all(&[l1, l2]);
+        assert_eq!(l, ["a/", "a/g=2"]);
+    }
+
+    #[test]
+    fn opaque_dirs_hide_lower_content_in_any_order_and_across_layers() {
+        let l1 = tar(&[
+            ("o", D, ""),
+            ("o/old", F, "1"),
+            ("o/sub", D, ""),
+            ("o/sub/deep", F, "1"),
+        ]);
+        // New entries both before and after the marker survive; lower
+        // content of a re-listed subdirectory does not.
+        let l2 = tar(&[
+            ("o/a", F, "2"),
+            ("o/sub", D, ""),
+            ("o/.wh..wh..opq", F, ""),
+            ("o/z", F, "2"),
+        ]);
+        let l3 = tar(&[("o/b", F, "3")]);
+        let l4 = tar(&[("o/.wh..wh..opq", F, ""), ("o/c", F, "4")]);
+        let (_t, l) = apply_all(&[l1.clone(), l2.clone(), l3.clone()]);
+        assert_eq!(l, ["o/", "o/a=2", "o/b=3", "o/sub/", "o/z=2"]);
+        let (_t, l) = apply_all(&[l1, l2, l3, l4]);
+        assert_eq!(l, ["o/", "o/c=4"]);
+    }
+
+    #[test]
+    fn replacing_types_and_hardlinks_to_lower_layers() {
+        let l1 = tar(&[
+            ("x", F, "file"),
+            ("y", D, ""),
+            ("y/in", F, "1"),
+            ("t", F, "target"),
+            ("s", S, "t"),
+        ]);
+        let l2 = tar(&[
+            ("x", D, ""),
+            ("x/in", F, "2"),
+            ("y", F, "now a file"),
+            ("h", H, "t"),
+            ("s", F, "no longer a link"),
+        ]);
+        let l3 = tar(&[("x", S, "y")]);
+        let (t, l) = apply_all(&[l1, l2, l3]);
+        assert_eq!(
+            l,
+            [
+                "h=target",
+                "s=no longer a link",
+                "t=target",
+                "x -> y",
+                "y=now a file"
+            ]
+        );
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            std::fs::metadata(t.path().join("h")).unwrap().ino(),
+            std::fs::metadata(t.path().join("t")).unwrap().ino()
+        );
+    }
+
+    #[test]
+    fn whiteout_of_absent_path_is_harmless_and_missing_parents_are_made() {
+        let l1 = tar(&[
+            ("p/q/r/file", F, "deep"),
+            ("nothere/.wh.x", F, ""),
+            (".wh.ghost", F, ""),
+        ]);
+        let (_t, l) = apply_all(&[l1]);
+        assert_eq!(l, ["p/", "p/q/", "p/q/r/", "p/q/r/file=deep"]);
     }
 }
