@@ -220,7 +220,11 @@ impl Applier<'_> {
         match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 let file = self.create_file(pfd, &base)?;
-                let n = copy(entry, &file, &mut self.buf)?;
+                let size = entry.size();
+                let n = copy(&mut *entry, &file, &mut self.buf)?;
+                if n != size {
+                    bail!("truncated: {n} of {size} content bytes present");
+                }
                 self.stats.bytes += n;
                 apply_meta_fd(&file, &meta)?;
             }

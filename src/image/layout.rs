@@ -186,6 +186,22 @@ pub fn parse_image_arg(arg: &str) -> Result<(PathBuf, Reference)> {
     if Path::new(arg).exists() {
         return Ok((arg.into(), Reference::Any));
     }
+    // The shortest existing prefix before a ':' or '@' is the image, so a
+    // docker archive can be named with a full reference: a.tar:repo/x:tag.
+    for (i, c) in arg.char_indices().filter(|(_, c)| *c == ':' || *c == '@') {
+        if i > 0 && Path::new(&arg[..i]).exists() {
+            let rest = &arg[i + 1..];
+            let r = if c == '@' {
+                let d = Digest::parse(rest).with_context(|| format!("image reference {arg:?}"))?;
+                Reference::Digest(d)
+            } else if rest.is_empty() {
+                bail!("image reference {arg:?}: empty tag");
+            } else {
+                Reference::Tag(rest.to_string())
+            };
+            return Ok((arg[..i].into(), r));
+        }
+    }
     if let Some((path, d)) = arg.rsplit_once('@') {
         let d = Digest::parse(d).with_context(|| format!("image reference {arg:?}"))?;
         return Ok((path.into(), Reference::Digest(d)));

@@ -389,11 +389,22 @@ fn decode_layer(
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    return Err(anyhow!(e).context(match compression {
+                    let e = anyhow!(e).context(match compression {
                         Compression::None => "reading layer",
                         Compression::Gzip => "decompressing layer (gzip)",
                         Compression::Zstd => "decompressing layer (zstd)",
-                    }))
+                    });
+                    // A decompressor may fail (bad CRC) before the blob's
+                    // end where its digest is checked: name the real cause.
+                    return Err(match (&l.blob, blob_ok.as_ref()) {
+                        (Some((d, size)), Some(ok)) if !ok.load(Ordering::Acquire) => {
+                            match verify_blob(img, d, *size) {
+                                Err(bad) => bad.context(format!("{e:#}")),
+                                Ok(()) => e,
+                            }
+                        }
+                        _ => e,
+                    });
                 }
             }
         }
@@ -410,5 +421,13 @@ fn decode_layer(
             bail!("layer stream ended before it was fully verified");
         }
     }
+    Ok(())
+}
+
+/// Reads a whole blob just to check its size and digest.
+fn verify_blob(img: &Image, d: &Digest, size: u64) -> Result<()> {
+    let r = img.store.open_blob(d)?;
+    let mut v = VerifyingReader::new(r, d, Some(size), format!("blob {d}"));
+    io::copy(&mut v, &mut io::sink())?;
     Ok(())
 }
