@@ -270,14 +270,6 @@ pub fn resolve_user(spec: &str, db: &UserDb) -> Result<User> {
     Ok(user)
 }
 
-/// The runtime defaults a converted config starts from.
-pub fn default_spec() -> Spec {
-    // FALLBACK until crate::specgen::default_spec() lands on main: oci-spec's
-    // default is the same `runc spec` shape (namespaces, mounts, devices,
-    // capabilities, masked paths).
-    Spec::default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,7 +376,7 @@ mod tests {
             },
             "rootfs": {"type": "layers", "diff_ids": []}
         }));
-        let spec = runtime_spec(default_spec(), &img, &r).unwrap();
+        let spec = runtime_spec(crate::specgen::default_spec(), &img, &r).unwrap();
         let p = spec.process().as_ref().unwrap();
         assert_eq!(p.args().as_ref().unwrap(), &["/bin/sh", "-c", "echo hi"]);
         let env = p.env().as_ref().unwrap();
@@ -406,17 +398,23 @@ mod tests {
     fn conversion_errors_name_the_field() {
         let (_t, r) = rootfs_with(PASSWD, GROUP);
         let e = runtime_spec(
-            default_spec(),
+            crate::specgen::default_spec(),
             &image(serde_json::json!({"config": {}})),
             &r,
         )
         .unwrap_err();
         assert!(format!("{e:#}").contains("config.Entrypoint"), "{e:#}");
         let img = image(serde_json::json!({"config": {"Cmd": ["x"], "User": "ghost"}}));
-        let e = format!("{:#}", runtime_spec(default_spec(), &img, &r).unwrap_err());
+        let e = format!(
+            "{:#}",
+            runtime_spec(crate::specgen::default_spec(), &img, &r).unwrap_err()
+        );
         assert!(e.contains("config.User") && e.contains("ghost"), "{e}");
         let img = image(serde_json::json!({"config": {"Cmd": ["x"], "WorkingDir": "rel"}}));
-        let e = format!("{:#}", runtime_spec(default_spec(), &img, &r).unwrap_err());
+        let e = format!(
+            "{:#}",
+            runtime_spec(crate::specgen::default_spec(), &img, &r).unwrap_err()
+        );
         assert!(e.contains("config.WorkingDir"), "{e}");
     }
 
@@ -427,7 +425,7 @@ mod tests {
                        "ExposedPorts": null, "Volumes": null}
         }));
         let (_t, r) = rootfs_with("", "");
-        let spec = runtime_spec(default_spec(), &img, &r).unwrap();
+        let spec = runtime_spec(crate::specgen::default_spec(), &img, &r).unwrap();
         assert_eq!(
             spec.process().as_ref().unwrap().args().as_ref().unwrap(),
             &["sh"]

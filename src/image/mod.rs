@@ -83,7 +83,7 @@ pub fn unpack(opts: &UnpackOptions) -> Result<Unpacked> {
 
     let stats = apply_layers(&img, &root, opts.progress.as_deref())
         .with_context(|| format!("image {}", img.name))?;
-    let spec = config::runtime_spec(config::default_spec(), &img.config, &root)
+    let spec = config::runtime_spec(crate::specgen::default_spec(), &img.config, &root)
         .with_context(|| format!("image {}", img.name))?;
     let cfg = staging.path.join("config.json");
     let json = serde_json::to_vec_pretty(&spec).context("serializing config.json")?;
