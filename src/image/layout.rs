@@ -390,6 +390,8 @@ pub struct Image {
     pub manifest_digest: Option<Digest>,
     pub config_digest: Digest,
     pub config: ImageConfig,
+    /// The config blob as verified, for keeping it in a store.
+    pub config_raw: Vec<u8>,
     pub layers: Vec<LayerRef>,
 }
 
@@ -600,6 +602,7 @@ fn resolve_oci(
         manifest_digest: Some(chosen.digest.clone()),
         config_digest: cd.digest.clone(),
         config,
+        config_raw: cbytes,
         layers,
     })
 }
@@ -722,6 +725,7 @@ fn resolve_docker(store: Store, name: &str, reference: &Reference) -> Result<Ima
         manifest_digest: None,
         config_digest,
         config,
+        config_raw: cbytes,
         layers,
     })
 }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod layer;
 pub mod layout;
 pub mod rootfs;
+pub mod store;
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -183,27 +184,43 @@ enum Msg {
     End(Result<()>),
 }
 
-/// Applies all layers of `img` in order, decoding on a second thread.
+/// Applies all layers of `img` in order onto `root`, decoding on a
+/// second thread.
 pub fn apply_layers(
     img: &Image,
     root: &Rootfs,
     progress: Option<&dyn Progress>,
 ) -> Result<LayerStats> {
+    let all = vec![true; img.layers.len()];
+    pipeline(img, &all, progress, |_, tar| layer::apply_layer(root, tar))
+}
+
+/// Decodes the layers of `img` for which `wanted` is true, in order, on a
+/// second thread, and hands each decoded tar stream to `apply` with the
+/// layer's index. Returns the summed stats.
+pub(crate) fn pipeline(
+    img: &Image,
+    wanted: &[bool],
+    progress: Option<&dyn Progress>,
+    mut apply: impl FnMut(usize, &mut dyn Read) -> Result<LayerStats>,
+) -> Result<LayerStats> {
+    let todo: Vec<usize> = (0..img.layers.len()).filter(|&i| wanted[i]).collect();
     if let Some(p) = progress {
-        let total = img
-            .layers
+        let total = todo
             .iter()
-            .map(|l| l.blob.as_ref().map(|b| b.1))
+            .map(|&i| img.layers[i].blob.as_ref().map(|b| b.1))
             .sum::<Option<u64>>();
-        p.start(img.layers.len(), total);
+        p.start(todo.len(), total);
     }
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel::<Msg>(DEPTH);
         let (recycle_tx, recycle_rx) = channel::<Vec<u8>>();
+        let order = todo.clone();
         let decoder = s.spawn(move || {
-            for (i, l) in img.layers.iter().enumerate() {
+            for (n, i) in order.into_iter().enumerate() {
+                let l = &img.layers[i];
                 if let Some(p) = progress {
-                    p.layer(i, &l.label);
+                    p.layer(n, &l.label);
                 }
                 let r = decode_layer(img, l, &tx, &recycle_rx, progress);
                 let failed = r.is_err();
@@ -212,43 +229,40 @@ pub fn apply_layers(
                 }
             }
         });
-        let result = apply_all(img, root, rx, recycle_tx);
+        let mut total = LayerStats::default();
+        let mut result = Ok(());
+        for i in todo {
+            let mut reader = ChannelReader {
+                rx: &rx,
+                recycle: &recycle_tx,
+                cur: Vec::new(),
+                pos: 0,
+                end: None,
+            };
+            let applied = apply(i, &mut reader);
+            // Read the layer to its end even after an apply error: a digest
+            // mismatch found there is the real cause of e.g. a garbled header.
+            let decoded = reader.finish();
+            let label = &img.layers[i].label;
+            match (applied, decoded) {
+                (Ok(s), Ok(())) => {
+                    total.entries += s.entries;
+                    total.bytes += s.bytes;
+                    total.whiteouts += s.whiteouts;
+                }
+                (_, Err(e)) | (Err(e), Ok(())) => {
+                    result = Err(e.context(label.clone()));
+                    break;
+                }
+            }
+        }
+        // Hanging up stops a decoder blocked on a full queue.
+        drop(rx);
         decoder
             .join()
             .map_err(|_| anyhow!("layer decoder thread panicked"))?;
-        result
+        result.map(|()| total)
     })
-}
-
-fn apply_all(
-    img: &Image,
-    root: &Rootfs,
-    rx: Receiver<Msg>,
-    recycle: Sender<Vec<u8>>,
-) -> Result<LayerStats> {
-    let mut total = LayerStats::default();
-    for l in &img.layers {
-        let mut reader = ChannelReader {
-            rx: &rx,
-            recycle: &recycle,
-            cur: Vec::new(),
-            pos: 0,
-            end: None,
-        };
-        let applied = layer::apply_layer(root, &mut reader);
-        // Read the layer to its end even after an apply error: a digest
-        // mismatch found there is the real cause of e.g. a garbled header.
-        let decoded = reader.finish();
-        let stats = match (applied, decoded) {
-            (Ok(s), Ok(())) => s,
-            (_, Err(e)) => return Err(e.context(l.label.clone())),
-            (Err(e), Ok(())) => return Err(e.context(l.label.clone())),
-        };
-        total.entries += stats.entries;
-        total.bytes += stats.bytes;
-        total.whiteouts += stats.whiteouts;
-    }
-    Ok(total)
 }
 
 /// The applier's view of one layer's decoded bytes.
