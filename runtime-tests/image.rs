@@ -578,3 +578,176 @@ fn existing_bundle_is_not_touched() {
     ]);
     assert_eq!(names(&b), ["config.json", "rootfs"]);
 }
+
+// ---- the image store ------------------------------------------------------
+
+use rcontain::image::store::Store;
+
+/// Removes a store bundle even if the test fails.
+struct BundleGuard<'a>(&'a Store, &'static str);
+
+impl Drop for BundleGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.remove_bundle(self.1);
+    }
+}
+
+fn mounted(path: &Path) -> bool {
+    let m = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let p = path.to_str().unwrap();
+    m.lines().any(|l| l.split(' ').nth(4) == Some(p))
+}
+
+fn layer_dirs(store: &Path) -> Vec<String> {
+    names(&store.join("layers/sha256"))
+}
+
+#[test]
+fn store_overlay_rootfs_matches_unpack() {
+    let t = tmp();
+    let image = format!("{}/layers/oci:latest", images().display());
+    let flat = t.path().join("flat");
+    unpack_ok(&[&image, flat.to_str().unwrap()]);
+    let s = Store::open(&t.path().join("store")).unwrap();
+    let bundle = s.create_bundle(&image, None, "ovl", None).unwrap();
+    let _g = BundleGuard(&s, "ovl");
+    assert!(mounted(&bundle.join("rootfs")));
+    let (a, b) = (
+        snapshot(&flat.join("rootfs")),
+        snapshot(&bundle.join("rootfs")),
+    );
+    let mut diffs = Vec::new();
+    for (k, v) in &a {
+        match b.get(k) {
+            None => diffs.push(format!("missing in overlay: {k}")),
+            // A hardlink to a lower layer's file is a copy in overlay form.
+            Some(w)
+                if (Node {
+                    nlink: v.nlink,
+                    ..clone_node(w)
+                }) != *v =>
+            {
+                diffs.push(format!("{k}: {v:?} != {w:?}"))
+            }
+            _ => {}
+        }
+    }
+    diffs.extend(
+        b.keys()
+            .filter(|k| !a.contains_key(*k))
+            .map(|k| format!("extra in overlay: {k}")),
+    );
+    assert!(diffs.is_empty(), "overlay differs:\n{}", diffs.join("\n"));
+    assert_eq!(
+        config(&bundle)["process"]["args"],
+        config(&flat)["process"]["args"]
+    );
+    s.remove_bundle("ovl").unwrap();
+    assert!(!mounted(&bundle.join("rootfs")) && !bundle.exists());
+}
+
+fn clone_node(n: &Node) -> Node {
+    Node {
+        kind: n.kind,
+        mode: n.mode,
+        uid: n.uid,
+        gid: n.gid,
+        rdev: n.rdev,
+        link: n.link.clone(),
+        content: n.content.clone(),
+        nlink: n.nlink,
+        xattrs: n.xattrs.clone(),
+    }
+}
+
+#[test]
+fn store_shares_layers_and_prunes_only_unused() {
+    let t = tmp();
+    let root = t.path().join("store");
+    let s = Store::open(&root).unwrap();
+    let layers = images().join("layers/oci");
+    // Same layers, different compression: one set of layer directories.
+    let a = s
+        .import(&format!("{}:latest", layers.display()), None, None)
+        .unwrap();
+    let b = s
+        .import(&format!("{}:gzip", layers.display()), None, None)
+        .unwrap();
+    assert_eq!(a.chain, b.chain);
+    assert_eq!(layer_dirs(&root).len(), 3);
+    s.import(&format!("{}/hello/oci", images().display()), None, None)
+        .unwrap();
+    assert_eq!(layer_dirs(&root).len(), 4);
+    // A crashed import's leftover is never used and goes with prune.
+    std::fs::create_dir(root.join("layers/sha256/.deadbeef.tmp-1")).unwrap();
+    let _bundle = s
+        .create_bundle(&format!("{}:latest", layers.display()), None, "user", None)
+        .unwrap();
+    let _g = BundleGuard(&s, "user");
+    let removed = s.prune().unwrap();
+    assert!(removed.iter().any(|r| r.contains(".tmp-1")), "{removed:?}");
+    assert!(
+        removed.iter().any(|r| r.starts_with("layer ")),
+        "{removed:?}"
+    );
+    assert_eq!(s.images().unwrap().len(), 1, "only the image in use stays");
+    assert_eq!(layer_dirs(&root).len(), 3);
+    s.remove_bundle("user").unwrap();
+    s.prune().unwrap();
+    assert!(s.images().unwrap().is_empty());
+    assert!(layer_dirs(&root).is_empty());
+}
+
+#[test]
+fn store_concurrent_imports_agree() {
+    let t = tmp();
+    let root = t.path().join("store");
+    let image = format!("{}/layers/oci:latest", images().display());
+    std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..3)
+            .map(|_| {
+                sc.spawn(|| {
+                    Store::open(&root)
+                        .unwrap()
+                        .import(&image, None, None)
+                        .unwrap()
+                })
+            })
+            .collect();
+        let chains: Vec<_> = hs.into_iter().map(|h| h.join().unwrap().chain).collect();
+        assert!(chains.windows(2).all(|w| w[0] == w[1]));
+    });
+    assert_eq!(layer_dirs(&root).len(), 3, "no leftovers, no duplicates");
+    assert_eq!(names(&root.join("images")).len(), 1);
+}
+
+#[test]
+fn run_straight_from_an_image() {
+    let t = tmp();
+    let store = t.path().join("store");
+    let root = t.path().join("state");
+    let id = format!("img-run-{}", std::process::id());
+    let o = run(Command::new(rcontain_bin())
+        .arg("--root")
+        .arg(&root)
+        .arg("--store")
+        .arg(&store)
+        .args([
+            "run",
+            "--image",
+            &format!("{}/hello/oci:latest", images().display()),
+            &id,
+        ]));
+    let leftover = store.join("containers").join(&id);
+    if leftover.exists() {
+        let _ = Store::open(&store).unwrap().remove_bundle(&id);
+    }
+    assert!(o.status.success(), "run --image: {}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from rcontain\n");
+    assert!(!leftover.exists(), "bundle left in the store");
+    let o = run(Command::new(rcontain_bin())
+        .arg("--store")
+        .arg(&store)
+        .arg("images"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("hello/oci:latest"));
+}

@@ -102,6 +102,18 @@ pub fn unpack(opts: &UnpackOptions) -> Result<Unpacked> {
     })
 }
 
+/// A suffix for temporary names no other process or thread uses at the
+/// same time: pid, a per-process counter and the clock.
+pub(crate) fn unique() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}-{n}-{t:x}", std::process::id())
+}
+
 /// A temporary directory beside the bundle, removed unless committed.
 struct Staging {
     path: PathBuf,
@@ -135,10 +147,8 @@ impl Staging {
         let path = parent.join(format!(
             ".{}.unpacking-{}",
             name.to_string_lossy(),
-            std::process::id()
+            unique()
         ));
-        // A leftover from a crashed run with our pid is ours to replace.
-        let _ = std::fs::remove_dir_all(&path);
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&path)

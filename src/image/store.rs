@@ -33,7 +33,7 @@ use super::blob::{Algorithm, Digest};
 use super::layer::{apply_layer_as, Placement};
 use super::layout::{self, Platform};
 use super::rootfs::Rootfs;
-use super::{config, pipeline, Progress};
+use super::{config, pipeline, unique, Progress};
 
 pub const DEFAULT_STORE: &str = "/var/lib/rcontain";
 
@@ -161,12 +161,7 @@ impl Store {
         let wanted: Vec<bool> = dirs.iter().map(|d| !d.exists()).collect();
         pipeline(&img, &wanted, progress, |i, tar| {
             let final_dir = &dirs[i];
-            let tmp = final_dir.with_file_name(format!(
-                ".{}.tmp-{}",
-                chains[i].hex(),
-                std::process::id()
-            ));
-            let _ = fs::remove_dir_all(&tmp);
+            let tmp = final_dir.with_file_name(format!(".{}.tmp-{}", chains[i].hex(), unique()));
             fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
             let mut guard = TempDir(Some(tmp.clone()));
             let root = Rootfs::open(&tmp)?;
@@ -200,7 +195,7 @@ impl Store {
             config: serde_json::from_slice(&img.config_raw).context("image config")?,
         };
         let path = self.record_path(&id)?;
-        let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
+        let tmp = path.with_extension(format!("json.tmp-{}", unique()));
         fs::write(&tmp, serde_json::to_vec_pretty(&rec)?)
             .with_context(|| format!("writing {}", tmp.display()))?;
         fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
