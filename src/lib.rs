@@ -15,6 +15,7 @@ pub mod exec;
 pub mod features;
 pub mod foreground;
 pub mod hooks;
+pub mod image;
 pub mod init;
 pub mod logging;
 pub mod mounts;
