@@ -6,6 +6,7 @@ mod names;
 pub mod process;
 pub mod seccomp;
 pub mod signals;
+pub mod specgen;
 
 #[cfg(test)]
 mod testutil;
