@@ -2,6 +2,7 @@
 //! thin clap layer over this crate; nothing here knows about the CLI.
 
 pub mod capabilities;
+pub mod features;
 mod names;
 pub mod process;
 pub mod seccomp;

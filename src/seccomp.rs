@@ -86,10 +86,13 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
         .context("linux.seccomp: clearing the NNP attribute")?;
 
     for (i, &arch) in s.architectures().iter().flatten().enumerate() {
+        // Fails for architectures libseccomp does not know, and for those
+        // that cannot share a filter with the native one (other endianness).
         ctx.add_arch(scmp_arch(arch)).with_context(|| {
             format!(
-                "linux.seccomp.architectures[{i}]: {} is not supported by libseccomp",
-                json_name(&arch)
+                "linux.seccomp.architectures[{i}]: adding {} to a filter for {:?}",
+                json_name(&arch),
+                ScmpArch::native()
             )
         })?;
     }
@@ -264,10 +267,15 @@ fn scmp_arch(a: Arch) -> ScmpArch {
     }
 }
 
-/// Whether this libseccomp build can filter for `arch`.
+/// Whether this libseccomp build knows `arch` (a filter can combine it
+/// with the native architecture only if their endianness matches).
 pub fn arch_supported(arch: Arch) -> bool {
     ScmpFilterContext::new(ScmpAction::Allow)
-        .and_then(|mut ctx| ctx.add_arch(scmp_arch(arch)).map(|_| ()))
+        .and_then(|mut ctx| {
+            ctx.remove_arch(ScmpArch::native())?;
+            ctx.add_arch(scmp_arch(arch))?;
+            Ok(())
+        })
         .is_ok()
 }
 
@@ -399,6 +407,16 @@ mod tests {
             assert!(got.starts_with(want), "got {got:?}, want {want:?}");
             assert!(!got.contains('\n'), "{got:?}");
         }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn foreign_endianness_is_refused() {
+        let mips = err(r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_MIPS"]}"#);
+        assert_eq!(
+            mips,
+            "linux.seccomp.architectures[0]: adding SCMP_ARCH_MIPS to a filter for X8664: Architecture/ABI specific failure"
+        );
     }
 
     #[test]
