@@ -123,8 +123,26 @@ pub fn set_identity(user: &User, caps: Option<&CapSets>) -> Result<()> {
         bail!("process.user.additionalGids: setgroups is denied in this user namespace");
     }
     let (uid, gid) = (Uid::from_raw(user.uid()), Gid::from_raw(user.gid()));
-    setresgid(gid, gid, gid).with_context(|| format!("process.user.gid: setgid({gid})"))?;
-    setresuid(uid, uid, uid).with_context(|| format!("process.user.uid: setuid({uid})"))?;
+    // EINVAL: the id has no mapping in the container's user namespace.
+    let unmapped = |e: nix::errno::Errno, map: &str| {
+        if e == nix::errno::Errno::EINVAL {
+            format!(" (not mapped by linux.{map}?)")
+        } else {
+            String::new()
+        }
+    };
+    setresgid(gid, gid, gid).map_err(|e| {
+        anyhow::anyhow!(
+            "process.user.gid: setgid({gid}): {e}{}",
+            unmapped(e, "gidMappings")
+        )
+    })?;
+    setresuid(uid, uid, uid).map_err(|e| {
+        anyhow::anyhow!(
+            "process.user.uid: setuid({uid}): {e}{}",
+            unmapped(e, "uidMappings")
+        )
+    })?;
 
     caps.apply()?;
     nix::sys::prctl::set_keepcaps(false).context("process.user: PR_SET_KEEPCAPS")?;
@@ -471,6 +489,32 @@ mod tests {
                 "1000\t1000\t1000\t1000|1001\t1001\t1001\t1001|5 6|0027|{all3}|{all3}|{all3}|{all3}|{amb}\n\
                  {all3}|{amb}|{amb}|{all3}|{amb}|"
             )
+        );
+    }
+
+    #[test]
+    fn user_namespace_limits_are_explained() {
+        if !is_root() || rerun_alone() {
+            return;
+        }
+        let out = in_child(|| {
+            // A user namespace mapping only root, with setgroups denied, as
+            // an unprivileged user would set it up.
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)?;
+            std::fs::write("/proc/self/uid_map", "0 0 1")?;
+            std::fs::write("/proc/self/setgroups", "deny")?;
+            std::fs::write("/proc/self/gid_map", "0 0 1")?;
+            let groups: User = from_json(r#"{"uid":0,"gid":0,"additionalGids":[5]}"#);
+            let unmapped: User = from_json(r#"{"uid":1000,"gid":0}"#);
+            let a = set_identity(&groups, None).unwrap_err();
+            let b = set_identity(&unmapped, None).unwrap_err();
+            Ok(format!("{a:#}\n{b:#}"))
+        })
+        .unwrap();
+        assert_eq!(
+            out,
+            "process.user.additionalGids: setgroups is denied in this user namespace\n\
+             process.user.uid: setuid(1000): EINVAL: Invalid argument (not mapped by linux.uidMappings?)"
         );
     }
 

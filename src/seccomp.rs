@@ -314,7 +314,7 @@ pub fn send_to_listener(path: &Path, fd: BorrowedFd<'_>, state_json: &[u8]) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{in_child, is_root, rerun_alone};
+    use crate::testutil::{in_child, is_root, rerun_alone, TempDir};
     use std::os::fd::AsFd;
     use std::os::unix::net::UnixListener;
 
@@ -483,8 +483,10 @@ mod tests {
                  "args":[{"index":1,"value":448,"op":"SCMP_CMP_EQ"}]}]}"#,
         ))
         .unwrap();
+        let tmp = TempDir::new("seccomp");
+        // Only created if the filter failed to stop mkdir.
+        let dir = tmp.path().join("never-created");
         let out = in_child(|| {
-            let dir = std::env::temp_dir().join(format!("rcontain-seccomp-{}", std::process::id()));
             let errno = || std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
             let mut buf = [0u8; 256];
             assert!(f.load()?.is_none());
@@ -521,9 +523,8 @@ mod tests {
         if !is_root() || rerun_alone() {
             return;
         }
-        let dir = std::env::temp_dir().join(format!("rcontain-notify-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let sock = dir.join("agent.sock");
+        let tmp = TempDir::new("notify");
+        let sock = tmp.path().join("agent.sock");
         let listener = UnixListener::bind(&sock).unwrap();
         let f = compile(&spec(&format!(
             r#"{{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"{}","syscalls":[
@@ -533,7 +534,7 @@ mod tests {
         .unwrap();
         assert!(f.uses_notify());
         let agent = std::thread::spawn(move || agent(listener));
-        let target = dir.join("never-created");
+        let target = tmp.path().join("never-created");
         let out = in_child(|| {
             let fd = f.load()?.expect("notify fd");
             let mut state = State::default();
@@ -549,7 +550,6 @@ mod tests {
             let _ = UnixStream::connect(&sock);
         }
         let seen = agent.join().unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(out.unwrap(), format!("Some({})", libc::EXDEV));
         let seen = seen.unwrap();
         assert_eq!(seen["fds"], serde_json::json!(["seccompFd"]));
