@@ -15,10 +15,66 @@ use std::collections::HashMap;
 /// The oldest spec version whose configs rcontain accepts.
 pub const OCI_VERSION_MIN: &str = "1.0.0";
 
+/// Mount options `mounts::parse_options` acts on (a test keeps the two in
+/// step); options it would pass to the kernel as filesystem data are not
+/// listed, as they are not understood by rcontain itself.
+const MOUNT_OPTIONS: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "lazytime",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "private",
+    "rbind",
+    "rdev",
+    "relatime",
+    "remount",
+    "rexec",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnosuid",
+    "ro",
+    "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rstrictatime",
+    "rsuid",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "sync",
+    "tmpcopyup",
+    "unbindable",
+];
+
 /// The features document. `cgroup` is what the cgroup manager supports
-/// (`None` until it exists), `mount_options` the option names the mount
-/// code understands. Fields that do not apply are left out, not null.
-pub fn features(cgroup: Option<Cgroup>, mount_options: &[&str]) -> Value {
+/// (`None` leaves the field out). Fields that do not apply are left out,
+/// not null.
+pub fn features(cgroup: Option<Cgroup>) -> Value {
     let mut f = Features::default();
     f.set_oci_version_min(OCI_VERSION_MIN.to_string())
         .set_oci_version_max(specgen::OCI_VERSION.to_string())
@@ -34,7 +90,7 @@ pub fn features(cgroup: Option<Cgroup>, mount_options: &[&str]) -> Value {
             .map(String::from)
             .to_vec(),
         ))
-        .set_mount_options(Some(mount_options.iter().map(|o| o.to_string()).collect()))
+        .set_mount_options(Some(MOUNT_OPTIONS.iter().map(|o| o.to_string()).collect()))
         .set_annotations(Some(annotations()));
 
     let mut linux = LinuxFeature::default();
@@ -186,7 +242,7 @@ mod tests {
     fn doc() -> Value {
         let mut cg = Cgroup::default();
         cg.set_v1(Some(true)).set_v2(Some(false));
-        features(Some(cg), &["bind", "rbind", "ro"])
+        features(Some(cg))
     }
 
     fn strings(v: &Value) -> Vec<&str> {
@@ -213,10 +269,6 @@ mod tests {
         let back: Features = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(back.oci_version_max(), specgen::OCI_VERSION);
         assert_eq!(
-            v["mountOptions"],
-            serde_json::json!(["bind", "rbind", "ro"])
-        );
-        assert_eq!(
             v["linux"]["cgroup"],
             serde_json::json!({"v1": true, "v2": false})
         );
@@ -231,7 +283,7 @@ mod tests {
             assert_eq!(v["linux"][path]["enabled"], false, "{path}");
         }
         assert_eq!(v["linux"]["mountExtensions"]["idmap"]["enabled"], false);
-        let none = features(None, &[]);
+        let none = features(None);
         assert!(none["linux"].get("cgroup").is_none());
     }
 
@@ -251,6 +303,21 @@ mod tests {
         }
         let version = &v["annotations"]["io.github.seccomp.libseccomp.version"];
         assert!(version.as_str().unwrap().starts_with("2."), "{version}");
+    }
+
+    #[test]
+    fn mount_options_are_the_ones_the_mount_code_knows() {
+        let v = doc();
+        let listed = strings(&v["mountOptions"]);
+        assert_eq!(listed.len(), MOUNT_OPTIONS.len());
+        for o in listed {
+            let parsed = crate::mounts::parse_options(&[o.to_string()]);
+            assert!(parsed.data.is_empty(), "{o} would go to the kernel as data");
+        }
+        // The check can fail: an unknown option is passed on as data.
+        assert!(!crate::mounts::parse_options(&["acl".to_string()])
+            .data
+            .is_empty());
     }
 
     /// Same libseccomp, same answers as runc where runc knows the names.
