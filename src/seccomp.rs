@@ -448,7 +448,15 @@ mod tests {
             let parsed = spec(&json);
             let want = parsed.flags().as_ref().unwrap()[0];
             match compile(&parsed) {
-                Ok(_) => assert!(supported.contains(&want), "{flag}"),
+                Ok(f) => {
+                    assert!(supported.contains(&want), "{flag}");
+                    let set = match want {
+                        Flag::SeccompFilterFlagLog => f.ctx.get_ctl_log(),
+                        Flag::SeccompFilterFlagSpecAllow => f.ctx.get_ctl_ssb(),
+                        _ => f.ctx.get_ctl_waitkill(),
+                    };
+                    assert!(set.unwrap(), "{flag} not set on the filter");
+                }
                 Err(e) => {
                     assert!(!supported.contains(&want), "{flag}: {e:#}");
                     assert_eq!(
@@ -516,6 +524,27 @@ mod tests {
                 libc::EBADF
             )
         );
+    }
+
+    #[test]
+    fn kill_process_rule_kills_with_sigsys() {
+        if !is_root() || rerun_alone() {
+            return;
+        }
+        let f = compile(&spec(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_TSYNC"],
+                "syscalls":[{"names":["getppid"],"action":"SCMP_ACT_KILL_PROCESS"}]}"#,
+        ))
+        .unwrap();
+        let e = in_child(|| {
+            // No core dump of the killed child.
+            nix::sys::prctl::set_dumpable(false)?;
+            f.load()?;
+            nix::unistd::getppid();
+            Ok("survived getppid".to_string())
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("SIGSYS"), "{e}");
     }
 
     #[test]
