@@ -47,13 +47,16 @@ impl Filter {
     /// (close-on-exec) notification fd when the filter uses
     /// `SCMP_ACT_NOTIFY`.
     pub fn load(&self) -> Result<Option<OwnedFd>> {
-        self.ctx.load().map_err(|e| {
-            let hint = if e.sysrawrc() == Some(-libc::EACCES) {
-                " (needs noNewPrivileges or CAP_SYS_ADMIN)"
-            } else {
-                ""
-            };
-            anyhow::anyhow!("loading seccomp filter: {e}{hint}")
+        self.ctx.load().map_err(|e| match e.sysrawrc() {
+            Some(rc) if rc == -libc::EACCES => anyhow::anyhow!(
+                "loading seccomp filter: {} (needs noNewPrivileges or CAP_SYS_ADMIN)",
+                nix::errno::Errno::from_raw(-rc)
+            ),
+            Some(rc) if rc < 0 => anyhow::anyhow!(
+                "loading seccomp filter: {}",
+                nix::errno::Errno::from_raw(-rc)
+            ),
+            _ => anyhow::anyhow!("loading seccomp filter: {e}"),
         })?;
         if !self.notify {
             return Ok(None);
@@ -84,6 +87,12 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
     // that must follow process.noNewPrivileges only.
     ctx.set_ctl_nnp(false)
         .context("linux.seccomp: clearing the NNP attribute")?;
+    // Report the kernel's errno from load instead of a generic ECANCELED
+    // (API level 4 and later).
+    if libseccomp::get_api() >= 4 {
+        ctx.set_api_sysrawrc(true)
+            .context("linux.seccomp: asking for raw error codes")?;
+    }
 
     for (i, &arch) in s.architectures().iter().flatten().enumerate() {
         // Fails for architectures libseccomp does not know, and for those
@@ -523,6 +532,30 @@ mod tests {
                 libc::EINVAL,
                 libc::EBADF
             )
+        );
+    }
+
+    #[test]
+    fn load_without_privilege_says_why() {
+        if !is_root() || rerun_alone() {
+            return;
+        }
+        let f = compile(&spec(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["getppid"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        ))
+        .unwrap();
+        let e = in_child(|| {
+            caps::drop(
+                None,
+                caps::CapSet::Effective,
+                caps::Capability::CAP_SYS_ADMIN,
+            )?;
+            f.load().map(|_| String::new())
+        })
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "loading seccomp filter: EACCES: Permission denied (needs noNewPrivileges or CAP_SYS_ADMIN)"
         );
     }
 
