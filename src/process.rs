@@ -90,7 +90,7 @@ fn resource(t: PosixRlimitType) -> Resource {
 /// PR_SET_KEEPCAPS so permitted survives, then set effective, inheritable,
 /// permitted and ambient. `caps` is `None` when config.json has no
 /// `process.capabilities`: the process then gets no capabilities at all,
-/// as with runc. Finally sets the umask when given.
+/// as with runc. Finally sets the umask (0022 when not given, as runc).
 ///
 /// Supplementary groups are left alone in a user namespace whose
 /// /proc/self/setgroups says "deny" (then additionalGids is an error).
@@ -146,10 +146,9 @@ pub fn set_identity(user: &User, caps: Option<&CapSets>) -> Result<()> {
 
     caps.apply()?;
     nix::sys::prctl::set_keepcaps(false).context("process.user: PR_SET_KEEPCAPS")?;
-    if let Some(mask) = user.umask() {
-        let mode = nix::sys::stat::Mode::from_bits_truncate(mask & 0o777);
-        nix::sys::stat::umask(mode);
-    }
+    // Without process.user.umask, 0022 like runc, not the caller's umask.
+    let mask = user.umask().unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask & 0o777));
     Ok(())
 }
 
@@ -519,15 +518,16 @@ mod tests {
     }
 
     #[test]
-    fn absent_capabilities_leave_none() {
+    fn absent_capabilities_and_umask_follow_runc() {
         if !is_root() || rerun_alone() {
             return;
         }
         let user: User = from_json(r#"{"uid":0,"gid":0}"#);
         let out = in_child(|| {
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
             set_identity(&user, None)?;
             Ok([
-                "Uid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
+                "Uid", "Groups", "Umask", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
             ]
             .map(status)
             .join("|"))
@@ -536,7 +536,7 @@ mod tests {
         let zero = "0000000000000000";
         assert_eq!(
             out,
-            format!("0\t0\t0\t0||{zero}|{zero}|{zero}|{zero}|{zero}")
+            format!("0\t0\t0\t0||0022|{zero}|{zero}|{zero}|{zero}|{zero}")
         );
     }
 
