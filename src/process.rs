@@ -13,9 +13,27 @@ use anyhow::{bail, Context, Result};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
 use oci_spec::runtime::{
-    IOPriorityClass, LinuxIOPriority, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag,
-    LinuxSchedulerPolicy, PosixRlimit, PosixRlimitType, Scheduler, User,
+    IOPriorityClass, Linux, LinuxIOPriority, LinuxPersonality, LinuxPersonalityDomain,
+    LinuxSchedulerFlag, LinuxSchedulerPolicy, PosixRlimit, PosixRlimitType, Process, Scheduler,
+    User,
 };
+
+/// Checks, in the runtime before the init is forked, every attribute this
+/// module applies later, so bad values fail `create` cleanly: rlimits,
+/// scheduler, ioPriority and linux.personality.
+pub fn validate(process: &Process, linux: Option<&Linux>) -> Result<()> {
+    check_rlimits(process.rlimits().as_deref().unwrap_or_default())?;
+    if let Some(s) = process.scheduler() {
+        sched_attr(s)?;
+    }
+    if let Some(p) = process.io_priority() {
+        io_priority_value(p)?;
+    }
+    if let Some(p) = linux.and_then(|l| l.personality().as_ref()) {
+        personality_value(p)?;
+    }
+    Ok(())
+}
 
 /// Checks `process.rlimits` without applying them: each type at most once
 /// (the spec requires an error for duplicates) and soft <= hard.
@@ -355,6 +373,48 @@ mod tests {
             .unwrap()
             .trim()
             .to_string()
+    }
+
+    #[test]
+    fn validate_checks_everything_before_the_fork() {
+        let ok: oci_spec::runtime::Spec = from_json(
+            r#"{"ociVersion":"1.1.0","process":{"cwd":"/","user":{"uid":0,"gid":0},
+                "rlimits":[{"type":"RLIMIT_NOFILE","hard":10,"soft":10}],
+                "scheduler":{"policy":"SCHED_BATCH"},
+                "ioPriority":{"class":"IOPRIO_CLASS_BE","priority":4}},
+              "linux":{"personality":{"domain":"LINUX32"}}}"#,
+        );
+        let process = ok.process().as_ref().unwrap();
+        validate(process, ok.linux().as_ref()).unwrap();
+        for (patch, want) in [
+            (
+                r#"{"process":{"rlimits":[{"type":"RLIMIT_CORE","hard":1,"soft":2}]}}"#,
+                "process.rlimits[0]: RLIMIT_CORE: soft limit 2 is above hard limit 1",
+            ),
+            (
+                r#"{"process":{"scheduler":{"policy":"SCHED_ISO"}}}"#,
+                "process.scheduler.policy: SCHED_ISO is not implemented by Linux",
+            ),
+            (
+                r#"{"process":{"ioPriority":{"class":"IOPRIO_CLASS_RT","priority":9}}}"#,
+                "process.ioPriority.priority: 9 is out of range (0-7)",
+            ),
+            (
+                r#"{"linux":{"personality":{"domain":"LINUX","flags":["X"]}}}"#,
+                "linux.personality.flags[0]: unknown flag \"X\"",
+            ),
+        ] {
+            let mut v = serde_json::to_value(&ok).unwrap();
+            let patch: serde_json::Value = serde_json::from_str(patch).unwrap();
+            for (section, fields) in patch.as_object().unwrap() {
+                for (k, x) in fields.as_object().unwrap() {
+                    v[section][k] = x.clone();
+                }
+            }
+            let bad: oci_spec::runtime::Spec = serde_json::from_value(v).unwrap();
+            let e = validate(bad.process().as_ref().unwrap(), bad.linux().as_ref()).unwrap_err();
+            assert_eq!(e.to_string(), want);
+        }
     }
 
     #[test]
