@@ -304,8 +304,22 @@ pub fn listener_state(state: &State, pid: i32, metadata: Option<&str>) -> Result
 /// SCM_RIGHTS, over one new connection to the agent at `path`
 /// (`linux.seccomp.listenerPath`).
 pub fn send_to_listener(path: &Path, fd: BorrowedFd<'_>, state_json: &[u8]) -> Result<()> {
-    let what = || format!("linux.seccomp.listenerPath: {}", path.display());
-    let mut stream = UnixStream::connect(path).with_context(what)?;
+    send_over(connect_listener(path)?, fd, state_json)
+}
+
+/// Connects to the agent at `linux.seccomp.listenerPath`. A container init
+/// connects before pivot_root, while the host path is still reachable,
+/// and sends with [`send_over`] once the filter is loaded.
+pub fn connect_listener(path: &Path) -> Result<UnixStream> {
+    UnixStream::connect(path)
+        .with_context(|| format!("linux.seccomp.listenerPath: {}", path.display()))
+}
+
+/// Sends `state_json` and the notify fd over a connection from
+/// [`connect_listener`], then closes it: one state per connection, as the
+/// spec requires.
+pub fn send_over(mut stream: UnixStream, fd: BorrowedFd<'_>, state_json: &[u8]) -> Result<()> {
+    let what = || "linux.seccomp.listenerPath: sending the notify fd".to_string();
     let fds = [fd.as_raw_fd()];
     let sent = sendmsg::<()>(
         stream.as_raw_fd(),
@@ -598,11 +612,14 @@ mod tests {
         let agent = std::thread::spawn(move || agent(listener));
         let target = tmp.path().join("never-created");
         let out = in_child(|| {
+            // As an init would: connect while the path is reachable, load,
+            // then send.
+            let conn = connect_listener(&sock)?;
             let fd = f.load()?.expect("notify fd");
             let mut state = State::default();
             state.set_id("notify-test".to_string());
             let json = listener_state(&state, std::process::id() as i32, Some("meta"))?;
-            send_to_listener(&sock, fd.as_fd(), &json)?;
+            send_over(conn, fd.as_fd(), &json)?;
             drop(fd);
             let e = std::fs::create_dir(&target).unwrap_err();
             Ok(format!("{:?}", e.raw_os_error()))
@@ -617,6 +634,20 @@ mod tests {
         assert_eq!(seen["fds"], serde_json::json!(["seccompFd"]));
         assert_eq!(seen["metadata"], "meta");
         assert_eq!(seen["state"]["id"], "notify-test");
+    }
+
+    #[test]
+    fn unreachable_listener_is_named() {
+        let tmp = TempDir::new("nolistener");
+        let path = tmp.path().join("none.sock");
+        let e = send_to_listener(&path, std::io::stdin().as_fd(), b"{}").unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            format!(
+                "linux.seccomp.listenerPath: {}: No such file or directory (os error 2)",
+                path.display()
+            )
+        );
     }
 
     /// A minimal seccomp agent: takes one connection, answers the first
