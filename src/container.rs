@@ -60,6 +60,18 @@ struct CreateParent<'a> {
 }
 
 impl Parent for CreateParent<'_> {
+    fn seccomp_fd(&mut self, pid: i32, fd: OwnedFd) -> Result<()> {
+        let linux = self.spec.linux().as_ref().expect("validated");
+        let sc = linux.seccomp().as_ref().expect("a filter was loaded");
+        let Some(path) = sc.listener_path() else {
+            bail!("linux.seccomp.listenerPath: required when a rule uses SCMP_ACT_NOTIFY");
+        };
+        let st: oci_spec::runtime::State =
+            serde_json::from_slice(&(self.hook_state)(pid, "creating"))?;
+        let msg = seccomp::listener_state(&st, pid, sc.listener_metadata().as_deref())?;
+        seccomp::send_to_listener(path, std::os::fd::AsFd::as_fd(&fd), &msg)
+    }
+
     fn init_created(&mut self, pid: i32) -> Result<()> {
         if let Some(adj) = self.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
