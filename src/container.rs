@@ -107,12 +107,14 @@ impl Runtime {
         let process = spec.process().as_ref().expect("validated");
         let linux = spec.linux().as_ref().expect("validated");
         let ns = Namespaces::from_spec(linux)?;
+        crate::process::validate(process, Some(linux))?;
         let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
         let caps = process
             .capabilities()
             .as_ref()
             .map(capabilities::parse)
             .transpose()?;
+        warn_skipped(filter.as_ref(), caps.as_ref());
         let terminal = process.terminal().unwrap_or(false);
         let console = match (terminal, console, &o.console_socket) {
             (true, Some(c), _) => Some(c),
@@ -409,6 +411,19 @@ fn hook_state_json(st: &State, pid: i32, status: &str) -> Vec<u8> {
         "annotations": st.annotations,
     }))
     .unwrap_or_default()
+}
+
+/// Report what the kernel or libseccomp did not know and was left out.
+pub(crate) fn warn_skipped(f: Option<&seccomp::Filter>, c: Option<&capabilities::CapSets>) {
+    if let Some(names) = f.map(|f| f.skipped_syscalls()).filter(|n| !n.is_empty()) {
+        logging::warn(&format!(
+            "linux.seccomp: syscalls unknown to this kernel were ignored: {}",
+            names.join(", ")
+        ));
+    }
+    for w in c.map(|c| c.warnings()).unwrap_or_default() {
+        logging::warn(w);
+    }
 }
 
 /// The user creating the container, by name as runc reports it.
