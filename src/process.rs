@@ -173,7 +173,7 @@ pub fn set_identity(user: &User, caps: Option<&CapSets>) -> Result<()> {
 /// Whether setgroups(2) may be called: not in a user namespace whose
 /// owner wrote "deny" to /proc/self/setgroups (absent file: allowed).
 fn setgroups_allowed() -> bool {
-    std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny")
+    crate::sys::read_proc("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny")
 }
 
 /// `process.noNewPrivileges: true`.
