@@ -1,0 +1,534 @@
+//! The container lifecycle of the runtime spec (runtime.md): create,
+//! start, state, kill, delete, plus `run` (create + start + wait + delete)
+//! and `list`. This is the library API the CLI calls.
+
+use crate::init::InitConfig;
+use crate::logging;
+use crate::namespaces::Namespaces;
+use crate::spawn::{self, Parent};
+use crate::spec::Bundle;
+use crate::state::{self, State, Status, Store};
+use crate::{capabilities, cgroups, hooks, seccomp};
+use anyhow::{anyhow, bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub struct Runtime {
+    pub store: Store,
+}
+
+#[derive(Default, Clone)]
+pub struct CreateOpts {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// Undoes a half-made create on drop: kills the init, removes the state dir.
+struct Undo<'a> {
+    store: &'a Store,
+    id: String,
+    pid: Option<i32>,
+    cgroup: Option<&'a cgroups::Manager>,
+    armed: bool,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(p) = self.pid {
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            wait_gone(p, None);
+        }
+        if let Some(cg) = self.cgroup {
+            if let Err(e) = cg.destroy() {
+                logging::warn(&format!(
+                    "removing the cgroup of failed container {:?}: {e:#}",
+                    self.id
+                ));
+            }
+        }
+        let _ = self.store.remove(&self.id);
+    }
+}
+
+/// The parent's part in spawning (spawn kills the init itself on error).
+struct CreateParent<'a> {
+    spec: &'a Spec,
+    cgroup: &'a cgroups::Manager,
+    hook_state: &'a dyn Fn(i32, &str) -> Vec<u8>,
+}
+
+impl Parent for CreateParent<'_> {
+    fn seccomp_fd(&mut self, pid: i32, fd: OwnedFd) -> Result<()> {
+        let linux = self.spec.linux().as_ref().expect("validated");
+        let sc = linux.seccomp().as_ref().expect("a filter was loaded");
+        let Some(path) = sc.listener_path() else {
+            bail!("linux.seccomp.listenerPath: required when a rule uses SCMP_ACT_NOTIFY");
+        };
+        let st: oci_spec::runtime::State =
+            serde_json::from_slice(&(self.hook_state)(pid, "creating"))?;
+        let msg = seccomp::listener_state(&st, pid, sc.listener_metadata().as_deref())?;
+        seccomp::send_to_listener(path, std::os::fd::AsFd::as_fd(&fd), &msg)
+    }
+
+    fn init_created(&mut self, pid: i32) -> Result<()> {
+        // Before the init runs any container code (it waits for Continue).
+        self.cgroup.add_pid(pid)?;
+        if let Some(adj) = self.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+            std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+                .map_err(|e| anyhow!("process.oomScoreAdj: writing {adj}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn run_hooks(&mut self, pid: i32) -> Result<()> {
+        if let Some(h) = self.spec.hooks() {
+            let st = (self.hook_state)(pid, "creating");
+            hooks::run_all("prestart", h.prestart().as_ref(), &st)?;
+            hooks::run_all("createRuntime", h.create_runtime().as_ref(), &st)?;
+        }
+        Ok(())
+    }
+}
+
+impl Runtime {
+    pub fn new(root: &Path) -> Runtime {
+        Runtime {
+            store: Store::new(root),
+        }
+    }
+
+    /// `create`: the init is set up and waits for `start`. `console` is
+    /// an already connected console socket (run's own terminal proxy), if
+    /// the caller made one instead of passing --console-socket.
+    pub fn create(&self, o: &CreateOpts, console: Option<OwnedFd>) -> Result<State> {
+        state::validate_id(&o.id)?;
+        let bundle = Bundle::load(&o.bundle)?;
+        let spec = &bundle.spec;
+        let process = spec.process().as_ref().expect("validated");
+        let linux = spec.linux().as_ref().expect("validated");
+        let ns = Namespaces::from_spec(linux)?;
+        crate::process::validate(process, Some(linux))?;
+        let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
+        let caps = process
+            .capabilities()
+            .as_ref()
+            .map(capabilities::parse)
+            .transpose()?;
+        warn_skipped(filter.as_ref(), caps.as_ref());
+        let resources = linux.resources().as_ref();
+        let cg = cgroups::Manager::new(linux.cgroups_path().as_deref(), &o.id)?
+            .with_devices(linux.devices().as_deref().unwrap_or(&[]));
+        if let Some(r) = resources {
+            cg.validate(r)?;
+        }
+        let terminal = process.terminal().unwrap_or(false);
+        let console = match (terminal, console, &o.console_socket) {
+            (true, Some(c), _) => Some(c),
+            (true, None, Some(path)) => Some(connect(path)?),
+            (true, None, None) => bail!("process.terminal is true: --console-socket is required when the runtime does not attach the terminal itself"),
+            (false, _, Some(path)) => bail!("--console-socket {}: process.terminal is false, so there is no terminal to send", path.display()),
+            (false, _, None) => None,
+        };
+
+        let dir = self.store.reserve(&o.id)?;
+        let mut undo = Undo {
+            store: &self.store,
+            id: o.id.clone(),
+            pid: None,
+            cgroup: None,
+            armed: true,
+        };
+        cg.create(resources)?;
+        undo.cgroup = Some(&cg);
+        let fifo = dir.join(state::FIFO);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
+            .with_context(|| format!("creating {}", fifo.display()))?;
+        if let Some((uid, gid)) = container_root_on_host(linux) {
+            // The init opens the fifo as the container's root, which may be
+            // an unprivileged user on the host.
+            nix::unistd::chown(&fifo, Some(uid.into()), Some(gid.into()))
+                .with_context(|| format!("chown {}", fifo.display()))?;
+        }
+        let dirfd = nix::fcntl::open(
+            &dir,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .with_context(|| format!("opening {}", dir.display()))?;
+        // SAFETY: open returned a new fd owned by nobody else.
+        let dirfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dirfd) };
+
+        let annotations = spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let mut st = State {
+            oci_version: spec.version().clone(),
+            id: o.id.clone(),
+            pid: 0,
+            bundle: bundle.dir.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: state::rfc3339_now(),
+            owner: owner_name(),
+            annotations,
+            init_start_time: 0,
+            cgroup: Some(serde_json::to_value(&cg)?),
+        };
+        let hook_state = |pid: i32, status: &str| hook_state_json(&st, pid, status);
+        let keyring = format!("_ses.{}", o.id);
+        let cfg = InitConfig {
+            spec,
+            bundle: &bundle.dir,
+            rootfs: &bundle.rootfs,
+            ns: &ns,
+            state_dir: &dirfd,
+            console: console.as_ref(),
+            no_pivot: o.no_pivot,
+            preserve_fds: o.preserve_fds,
+            keyring: (!o.no_new_keyring).then_some(keyring.as_str()),
+            seccomp: filter.as_ref(),
+            caps: caps.as_ref(),
+            hook_state: &hook_state,
+        };
+        let pid = spawn::spawn(
+            &cfg,
+            linux,
+            &mut CreateParent {
+                spec,
+                cgroup: &cg,
+                hook_state: &hook_state,
+            },
+        )?;
+        undo.pid = Some(pid);
+        st.pid = pid;
+        st.init_start_time = state::proc_stat(pid)
+            .map(|s| s.1)
+            .ok_or_else(|| anyhow!("container init {pid} exited during create"))?;
+        std::fs::copy(bundle.dir.join("config.json"), dir.join(state::CONFIG))
+            .context("saving config.json in the state dir")?;
+        self.store.save(&st)?;
+        if let Some(pf) = &o.pid_file {
+            state::write_atomic(&absolute(pf)?, pid.to_string().as_bytes())
+                .with_context(|| format!("--pid-file {}", pf.display()))?;
+        }
+        undo.armed = false;
+        Ok(st)
+    }
+
+    /// Status of a loaded container (derived, never stored).
+    pub fn status(&self, st: &State) -> Status {
+        if !state::process_alive(st.pid, st.init_start_time) {
+            return Status::Stopped;
+        }
+        if self.store.dir(&st.id).join(state::FIFO).exists() {
+            return Status::Created;
+        }
+        match cgroup_of(st) {
+            Ok(Some(cg)) if cg.is_frozen().unwrap_or(false) => Status::Paused,
+            _ => Status::Running,
+        }
+    }
+
+    pub fn load(&self, id: &str) -> Result<(State, Status)> {
+        let st = self.store.load(id)?;
+        let status = self.status(&st);
+        Ok((st, status))
+    }
+
+    /// `start`: let the init exec the user's program.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let (st, status) = self.load(id)?;
+        if status != Status::Created {
+            bail!("cannot start container {id:?}: it is {status}, not created");
+        }
+        let fifo = self.store.dir(id).join(state::FIFO);
+        let f = nix::fcntl::open(
+            &fifo,
+            nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_NONBLOCK
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .with_context(|| format!("opening {}", fifo.display()))?;
+        // SAFETY: open returned a new fd owned by nobody else.
+        let f = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(f) };
+        // The init writes one byte once it has opened the fifo; if it died
+        // instead, no byte ever comes: check it is alive while waiting.
+        loop {
+            let mut pfd = [nix::poll::PollFd::new(
+                std::os::fd::AsFd::as_fd(&f),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let n =
+                nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(100u16)).or_else(|e| {
+                    if e == nix::errno::Errno::EINTR {
+                        Ok(0)
+                    } else {
+                        Err(e)
+                    }
+                })?;
+            if n > 0 {
+                let mut b = [0u8; 1];
+                if nix::unistd::read(f.as_raw_fd(), &mut b).unwrap_or(0) == 1 {
+                    break;
+                }
+            }
+            if !state::process_alive(st.pid, st.init_start_time) {
+                bail!("cannot start container {id:?}: its init process has exited");
+            }
+        }
+        std::fs::remove_file(&fifo).with_context(|| format!("removing {}", fifo.display()))?;
+        let spec = self.saved_spec(id)?;
+        if let Some(h) = spec.hooks() {
+            if let Err(e) = hooks::run_all(
+                "poststart",
+                h.poststart().as_ref(),
+                &hook_state_json(&st, st.pid, "running"),
+            ) {
+                logging::warn(&format!("{e:#}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The runtime-spec state JSON.
+    pub fn state_json(&self, id: &str) -> Result<String> {
+        let (st, status) = self.load(id)?;
+        Ok(serde_json::to_string_pretty(&report(&st, status))?)
+    }
+
+    pub fn list(&self) -> Result<Vec<(State, Status)>> {
+        let mut v = Vec::new();
+        for id in self.store.ids()? {
+            // A container deleted while we list is simply not listed.
+            if let Ok(x) = self.load(&id) {
+                v.push(x);
+            }
+        }
+        Ok(v)
+    }
+
+    pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<()> {
+        let (st, status) = self.load(id)?;
+        if status == Status::Stopped {
+            bail!("container {id:?} is not running");
+        }
+        if all {
+            if let Some(cg) = cgroup_of(&st)? {
+                return cg
+                    .kill_all(sig)
+                    .with_context(|| format!("signalling every process of container {id:?}"));
+            }
+        }
+        let targets = if all {
+            container_pids(st.pid)
+        } else {
+            vec![st.pid]
+        };
+        for p in targets {
+            let r = nix::errno::Errno::result(unsafe_kill(p, sig));
+            // Processes may exit while we signal them; only the init matters.
+            if p == st.pid {
+                r.map_err(|e| anyhow!("sending signal {sig} to container {id:?}: {}", e.desc()))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let (st, status) = self.load(id)?;
+        let cg = cgroup_of(&st)?;
+        match status {
+            Status::Stopped => {}
+            Status::Created => self.kill_everything(&st, cg.as_ref()),
+            _ if force => self.kill_everything(&st, cg.as_ref()),
+            s => bail!("cannot delete container {id:?}: it is {s} (stop it first, or use --force)"),
+        }
+        // Whatever still runs in the cgroup (children of an init without
+        // its own pid namespace) is killed and waited for by destroy.
+        if let Some(cg) = &cg {
+            cg.destroy()
+                .with_context(|| format!("deleting container {id:?}"))?;
+        }
+        let spec = self.saved_spec(id).ok();
+        if let Some(h) = spec.as_ref().and_then(|s| s.hooks().as_ref()) {
+            if let Err(e) = hooks::run_all(
+                "poststop",
+                h.poststop().as_ref(),
+                &hook_state_json(&st, 0, "stopped"),
+            ) {
+                logging::warn(&format!("{e:#}"));
+            }
+        }
+        self.store.remove(id)
+    }
+
+    fn kill_everything(&self, st: &State, cg: Option<&cgroups::Manager>) {
+        if let Some(cg) = cg {
+            // Also thaws a paused container, so SIGKILL takes effect.
+            let _ = cg.kill_all(libc::SIGKILL);
+        }
+        let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);
+        wait_gone(st.pid, Some(st.init_start_time));
+    }
+
+    /// The config.json a container was created from (kept in its state dir).
+    pub fn saved_spec(&self, id: &str) -> Result<Spec> {
+        state::validate_id(id)?;
+        let p = self.store.dir(id).join(state::CONFIG);
+        if !p.exists() {
+            bail!("container {id:?} does not exist");
+        }
+        let text = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+        serde_json::from_slice(&text).map_err(|e| anyhow!("{}: {e}", p.display()))
+    }
+}
+
+/// Every process of the container: all processes in its own pid
+/// namespace. A container sharing the runtime's pid namespace has only
+/// its init here (its other processes are found through its cgroup).
+pub fn container_pids(init: i32) -> Vec<i32> {
+    let ns = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let Some(theirs) = ns(init) else {
+        return vec![];
+    };
+    if ns(std::process::id() as i32).as_ref() == Some(&theirs) {
+        return vec![init];
+    }
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|p| ns(*p).as_ref() == Some(&theirs))
+        .collect();
+    pids.sort();
+    pids
+}
+
+fn unsafe_kill(pid: i32, sig: i32) -> i32 {
+    // SAFETY: kill(2) with plain integers; the signal number may be a
+    // realtime one that nix's Signal enum cannot represent.
+    unsafe { libc::kill(pid, sig) }
+}
+
+pub fn report(st: &State, status: Status) -> state::Report<'_> {
+    state::Report {
+        oci_version: &st.oci_version,
+        id: &st.id,
+        pid: if status == Status::Stopped { 0 } else { st.pid },
+        status: status.to_string(),
+        bundle: &st.bundle,
+        rootfs: &st.rootfs,
+        created: &st.created,
+        annotations: &st.annotations,
+        owner: &st.owner,
+    }
+}
+
+/// The state document hooks receive on stdin (runtime-spec state).
+fn hook_state_json(st: &State, pid: i32, status: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "ociVersion": st.oci_version,
+        "id": st.id,
+        "status": status,
+        "pid": pid,
+        "bundle": st.bundle,
+        "annotations": st.annotations,
+    }))
+    .unwrap_or_default()
+}
+
+/// The container's cgroup manager, as saved at create.
+pub fn cgroup_of(st: &State) -> Result<Option<cgroups::Manager>> {
+    st.cgroup
+        .clone()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| anyhow!("state of container {:?}: cgroup: {e}", st.id))
+}
+
+/// Report what the kernel or libseccomp did not know and was left out.
+pub(crate) fn warn_skipped(f: Option<&seccomp::Filter>, c: Option<&capabilities::CapSets>) {
+    if let Some(names) = f.map(|f| f.skipped_syscalls()).filter(|n| !n.is_empty()) {
+        logging::warn(&format!(
+            "linux.seccomp: syscalls unknown to this kernel were ignored: {}",
+            names.join(", ")
+        ));
+    }
+    for w in c.map(|c| c.warnings()).unwrap_or_default() {
+        logging::warn(w);
+    }
+}
+
+/// The user creating the container, by name as runc reports it.
+fn owner_name() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}
+
+fn connect(path: &Path) -> Result<OwnedFd> {
+    let s = std::os::unix::net::UnixStream::connect(path)
+        .with_context(|| format!("--console-socket {}", path.display()))?;
+    Ok(OwnedFd::from(s))
+}
+
+/// Host uid/gid of the container's root, when a new user namespace maps it.
+fn container_root_on_host(linux: &oci_spec::runtime::Linux) -> Option<(u32, u32)> {
+    let find = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.as_ref()?
+            .iter()
+            .find(|m| m.container_id() == 0)
+            .map(|m| m.host_id())
+    };
+    Some((find(linux.uid_mappings())?, find(linux.gid_mappings())?))
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    })
+}
+
+/// Wait (bounded) until `pid` is gone, reaping it if it is our child.
+pub fn wait_gone(pid: i32, start_time: Option<u64>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut pause = Duration::from_micros(100);
+    while Instant::now() < deadline {
+        let _ = nix::sys::wait::waitpid(
+            Pid::from_raw(pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
+        let alive = match start_time {
+            Some(t) => state::process_alive(pid, t),
+            None => state::proc_stat(pid).is_some_and(|(s, _)| s != 'Z' && s != 'X'),
+        };
+        if !alive {
+            return;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(10));
+    }
+}
