@@ -793,7 +793,7 @@ fn bpf_device_filter_on_this_kernel() {
     // replacing the filter keeps exactly one attached
     cgroups::devices::apply_v2(std::os::fd::AsFd::as_fd(&f), &rules).unwrap();
     let child = Command::new("sh")
-        .args(["-c", "kill -STOP $$; true < /dev/null && echo null-ok; true < /dev/kmsg 2>/dev/null || echo kmsg-denied"])
+        .args(["-c", "kill -STOP $$; true < /dev/null && echo null-ok; (true < /dev/kmsg) 2>/dev/null || echo kmsg-denied"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
