@@ -302,3 +302,109 @@ fn a_limit_the_host_cannot_honour_fails_create_cleanly() {
     assert!(!e.cgroup_exists());
     assert!(!e.rc(&["state", &e.id]).status.success());
 }
+
+/// The same bundle under runc: the cgroup commands print alike.
+#[test]
+fn output_formats_match_runc() {
+    let e = Env::new(
+        "vsrunc",
+        &["sh", "-c", "sleep 1000 & sleep 1000; true"],
+        json!({"pids": {"limit": 20}, "memory": {"limit": 67108864}}),
+    );
+    e.run_detached();
+    // runc gets its own cgroup and state root, the same config otherwise
+    let runc_bundle = e.base.join("runc-bundle");
+    std::fs::create_dir_all(&runc_bundle).unwrap();
+    let mut cfg: Value =
+        serde_json::from_slice(&std::fs::read(e.bundle().join("config.json")).unwrap()).unwrap();
+    cfg["root"]["path"] = json!(e.bundle().join("rootfs"));
+    cfg["linux"]["cgroupsPath"] = json!(format!(
+        "/rcontain-cgcli-{}-vsrunc-runc",
+        std::process::id()
+    ));
+    std::fs::write(
+        runc_bundle.join("config.json"),
+        serde_json::to_vec(&cfg).unwrap(),
+    )
+    .unwrap();
+    struct Runc(PathBuf, String);
+    impl Runc {
+        fn cmd(&self, args: &[&str]) -> Output {
+            Command::new("runc")
+                .arg("--root")
+                .arg(&self.0)
+                .args(args)
+                .arg(&self.1)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        }
+    }
+    impl Drop for Runc {
+        fn drop(&mut self) {
+            let _ = self.cmd(&["delete", "-f"]);
+        }
+    }
+    let runc = Runc(e.base.join("runc-state"), format!("{}-runc", e.id));
+    let log = e.base.join("runc.err");
+    let st = Command::new("runc")
+        .arg("--root")
+        .arg(&runc.0)
+        .args(["run", "-d", "--bundle"])
+        .arg(&runc_bundle)
+        .arg(&runc.1)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "runc run: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+
+    let theirs_ok = |args: &[&str]| {
+        let o = runc.cmd(args);
+        assert!(o.status.success(), "runc {args:?}: {}", stderr(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let count = |s: &str| serde_json::from_str::<Vec<i32>>(s).unwrap().len();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(&e.ok(&["ps", "-f", "json", &e.id])) != 3
+        || count(&theirs_ok(&["ps", "-f", "json"])) != 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the containers never had 3 processes each"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // table: the same header and as many lines
+    let ours = e.ok(&["ps", &e.id]);
+    let theirs = theirs_ok(&["ps"]);
+    assert_eq!(ours.lines().next(), theirs.lines().next());
+    assert_eq!(
+        ours.lines().count(),
+        theirs.lines().count(),
+        "{ours}\n{theirs}"
+    );
+
+    // events --stats: same event fields, same data sections
+    let ours: Value = serde_json::from_str(&e.ok(&["events", "--stats", &e.id])).unwrap();
+    let theirs: Value = serde_json::from_str(&theirs_ok(&["events", "--stats"])).unwrap();
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&ours), keys(&theirs));
+    assert_eq!(keys(&ours["data"]), keys(&theirs["data"]));
+    assert_eq!(ours["data"]["pids"], theirs["data"]["pids"]);
+
+    // pause: both report "paused"; both refuse a second pause
+    e.ok(&["pause", &e.id]);
+    theirs_ok(&["pause"]);
+    let theirs_state: Value = serde_json::from_str(&theirs_ok(&["state"])).unwrap();
+    assert_eq!(e.status(), theirs_state["status"].as_str().unwrap());
+    assert!(!runc.cmd(&["pause"]).status.success());
+    assert!(!e.rc(&["pause", &e.id]).status.success());
+    e.ok(&["resume", &e.id]);
+    theirs_ok(&["resume"]);
+}
