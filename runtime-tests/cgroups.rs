@@ -513,6 +513,7 @@ fn run_inside(g: &mut Guard, script: &str) -> Vec<String> {
     let child = Command::new("sh")
         .args(["-c", &format!("kill -STOP $$; {script}")])
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
@@ -531,6 +532,7 @@ fn run_inside(g: &mut Guard, script: &str) -> Vec<String> {
     )
     .unwrap();
     let out = g.children.pop().unwrap().wait_with_output().unwrap();
+    eprintln!("{script}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .map(String::from)
@@ -545,10 +547,21 @@ fn device_rules_are_enforced_and_updated() {
     let deny_all = json!({"allow": false, "access": "rwm"});
     let r = resources(&json!({"devices": [deny_all, rule(1, 11)]}));
     g.m.create(Some(&r)).unwrap();
-    // a node the default rules do not allow (c 1:4, /dev/port)
-    let tmp = std::env::temp_dir().join(format!("rcontain-it-dev-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
-    let port = tmp.join("port");
+    // a node the default rules do not allow (c 1:4, /dev/port), in the
+    // working directory: /tmp is often mounted nodev
+    struct TmpDir(PathBuf);
+    impl Drop for TmpDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let tmp = TmpDir(
+        std::env::current_dir()
+            .unwrap()
+            .join(format!(".rcontain-it-dev-{}", std::process::id())),
+    );
+    std::fs::create_dir_all(&tmp.0).unwrap();
+    let port = tmp.0.join("port");
     let _ = std::fs::remove_file(&port);
     nix::sys::stat::mknod(
         &port,
@@ -596,7 +609,6 @@ fn device_rules_are_enforced_and_updated() {
         {port_check}",
     );
     let out = run_inside(&mut g, &script);
-    std::fs::remove_dir_all(&tmp).unwrap();
     assert_eq!(out, ["null-ok", "kmsg-denied", "port-allowed"]);
 }
 

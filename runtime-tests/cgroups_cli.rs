@@ -72,11 +72,22 @@ impl Env {
 
     /// `run -d` with stdio on files, so no pipe stays open in the container.
     fn run_detached(&self) {
+        self.start_with("run", &["-d"]);
+    }
+
+    /// `create`, stdio on files as for `run -d`.
+    fn create(&self) {
+        self.start_with("create", &[]);
+    }
+
+    fn start_with(&self, cmd: &str, flags: &[&str]) {
         let log = self.base.join("run.err");
         let st = Command::new(BIN)
             .arg("--root")
             .arg(self.base.join("state"))
-            .args(["run", "-d", "--bundle"])
+            .arg(cmd)
+            .args(flags)
+            .arg("--bundle")
             .arg(self.bundle())
             .arg(&self.id)
             .stdin(Stdio::null())
@@ -86,7 +97,7 @@ impl Env {
             .unwrap();
         assert!(
             st.success(),
-            "run -d: {}",
+            "{cmd}: {}",
             std::fs::read_to_string(&log).unwrap_or_default()
         );
     }
@@ -248,6 +259,27 @@ fn delete_force_of_a_paused_container() {
     e.ok(&["delete", "--force", &e.id]);
     assert!(!e.cgroup_exists());
     assert!(!e.rc(&["state", &e.id]).status.success());
+}
+
+#[test]
+fn a_paused_created_container_is_paused_until_resumed() {
+    let e = Env::new(
+        "pausecreated",
+        &["sleep", "1000"],
+        json!({"pids": {"limit": 10}}),
+    );
+    e.create();
+    e.ok(&["pause", &e.id]);
+    assert_eq!(e.status(), "paused");
+    let out = e.rc(&["start", &e.id]);
+    assert!(
+        !out.status.success(),
+        "start of a paused container succeeded"
+    );
+    e.ok(&["resume", &e.id]);
+    assert_eq!(e.status(), "created");
+    e.ok(&["start", &e.id]);
+    assert_eq!(e.status(), "running");
 }
 
 #[test]

@@ -236,13 +236,17 @@ impl Runtime {
         if !state::process_alive(st.pid, st.init_start_time) {
             return Status::Stopped;
         }
+        // A paused created container is paused (as runc reports it): a
+        // frozen init could not take `start`.
+        if let Ok(Some(cg)) = cgroup_of(st) {
+            if cg.is_frozen().unwrap_or(false) {
+                return Status::Paused;
+            }
+        }
         if self.store.dir(&st.id).join(state::FIFO).exists() {
             return Status::Created;
         }
-        match cgroup_of(st) {
-            Ok(Some(cg)) if cg.is_frozen().unwrap_or(false) => Status::Paused,
-            _ => Status::Running,
-        }
+        Status::Running
     }
 
     pub fn load(&self, id: &str) -> Result<(State, Status)> {
