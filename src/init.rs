@@ -127,7 +127,9 @@ fn setup(
     }
     let host_pid = host_pid()?;
 
-    let root = rootfs::prepare(spec, cfg.rootfs, cfg.bundle, &cg, userns)?;
+    let host_mnt =
+        !cfg.ns.creates(LinuxNamespaceType::Mount) && !cfg.ns.joins(LinuxNamespaceType::Mount);
+    let root = rootfs::prepare(spec, cfg.rootfs, cfg.bundle, &cg, userns, host_mnt)?;
 
     if let Some(h) = spec.hooks() {
         if h.prestart().as_ref().is_some_and(|v| !v.is_empty())
@@ -152,7 +154,7 @@ fn setup(
         _ => None,
     };
 
-    rootfs::switch_root(&root, cfg.no_pivot)?;
+    rootfs::switch_root(&root, cfg.no_pivot, host_mnt)?;
     drop(root);
     rootfs::finalize(spec)?;
 
@@ -203,7 +205,9 @@ fn setup(
             r => break r.context("opening exec.fifo")?,
         }
     };
-    nix::unistd::write(unsafe_fd(fifo), b"0").context("writing exec.fifo")?;
+    // Kept open until execve closes it: `start` waits for that EOF.
+    let fifo = unsafe_fd(fifo);
+    nix::unistd::write(&fifo, b"0").context("writing exec.fifo")?;
 
     if let Some(h) = spec.hooks() {
         hooks::run_all(

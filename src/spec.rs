@@ -135,9 +135,6 @@ pub fn validate(spec: &Spec) -> Result<()> {
             }
         }
     }
-    if !seen.contains(&LinuxNamespaceType::Mount) {
-        bail!("linux.namespaces: a mount namespace is required (the rootfs is set up in it)");
-    }
     let has_userns = seen.contains(&LinuxNamespaceType::User);
     let maps = linux.uid_mappings().as_ref().map_or(0, |m| m.len())
         + linux.gid_mappings().as_ref().map_or(0, |m| m.len());
