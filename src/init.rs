@@ -163,6 +163,13 @@ fn setup(cfg: &InitConfig, chan: &Channel, enter_ns: bool, ready: &mut bool) -> 
     let cwd = process.cwd();
     let exe = find_executable(&args[0], &env, cwd)?;
 
+    // The pty replaces the caller's stdio now, not after `start`: engines
+    // (containerd's shim) read `create`'s stdout/stderr to EOF before they
+    // call `start`, so the init must not keep those pipes open meanwhile.
+    if let Some(slave) = pty {
+        terminal::become_controlling(slave)?;
+    }
+
     // Setup is done: from here on the runtime will not be waiting for us.
     chan.send(&Msg::Ready)?;
     *ready = true;
@@ -187,10 +194,6 @@ fn setup(cfg: &InitConfig, chan: &Channel, enter_ns: bool, ready: &mut bool) -> 
             &(cfg.hook_state)(host_pid, "running"),
         )?;
     }
-    if let Some(slave) = pty {
-        terminal::become_controlling(slave)?;
-    }
-
     exec_process(
         process,
         linux,
