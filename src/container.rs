@@ -288,7 +288,9 @@ impl Runtime {
     pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<()> {
         let (st, status) = self.load(id)?;
         if status == Status::Stopped {
-            bail!("container {id:?} is not running");
+            // containerd's shim recognises exactly "container not running"
+            // (a kill racing the exit is then not an error for it).
+            bail!("cannot kill container {id:?}: container not running");
         }
         let _ = all; // every process of a container dies with its pid namespace's init; per-cgroup kill comes with cgroups
         nix::errno::Errno::result(unsafe_kill(st.pid, sig))
