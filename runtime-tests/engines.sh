@@ -6,14 +6,15 @@
 # shim), with the project's shared client scripts
 # (shared/clients/{containerd,podman,docker}.sh, beside the repository), plus
 # the containerd runtime-handler check of docs/kubernetes.md
-# (runtime-tests/cri-handler.sh).
+# (runtime-tests/cri-handler.sh) and the same-probe-everywhere check
+# (runtime-tests/probe-engines.sh, against runc).
 # Default RUNTIME: target/release/rcontain. Give several (e.g. /usr/sbin/runc
 # /usr/bin/crun target/release/rcontain) to compare them in one run.
 #
 # Prints every script's PASS/FAIL lines into a log dir and a summary; exits 1
 # if any check failed for any runtime.
 #
-# Env: ENGINES="containerd podman docker cri"  which checks to run
+# Env: ENGINES="containerd podman docker cri probe"  which checks to run
 #      CLIENTS=dir                            the shared client scripts
 #      SCRIPT_TIMEOUT=600                     seconds per script
 #      LOGDIR=dir                             keep the full outputs there
@@ -39,7 +40,7 @@ if [ -z "$CLIENTS" ]; then
     exit 2
 fi
 
-ENGINES=${ENGINES:-containerd podman docker cri}
+ENGINES=${ENGINES:-containerd podman docker cri probe}
 TMO=${SCRIPT_TIMEOUT:-600}
 [ $# -gt 0 ] || set -- "$TOP/target/release/rcontain"
 
@@ -53,6 +54,7 @@ command -v conmon >/dev/null || pkgs+=(conmon)
 [ -x /usr/bin/docker ] || pkgs+=(docker.io)
 command -v iptables-save >/dev/null || pkgs+=(iptables)
 command -v jq >/dev/null || pkgs+=(jq)
+command -v runc >/dev/null || pkgs+=(runc)
 command -v script >/dev/null || pkgs+=(util-linux)
 command -v umoci >/dev/null || pkgs+=(umoci)
 [ -x /bin/busybox ] || pkgs+=(busybox-static)
@@ -78,12 +80,17 @@ for rt in "$@"; do
     case $rt in /*) ;; *) rt=$PWD/$rt ;; esac
     [ -x "$rt" ] || { echo "engines.sh: runtime $rt is not executable (cargo build --release?)" >&2; exit 2; }
     for e in $ENGINES; do
-        if [ "$e" = cri ]; then script=$TOP/runtime-tests/cri-handler.sh; else script=$CLIENTS/$e.sh; fi
+        args=("$rt")
+        case $e in
+        cri) script=$TOP/runtime-tests/cri-handler.sh ;;
+        probe) script=$TOP/runtime-tests/probe-engines.sh; args+=("$(command -v runc)") ;;
+        *) script=$CLIENTS/$e.sh ;;
+        esac
         log=$LOGDIR/$e-$(basename "$rt").log
         t=$(date +%s)
         echo "== $e with $rt"
         # setsid + timeout: a hung engine is killed with its whole group.
-        BUSYBOX_IMAGE_DIR=$IMG CMD_TIMEOUT=60 timeout -k 10 "$TMO" setsid "$script" "$rt" >"$log" 2>&1 </dev/null
+        BUSYBOX_IMAGE_DIR=$IMG CMD_TIMEOUT=60 timeout -k 10 "$TMO" setsid "$script" "${args[@]}" >"$log" 2>&1 </dev/null
         rc=$?
         grep -E '^(PASS|FAIL)' "$log"
         npass=$(grep -c '^PASS' "$log")
