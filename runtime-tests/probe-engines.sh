@@ -230,9 +230,9 @@ for c in $CALLERS; do
     a=$W/obs/$c-reference b=$W/obs/$c-rcontain
     [ -s "$a" ] && [ -s "$b" ] || continue
     if diff -q "$a" "$b" >/dev/null; then
-        pass "via $c: rcontain's observations are identical to $(basename "$REF")'s"
+        pass "via $c: $(basename "$RC")'s observations are identical to $(basename "$REF")'s"
     else
-        fail "via $c: rcontain differs from $(basename "$REF") (< $(basename "$REF"), > rcontain):"
+        fail "via $c: $(basename "$RC") differs from $(basename "$REF") (< $(basename "$REF"), > $(basename "$RC")):"
         diff "$a" "$b" | grep '^[<>]' | head -20 | sed 's/^/     /'
     fi
 done
@@ -249,7 +249,7 @@ declare -A CFG=(
     [mount]='[.root.readonly, ([.mounts[] | .destination] | sort)]'
 )
 base=$W/obs/direct-rcontain
-echo "---- observations across callers (rcontain), relative to a direct 'rcontain run' ----"
+echo "---- observations across callers ($(basename "$RC")), relative to a direct '$(basename "$RC") run' ----"
 for c in $CALLERS; do
     [ "$c" = direct ] && continue
     o=$W/obs/$c-rcontain
