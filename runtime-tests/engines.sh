@@ -89,15 +89,16 @@ for rt in "$@"; do
         log=$LOGDIR/$e-$(basename "$rt").log
         t=$(date +%s)
         echo "== $e with $rt"
-        # setsid + timeout: a hung engine is killed with its whole group.
-        BUSYBOX_IMAGE_DIR=$IMG CMD_TIMEOUT=60 timeout -k 10 "$TMO" setsid "$script" "${args[@]}" >"$log" 2>&1 </dev/null
+        # timeout signals its whole process group (the script, its engines and
+        # a hung client), so the script's cleanup trap gets to run.
+        BUSYBOX_IMAGE_DIR=$IMG CMD_TIMEOUT=60 timeout -k 10 "$TMO" "$script" "${args[@]}" >"$log" 2>&1 </dev/null
         rc=$?
         grep -E '^(PASS|FAIL)' "$log"
         npass=$(grep -c '^PASS' "$log")
         nfail=$(grep -c '^FAIL' "$log")
         if [ $rc != 0 ] || [ "$nfail" -gt 0 ]; then
             failed=1
-            [ $rc = 124 ] && echo "FAIL $e timed out after ${TMO}s"
+            [ $rc = 124 ] && { echo "FAIL $e timed out after ${TMO}s"; nfail=$((nfail + 1)); }
             res=FAIL
         else
             res=PASS
