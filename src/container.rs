@@ -348,7 +348,9 @@ impl Runtime {
     pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<()> {
         let (st, status) = self.load(id)?;
         if status == Status::Stopped {
-            bail!("container {id:?} is not running");
+            // containerd's shim recognises exactly "container not running"
+            // (a kill racing the exit is then not an error for it).
+            bail!("cannot kill container {id:?}: container not running");
         }
         if all {
             if let Some(cg) = cgroup_of(&st)? {
