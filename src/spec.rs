@@ -266,11 +266,6 @@ mod tests {
             ),
             (
                 "/linux/namespaces",
-                serde_json::json!([{"type": "pid"}]),
-                "mount namespace",
-            ),
-            (
-                "/linux/namespaces",
                 serde_json::json!([{"type": "mount"}, {"type": "mount"}]),
                 "duplicate",
             ),
