@@ -215,7 +215,7 @@ impl Applier<'_> {
             let meta = Meta::read(entry)?;
             let fd = self.root.dir(&rel, false)?;
             let dir = reopen_dir(fd.as_raw_fd(), OsStr::new("."))?;
-            apply_meta_fd(&dir, &meta)?;
+            apply_meta_fd(&dir, &meta, true)?;
             self.dir_times.push((rel, meta.atime, meta.mtime));
             return Ok(());
         };
@@ -248,7 +248,7 @@ impl Applier<'_> {
                     bail!("truncated: {n} of {size} content bytes present");
                 }
                 self.stats.bytes += n;
-                apply_meta_fd(&file, &meta)?;
+                apply_meta_fd(&file, &meta, false)?;
             }
             EntryType::Directory => {
                 match mkdirat(Some(pfd), base.as_os_str(), Mode::from_bits_truncate(0o700)) {
@@ -261,7 +261,7 @@ impl Applier<'_> {
                     Err(e) => return Err(e.into()),
                 }
                 let dir = reopen_dir(pfd, &base)?;
-                apply_meta_fd(&dir, &meta)?;
+                apply_meta_fd(&dir, &meta, true)?;
                 self.dir_times.push((rel.clone(), meta.atime, meta.mtime));
             }
             EntryType::Symlink => {
@@ -400,7 +400,7 @@ impl Applier<'_> {
                 atime: TimeSpec::new(st.st_atime, st.st_atime_nsec),
                 xattrs: Vec::new(),
             };
-            apply_meta_fd(&dst, &meta)?;
+            apply_meta_fd(&dst, &meta, false)?;
             self.seen.insert(rel);
             return Ok(());
         }
@@ -576,8 +576,8 @@ fn reopen_dir(pfd: RawFd, base: &OsStr) -> Result<File> {
 }
 
 /// Owner first (chown clears setuid/setgid and security.capability), then
-/// mode, then xattrs, then times.
-fn apply_meta_fd(f: &File, m: &Meta) -> Result<()> {
+/// mode, then xattrs, then times (for directories, later: see dir_times).
+fn apply_meta_fd(f: &File, m: &Meta, is_dir: bool) -> Result<()> {
     let fd = f.as_raw_fd();
     fchown(fd, Some(Uid::from_raw(m.uid)), Some(Gid::from_raw(m.gid)))
         .with_context(|| format!("chown to {}:{}", m.uid, m.gid))?;
@@ -586,7 +586,7 @@ fn apply_meta_fd(f: &File, m: &Meta) -> Result<()> {
         set_xattr(Some(fd), &CString::default(), name, value)
             .with_context(|| format!("setting xattr {name:?}"))?;
     }
-    if !f.metadata()?.is_dir() {
+    if !is_dir {
         futimens(fd, &m.atime, &m.mtime).context("setting times")?;
     }
     Ok(())
@@ -814,5 +814,52 @@ mod tests {
         ]);
         let (_t, l) = apply_all(&[l1]);
         assert_eq!(l, ["p/", "p/q/", "p/q/r/", "p/q/r/file=deep"]);
+    }
+
+    #[test]
+    fn overlay_placement_marks_instead_of_deleting() {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let lower_dir = tempfile::tempdir().unwrap();
+        let lower = Rootfs::open(lower_dir.path()).unwrap();
+        apply_layer(
+            &lower,
+            &tar(&[
+                ("d", D, ""),
+                ("d/t", F, "target"),
+                ("o", D, ""),
+                ("o/x", F, "1"),
+            ])[..],
+        )
+        .unwrap();
+        let upper_dir = tempfile::tempdir().unwrap();
+        let upper = Rootfs::open(upper_dir.path()).unwrap();
+        let l2 = tar(&[
+            ("d/.wh.gone", F, ""),
+            ("o/.wh..wh..opq", F, ""),
+            ("o/y", F, "2"),
+            ("h", H, "d/t"),
+        ]);
+        let lowers = [lower];
+        apply_layer_as(&upper, &l2[..], &Placement::Overlay { lowers: &lowers }).unwrap();
+        let wh = std::fs::symlink_metadata(upper_dir.path().join("d/gone")).unwrap();
+        assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
+        let mut v = [0u8; 4];
+        let p = CString::new(upper_dir.path().join("o").to_str().unwrap()).unwrap();
+        let name = CString::new("trusted.overlay.opaque").unwrap();
+        // SAFETY: valid C strings and a buffer with its length.
+        let n = unsafe { libc::getxattr(p.as_ptr(), name.as_ptr(), v.as_mut_ptr().cast(), 4) };
+        assert_eq!(&v[..n.max(0) as usize], b"y");
+        assert_eq!(
+            std::fs::read_to_string(upper_dir.path().join("o/y")).unwrap(),
+            "2"
+        );
+        assert_eq!(
+            std::fs::read_to_string(upper_dir.path().join("h")).unwrap(),
+            "target"
+        );
+        assert!(
+            !upper_dir.path().join("o/x").exists(),
+            "lower content is not copied up"
+        );
     }
 }
