@@ -38,7 +38,12 @@ impl Progress for Bar {
         self.0.set_message(format!("0/{layers} layers"));
     }
     fn layer(&self, _index: usize, label: &str) {
-        self.0.set_message(label.to_string());
+        // "layer 2/3 (sha256:0123456789ab…)": the full digest is too wide.
+        let short = match label.find("sha256:") {
+            Some(i) if label.len() > i + 19 => format!("{}…)", &label[..i + 19]),
+            _ => label.to_string(),
+        };
+        self.0.set_message(short);
     }
     fn advance(&self, n: u64) {
         self.0.inc(n);

@@ -460,15 +460,32 @@ fn ref_names(d: &Descriptor) -> Vec<&str> {
     .collect()
 }
 
-/// `want` names `have` if equal, or if `want` is just the tag of `have`
-/// (`latest` vs `localhost/busybox:latest`), or `have` lacks a registry
-/// that `want` has the short form of.
+/// Docker Hub names are written both ways: `docker.io/library/app:1`
+/// and `app:1`.
+fn normalize_name(n: &str) -> &str {
+    [
+        "docker.io/library/",
+        "index.docker.io/library/",
+        "docker.io/",
+        "index.docker.io/",
+    ]
+    .iter()
+    .find_map(|p| n.strip_prefix(p))
+    .unwrap_or(n)
+}
+
+/// `want` names `have` if equal (up to the docker.io prefix), if `want` is
+/// just the tag of `have` (`latest` vs `localhost/busybox:latest`), or if
+/// `want` is `have`'s name without the `:latest` tag.
 fn name_matches(want: &str, have: &str) -> bool {
-    if want == have {
+    let (w, h) = (normalize_name(want), normalize_name(have));
+    if w == h {
         return true;
     }
-    match have.rsplit_once(':') {
-        Some((_, tag)) if !tag.contains('/') => tag == want,
+    match h.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => {
+            tag == w || (tag == "latest" && name == w && !w.contains(':'))
+        }
         _ => false,
     }
 }
@@ -783,6 +800,14 @@ mod tests {
         ));
         assert!(!name_matches("v1", "localhost/busybox:latest"));
         assert!(!name_matches("busybox", "localhost:5000/busybox"));
+        assert!(name_matches("app:1.0", "docker.io/library/app:1.0"));
+        assert!(name_matches("app", "docker.io/library/app:latest"));
+        assert!(name_matches(
+            "localhost/busybox",
+            "localhost/busybox:latest"
+        ));
+        assert!(!name_matches("app", "docker.io/library/app:1.0"));
+        assert!(!name_matches("other:1.0", "docker.io/library/app:1.0"));
     }
 
     #[test]
