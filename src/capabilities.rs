@@ -1,6 +1,7 @@
 //! `process.capabilities`: checked in the runtime, applied by the container
 //! init (see `process::set_identity` for the order).
 
+use crate::names::json_name;
 use anyhow::{bail, Result};
 use caps::{CapSet, Capability, CapsHashSet};
 use oci_spec::runtime::{Capabilities, LinuxCapabilities};
@@ -32,7 +33,7 @@ pub fn parse(c: &LinuxCapabilities) -> Result<CapSets> {
         let mut out = CapsHashSet::new();
         let mut unknown = Vec::new();
         for cap in caps.iter().flatten() {
-            let spelled = crate::seccomp::json_name(cap);
+            let spelled = json_name(cap);
             let cap = Capability::from_str(&spelled).map_err(|_| {
                 anyhow::anyhow!("process.capabilities.{name}: unknown capability {spelled}")
             })?;
@@ -135,8 +136,22 @@ impl CapSets {
             (CapSet::Inheritable, "inheritable", &self.inheritable),
             (CapSet::Permitted, "permitted", &self.permitted),
         ] {
-            caps::set(None, set, value)
-                .map_err(|e| anyhow::anyhow!("process.capabilities.{name}: {e}"))?;
+            caps::set(None, set, value).map_err(|e| {
+                // The usual cause: the runtime itself lacks a capability
+                // (then runc and crun fail the same way).
+                let held = caps::read(None, CapSet::Permitted).unwrap_or_default();
+                let mut missing: Vec<String> =
+                    value.difference(&held).map(ToString::to_string).collect();
+                missing.sort();
+                if missing.is_empty() {
+                    anyhow::anyhow!("process.capabilities.{name}: {e}")
+                } else {
+                    anyhow::anyhow!(
+                        "process.capabilities.{name}: {} not held by the runtime: {e}",
+                        missing.join(", ")
+                    )
+                }
+            })?;
         }
         caps::clear(None, CapSet::Ambient)
             .map_err(|e| anyhow::anyhow!("process.capabilities.ambient: {e}"))?;
@@ -158,7 +173,7 @@ pub fn known() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{in_child, is_root};
+    use crate::testutil::{in_child, is_root, rerun_alone};
     use anyhow::Context;
 
     fn parse_json(json: &str) -> Result<CapSets> {
@@ -184,7 +199,7 @@ mod tests {
         for name in known() {
             let oci: oci_spec::runtime::Capability =
                 serde_json::from_value(serde_json::json!(name)).unwrap();
-            assert_eq!(crate::seccomp::json_name(&oci), name);
+            assert_eq!(json_name(&oci), name);
         }
         assert_eq!(known().len(), 41);
         assert_eq!(known()[0], "CAP_CHOWN");
@@ -226,7 +241,7 @@ mod tests {
 
     #[test]
     fn applied_sets_match_the_config() {
-        if !is_root() {
+        if !is_root() || rerun_alone() {
             return;
         }
         let c = parse_json(
@@ -258,8 +273,31 @@ mod tests {
     }
 
     #[test]
+    fn capabilities_the_runtime_lacks_are_named() {
+        if !is_root() || rerun_alone() {
+            return;
+        }
+        let c = parse_json(
+            r#"{"effective":["CAP_KILL","CAP_SYSLOG"],"permitted":["CAP_KILL","CAP_SYSLOG"]}"#,
+        )
+        .unwrap();
+        let e = in_child(|| {
+            caps::drop(None, CapSet::Effective, Capability::CAP_SYSLOG)?;
+            caps::drop(None, CapSet::Permitted, Capability::CAP_SYSLOG)?;
+            c.apply().map(|_| String::new())
+        })
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "process.capabilities.effective: CAP_SYSLOG not held by the runtime: "
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn no_capabilities_means_none_at_all() {
-        if !is_root() {
+        if !is_root() || rerun_alone() {
             return;
         }
         let out = in_child(|| {

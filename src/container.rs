@@ -60,6 +60,18 @@ struct CreateParent<'a> {
 }
 
 impl Parent for CreateParent<'_> {
+    fn seccomp_fd(&mut self, pid: i32, fd: OwnedFd) -> Result<()> {
+        let linux = self.spec.linux().as_ref().expect("validated");
+        let sc = linux.seccomp().as_ref().expect("a filter was loaded");
+        let Some(path) = sc.listener_path() else {
+            bail!("linux.seccomp.listenerPath: required when a rule uses SCMP_ACT_NOTIFY");
+        };
+        let st: oci_spec::runtime::State =
+            serde_json::from_slice(&(self.hook_state)(pid, "creating"))?;
+        let msg = seccomp::listener_state(&st, pid, sc.listener_metadata().as_deref())?;
+        seccomp::send_to_listener(path, std::os::fd::AsFd::as_fd(&fd), &msg)
+    }
+
     fn init_created(&mut self, pid: i32) -> Result<()> {
         if let Some(adj) = self.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
@@ -95,12 +107,14 @@ impl Runtime {
         let process = spec.process().as_ref().expect("validated");
         let linux = spec.linux().as_ref().expect("validated");
         let ns = Namespaces::from_spec(linux)?;
+        crate::process::validate(process, Some(linux))?;
         let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
         let caps = process
             .capabilities()
             .as_ref()
             .map(capabilities::parse)
             .transpose()?;
+        warn_skipped(filter.as_ref(), caps.as_ref());
         let terminal = process.terminal().unwrap_or(false);
         let console = match (terminal, console, &o.console_socket) {
             (true, Some(c), _) => Some(c),
@@ -290,9 +304,18 @@ impl Runtime {
         if status == Status::Stopped {
             bail!("container {id:?} is not running");
         }
-        let _ = all; // every process of a container dies with its pid namespace's init; per-cgroup kill comes with cgroups
-        nix::errno::Errno::result(unsafe_kill(st.pid, sig))
-            .map_err(|e| anyhow!("sending signal {sig} to container {id:?}: {}", e.desc()))?;
+        let targets = if all {
+            container_pids(st.pid)
+        } else {
+            vec![st.pid]
+        };
+        for p in targets {
+            let r = nix::errno::Errno::result(unsafe_kill(p, sig));
+            // Processes may exit while we signal them; only the init matters.
+            if p == st.pid {
+                r.map_err(|e| anyhow!("sending signal {sig} to container {id:?}: {}", e.desc()))?;
+            }
+        }
         Ok(())
     }
 
@@ -335,6 +358,28 @@ impl Runtime {
     }
 }
 
+/// Every process of the container: all processes in its own pid
+/// namespace. A container sharing the runtime's pid namespace has only
+/// its init here (its other processes are found through its cgroup).
+pub fn container_pids(init: i32) -> Vec<i32> {
+    let ns = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let Some(theirs) = ns(init) else {
+        return vec![];
+    };
+    if ns(std::process::id() as i32).as_ref() == Some(&theirs) {
+        return vec![init];
+    }
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|p| ns(*p).as_ref() == Some(&theirs))
+        .collect();
+    pids.sort();
+    pids
+}
+
 fn unsafe_kill(pid: i32, sig: i32) -> i32 {
     // SAFETY: kill(2) with plain integers; the signal number may be a
     // realtime one that nix's Signal enum cannot represent.
@@ -366,6 +411,19 @@ fn hook_state_json(st: &State, pid: i32, status: &str) -> Vec<u8> {
         "annotations": st.annotations,
     }))
     .unwrap_or_default()
+}
+
+/// Report what the kernel or libseccomp did not know and was left out.
+pub(crate) fn warn_skipped(f: Option<&seccomp::Filter>, c: Option<&capabilities::CapSets>) {
+    if let Some(names) = f.map(|f| f.skipped_syscalls()).filter(|n| !n.is_empty()) {
+        logging::warn(&format!(
+            "linux.seccomp: syscalls unknown to this kernel were ignored: {}",
+            names.join(", ")
+        ));
+    }
+    for w in c.map(|c| c.warnings()).unwrap_or_default() {
+        logging::warn(w);
+    }
 }
 
 /// The user creating the container, by name as runc reports it.

@@ -68,12 +68,14 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
     if !p.cwd().is_absolute() {
         bail!("process.cwd: {:?} is not an absolute path", p.cwd());
     }
+    crate::process::validate(p, Some(linux))?;
     let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
     let caps = p
         .capabilities()
         .as_ref()
         .map(capabilities::parse)
         .transpose()?;
+    crate::container::warn_skipped(filter.as_ref(), caps.as_ref());
 
     // Every namespace type the container was configured with, found
     // through its init (a path-joined one is reachable the same way).

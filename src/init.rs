@@ -163,6 +163,19 @@ fn setup(cfg: &InitConfig, chan: &Channel, enter_ns: bool, ready: &mut bool) -> 
     let cwd = process.cwd();
     let exe = find_executable(&args[0], &env, cwd)?;
 
+    // A filter with notify rules must be loaded while the runtime is still
+    // here to pass its fd to the seccomp agent; it then also covers the
+    // rest of the init, as with runc.
+    let filter = match cfg.seccomp {
+        Some(f) if f.uses_notify() => {
+            if let Some(fd) = f.load()? {
+                chan.send(&Msg::SeccompFd(fd))?;
+            }
+            None
+        }
+        f => f,
+    };
+
     // Setup is done: from here on the runtime will not be waiting for us.
     chan.send(&Msg::Ready)?;
     *ready = true;
@@ -191,14 +204,7 @@ fn setup(cfg: &InitConfig, chan: &Channel, enter_ns: bool, ready: &mut bool) -> 
         terminal::become_controlling(slave)?;
     }
 
-    exec_process(
-        process,
-        linux,
-        cfg.seccomp,
-        cfg.caps,
-        cfg.preserve_fds,
-        &exe,
-    )
+    exec_process(process, linux, filter, cfg.caps, cfg.preserve_fds, &exe)
 }
 
 /// The last steps shared by the init and `exec`: from cwd to execve.
@@ -226,6 +232,15 @@ pub fn exec_process(
         );
     }
     sys::cloexec_from(3 + preserve_fds).context("marking inherited fds close-on-exec")?;
+    // The caller hands these over on purpose: they must survive execve even
+    // if they were opened close-on-exec.
+    for fd in 3..3 + preserve_fds as i32 {
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .with_context(|| format!("--preserve-fds: fd {fd}"))?;
+    }
 
     process::set_rlimits(process.rlimits().as_deref().unwrap_or(&[]))?;
     let nnp = process.no_new_privileges().unwrap_or(false);

@@ -19,6 +19,7 @@ pub mod image;
 pub mod init;
 pub mod logging;
 pub mod mounts;
+mod names;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;

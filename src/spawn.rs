@@ -28,6 +28,8 @@ pub trait Parent {
     fn init_created(&mut self, pid: i32) -> Result<()>;
     /// The rootfs is mounted: run prestart and createRuntime hooks.
     fn run_hooks(&mut self, pid: i32) -> Result<()>;
+    /// The init loaded a seccomp filter with notify rules: hand the fd on.
+    fn seccomp_fd(&mut self, pid: i32, fd: std::os::fd::OwnedFd) -> Result<()>;
 }
 
 /// Spawn the init and drive it through setup until it reports `Ready`.
@@ -105,6 +107,7 @@ fn drive(
                 parent.run_hooks(pid)?;
                 chan.send(&Msg::Continue)?;
             }
+            Some(Msg::SeccompFd(fd)) => parent.seccomp_fd(pid, fd)?,
             Some(Msg::Ready) => return Ok(pid),
             Some(Msg::Error(e)) => bail!("{e}"),
             Some(m) => bail!("unexpected sync message {m:?}"),

@@ -39,7 +39,7 @@ struct Cli {
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
     /// Rootless mode: true, false or auto (only false/auto as root are supported)
-    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<String>,
     /// Image store for running straight from images
     #[arg(long, global = true, env = "RCONTAIN_STORE", default_value = rcontain::image::store::DEFAULT_STORE)]
@@ -237,7 +237,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             } else {
                 rcontain::specgen::default_spec()
             };
-            std::fs::write(&path, serde_json::to_string_pretty(&spec)? + "\n")
+            std::fs::write(&path, rcontain::specgen::to_pretty_json(&spec)?)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         Cmd::Unpack(a) => unpack::run(a)?,
@@ -245,7 +245,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Prune => images::prune(&cli.store)?,
         Cmd::Features => println!(
             "{}",
-            serde_json::to_string_pretty(&rcontain::features::features())?
+            // TODO(lead): pass the cgroup manager's support once merged.
+            serde_json::to_string_pretty(&rcontain::features::features(None))?
         ),
     }
     Ok(0)
