@@ -751,3 +751,68 @@ fn run_straight_from_an_image() {
         .arg("images"));
     assert!(String::from_utf8_lossy(&o.stdout).contains("hello/oci:latest"));
 }
+
+fn rc(state: &Path, store: &Path) -> Command {
+    let mut c = Command::new(rcontain_bin());
+    c.arg("--root").arg(state).arg("--store").arg(store);
+    c
+}
+
+#[test]
+fn skopeo_made_image_runs_by_path() {
+    if !have("skopeo") {
+        eprintln!("skipped: skopeo not installed");
+        return;
+    }
+    let t = tmp();
+    let copy = t.path().join("hello-copy");
+    let o = run(Command::new("skopeo")
+        .args(["--insecure-policy", "copy", "-q"])
+        .args([
+            format!(
+                "docker-archive:{}/hello/docker-archive.tar",
+                images().display()
+            ),
+            format!("oci:{}:v1", copy.display()),
+        ]));
+    assert!(o.status.success(), "skopeo copy: {}", stderr(&o));
+    let (state, store) = (t.path().join("state"), t.path().join("store"));
+    // A layout directory as the positional argument: run it as an image.
+    let o = run(rc(&state, &store).args(["run", &format!("{}:v1", copy.display())]));
+    assert!(o.status.success(), "run IMAGE: {}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from rcontain\n");
+    assert!(
+        names(&store.join("containers")).is_empty(),
+        "bundle left in the store"
+    );
+}
+
+#[test]
+fn detached_image_container_is_released_on_delete() {
+    let t = tmp();
+    let (state, store) = (t.path().join("state"), t.path().join("store"));
+    let id = format!("img-detached-{}", std::process::id());
+    let image = format!("{}/hello/oci.tar", images().display());
+    let o = run(rc(&state, &store).args(["run", "-d", "--image", &image, &id]));
+    let bundle = store.join("containers").join(&id);
+    let cleanup = || {
+        let _ = rc(&state, &store).args(["delete", "-f", &id]).output();
+        let _ = Store::open(&store).map(|s| s.remove_bundle(&id));
+    };
+    if !o.status.success() {
+        cleanup();
+        panic!("run -d --image: {}", stderr(&o));
+    }
+    let still_there = bundle.join("config.json").is_file() && mounted(&bundle.join("rootfs"));
+    let o = run(rc(&state, &store).args(["delete", "-f", &id]));
+    cleanup();
+    assert!(
+        still_there,
+        "a detached container's bundle must outlive run"
+    );
+    assert!(o.status.success(), "delete: {}", stderr(&o));
+    assert!(
+        !bundle.exists() && !mounted(&bundle.join("rootfs")),
+        "bundle not released"
+    );
+}
