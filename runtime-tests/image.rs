@@ -816,3 +816,65 @@ fn detached_image_container_is_released_on_delete() {
         "bundle not released"
     );
 }
+
+/// A layout addressed with sha512 throughout (blobs/sha512/...).
+fn sha512_layout(dir: &Path, corrupt: bool) {
+    std::fs::create_dir_all(dir.join("blobs/sha512")).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let put = |data: &[u8]| {
+        let hex = sha512_hex(data);
+        std::fs::write(dir.join("blobs/sha512").join(&hex), data).unwrap();
+        format!("sha512:{hex}")
+    };
+    let tar = RawTar::default()
+        .dir("etc/")
+        .file("etc/motd", "sha512 all the way\n")
+        .finish();
+    let layer = gzip(&tar);
+    let ld = put(&layer);
+    if corrupt {
+        let mut bad = layer.clone();
+        let n = bad.len();
+        bad[n / 2] ^= 1;
+        std::fs::write(dir.join("blobs/sha512").join(&ld[7..]), bad).unwrap();
+    }
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {"Cmd": ["cat", "/etc/motd"]},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha512:{}", sha512_hex(&tar))]},
+    }))
+    .unwrap();
+    let cd = put(&config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
+        "layers": [{"mediaType": GZIP, "digest": ld, "size": layer.len()}],
+    }))
+    .unwrap();
+    let md = put(&manifest);
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": manifest.len()}]});
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+#[test]
+fn sha512_images_are_verified() {
+    let t = tmp();
+    let good = t.path().join("good");
+    sha512_layout(&good, false);
+    let b = t.path().join("b");
+    unpack_ok(&[good.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(b.join("rootfs/etc/motd")).unwrap(),
+        "sha512 all the way\n"
+    );
+    let bad = t.path().join("bad");
+    sha512_layout(&bad, true);
+    let o = unpack(&[bad.to_str().unwrap(), t.path().join("c").to_str().unwrap()]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("digest mismatch") && e.contains("blob sha512:"),
+        "{e}"
+    );
+    assert!(!t.path().join("c").exists());
+}
