@@ -878,3 +878,33 @@ fn sha512_images_are_verified() {
     );
     assert!(!t.path().join("c").exists());
 }
+
+#[test]
+fn compressed_archives_unpack() {
+    let t = tmp();
+    let src = images().join("layers");
+    let gz = t.path().join("d.tar.gz");
+    std::fs::write(
+        &gz,
+        gzip(&std::fs::read(src.join("docker-archive.tar")).unwrap()),
+    )
+    .unwrap();
+    let zst = t.path().join("oci.tar.zst");
+    let o = run(Command::new("zstd")
+        .args(["-q", "-o"])
+        .arg(&zst)
+        .arg(src.join("oci.tar")));
+    assert!(o.status.success(), "zstd: {}", stderr(&o));
+    let (a, b, c) = (t.path().join("a"), t.path().join("b"), t.path().join("c"));
+    unpack_ok(&[
+        &format!("{}:localhost/layers:latest", gz.display()),
+        a.to_str().unwrap(),
+    ]);
+    unpack_ok(&[&format!("{}:latest", zst.display()), b.to_str().unwrap()]);
+    unpack_ok(&[
+        &format!("{}/oci:latest", src.display()),
+        c.to_str().unwrap(),
+    ]);
+    assert_same_tree(&a.join("rootfs"), &c.join("rootfs"));
+    assert_same_tree(&b.join("rootfs"), &c.join("rootfs"));
+}

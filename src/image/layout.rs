@@ -256,11 +256,15 @@ fn normalize_member(name: &str) -> String {
 
 impl Store {
     fn open_tar(path: &Path) -> Result<Store> {
-        let file = File::open(path)?;
+        let mut file = File::open(path)?;
         let mut head = [0u8; 4];
         let n = file.read_at(&mut head, 0)?;
-        if Compression::sniff(&head[..n]) != Compression::None {
-            bail!("compressed archives are not supported: decompress it first (gunzip/zstd -d)");
+        let compression = Compression::sniff(&head[..n]);
+        if compression != Compression::None {
+            // `docker save | gzip`: blobs need random access, so the archive
+            // is decompressed once into an unnamed temporary file.
+            file = decompress_to_tmpfile(file, compression)
+                .context("decompressing the archive into a temporary file")?;
         }
         let mut members = HashMap::new();
         let mut links = HashMap::new();
@@ -346,6 +350,25 @@ impl Store {
         let r = self.open_blob(d)?;
         read_verified(r, d, size, MAX_JSON, &format!("{what} {d}"))
     }
+}
+
+fn decompress_to_tmpfile(file: File, compression: Compression) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut tmp = File::options()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(0o600)
+        .open(std::env::temp_dir())?;
+    let input = io::BufReader::new(file);
+    let mut r: Box<dyn Read> = match compression {
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
+        Compression::None => Box::new(input),
+    };
+    io::copy(&mut r, &mut tmp)?;
+    io::Seek::rewind(&mut tmp)?;
+    Ok(tmp)
 }
 
 /// Archive symlink targets are relative to the link's directory.
