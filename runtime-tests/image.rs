@@ -908,3 +908,43 @@ fn compressed_archives_unpack() {
     assert_same_tree(&a.join("rootfs"), &c.join("rootfs"));
     assert_same_tree(&b.join("rootfs"), &c.join("rootfs"));
 }
+
+#[test]
+fn references_by_digest_and_unknown_tags() {
+    let layout = images().join("layers/oci");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let gz = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "gzip")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    unpack_ok(&[&format!("{}@{gz}", layout.display()), a.to_str().unwrap()]);
+    unpack_ok(&[&format!("{}:gzip", layout.display()), b.to_str().unwrap()]);
+    assert_same_tree(&a.join("rootfs"), &b.join("rootfs"));
+    let o = unpack(&[
+        &format!("{}:nope", layout.display()),
+        t.path().join("c").to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("no manifest tagged \"nope\""),
+        "{}",
+        stderr(&o)
+    );
+    let other = format!("sha256:{}", "0".repeat(64));
+    let o = unpack(&[
+        &format!("{}@{other}", layout.display()),
+        t.path().join("d").to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("no manifest with digest"),
+        "{}",
+        stderr(&o)
+    );
+}
