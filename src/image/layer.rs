@@ -84,13 +84,67 @@ impl Meta {
                 } else if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
                     let name =
                         CString::new(name).map_err(|_| anyhow!("xattr name with a NUL byte"))?;
+                    meta.xattrs.retain(|(n, _)| *n != name);
                     meta.xattrs.push((name, ext.value_bytes().to_vec()));
+                } else if let Some(name) = key.strip_prefix(b"LIBARCHIVE.xattr.") {
+                    // bsdtar's form: URL-encoded name, base64 value. bsdtar
+                    // writes SCHILY too; that one wins when both are there.
+                    let bad = || anyhow!("malformed {}", String::from_utf8_lossy(key));
+                    let name = CString::new(percent_decode(name).ok_or_else(bad)?)
+                        .map_err(|_| anyhow!("xattr name with a NUL byte"))?;
+                    if !meta.xattrs.iter().any(|(n, _)| *n == name) {
+                        let value = base64_decode(ext.value_bytes()).ok_or_else(bad)?;
+                        meta.xattrs.push((name, value));
+                    }
                 }
             }
         }
         meta.atime = atime.unwrap_or(meta.mtime);
         Ok(meta)
     }
+}
+
+fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' {
+            let hex = std::str::from_utf8(s.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(s[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// Standard base64, padding optional.
+fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(u32::from(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        }))
+    };
+    let s: Vec<u8> = s.iter().copied().filter(|&c| c != b'=').collect();
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    for chunk in s.chunks(4) {
+        if chunk.len() == 1 {
+            return None;
+        }
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= val(c)? << (18 - 6 * i);
+        }
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    Some(out)
 }
 
 fn set_xattr(fd: Option<RawFd>, path: &CString, name: &CString, value: &[u8]) -> io::Result<()> {
@@ -652,6 +706,19 @@ fn copy(mut from: impl Read, mut to: &File, buf: &mut [u8]) -> Result<u64> {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn libarchive_xattr_encodings_decode() {
+        assert_eq!(base64_decode(b"aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(base64_decode(b"aGVsbG8").unwrap(), b"hello");
+        assert_eq!(
+            base64_decode(b"AQAAAgAgAAA=").unwrap(),
+            [1, 0, 0, 2, 0, 0x20, 0, 0]
+        );
+        assert!(base64_decode(b"a").is_none() && base64_decode(b"a*bc").is_none());
+        assert_eq!(percent_decode(b"user.a%3Db").unwrap(), b"user.a=b");
+        assert!(percent_decode(b"x%4").is_none());
+    }
 
     #[test]
     fn pax_times_parse() {
