@@ -8,6 +8,7 @@
 //! `capabilities`, `seccomp`) and finally execve.
 
 pub mod capabilities;
+pub mod cgroups;
 pub mod channel;
 pub mod container;
 pub mod devices;
