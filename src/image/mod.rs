@@ -18,11 +18,10 @@ pub mod layout;
 pub mod rootfs;
 pub mod store;
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 
@@ -83,7 +82,7 @@ pub fn unpack(opts: &UnpackOptions) -> Result<Unpacked> {
         .with_context(|| format!("creating {}", rootfs_path.display()))?;
     let root = Rootfs::open(&rootfs_path)?;
 
-    let stats = apply_layers(&img, &root, &staging.path, opts.progress.as_deref())
+    let stats = apply_layers(&img, &root, opts.progress.as_deref())
         .with_context(|| format!("image {}", img.name))?;
     let spec = config::runtime_spec(crate::specgen::default_spec(), &img.config, &root)
         .with_context(|| format!("image {}", img.name))?;
@@ -195,35 +194,23 @@ enum Msg {
     End(Result<()>),
 }
 
-/// Applies all layers of `img` in order onto `root`; see `pipeline`.
-/// Decoded layers waiting their turn are kept in unnamed temporary files
-/// in `spill_dir`.
+/// Applies all layers of `img` in order onto `root`, decoding on a
+/// second thread.
 pub fn apply_layers(
     img: &Image,
     root: &Rootfs,
-    spill_dir: &Path,
     progress: Option<&dyn Progress>,
 ) -> Result<LayerStats> {
     let all = vec![true; img.layers.len()];
-    pipeline(img, &all, spill_dir, progress, |_, tar| {
-        layer::apply_layer(root, tar)
-    })
+    pipeline(img, &all, progress, |_, tar| layer::apply_layer(root, tar))
 }
 
-/// Decodes (reads, verifies, decompresses) the layers of `img` for which
-/// `wanted` is true and hands each decoded tar stream, in order, to
-/// `apply` with the layer's index. Returns the summed stats.
-///
-/// Three threads share the work: one decodes the first layer into a small
-/// bounded queue that `apply` reads as it goes; another decodes the next
-/// layers meanwhile, each into an unnamed temporary file in `spill_dir`
-/// (at most two ahead), which `apply` reads once that layer's turn comes
-/// and only after it was verified whole. Memory stays bounded whatever
-/// the layer sizes.
+/// Decodes the layers of `img` for which `wanted` is true, in order, on a
+/// second thread, and hands each decoded tar stream to `apply` with the
+/// layer's index. Returns the summed stats.
 pub(crate) fn pipeline(
     img: &Image,
     wanted: &[bool],
-    spill_dir: &Path,
     progress: Option<&dyn Progress>,
     mut apply: impl FnMut(usize, &mut dyn Read) -> Result<LayerStats>,
 ) -> Result<LayerStats> {
@@ -235,105 +222,57 @@ pub(crate) fn pipeline(
             .sum::<Option<u64>>();
         p.start(todo.len(), total);
     }
-    let cancel = AtomicBool::new(false);
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel::<Msg>(DEPTH);
         let (recycle_tx, recycle_rx) = channel::<Vec<u8>>();
-        let (ready_tx, ready_rx) = sync_channel::<Result<File>>(1);
-        let first = todo.first().copied();
-        let rest: Vec<usize> = todo.iter().skip(1).copied().collect();
-        let cancel = &cancel;
-        let streamer = s.spawn(move || {
-            if let Some(i) = first {
+        let order = todo.clone();
+        let decoder = s.spawn(move || {
+            for (n, i) in order.into_iter().enumerate() {
+                let l = &img.layers[i];
                 if let Some(p) = progress {
-                    p.layer(0, &img.layers[i].label);
+                    p.layer(n, &l.label);
                 }
-                let sink = Sink::Queue(&tx, &recycle_rx);
-                let _ = tx.send(Msg::End(decode_layer(img, &img.layers[i], sink, progress)));
-            }
-        });
-        let spiller = s.spawn(move || {
-            for (n, i) in rest.into_iter().enumerate() {
-                if let Some(p) = progress {
-                    p.layer(n + 1, &img.layers[i].label);
-                }
-                let r = spill_file(spill_dir).and_then(|mut f| {
-                    decode_layer(img, &img.layers[i], Sink::File(&mut f, cancel), progress)?;
-                    f.rewind()?;
-                    Ok(f)
-                });
+                let r = decode_layer(img, l, &tx, &recycle_rx, progress);
                 let failed = r.is_err();
-                if ready_tx.send(r).is_err() || failed || cancel.load(Ordering::Relaxed) {
+                if tx.send(Msg::End(r)).is_err() || failed {
                     return;
                 }
             }
         });
         let mut total = LayerStats::default();
         let mut result = Ok(());
-        for (k, &i) in todo.iter().enumerate() {
-            let r = if k == 0 {
-                let mut reader = ChannelReader {
-                    rx: &rx,
-                    recycle: &recycle_tx,
-                    cur: Vec::new(),
-                    pos: 0,
-                    end: None,
-                };
-                let applied = apply(i, &mut reader);
-                // Read the layer to its end even after an apply error: a
-                // digest mismatch found there is the real cause of e.g. a
-                // garbled header.
-                match (applied, reader.finish()) {
-                    (Ok(s), Ok(())) => Ok(s),
-                    (_, Err(e)) | (Err(e), Ok(())) => Err(e),
-                }
-            } else {
-                match ready_rx.recv() {
-                    Ok(Ok(f)) => apply(i, &mut BufReader::with_capacity(CHUNK, f)),
-                    Ok(Err(e)) => Err(e),
-                    Err(_) => Err(anyhow!("layer decoder stopped early")),
-                }
+        for i in todo {
+            let mut reader = ChannelReader {
+                rx: &rx,
+                recycle: &recycle_tx,
+                cur: Vec::new(),
+                pos: 0,
+                end: None,
             };
-            match r {
-                Ok(s) => {
+            let applied = apply(i, &mut reader);
+            // Read the layer to its end even after an apply error: a digest
+            // mismatch found there is the real cause of e.g. a garbled header.
+            let decoded = reader.finish();
+            let label = &img.layers[i].label;
+            match (applied, decoded) {
+                (Ok(s), Ok(())) => {
                     total.entries += s.entries;
                     total.bytes += s.bytes;
                     total.whiteouts += s.whiteouts;
                 }
-                Err(e) => {
-                    result = Err(e.context(img.layers[i].label.clone()));
+                (_, Err(e)) | (Err(e), Ok(())) => {
+                    result = Err(e.context(label.clone()));
                     break;
                 }
             }
         }
-        // Stop the decoders: hanging up unblocks them, `cancel` cuts a
-        // spill short.
-        cancel.store(true, Ordering::Relaxed);
+        // Hanging up stops a decoder blocked on a full queue.
         drop(rx);
-        drop(ready_rx);
-        for t in [streamer, spiller] {
-            t.join()
-                .map_err(|_| anyhow!("layer decoder thread panicked"))?;
-        }
+        decoder
+            .join()
+            .map_err(|_| anyhow!("layer decoder thread panicked"))?;
         result.map(|()| total)
     })
-}
-
-/// An unnamed temporary file for a decoded layer, gone when closed.
-fn spill_file(dir: &Path) -> Result<File> {
-    File::options()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
-        .mode(0o600)
-        .open(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))
-}
-
-/// Where `decode_layer` puts the decoded tar stream.
-enum Sink<'a> {
-    Queue(&'a SyncSender<Msg>, &'a Receiver<Vec<u8>>),
-    File(&'a mut File, &'a AtomicBool),
 }
 
 /// The applier's view of one layer's decoded bytes.
@@ -418,7 +357,8 @@ impl<R: Read> Read for Counted<'_, R> {
 fn decode_layer(
     img: &Image,
     l: &LayerRef,
-    mut sink: Sink<'_>,
+    tx: &SyncSender<Msg>,
+    recycle: &Receiver<Vec<u8>>,
     progress: Option<&dyn Progress>,
 ) -> Result<()> {
     let raw = match &l.blob {
@@ -463,13 +403,8 @@ fn decode_layer(
         }
         None => tar,
     };
-    let mut spare = Vec::new();
     loop {
-        let reuse = match &sink {
-            Sink::Queue(_, recycle) => recycle.try_recv().ok(),
-            Sink::File(..) => Some(std::mem::take(&mut spare)),
-        };
-        let mut buf = reuse.unwrap_or_default();
+        let mut buf = recycle.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
         buf.resize(CHUNK, 0);
         let mut filled = 0;
         while filled < CHUNK {
@@ -501,19 +436,8 @@ fn decode_layer(
             break;
         }
         buf.truncate(filled);
-        match &mut sink {
-            Sink::Queue(tx, _) => {
-                if tx.send(Msg::Data(buf)).is_err() {
-                    return Ok(());
-                }
-            }
-            Sink::File(f, cancel) => {
-                if cancel.load(Ordering::Relaxed) {
-                    bail!("cancelled");
-                }
-                f.write_all(&buf).context("writing a temporary file")?;
-                spare = buf;
-            }
+        if tx.send(Msg::Data(buf)).is_err() {
+            return Ok(());
         }
     }
     for flag in [blob_ok, diff_ok].into_iter().flatten() {

@@ -169,8 +169,7 @@ impl Store {
             .map(|c| self.layer_dir(&c.to_string()))
             .collect::<Result<_>>()?;
         let wanted: Vec<bool> = dirs.iter().map(|d| !d.exists()).collect();
-        let spill = self.root.join("layers/sha256");
-        pipeline(&img, &wanted, &spill, progress, |i, tar| {
+        pipeline(&img, &wanted, progress, |i, tar| {
             let final_dir = &dirs[i];
             let tmp = final_dir.with_file_name(format!(".{}.tmp-{}", chains[i].hex(), unique()));
             fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
