@@ -7,9 +7,9 @@
 //! writes stay inside the rootfs (see `rootfs`). The bundle is built in a
 //! temporary sibling directory and renamed into place only when complete.
 //!
-//! Layers are decoded (read, hashed, decompressed, hashed again) on other
-//! threads than the one applying them (see `pipeline`), so both cores work
-//! and memory stays bounded whatever the layer size.
+//! Layers are decoded (read, hashed, decompressed, hashed again) on one
+//! thread and applied on another, connected by a small bounded channel, so
+//! both cores work and memory stays bounded whatever the layer size.
 
 pub mod blob;
 pub mod config;
