@@ -948,3 +948,29 @@ fn references_by_digest_and_unknown_tags() {
         stderr(&o)
     );
 }
+
+#[test]
+fn corrupt_later_layer_is_reported_and_nothing_is_left() {
+    // A layer other than the first: the same checks and clean-up hold.
+    let t = tmp();
+    let img = t.path().join("img");
+    let base = TestLayer::plain(RawTar::default().dir("etc/").file("etc/a", "a").finish());
+    let (mut l2, mut blob, digest) = gz_layer();
+    let n = blob.len();
+    blob[n / 3] ^= 0xff;
+    l2.stored = Some(blob);
+    // A third layer with other content (the same blob would overwrite l2's).
+    let l3 = TestLayer::plain(RawTar::default().file("etc/c", "c").finish());
+    write_layout(&img, vec![base, l2, l3]);
+    let o = unpack(&[
+        img.to_str().unwrap(),
+        t.path().join("bundle").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success(), "corrupt layer accepted");
+    let e = stderr(&o);
+    assert!(
+        e.contains("layer 2/3") && e.contains(&digest) && e.contains("digest mismatch"),
+        "{e}"
+    );
+    assert_eq!(names(t.path()), ["img"], "bundle or staging left behind");
+}
