@@ -154,6 +154,9 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
     drop(console);
     // The child execs with the channel close-on-exec: EOF means it did.
     let r = (|| -> Result<()> {
+        if let Some(cg) = crate::container::cgroup_of(&st)? {
+            cg.add_pid(pid)?;
+        }
         chan.send(&Msg::Continue)?;
         match chan.recv()? {
             None => Ok(()),
@@ -162,6 +165,8 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
         }
     })();
     if let Err(e) = r {
+        // Closing our end makes a child still waiting for Continue exit.
+        drop(chan);
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
         return Err(e);
     }

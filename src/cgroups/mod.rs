@@ -66,8 +66,8 @@ pub struct Hierarchy {
 /// Mounted v1 hierarchies from /proc/self/mountinfo.
 pub fn v1_hierarchies() -> Result<Vec<Hierarchy>> {
     let mountinfo =
-        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-    let known = std::fs::read_to_string("/proc/cgroups").context("read /proc/cgroups")?;
+        crate::sys::read_proc("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let known = crate::sys::read_proc("/proc/cgroups").context("read /proc/cgroups")?;
     Ok(parse_v1_mounts(&mountinfo, &known))
 }
 
@@ -146,8 +146,6 @@ pub struct Manager {
     unified: Option<PathBuf>,
     /// allow rules for linux.devices, applied after the spec's rules
     device_nodes: Vec<devices::Rule>,
-    /// remove this parent too when it is left empty (the default parent)
-    prune_parent: bool,
 }
 
 impl Manager {
@@ -166,7 +164,6 @@ impl Manager {
             hierarchies,
             unified,
             device_nodes: Vec::new(),
-            prune_parent: cgroups_path.is_none(),
         })
     }
 
@@ -452,17 +449,9 @@ impl Manager {
         if let Some(e) = first_err {
             return Err(e);
         }
-        if self.prune_parent {
-            let roots = self
-                .hierarchies
-                .iter()
-                .map(|h| h.mount.clone())
-                .chain(self.unified.clone());
-            for root in roots {
-                // shared by all containers: only removed when empty
-                let _ = std::fs::remove_dir(root.join(DEFAULT_PARENT));
-            }
-        }
+        // The shared "rcontain" parent stays, as runc's and crun's parents
+        // do: removing and re-creating it in every hierarchy doubled the
+        // cgroup cost of a container's start and stop.
         Ok(())
     }
 }
