@@ -53,7 +53,29 @@ impl Progress for Bar {
     }
 }
 
+extern "C" fn on_signal(_: libc::c_int) {
+    image::INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP stop the unpack through its error path,
+/// which removes the staging directory.
+fn stop_on_signals() -> Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let act = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: the handler only does an atomic store, which is
+        // async-signal-safe.
+        unsafe { sigaction(sig, &act) }?;
+    }
+    Ok(())
+}
+
 pub fn run(args: UnpackArgs) -> Result<()> {
+    stop_on_signals()?;
     let progress: Option<Arc<dyn Progress>> = if args.quiet || !std::io::stderr().is_terminal() {
         None
     } else {
