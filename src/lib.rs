@@ -1,2 +1,34 @@
 //! rcontain: an OCI container runtime library. The `rcontain` binary is a
 //! thin clap layer over this crate; nothing here knows about the CLI.
+//!
+//! Flow: `container` (lifecycle) loads the bundle (`spec`), reserves the
+//! state (`state`), and `spawn`s the init, which runs `init`: namespaces
+//! (`namespaces`), the rootfs (`rootfs`, `mounts`, `devices`, through
+//! `safepath`), hooks (`hooks`), process attributes (`process`,
+//! `capabilities`, `seccomp`) and finally execve.
+
+pub mod capabilities;
+pub mod channel;
+pub mod container;
+pub mod devices;
+pub mod features;
+pub mod foreground;
+pub mod hooks;
+pub mod init;
+pub mod logging;
+pub mod mounts;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
+pub mod safepath;
+pub mod seccomp;
+pub mod signals;
+pub mod spawn;
+pub mod spec;
+pub mod specgen;
+pub mod state;
+pub mod sys;
+pub mod terminal;
+
+#[cfg(test)]
+mod testutil;

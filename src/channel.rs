@@ -1,0 +1,130 @@
+//! The parent <-> init synchronisation channel: a SOCK_SEQPACKET socketpair,
+//! so every message arrives whole, and EOF tells either side that the other
+//! one died. Messages are one tag byte followed by a payload.
+
+use anyhow::{bail, Context, Result};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Msg {
+    /// parent -> init: go on with the next step.
+    Continue,
+    /// init -> parent: a new user namespace exists; write its id maps.
+    MapIds,
+    /// init -> parent: run the prestart and createRuntime hooks now.
+    Hooks,
+    /// init -> parent: set up and waiting for `start`.
+    Ready,
+    /// intermediate -> parent: the init's pid (when a second fork was needed).
+    Pid(i32),
+    /// init -> parent: setup failed; the message says why.
+    Error(String),
+}
+
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// A connected pair: (parent end, child end). Both are CLOEXEC, so neither
+/// can survive into the container's process.
+pub fn pair() -> Result<(Channel, Channel)> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .context("socketpair")?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    pub fn send(&self, m: &Msg) -> Result<()> {
+        let mut buf = Vec::with_capacity(8);
+        match m {
+            Msg::Continue => buf.push(b'c'),
+            Msg::MapIds => buf.push(b'm'),
+            Msg::Hooks => buf.push(b'h'),
+            Msg::Ready => buf.push(b'r'),
+            Msg::Pid(p) => {
+                buf.push(b'p');
+                buf.extend_from_slice(&p.to_le_bytes());
+            }
+            Msg::Error(s) => {
+                buf.push(b'e');
+                buf.extend_from_slice(s.as_bytes());
+            }
+        }
+        loop {
+            match nix::sys::socket::send(
+                self.fd.as_raw_fd(),
+                &buf,
+                nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => return r.map(drop).context("sending on the sync socket"),
+            }
+        }
+    }
+
+    /// Receive one message; `None` on EOF (the other side is gone).
+    pub fn recv(&self) -> Result<Option<Msg>> {
+        let mut buf = vec![0u8; 65536];
+        let n = loop {
+            match nix::sys::socket::recv(
+                self.fd.as_raw_fd(),
+                &mut buf,
+                nix::sys::socket::MsgFlags::empty(),
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => break r.context("reading the sync socket")?,
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        let payload = &buf[1..n];
+        Ok(Some(match buf[0] {
+            b'c' => Msg::Continue,
+            b'm' => Msg::MapIds,
+            b'h' => Msg::Hooks,
+            b'r' => Msg::Ready,
+            b'p' if payload.len() == 4 => Msg::Pid(i32::from_le_bytes(payload.try_into().unwrap())),
+            b'e' => Msg::Error(String::from_utf8_lossy(payload).into_owned()),
+            t => bail!("unexpected sync message tag {t:#x}"),
+        }))
+    }
+
+    /// Wait for `Continue`; anything else is a protocol error.
+    pub fn wait_continue(&self) -> Result<()> {
+        match self.recv()? {
+            Some(Msg::Continue) => Ok(()),
+            Some(m) => bail!("unexpected sync message {m:?}"),
+            None => bail!("the runtime went away during setup"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip() {
+        let (a, b) = pair().unwrap();
+        for m in [
+            Msg::Continue,
+            Msg::MapIds,
+            Msg::Hooks,
+            Msg::Ready,
+            Msg::Pid(4242),
+            Msg::Error("boom: x".into()),
+        ] {
+            a.send(&m).unwrap();
+            assert_eq!(b.recv().unwrap(), Some(m));
+        }
+        drop(a);
+        assert_eq!(b.recv().unwrap(), None);
+    }
+}

@@ -1,0 +1,250 @@
+//! runc-compatible command line: global flags, one subcommand per
+//! lifecycle operation. Each handler is a few lines over `rcontain::*`.
+
+mod run;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use rcontain::container::{CreateOpts, Runtime};
+use rcontain::logging;
+use std::path::PathBuf;
+
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("RCONTAIN_COMMIT"),
+    "\nspec: ",
+    "1.2.0"
+);
+
+#[derive(Parser)]
+#[command(name = "rcontain", version = VERSION, about = "An OCI container runtime, compatible with runc's command line")]
+struct Cli {
+    /// Directory for the containers' state (a tmpfs, ideally)
+    #[arg(long, global = true, default_value = "/run/rcontain")]
+    root: PathBuf,
+    /// Log file (default: stderr)
+    #[arg(long, global = true)]
+    log: Option<PathBuf>,
+    /// Log format: text or json
+    #[arg(long = "log-format", global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    /// Log debug messages
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Manage cgroups through systemd (not supported yet)
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
+    /// Rootless mode: true, false or auto (only false/auto as root are supported)
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    rootless: Option<String>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct CreateArgs {
+    /// Path to the bundle directory
+    #[arg(short, long, default_value = ".")]
+    bundle: PathBuf,
+    /// File to write the container's init pid to
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master when process.terminal is true
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    /// Use MS_MOVE + chroot instead of pivot_root (for ramfs roots)
+    #[arg(long = "no-pivot")]
+    no_pivot: bool,
+    /// Do not create a new session keyring
+    #[arg(long = "no-new-keyring")]
+    no_new_keyring: bool,
+    /// Pass N extra fds (3 .. 3+N-1) into the container
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: u32,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a container (its process waits for `start`)
+    Create {
+        #[command(flatten)]
+        opts: CreateArgs,
+        id: String,
+    },
+    /// Run the user process of a created container
+    Start { id: String },
+    /// Print a container's state as JSON
+    State { id: String },
+    /// Send a signal (default SIGTERM) to a container's init
+    Kill {
+        /// Send to every process of the container
+        #[arg(short, long)]
+        all: bool,
+        id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Delete a container and everything it holds
+    Delete {
+        /// Kill the container first if it is still running
+        #[arg(short, long)]
+        force: bool,
+        id: String,
+    },
+    /// Create and start a container; in the foreground, wait for it and delete it
+    Run {
+        #[command(flatten)]
+        opts: CreateArgs,
+        /// Do not wait for the container; leave it running
+        #[arg(short, long)]
+        detach: bool,
+        /// Container id, or a bundle directory (a path with '/', or '.')
+        id: String,
+    },
+    /// List containers
+    List {
+        #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        /// Only print the ids
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Write a default config.json
+    Spec {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        /// A spec for running without root privileges
+        #[arg(long)]
+        rootless: bool,
+    },
+    /// Print what this runtime implements (runtime-spec features JSON)
+    Features,
+}
+
+impl CreateArgs {
+    fn opts(&self, id: &str) -> CreateOpts {
+        CreateOpts {
+            id: id.to_string(),
+            bundle: self.bundle.clone(),
+            pid_file: self.pid_file.clone(),
+            console_socket: self.console_socket.clone(),
+            no_pivot: self.no_pivot,
+            no_new_keyring: self.no_new_keyring,
+            preserve_fds: self.preserve_fds,
+        }
+    }
+}
+
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format == "json", cli.debug) {
+        eprintln!(
+            "rcontain: --log {}: {e}",
+            cli.log
+                .as_deref()
+                .unwrap_or(std::path::Path::new(""))
+                .display()
+        );
+        return 1;
+    }
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let msg = format!("{e:#}").replace('\n', " ");
+            if logging::has_file() {
+                logging::error(&msg);
+            }
+            eprintln!("rcontain: {msg}");
+            1
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<i32> {
+    if cli.systemd_cgroup && matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. }) {
+        bail!("--systemd-cgroup: cgroups managed through systemd are not supported yet");
+    }
+    if matches!(cli.rootless.as_deref(), Some("true"))
+        && matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. })
+    {
+        bail!("--rootless: rootless containers are not supported yet");
+    }
+    let rt = Runtime::new(&cli.root);
+    match cli.cmd {
+        Cmd::Create { opts, id } => {
+            rt.create(&opts.opts(&id), None)?;
+        }
+        Cmd::Start { id } => rt.start(&id)?,
+        Cmd::State { id } => println!("{}", rt.state_json(&id)?),
+        Cmd::Kill { all, id, signal } => {
+            let sig = rcontain::signals::parse_signal(&signal)?;
+            rt.kill(&id, sig, all)?
+        }
+        Cmd::Delete { force, id } => rt.delete(&id, force)?,
+        Cmd::Run { opts, detach, id } => return run::run(&rt, &opts, detach, &id),
+        Cmd::List { format, quiet } => list(&rt, &format, quiet)?,
+        Cmd::Spec { bundle, rootless } => {
+            let path = bundle.join("config.json");
+            if path.exists() {
+                bail!("{}: already exists; remove it first", path.display());
+            }
+            let spec = if rootless {
+                rcontain::specgen::rootless_spec()
+            } else {
+                rcontain::specgen::default_spec()
+            };
+            std::fs::write(&path, serde_json::to_string_pretty(&spec)? + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        Cmd::Features => println!(
+            "{}",
+            serde_json::to_string_pretty(&rcontain::features::features())?
+        ),
+    }
+    Ok(0)
+}
+
+fn list(rt: &Runtime, format: &str, quiet: bool) -> Result<()> {
+    let all = rt.list()?;
+    if quiet {
+        for (st, _) in &all {
+            println!("{}", st.id);
+        }
+        return Ok(());
+    }
+    if format == "json" {
+        let v: Vec<_> = all
+            .iter()
+            .map(|(st, s)| rcontain::container::report(st, *s))
+            .collect();
+        println!("{}", serde_json::to_string(&v)?);
+        return Ok(());
+    }
+    let rows: Vec<[String; 6]> =
+        std::iter::once(["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from))
+            .chain(all.iter().map(|(st, s)| {
+                let r = rcontain::container::report(st, *s);
+                [
+                    r.id.to_string(),
+                    r.pid.to_string(),
+                    r.status,
+                    r.bundle.display().to_string(),
+                    r.created.to_string(),
+                    r.owner.to_string(),
+                ]
+            }))
+            .collect();
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}", w = w + 3))
+            .collect();
+        println!("{}", line.concat().trim_end());
+    }
+    Ok(())
+}

@@ -1,0 +1,410 @@
+//! The container lifecycle of the runtime spec (runtime.md): create,
+//! start, state, kill, delete, plus `run` (create + start + wait + delete)
+//! and `list`. This is the library API the CLI calls.
+
+use crate::init::InitConfig;
+use crate::logging;
+use crate::namespaces::Namespaces;
+use crate::spawn::{self, Parent};
+use crate::spec::Bundle;
+use crate::state::{self, State, Status, Store};
+use crate::{capabilities, hooks, seccomp};
+use anyhow::{anyhow, bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub struct Runtime {
+    pub store: Store,
+}
+
+#[derive(Default, Clone)]
+pub struct CreateOpts {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// Undoes a half-made create on drop: kills the init, removes the state dir.
+struct Undo<'a> {
+    store: &'a Store,
+    id: String,
+    pid: Option<i32>,
+    armed: bool,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(p) = self.pid {
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            wait_gone(p, None);
+        }
+        let _ = self.store.remove(&self.id);
+    }
+}
+
+/// The parent's part in spawning (spawn kills the init itself on error).
+struct CreateParent<'a> {
+    spec: &'a Spec,
+    hook_state: &'a dyn Fn(i32, &str) -> Vec<u8>,
+}
+
+impl Parent for CreateParent<'_> {
+    fn init_created(&mut self, pid: i32) -> Result<()> {
+        if let Some(adj) = self.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+            std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+                .map_err(|e| anyhow!("process.oomScoreAdj: writing {adj}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn run_hooks(&mut self, pid: i32) -> Result<()> {
+        if let Some(h) = self.spec.hooks() {
+            let st = (self.hook_state)(pid, "creating");
+            hooks::run_all("prestart", h.prestart().as_ref(), &st)?;
+            hooks::run_all("createRuntime", h.create_runtime().as_ref(), &st)?;
+        }
+        Ok(())
+    }
+}
+
+impl Runtime {
+    pub fn new(root: &Path) -> Runtime {
+        Runtime {
+            store: Store::new(root),
+        }
+    }
+
+    /// `create`: the init is set up and waits for `start`. `console` is
+    /// an already connected console socket (run's own terminal proxy), if
+    /// the caller made one instead of passing --console-socket.
+    pub fn create(&self, o: &CreateOpts, console: Option<OwnedFd>) -> Result<State> {
+        state::validate_id(&o.id)?;
+        let bundle = Bundle::load(&o.bundle)?;
+        let spec = &bundle.spec;
+        let process = spec.process().as_ref().expect("validated");
+        let linux = spec.linux().as_ref().expect("validated");
+        let ns = Namespaces::from_spec(linux)?;
+        let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
+        let caps = process
+            .capabilities()
+            .as_ref()
+            .map(capabilities::parse)
+            .transpose()?;
+        let terminal = process.terminal().unwrap_or(false);
+        let console = match (terminal, console, &o.console_socket) {
+            (true, Some(c), _) => Some(c),
+            (true, None, Some(path)) => Some(connect(path)?),
+            (true, None, None) => bail!("process.terminal is true: --console-socket is required when the runtime does not attach the terminal itself"),
+            (false, _, Some(path)) => bail!("--console-socket {}: process.terminal is false, so there is no terminal to send", path.display()),
+            (false, _, None) => None,
+        };
+
+        let dir = self.store.reserve(&o.id)?;
+        let mut undo = Undo {
+            store: &self.store,
+            id: o.id.clone(),
+            pid: None,
+            armed: true,
+        };
+        let fifo = dir.join(state::FIFO);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
+            .with_context(|| format!("creating {}", fifo.display()))?;
+        if let Some((uid, gid)) = container_root_on_host(linux) {
+            // The init opens the fifo as the container's root, which may be
+            // an unprivileged user on the host.
+            nix::unistd::chown(&fifo, Some(uid.into()), Some(gid.into()))
+                .with_context(|| format!("chown {}", fifo.display()))?;
+        }
+        let dirfd = nix::fcntl::open(
+            &dir,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .with_context(|| format!("opening {}", dir.display()))?;
+        // SAFETY: open returned a new fd owned by nobody else.
+        let dirfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dirfd) };
+
+        let annotations = spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let mut st = State {
+            oci_version: spec.version().clone(),
+            id: o.id.clone(),
+            pid: 0,
+            bundle: bundle.dir.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: state::rfc3339_now(),
+            owner: String::new(),
+            annotations,
+            init_start_time: 0,
+            cgroup: None,
+        };
+        let hook_state = |pid: i32, status: &str| hook_state_json(&st, pid, status);
+        let keyring = format!("_ses.{}", o.id);
+        let cfg = InitConfig {
+            spec,
+            bundle: &bundle.dir,
+            rootfs: &bundle.rootfs,
+            ns: &ns,
+            state_dir: &dirfd,
+            console: console.as_ref(),
+            no_pivot: o.no_pivot,
+            preserve_fds: o.preserve_fds,
+            keyring: (!o.no_new_keyring).then_some(keyring.as_str()),
+            seccomp: filter.as_ref(),
+            caps: caps.as_ref(),
+            hook_state: &hook_state,
+        };
+        let pid = spawn::spawn(
+            &cfg,
+            linux,
+            &mut CreateParent {
+                spec,
+                hook_state: &hook_state,
+            },
+        )?;
+        undo.pid = Some(pid);
+        st.pid = pid;
+        st.init_start_time = state::proc_stat(pid)
+            .map(|s| s.1)
+            .ok_or_else(|| anyhow!("container init {pid} exited during create"))?;
+        std::fs::copy(bundle.dir.join("config.json"), dir.join(state::CONFIG))
+            .context("saving config.json in the state dir")?;
+        self.store.save(&st)?;
+        if let Some(pf) = &o.pid_file {
+            state::write_atomic(&absolute(pf)?, pid.to_string().as_bytes())
+                .with_context(|| format!("--pid-file {}", pf.display()))?;
+        }
+        undo.armed = false;
+        Ok(st)
+    }
+
+    /// Status of a loaded container (derived, never stored).
+    pub fn status(&self, st: &State) -> Status {
+        if !state::process_alive(st.pid, st.init_start_time) {
+            return Status::Stopped;
+        }
+        if self.store.dir(&st.id).join(state::FIFO).exists() {
+            return Status::Created;
+        }
+        Status::Running
+    }
+
+    pub fn load(&self, id: &str) -> Result<(State, Status)> {
+        let st = self.store.load(id)?;
+        let status = self.status(&st);
+        Ok((st, status))
+    }
+
+    /// `start`: let the init exec the user's program.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let (st, status) = self.load(id)?;
+        if status != Status::Created {
+            bail!("cannot start container {id:?}: it is {status}, not created");
+        }
+        let fifo = self.store.dir(id).join(state::FIFO);
+        let f = nix::fcntl::open(
+            &fifo,
+            nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_NONBLOCK
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .with_context(|| format!("opening {}", fifo.display()))?;
+        // SAFETY: open returned a new fd owned by nobody else.
+        let f = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(f) };
+        // The init writes one byte once it has opened the fifo; if it died
+        // instead, no byte ever comes: check it is alive while waiting.
+        loop {
+            let mut pfd = [nix::poll::PollFd::new(
+                std::os::fd::AsFd::as_fd(&f),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let n =
+                nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(100u16)).or_else(|e| {
+                    if e == nix::errno::Errno::EINTR {
+                        Ok(0)
+                    } else {
+                        Err(e)
+                    }
+                })?;
+            if n > 0 {
+                let mut b = [0u8; 1];
+                if nix::unistd::read(f.as_raw_fd(), &mut b).unwrap_or(0) == 1 {
+                    break;
+                }
+            }
+            if !state::process_alive(st.pid, st.init_start_time) {
+                bail!("cannot start container {id:?}: its init process has exited");
+            }
+        }
+        std::fs::remove_file(&fifo).with_context(|| format!("removing {}", fifo.display()))?;
+        let spec = self.saved_spec(id)?;
+        if let Some(h) = spec.hooks() {
+            if let Err(e) = hooks::run_all(
+                "poststart",
+                h.poststart().as_ref(),
+                &hook_state_json(&st, st.pid, "running"),
+            ) {
+                logging::warn(&format!("{e:#}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The runtime-spec state JSON.
+    pub fn state_json(&self, id: &str) -> Result<String> {
+        let (st, status) = self.load(id)?;
+        Ok(serde_json::to_string_pretty(&report(&st, status))?)
+    }
+
+    pub fn list(&self) -> Result<Vec<(State, Status)>> {
+        let mut v = Vec::new();
+        for id in self.store.ids()? {
+            // A container deleted while we list is simply not listed.
+            if let Ok(x) = self.load(&id) {
+                v.push(x);
+            }
+        }
+        Ok(v)
+    }
+
+    pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<()> {
+        let (st, status) = self.load(id)?;
+        if status == Status::Stopped {
+            bail!("container {id:?} is not running");
+        }
+        let _ = all; // every process of a container dies with its pid namespace's init; per-cgroup kill comes with cgroups
+        nix::errno::Errno::result(unsafe_kill(st.pid, sig))
+            .map_err(|e| anyhow!("sending signal {sig} to container {id:?}: {}", e.desc()))?;
+        Ok(())
+    }
+
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let (st, status) = self.load(id)?;
+        match status {
+            Status::Stopped => {}
+            Status::Created => {
+                let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);
+                wait_gone(st.pid, Some(st.init_start_time));
+            }
+            _ if force => {
+                let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);
+                wait_gone(st.pid, Some(st.init_start_time));
+            }
+            s => bail!("cannot delete container {id:?}: it is {s} (stop it first, or use --force)"),
+        }
+        let spec = self.saved_spec(id).ok();
+        if let Some(h) = spec.as_ref().and_then(|s| s.hooks().as_ref()) {
+            if let Err(e) = hooks::run_all(
+                "poststop",
+                h.poststop().as_ref(),
+                &hook_state_json(&st, 0, "stopped"),
+            ) {
+                logging::warn(&format!("{e:#}"));
+            }
+        }
+        self.store.remove(id)
+    }
+
+    fn saved_spec(&self, id: &str) -> Result<Spec> {
+        let p = self.store.dir(id).join(state::CONFIG);
+        let text = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+        serde_json::from_slice(&text).map_err(|e| anyhow!("{}: {e}", p.display()))
+    }
+}
+
+fn unsafe_kill(pid: i32, sig: i32) -> i32 {
+    // SAFETY: kill(2) with plain integers; the signal number may be a
+    // realtime one that nix's Signal enum cannot represent.
+    unsafe { libc::kill(pid, sig) }
+}
+
+pub fn report(st: &State, status: Status) -> state::Report<'_> {
+    state::Report {
+        oci_version: &st.oci_version,
+        id: &st.id,
+        pid: if status == Status::Stopped { 0 } else { st.pid },
+        status: status.to_string(),
+        bundle: &st.bundle,
+        rootfs: &st.rootfs,
+        created: &st.created,
+        annotations: &st.annotations,
+        owner: &st.owner,
+    }
+}
+
+/// The state document hooks receive on stdin (runtime-spec state).
+fn hook_state_json(st: &State, pid: i32, status: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "ociVersion": st.oci_version,
+        "id": st.id,
+        "status": status,
+        "pid": pid,
+        "bundle": st.bundle,
+        "annotations": st.annotations,
+    }))
+    .unwrap_or_default()
+}
+
+fn connect(path: &Path) -> Result<OwnedFd> {
+    let s = std::os::unix::net::UnixStream::connect(path)
+        .with_context(|| format!("--console-socket {}", path.display()))?;
+    Ok(OwnedFd::from(s))
+}
+
+/// Host uid/gid of the container's root, when a new user namespace maps it.
+fn container_root_on_host(linux: &oci_spec::runtime::Linux) -> Option<(u32, u32)> {
+    let find = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.as_ref()?
+            .iter()
+            .find(|m| m.container_id() == 0)
+            .map(|m| m.host_id())
+    };
+    Some((find(linux.uid_mappings())?, find(linux.gid_mappings())?))
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    })
+}
+
+/// Wait (bounded) until `pid` is gone, reaping it if it is our child.
+pub fn wait_gone(pid: i32, start_time: Option<u64>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut pause = Duration::from_micros(100);
+    while Instant::now() < deadline {
+        let _ = nix::sys::wait::waitpid(
+            Pid::from_raw(pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
+        let alive = match start_time {
+            Some(t) => state::process_alive(pid, t),
+            None => state::proc_stat(pid).is_some_and(|(s, _)| s != 'Z' && s != 'X'),
+        };
+        if !alive {
+            return;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(10));
+    }
+}

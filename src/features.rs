@@ -1,0 +1,3 @@
+pub fn features() -> serde_json::Value {
+    serde_json::json!({})
+}

@@ -1,0 +1,323 @@
+//! The container's init: the child that the runtime cloned, from the
+//! moment it exists until it execve()s the user's program.
+//!
+//! It runs the same binary image as the runtime (no re-exec, so no
+//! /proc/self/exe to reach), is made non-dumpable at once so that nothing
+//! in the container can open its /proc/PID/exe or fds (CVE-2019-5736 class),
+//! and talks to the parent only through the sync channel until `Ready`.
+//! After that the parent is gone: it blocks opening exec.fifo for writing
+//! until `start` opens it for reading.
+
+use crate::capabilities::CapSets;
+use crate::channel::{Channel, Msg};
+use crate::mounts::CgroupView;
+use crate::namespaces::Namespaces;
+use crate::safepath::Procfs;
+use crate::{hooks, process, rootfs, seccomp, sys, terminal};
+use anyhow::{anyhow, bail, Context, Result};
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Everything the init needs; it lives in the parent's memory and the
+/// child gets its copy through fork semantics.
+pub struct InitConfig<'a> {
+    pub spec: &'a Spec,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub ns: &'a Namespaces,
+    /// O_PATH fd of the state dir, to open exec.fifo after pivot_root.
+    pub state_dir: &'a OwnedFd,
+    /// Connected console socket, when process.terminal is set.
+    pub console: Option<&'a OwnedFd>,
+    pub no_pivot: bool,
+    pub preserve_fds: u32,
+    /// Name of the new session keyring, unless --no-new-keyring.
+    pub keyring: Option<&'a str>,
+    pub seccomp: Option<&'a seccomp::Filter>,
+    pub caps: Option<&'a CapSets>,
+    /// State JSON (without pid) for hooks the init runs itself.
+    pub hook_state: &'a dyn Fn(i32, &str) -> Vec<u8>,
+}
+
+/// Entry point in the child. Never returns.
+pub fn run(cfg: &InitConfig, chan: &Channel, enter_ns: bool) -> ! {
+    let mut ready = false;
+    let err = match setup(cfg, chan, enter_ns, &mut ready) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let msg = format!("{err:#}");
+    if ready || chan.send(&Msg::Error(msg.clone())).is_err() {
+        // After Ready the runtime has gone: the container's stderr is the
+        // only place left to report to.
+        eprintln!("rcontain: {msg}");
+    }
+    std::process::exit(if ready { 127 } else { 1 })
+}
+
+enum Never {}
+
+fn setup(cfg: &InitConfig, chan: &Channel, enter_ns: bool, ready: &mut bool) -> Result<Never> {
+    let spec = cfg.spec;
+    let process = spec.process().as_ref().expect("validated");
+    let linux = spec.linux().as_ref().expect("validated");
+
+    sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
+    chan.wait_continue()?;
+
+    let userns = cfg.ns.creates(LinuxNamespaceType::User) || cfg.ns.joins(LinuxNamespaceType::User);
+    if userns {
+        // Become root of the user namespace: mounts and mknod checks are
+        // made against these credentials.
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into())
+            .context("setresgid(0) in the user namespace")?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into())
+            .context("setresuid(0) in the user namespace")?;
+    }
+    if enter_ns {
+        cfg.ns.enter(|t| {
+            !matches!(
+                t,
+                LinuxNamespaceType::User | LinuxNamespaceType::Pid | LinuxNamespaceType::Time
+            )
+        })?;
+    }
+    if let Some(name) = cfg.keyring {
+        // Kernels or seccomp profiles that deny keyctl just keep the old
+        // keyring, as with runc.
+        if let Err(e) = sys::join_session_keyring(name) {
+            if e != nix::errno::Errno::ENOSYS && e != nix::errno::Errno::EPERM {
+                return Err(anyhow!("joining a new session keyring: {}", e.desc()));
+            }
+        }
+    }
+
+    // The parent has placed us in our cgroup; read where that is before a
+    // cgroup namespace hides it, then create the namespace so its root is
+    // the container's cgroup.
+    let needs_cgroup_view = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .any(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")));
+    let own_cgroupns = cfg.ns.creates(LinuxNamespaceType::Cgroup);
+    let cg = if needs_cgroup_view {
+        CgroupView::read(own_cgroupns)?
+    } else {
+        CgroupView::default()
+    };
+    if own_cgroupns {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .context("creating the cgroup namespace")?;
+    }
+    let host_pid = host_pid()?;
+
+    let root = rootfs::prepare(spec, cfg.rootfs, cfg.bundle, &cg, userns)?;
+
+    if let Some(h) = spec.hooks() {
+        if h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+        {
+            chan.send(&Msg::Hooks)?;
+            chan.wait_continue()?;
+        }
+        hooks::run_all(
+            "createContainer",
+            h.create_container().as_ref(),
+            &(cfg.hook_state)(host_pid, "created"),
+        )?;
+    }
+
+    let pty = match (process.terminal().unwrap_or(false), cfg.console) {
+        (true, Some(sock)) => Some(terminal::open_pty(
+            &root,
+            process.console_size().as_ref(),
+            sock,
+        )?),
+        _ => None,
+    };
+
+    rootfs::switch_root(&root, cfg.no_pivot)?;
+    drop(root);
+    rootfs::finalize(spec)?;
+
+    if let Some(sysctl) = linux.sysctl().as_ref().filter(|s| !s.is_empty()) {
+        let proc = Procfs::new()?;
+        for (k, v) in sysctl {
+            proc.write(&format!("sys/{}", k.replace('.', "/")), v)
+                .with_context(|| format!("linux.sysctl: {k}"))?;
+        }
+    }
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).context("hostname: sethostname")?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        sys::setdomainname(d).context("domainname: setdomainname")?;
+    }
+
+    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let args = process.args().as_ref().expect("validated");
+    let cwd = process.cwd();
+    let exe = find_executable(&args[0], &env, cwd)?;
+
+    // Setup is done: from here on the runtime will not be waiting for us.
+    chan.send(&Msg::Ready)?;
+    *ready = true;
+
+    let fifo = loop {
+        match nix::fcntl::openat(
+            Some(cfg.state_dir.as_raw_fd()),
+            crate::state::FIFO,
+            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => break r.context("opening exec.fifo")?,
+        }
+    };
+    nix::unistd::write(unsafe_fd(fifo), b"0").context("writing exec.fifo")?;
+
+    if let Some(h) = spec.hooks() {
+        hooks::run_all(
+            "startContainer",
+            h.start_container().as_ref(),
+            &(cfg.hook_state)(host_pid, "running"),
+        )?;
+    }
+    if let Some(slave) = pty {
+        terminal::become_controlling(slave)?;
+    }
+
+    nix::unistd::chdir(cwd).with_context(|| format!("process.cwd: chdir to {}", cwd.display()))?;
+    // A cwd reached through a leaked fd of the host would make getcwd
+    // report an unreachable path (CVE-2024-21626): refuse to run there.
+    let real = nix::unistd::getcwd().context("process.cwd: getcwd")?;
+    if !real.starts_with("/") {
+        bail!(
+            "process.cwd: {} is outside the container's root",
+            cwd.display()
+        );
+    }
+    sys::cloexec_from(3 + cfg.preserve_fds).context("marking inherited fds close-on-exec")?;
+
+    process::set_rlimits(process.rlimits().as_deref().unwrap_or(&[]))?;
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if nnp {
+        process::set_no_new_privs()?;
+    }
+    if let Some(p) = linux.personality() {
+        process::set_personality(p)?;
+    }
+    if let Some(p) = process.io_priority() {
+        process::set_io_priority(p)?;
+    }
+    if let Some(s) = process.scheduler() {
+        process::set_scheduler(s)?;
+    }
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
+    // while we still have it. With it, as late as possible, so the filter
+    // constrains nothing of the runtime's own setup.
+    if !nnp {
+        if let Some(f) = cfg.seccomp {
+            f.load()?;
+        }
+    }
+    if let Some(c) = cfg.caps {
+        c.drop_bounding()?;
+    }
+    process::set_identity(process.user(), cfg.caps)?;
+    if nnp {
+        if let Some(f) = cfg.seccomp {
+            f.load()?;
+        }
+    }
+    sys::reset_signals();
+    let argv: Vec<CString> = args
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<_, _>>()
+        .context("process.args: contains a NUL byte")?;
+    let envp: Vec<CString> = env
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<_, _>>()
+        .context("process.env: contains a NUL byte")?;
+    let e = nix::unistd::execve(&exe, &argv, &envp).unwrap_err();
+    Err(anyhow!("exec {:?}: {}", args[0], e.desc()))
+}
+
+fn unsafe_fd(fd: std::os::fd::RawFd) -> OwnedFd {
+    // SAFETY: `fd` was just returned by openat and is owned by nobody else.
+    unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+}
+
+/// Our pid as the host sees it (for hook state): the host's procfs is still
+/// mounted at /proc until pivot_root.
+fn host_pid() -> Result<i32> {
+    let l = std::fs::read_link("/proc/self").context("reading /proc/self")?;
+    l.to_string_lossy()
+        .parse()
+        .map_err(|_| anyhow!("unexpected /proc/self link {l:?}"))
+}
+
+/// Resolve the program as execvp would, with the container's PATH, so a
+/// missing binary fails `create` rather than `start`.
+pub fn find_executable(arg0: &str, env: &[String], cwd: &Path) -> Result<CString> {
+    let candidates: Vec<PathBuf> = if arg0.contains('/') {
+        vec![cwd.join(arg0)]
+    } else {
+        let path = env
+            .iter()
+            .rev()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        path.split(':')
+            .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(arg0))
+            .collect()
+    };
+    for c in &candidates {
+        if let Ok(m) = std::fs::metadata(c) {
+            use std::os::unix::fs::PermissionsExt;
+            if m.is_file() && m.permissions().mode() & 0o111 != 0 {
+                return CString::new(c.as_os_str().as_encoded_bytes())
+                    .context("process.args[0]: contains a NUL byte");
+            }
+        }
+    }
+    if arg0.contains('/') {
+        bail!("exec: {arg0:?}: no such executable file in the container");
+    }
+    bail!("exec: {arg0:?}: executable file not found in $PATH")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn executable_lookup() {
+        let env = vec!["PATH=/nonexistent:/bin".to_string()];
+        assert_eq!(
+            find_executable("sh", &env, Path::new("/"))
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            "/bin/sh"
+        );
+        assert_eq!(
+            find_executable("/bin/sh", &[], Path::new("/"))
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            "/bin/sh"
+        );
+        let e = find_executable("no-such-prog", &env, Path::new("/"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not found in $PATH"), "{e}");
+        assert!(find_executable("./nope", &env, Path::new("/")).is_err());
+    }
+}

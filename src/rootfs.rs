@@ -1,0 +1,247 @@
+//! Building the container's root filesystem in its mount namespace, then
+//! switching into it.
+//!
+//! Everything that touches paths from the image or config.json happens
+//! before the switch, resolved inside the rootfs through an fd (safepath),
+//! while /proc is still the host's procfs that no container mount can cover.
+
+use crate::devices;
+use crate::mounts::{self, CgroupView};
+use crate::safepath::{self, fd_path};
+use anyhow::{anyhow, Context, Result};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use oci_spec::runtime::Spec;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+/// Set propagation, make the rootfs a mount point and mount everything in
+/// it. Returns an fd of the rootfs mount.
+pub fn prepare(
+    spec: &Spec,
+    rootfs: &Path,
+    bundle: &Path,
+    cg: &CgroupView,
+    userns: bool,
+) -> Result<OwnedFd> {
+    let linux = spec.linux().as_ref();
+    // Host mount events must not propagate in, and ours never out: slave by
+    // default, or what linux.rootfsPropagation asks for.
+    let prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        Some(p) => {
+            mounts::propagation_flag(p)
+                .ok_or_else(|| anyhow!("linux.rootfsPropagation: unknown value {p:?}"))?
+                | MsFlags::MS_REC
+        }
+        None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    };
+    mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+        .context("setting propagation of /")?;
+    // pivot_root needs the new root to be a mount point whose parent mount
+    // is not shared.
+    make_parent_private(rootfs)?;
+    mount(
+        Some(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind mounting rootfs {}", rootfs.display()))?;
+    let root = nix::fcntl::open(
+        rootfs,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .with_context(|| format!("opening rootfs {}", rootfs.display()))?;
+    // SAFETY: open returned a new fd owned by nobody else.
+    let root = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(root) };
+
+    let ms = spec.mounts().as_deref().unwrap_or(&[]);
+    for (i, m) in ms.iter().enumerate() {
+        mounts::mount_entry(root.as_fd(), m, i, bundle, cg)?;
+    }
+    let dev_from_host = ms.iter().any(|m| {
+        m.destination() == Path::new("/dev")
+            && (m.typ().as_deref() == Some("bind")
+                || m.options()
+                    .iter()
+                    .flatten()
+                    .any(|o| o == "bind" || o == "rbind"))
+    });
+    if !dev_from_host {
+        let devs = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
+        devices::create_all(root.as_fd(), devs, userns)?;
+        devices::create_links(root.as_fd())?;
+    }
+    if let Some(l) = linux {
+        for p in l.readonly_paths().iter().flatten() {
+            readonly_path(root.as_fd(), p).with_context(|| format!("linux.readonlyPaths: {p}"))?;
+        }
+        for p in l.masked_paths().iter().flatten() {
+            mask_path(root.as_fd(), p).with_context(|| format!("linux.maskedPaths: {p}"))?;
+        }
+    }
+    Ok(root)
+}
+
+/// Make the mount containing `path`'s parent private when it is shared
+/// (pivot_root refuses shared parents).
+fn make_parent_private(rootfs: &Path) -> Result<()> {
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    let parent = rootfs.parent().unwrap_or(Path::new("/"));
+    let mut best: Option<(&str, bool)> = None;
+    for l in info.lines() {
+        let f: Vec<&str> = l.split(' ').collect();
+        if f.len() < 7 {
+            continue;
+        }
+        let mp = f[4];
+        if parent.starts_with(mp) && best.is_none_or(|(b, _)| mp.len() >= b.len()) {
+            best = Some((
+                mp,
+                f[6..]
+                    .iter()
+                    .take_while(|x| **x != "-")
+                    .any(|x| x.starts_with("shared:")),
+            ));
+        }
+    }
+    if let Some((mp, true)) = best {
+        mount(
+            None::<&str>,
+            mp,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .with_context(|| format!("making {mp} private"))?;
+    }
+    Ok(())
+}
+
+fn readonly_path(root: BorrowedFd, p: &str) -> Result<()> {
+    let fd = match safepath::open_in_root(root, p, libc::O_PATH) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(anyhow!("{}", e.desc())),
+    };
+    mount(
+        Some(fd_path(&fd).as_str()),
+        fd_path(&fd).as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| anyhow!("bind: {}", e.desc()))?;
+    let fd = safepath::open_in_root(root, p, libc::O_PATH).map_err(|e| anyhow!("{}", e.desc()))?;
+    crate::sys::mount_setattr(fd.as_fd(), "", true, libc::MOUNT_ATTR_RDONLY, 0)
+        .map_err(|e| anyhow!("making it read-only: {}", e.desc()))
+}
+
+fn mask_path(root: BorrowedFd, p: &str) -> Result<()> {
+    let fd = match safepath::open_in_root(root, p, libc::O_PATH) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(anyhow!("{}", e.desc())),
+    };
+    let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd))
+        .map_err(|e| anyhow!("{}", e.desc()))?;
+    let r = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        mount(
+            Some("tmpfs"),
+            fd_path(&fd).as_str(),
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+    } else {
+        let null = dev_null(root)?;
+        mount(
+            Some(fd_path(&null).as_str()),
+            fd_path(&fd).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    };
+    r.map_err(|e| anyhow!("{}", e.desc()))
+}
+
+/// The container's /dev/null, checked to really be the null device: a
+/// rootfs that replaced it (by a symlink to a procfs file, say) would turn
+/// every masked path into a path to that file (CVE-2025-31133 class).
+fn dev_null(root: BorrowedFd) -> Result<OwnedFd> {
+    let fd = safepath::open_in_root(root, "/dev/null", libc::O_PATH | libc::O_NOFOLLOW)
+        .map_err(|e| anyhow!("/dev/null: {}", e.desc()))?;
+    let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd))
+        .map_err(|e| anyhow!("/dev/null: {}", e.desc()))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != nix::sys::stat::makedev(1, 3) {
+        anyhow::bail!(
+            "/dev/null in the container is not the null device; refusing to use it to mask paths"
+        );
+    }
+    Ok(fd)
+}
+
+/// Switch the process's root to the prepared rootfs. pivot_root(".", ".")
+/// stacks the old root on top of the new one; detaching it leaves nothing
+/// of the host reachable. With `no_pivot`, MS_MOVE + chroot (for ramfs
+/// roots, where pivot_root is impossible).
+pub fn switch_root(root: &OwnedFd, no_pivot: bool) -> Result<()> {
+    nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(root)).context("chdir to rootfs")?;
+    if no_pivot {
+        mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+            .context("moving rootfs to /")?;
+        nix::unistd::chroot(".").context("chroot")?;
+    } else {
+        nix::unistd::pivot_root(".", ".").context("pivot_root")?;
+        mount(
+            None::<&str>,
+            ".",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .context("making the old root a slave")?;
+        umount2(".", MntFlags::MNT_DETACH).context("detaching the old root")?;
+    }
+    nix::unistd::chdir("/").context("chdir /")?;
+    Ok(())
+}
+
+/// After the switch: propagation of the new / and a read-only root.
+pub fn finalize(spec: &Spec) -> Result<()> {
+    if let Some(p) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+    {
+        let f = mounts::propagation_flag(p)
+            .ok_or_else(|| anyhow!("linux.rootfsPropagation: unknown value {p:?}"))?;
+        mount(None::<&str>, "/", None::<&str>, f, None::<&str>)
+            .with_context(|| format!("linux.rootfsPropagation: setting {p}"))?;
+    }
+    if spec
+        .root()
+        .as_ref()
+        .is_some_and(|r| r.readonly() == Some(true))
+    {
+        let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        if let Ok(st) = nix::sys::statvfs::statvfs("/") {
+            use nix::sys::statvfs::FsFlags;
+            for (s, m) in [
+                (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+                (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+                (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+            ] {
+                if st.flags().contains(s) {
+                    flags |= m;
+                }
+            }
+        }
+        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+            .context("root.readonly: remounting / read-only")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,332 @@
+//! Loading and validating a bundle's config.json.
+//!
+//! Everything that can be checked without touching the host is checked
+//! here, before any state dir, cgroup or process exists, so that a bad
+//! bundle fails `create` with one line naming the field and leaves nothing
+//! behind.
+
+use anyhow::{anyhow, bail, Context, Result};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// The runtime-spec versions this runtime implements: any 1.x.
+const SUPPORTED_MAJOR: u64 = 1;
+
+/// A validated bundle: its absolute directory, the parsed spec and the
+/// absolute rootfs path.
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub spec: Spec,
+    pub rootfs: PathBuf,
+}
+
+impl Bundle {
+    pub fn load(dir: &Path) -> Result<Bundle> {
+        let dir =
+            std::fs::canonicalize(dir).with_context(|| format!("bundle {}", dir.display()))?;
+        let cfg = dir.join("config.json");
+        let text = std::fs::read_to_string(&cfg).with_context(|| format!("{}", cfg.display()))?;
+        let spec: Spec =
+            serde_json::from_str(&text).map_err(|e| anyhow!("{}: {}", cfg.display(), e))?;
+        validate(&spec).map_err(|e| anyhow!("{}: {:#}", cfg.display(), e))?;
+        let root = spec
+            .root()
+            .as_ref()
+            .ok_or_else(|| anyhow!("{}: root: missing", cfg.display()))?;
+        let rootfs = if root.path().is_absolute() {
+            root.path().clone()
+        } else {
+            dir.join(root.path())
+        };
+        let meta = std::fs::metadata(&rootfs)
+            .map_err(|e| anyhow!("{}: root.path {}: {}", cfg.display(), rootfs.display(), e))?;
+        if !meta.is_dir() {
+            bail!(
+                "{}: root.path {}: not a directory",
+                cfg.display(),
+                rootfs.display()
+            );
+        }
+        let rootfs = std::fs::canonicalize(&rootfs)?;
+        Ok(Bundle { dir, spec, rootfs })
+    }
+}
+
+/// Checks of the spec alone (no filesystem access).
+pub fn validate(spec: &Spec) -> Result<()> {
+    check_version(spec.version())?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| anyhow!("process: missing"))?;
+    match process.args() {
+        Some(a) if !a.is_empty() && !a[0].is_empty() => {}
+        _ => bail!("process.args: must contain at least one element"),
+    }
+    if !process.cwd().is_absolute() {
+        bail!("process.cwd: {:?} is not an absolute path", process.cwd());
+    }
+    for (i, e) in process.env().iter().flatten().enumerate() {
+        if !e.contains('=') {
+            bail!("process.env[{i}]: {e:?} is not of the form KEY=VALUE");
+        }
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if !m.destination().is_absolute() {
+            bail!(
+                "mounts[{i}].destination: {:?} is not an absolute path",
+                m.destination()
+            );
+        }
+    }
+    if let Some(hooks) = spec.hooks() {
+        let kinds = [
+            ("prestart", hooks.prestart()),
+            ("createRuntime", hooks.create_runtime()),
+            ("createContainer", hooks.create_container()),
+            ("startContainer", hooks.start_container()),
+            ("poststart", hooks.poststart()),
+            ("poststop", hooks.poststop()),
+        ];
+        for (kind, list) in kinds {
+            for (i, h) in list.iter().flatten().enumerate() {
+                if !h.path().is_absolute() {
+                    bail!(
+                        "hooks.{kind}[{i}].path: {:?} is not an absolute path",
+                        h.path()
+                    );
+                }
+                if matches!(h.timeout(), Some(t) if t <= 0) {
+                    bail!("hooks.{kind}[{i}].timeout: must be greater than zero");
+                }
+            }
+        }
+    }
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| anyhow!("linux: missing (only Linux containers are supported)"))?;
+    let mut seen = HashSet::new();
+    let mut new_ns = HashSet::new();
+    for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
+        if !seen.insert(ns.typ()) {
+            bail!(
+                "linux.namespaces[{i}]: duplicate namespace type {}",
+                ns.typ()
+            );
+        }
+        match ns.path() {
+            Some(p) if !p.is_absolute() => {
+                bail!("linux.namespaces[{i}].path: {p:?} is not an absolute path")
+            }
+            Some(_) => {}
+            None => {
+                new_ns.insert(ns.typ());
+            }
+        }
+    }
+    if !seen.contains(&LinuxNamespaceType::Mount) {
+        bail!("linux.namespaces: a mount namespace is required (the rootfs is set up in it)");
+    }
+    let has_userns = seen.contains(&LinuxNamespaceType::User);
+    let maps = linux.uid_mappings().as_ref().map_or(0, |m| m.len())
+        + linux.gid_mappings().as_ref().map_or(0, |m| m.len());
+    if new_ns.contains(&LinuxNamespaceType::User)
+        && (linux.uid_mappings().as_ref().map_or(true, |m| m.is_empty())
+            || linux.gid_mappings().as_ref().map_or(true, |m| m.is_empty()))
+    {
+        bail!("linux.uidMappings/gidMappings: required when a new user namespace is created");
+    }
+    if !has_userns && maps > 0 {
+        bail!("linux.uidMappings: set but no user namespace is requested");
+    }
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
+        && !new_ns.contains(&LinuxNamespaceType::Uts)
+    {
+        bail!("hostname: setting it requires a new uts namespace");
+    }
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty())
+        && !new_ns.contains(&LinuxNamespaceType::Uts)
+    {
+        bail!("domainname: setting it requires a new uts namespace");
+    }
+    if new_ns.contains(&LinuxNamespaceType::Time) && seen.contains(&LinuxNamespaceType::Time) {
+        // fine: offsets are applied to a new time namespace only.
+    } else if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
+        bail!("linux.timeOffsets: set but no new time namespace is requested");
+    }
+    for (key, _) in linux.sysctl().iter().flatten() {
+        check_sysctl(key, &new_ns)?;
+    }
+    for (i, p) in linux.masked_paths().iter().flatten().enumerate() {
+        if !p.starts_with('/') {
+            bail!("linux.maskedPaths[{i}]: {p:?} is not an absolute path");
+        }
+    }
+    for (i, p) in linux.readonly_paths().iter().flatten().enumerate() {
+        if !p.starts_with('/') {
+            bail!("linux.readonlyPaths[{i}]: {p:?} is not an absolute path");
+        }
+    }
+    for (i, d) in linux.devices().iter().flatten().enumerate() {
+        if !d.path().is_absolute() {
+            bail!(
+                "linux.devices[{i}].path: {:?} is not an absolute path",
+                d.path()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_version(v: &str) -> Result<()> {
+    let major = v.split('.').next().and_then(|m| m.parse::<u64>().ok());
+    let parts = v
+        .split(['.', '-', '+'])
+        .take(3)
+        .filter(|p| p.parse::<u64>().is_ok())
+        .count();
+    match major {
+        Some(SUPPORTED_MAJOR) if parts == 3 => Ok(()),
+        Some(_) if parts == 3 => {
+            bail!("ociVersion: {v:?} is not supported (this runtime implements 1.x)")
+        }
+        _ => bail!("ociVersion: {v:?} is not a valid semantic version"),
+    }
+}
+
+/// A sysctl is namespaced only in some namespaces; setting one the
+/// container does not own would change the host.
+fn check_sysctl(key: &str, new_ns: &HashSet<LinuxNamespaceType>) -> Result<()> {
+    const IPC: [&str; 7] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+    ];
+    let needs = if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
+        LinuxNamespaceType::Ipc
+    } else if key.starts_with("net.") {
+        LinuxNamespaceType::Network
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        LinuxNamespaceType::Uts
+    } else {
+        bail!("linux.sysctl: {key:?} is not namespaced and would change the host");
+    };
+    if !new_ns.contains(&needs) {
+        bail!("linux.sysctl: {key:?} requires a new {needs} namespace");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> serde_json::Value {
+        serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+            "linux": {"namespaces": [{"type": "mount"}, {"type": "pid"}]}
+        })
+    }
+
+    fn check(v: serde_json::Value) -> Result<()> {
+        let spec: Spec = serde_json::from_value(v)?;
+        validate(&spec)
+    }
+
+    #[test]
+    fn accepts_minimal() {
+        check(base()).unwrap();
+    }
+
+    #[test]
+    fn rejects_bad_fields() {
+        let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+            ("/ociVersion", "2.0.0".into(), "ociVersion"),
+            ("/ociVersion", "banana".into(), "ociVersion"),
+            ("/process/args", serde_json::json!([]), "process.args"),
+            ("/process/cwd", "relative".into(), "process.cwd"),
+            (
+                "/mounts",
+                serde_json::json!([{"destination": "tmp", "type": "tmpfs", "source": "tmpfs"}]),
+                "mounts[0].destination",
+            ),
+            (
+                "/linux/namespaces",
+                serde_json::json!([{"type": "pid"}]),
+                "mount namespace",
+            ),
+            (
+                "/linux/namespaces",
+                serde_json::json!([{"type": "mount"}, {"type": "mount"}]),
+                "duplicate",
+            ),
+            (
+                "/linux/namespaces",
+                serde_json::json!([{"type": "mount"}, {"type": "network", "path": "x"}]),
+                "namespaces[1].path",
+            ),
+            ("/hostname", "h".into(), "hostname"),
+            (
+                "/linux/sysctl",
+                serde_json::json!({"net.ipv4.ip_forward": "1"}),
+                "net.ipv4.ip_forward",
+            ),
+            (
+                "/linux/sysctl",
+                serde_json::json!({"vm.swappiness": "1"}),
+                "not namespaced",
+            ),
+            (
+                "/linux/maskedPaths",
+                serde_json::json!(["proc/kcore"]),
+                "maskedPaths[0]",
+            ),
+            (
+                "/hooks",
+                serde_json::json!({"prestart": [{"path": "hook"}]}),
+                "hooks.prestart[0].path",
+            ),
+        ];
+        for (ptr, val, want) in cases {
+            let mut v = base();
+            let (parent, key) = ptr.rsplit_once('/').unwrap();
+            let target = if parent.is_empty() {
+                &mut v
+            } else {
+                v.pointer_mut(parent).unwrap()
+            };
+            target[key] = val;
+            let err = match check(v) {
+                Err(e) => format!("{e:#}"),
+                Ok(()) => panic!("{ptr}: accepted, expected an error about {want:?}"),
+            };
+            assert!(
+                err.contains(want),
+                "{ptr}: error {err:?} does not mention {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn userns_needs_mappings() {
+        let mut v = base();
+        v["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "user"}));
+        assert!(format!("{:#}", check(v.clone()).unwrap_err()).contains("uidMappings"));
+        v["linux"]["uidMappings"] =
+            serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        v["linux"]["gidMappings"] =
+            serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        check(v).unwrap();
+    }
+}
