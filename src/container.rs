@@ -150,7 +150,7 @@ impl Runtime {
             bundle: bundle.dir.clone(),
             rootfs: bundle.rootfs.clone(),
             created: state::rfc3339_now(),
-            owner: String::new(),
+            owner: owner_name(),
             annotations,
             init_start_time: 0,
             cgroup: None,
@@ -290,9 +290,14 @@ impl Runtime {
         if status == Status::Stopped {
             bail!("container {id:?} is not running");
         }
-        let _ = all; // every process of a container dies with its pid namespace's init; per-cgroup kill comes with cgroups
-        nix::errno::Errno::result(unsafe_kill(st.pid, sig))
-            .map_err(|e| anyhow!("sending signal {sig} to container {id:?}: {}", e.desc()))?;
+        let targets = if all { container_pids(st.pid) } else { vec![st.pid] };
+        for p in targets {
+            let r = nix::errno::Errno::result(unsafe_kill(p, sig));
+            // Processes may exit while we signal them; only the init matters.
+            if p == st.pid {
+                r.map_err(|e| anyhow!("sending signal {sig} to container {id:?}: {}", e.desc()))?;
+            }
+        }
         Ok(())
     }
 
@@ -323,11 +328,36 @@ impl Runtime {
         self.store.remove(id)
     }
 
-    fn saved_spec(&self, id: &str) -> Result<Spec> {
+    /// The config.json a container was created from (kept in its state dir).
+    pub fn saved_spec(&self, id: &str) -> Result<Spec> {
+        state::validate_id(id)?;
         let p = self.store.dir(id).join(state::CONFIG);
+        if !p.exists() {
+            bail!("container {id:?} does not exist");
+        }
         let text = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
         serde_json::from_slice(&text).map_err(|e| anyhow!("{}: {e}", p.display()))
     }
+}
+
+/// Every process of the container: all processes in its own pid
+/// namespace. A container sharing the runtime's pid namespace has only
+/// its init here (its other processes are found through its cgroup).
+pub fn container_pids(init: i32) -> Vec<i32> {
+    let ns = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let Some(theirs) = ns(init) else { return vec![] };
+    if ns(std::process::id() as i32).as_ref() == Some(&theirs) {
+        return vec![init];
+    }
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|p| ns(*p).as_ref() == Some(&theirs))
+        .collect();
+    pids.sort();
+    pids
 }
 
 fn unsafe_kill(pid: i32, sig: i32) -> i32 {
@@ -361,6 +391,16 @@ fn hook_state_json(st: &State, pid: i32, status: &str) -> Vec<u8> {
         "annotations": st.annotations,
     }))
     .unwrap_or_default()
+}
+
+/// The user creating the container, by name as runc reports it.
+fn owner_name() -> String {
+    let uid = nix::unistd::getuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
 }
 
 fn connect(path: &Path) -> Result<OwnedFd> {

@@ -54,44 +54,57 @@ pub fn run(rt: &Runtime, o: &CreateOpts, detach: bool) -> Result<i32> {
     // and the init itself (when an intermediate process forked it) are
     // re-parented to us, so we can wait for them.
     sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1).context("prctl(PR_SET_CHILD_SUBREAPER)")?;
+    let mut sfd = block_signals()?;
+    let (ours, theirs) = console_pair(o.console_socket.is_none() && wants_terminal(&o.bundle))?;
+    let st = rt.create(o, theirs)?;
+    let master = ours.map(|s| terminal::recv_fd(s.as_raw_fd())).transpose()?;
+    start_or_delete(rt, &o.id)?;
+    let code = attach(st.pid, &mut sfd, master.as_ref());
+    let del = rt.delete(&o.id, true);
+    let code = code?;
+    del?;
+    Ok(code)
+}
+
+/// Block the signals we forward (and SIGCHLD) and read them from a
+/// signalfd. Called before forking so no signal is lost; the container's
+/// process unblocks everything before exec.
+pub fn block_signals() -> Result<SignalFd> {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     for s in FORWARDED {
         mask.add(s);
     }
-    // Blocked before the fork so no signal is lost; the init unblocks
-    // everything before exec.
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)?;
-    let mut sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)?;
+    Ok(SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)?)
+}
 
-    let proxy = if o.console_socket.is_none() && wants_terminal(&o.bundle) {
-        let (ours, theirs) = nix::sys::socket::socketpair(
-            nix::sys::socket::AddressFamily::Unix,
-            nix::sys::socket::SockType::Stream,
-            None,
-            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        )?;
-        Some((ours, theirs))
-    } else {
-        None
-    };
-    let (ours, theirs) = match proxy {
-        Some((a, b)) => (Some(a), Some(b)),
-        None => (None, None),
-    };
-    let st = rt.create(o, theirs)?;
-    let master = ours.map(|s| terminal::recv_fd(s.as_raw_fd())).transpose()?;
-    start_or_delete(rt, &o.id)?;
-    let raw = master.as_ref().and_then(|_| RawMode::enter());
-    if let (Some(m), Some((rows, cols))) = (&master, sys::get_winsize(std::io::stdin().as_fd())) {
+/// When we relay the terminal ourselves: a socketpair standing in for the
+/// console socket (ours, the process's end).
+pub fn console_pair(wanted: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    if !wanted {
+        return Ok((None, None));
+    }
+    let (a, b) = nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )?;
+    Ok((Some(a), Some(b)))
+}
+
+/// Stay attached to `pid` until it exits: forward signals, relay the
+/// terminal (raw mode, window size) when there is one. Returns its exit
+/// status, 128+N when killed by signal N.
+pub fn attach(pid: i32, sfd: &mut SignalFd, master: Option<&OwnedFd>) -> Result<i32> {
+    let raw = master.and_then(|_| RawMode::enter());
+    if let (Some(m), Some((rows, cols))) = (master, sys::get_winsize(std::io::stdin().as_fd())) {
         let _ = sys::set_winsize(m.as_fd(), rows, cols);
     }
-    let code = wait_loop(st.pid, &mut sfd, master.as_ref());
+    let code = wait_loop(pid, sfd, master);
     drop(raw);
-    let del = rt.delete(&o.id, true);
-    let code = code?;
-    del?;
-    Ok(code)
+    code
 }
 
 fn start_or_delete(rt: &Runtime, id: &str) -> Result<()> {

@@ -16,7 +16,7 @@ use crate::safepath::Procfs;
 use crate::{hooks, process, rootfs, seccomp, sys, terminal};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sched::CloneFlags;
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{Linux, LinuxNamespaceType, Process, Spec};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -58,7 +58,7 @@ pub fn run(cfg: &InitConfig, chan: &Channel, enter_ns: bool) -> ! {
     std::process::exit(if ready { 127 } else { 1 })
 }
 
-enum Never {}
+pub enum Never {}
 
 fn setup(cfg: &InitConfig, chan: &Channel, enter_ns: bool, ready: &mut bool) -> Result<Never> {
     let spec = cfg.spec;
@@ -191,6 +191,30 @@ fn setup(cfg: &InitConfig, chan: &Channel, enter_ns: bool, ready: &mut bool) -> 
         terminal::become_controlling(slave)?;
     }
 
+    exec_process(
+        process,
+        linux,
+        cfg.seccomp,
+        cfg.caps,
+        cfg.preserve_fds,
+        &exe,
+    )
+}
+
+/// The last steps shared by the init and `exec`: from cwd to execve.
+/// Ordered so that each step still has the privileges it needs and the
+/// seccomp filter constrains as little of the runtime as possible.
+pub fn exec_process(
+    process: &Process,
+    linux: &Linux,
+    filter: Option<&seccomp::Filter>,
+    caps: Option<&CapSets>,
+    preserve_fds: u32,
+    exe: &CString,
+) -> Result<Never> {
+    let cwd = process.cwd();
+    let args = process.args().as_ref().expect("validated");
+    let env: &[String] = process.env().as_deref().unwrap_or(&[]);
     nix::unistd::chdir(cwd).with_context(|| format!("process.cwd: chdir to {}", cwd.display()))?;
     // A cwd reached through a leaked fd of the host would make getcwd
     // report an unreachable path (CVE-2024-21626): refuse to run there.
@@ -201,7 +225,7 @@ fn setup(cfg: &InitConfig, chan: &Channel, enter_ns: bool, ready: &mut bool) -> 
             cwd.display()
         );
     }
-    sys::cloexec_from(3 + cfg.preserve_fds).context("marking inherited fds close-on-exec")?;
+    sys::cloexec_from(3 + preserve_fds).context("marking inherited fds close-on-exec")?;
 
     process::set_rlimits(process.rlimits().as_deref().unwrap_or(&[]))?;
     let nnp = process.no_new_privileges().unwrap_or(false);
@@ -221,16 +245,16 @@ fn setup(cfg: &InitConfig, chan: &Channel, enter_ns: bool, ready: &mut bool) -> 
     // while we still have it. With it, as late as possible, so the filter
     // constrains nothing of the runtime's own setup.
     if !nnp {
-        if let Some(f) = cfg.seccomp {
+        if let Some(f) = filter {
             f.load()?;
         }
     }
-    if let Some(c) = cfg.caps {
+    if let Some(c) = caps {
         c.drop_bounding()?;
     }
-    process::set_identity(process.user(), cfg.caps)?;
+    process::set_identity(process.user(), caps)?;
     if nnp {
-        if let Some(f) = cfg.seccomp {
+        if let Some(f) = filter {
             f.load()?;
         }
     }
@@ -245,7 +269,7 @@ fn setup(cfg: &InitConfig, chan: &Channel, enter_ns: bool, ready: &mut bool) -> 
         .map(|a| CString::new(a.as_str()))
         .collect::<Result<_, _>>()
         .context("process.env: contains a NUL byte")?;
-    let e = nix::unistd::execve(&exe, &argv, &envp).unwrap_err();
+    let e = nix::unistd::execve(exe, &argv, &envp).unwrap_err();
     Err(anyhow!("exec {:?}: {}", args[0], e.desc()))
 }
 

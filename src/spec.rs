@@ -27,8 +27,17 @@ impl Bundle {
             std::fs::canonicalize(dir).with_context(|| format!("bundle {}", dir.display()))?;
         let cfg = dir.join("config.json");
         let text = std::fs::read_to_string(&cfg).with_context(|| format!("{}", cfg.display()))?;
-        let spec: Spec =
-            serde_json::from_str(&text).map_err(|e| anyhow!("{}: {}", cfg.display(), e))?;
+        // The path-tracking deserializer names the field at fault
+        // ("process.args: invalid type ..."), not just a line and column.
+        let de = &mut serde_json::Deserializer::from_str(&text);
+        let spec: Spec = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            if path == "." {
+                anyhow!("{}: {}", cfg.display(), e.inner())
+            } else {
+                anyhow!("{}: {path}: {}", cfg.display(), e.inner())
+            }
+        })?;
         validate(&spec).map_err(|e| anyhow!("{}: {:#}", cfg.display(), e))?;
         let root = spec
             .root()

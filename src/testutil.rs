@@ -1,6 +1,12 @@
 //! Helpers for tests that must change process-wide state (seccomp, uids,
 //! capabilities, rlimits): they run the change in a forked child so the
 //! test harness keeps its own credentials.
+//!
+//! Forking the multi-threaded test harness is unsafe in general: a lock
+//! another test thread holds at that instant (std's backtrace lock, taken
+//! whenever anyhow builds an error with RUST_BACKTRACE set) stays locked
+//! forever in the child. So a forking test first re-runs itself alone in
+//! a fresh harness process, where no other test thread exists.
 
 use anyhow::{anyhow, bail, Result};
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -8,6 +14,38 @@ use nix::unistd::{fork, pipe, ForkResult};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::process::Command;
+
+/// Set in the environment of a harness process that runs one test alone.
+const ALONE: &str = "RCONTAIN_TEST_ALONE";
+
+/// Runs the calling test again, alone, in a new harness process and
+/// checks that it passed. Returns true in the original process (the test
+/// should then return) and false in the new one (the test proceeds).
+pub fn rerun_alone() -> bool {
+    if std::env::var_os(ALONE).is_some() {
+        return false;
+    }
+    let current = std::thread::current();
+    let name = current.name().expect("libtest names test threads");
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(exe)
+        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .env(ALONE, "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{name} failed when run alone:\n{text}"
+    );
+    assert!(text.contains("1 passed"), "{name} did not run:\n{text}");
+    true
+}
 
 /// Whether the tests run as root; tests that need root return early
 /// (and say so) otherwise.
@@ -23,10 +61,15 @@ pub fn is_root() -> bool {
 /// reports through a pipe, then `_exit`s without running destructors or
 /// the harness's exit path.
 pub fn in_child<F: FnOnce() -> Result<String>>(f: F) -> Result<String> {
+    assert!(
+        std::env::var_os(ALONE).is_some(),
+        "call rerun_alone() before in_child()"
+    );
     let (r, w) = pipe()?;
-    // SAFETY: the child only runs `f` and `_exit`s. Other harness threads do
-    // not exist in the child; glibc resets its malloc locks across fork, so
-    // allocating in `f` is sound.
+    // SAFETY: this harness process runs only the calling test (see
+    // rerun_alone), so no other thread can hold a lock across the fork;
+    // glibc resets its malloc locks in the child. The child only runs `f`
+    // and `_exit`s.
     match unsafe { fork() }? {
         ForkResult::Child => {
             drop(r);

@@ -1,6 +1,7 @@
 //! runc-compatible command line: global flags, one subcommand per
 //! lifecycle operation. Each handler is a few lines over `rcontain::*`.
 
+mod exec;
 mod run;
 
 use anyhow::{bail, Context, Result};
@@ -36,7 +37,7 @@ struct Cli {
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
     /// Rootless mode: true, false or auto (only false/auto as root are supported)
-    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
@@ -102,6 +103,8 @@ enum Cmd {
         /// Container id, or a bundle directory (a path with '/', or '.')
         id: String,
     },
+    /// Run a new process inside a running container
+    Exec(exec::ExecArgs),
     /// List containers
     List {
         #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
@@ -183,6 +186,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         }
         Cmd::Delete { force, id } => rt.delete(&id, force)?,
         Cmd::Run { opts, detach, id } => return run::run(&rt, &opts, detach, &id),
+        Cmd::Exec(a) => return exec::run(&rt, a),
         Cmd::List { format, quiet } => list(&rt, &format, quiet)?,
         Cmd::Spec { bundle, rootless } => {
             let path = bundle.join("config.json");
