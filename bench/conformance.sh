@@ -39,6 +39,8 @@ for rt in "$@"; do
         elif [ "$rc" = 0 ] && [ "$noks" = 0 ] && [ "$oks" -gt 0 ]; then
             verdict="pass ($oks)"
             pass=$((pass + 1))
+        elif [ $((oks + noks)) = 0 ]; then
+            verdict="FAIL (aborted before any assertion, rc $rc)"
         else
             verdict="FAIL ($noks/$((oks + noks)) not ok, rc $rc)"
         fi
