@@ -14,6 +14,8 @@ RUNTIME_TESTS ?= $(patsubst runtime-tests/%.rs,%,$(wildcard runtime-tests/*.rs))
 SCRIPT_TESTS ?=
 # opencontainers/runtime-tools, built OUTSIDE this repository (docs/conformance.md).
 RUNTIME_TOOLS ?= /work/runtime-tools
+# Runtimes compared by `make conformance` besides rcontain.
+CONFORMANCE_REFERENCES ?= runc crun
 
 .PHONY: all build example run test unit-test runtime-test script-test bench conformance clean-bundles
 
@@ -53,7 +55,8 @@ conformance: build
 		echo "  make conformance RUNTIME_TOOLS=/path/to/runtime-tools"; \
 		exit 1; \
 	fi
-	bench/conformance.sh "$(RUNTIME_TOOLS)" $(RCONTAIN)
+	CONFORMANCE_OUT=$(CURDIR)/conformance-results.md \
+		bench/conformance.sh "$(RUNTIME_TOOLS)" $(RCONTAIN) $(CONFORMANCE_REFERENCES)
 
 clean-bundles:
 	rm -rf bundles/out
