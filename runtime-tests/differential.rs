@@ -89,8 +89,27 @@ fn normalise(out: &str, bundle: &str) -> BTreeMap<String, Vec<String>> {
         };
         sections.entry(cur.clone()).or_default().push(line);
     }
+    // The default devices may be bind-mounted (user namespaces) in any
+    // order: the spec lists them as a set, and only mountinfo shows it.
+    if let Some(m) = sections.get_mut("mounts") {
+        let is_dev = |l: &String| {
+            DEFAULT_DEVICES
+                .iter()
+                .any(|d| l.starts_with(&format!("/dev/{d} ")))
+        };
+        let mut devs: Vec<String> = m.iter().filter(|l| is_dev(l)).cloned().collect();
+        devs.sort();
+        let mut devs = devs.into_iter();
+        for l in m.iter_mut() {
+            if is_dev(l) {
+                *l = devs.next().unwrap();
+            }
+        }
+    }
     sections
 }
+
+const DEFAULT_DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
 /// Run the probe under `rt` with the config edited by `edit`.
 fn probe(

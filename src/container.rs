@@ -290,7 +290,11 @@ impl Runtime {
         if status == Status::Stopped {
             bail!("container {id:?} is not running");
         }
-        let targets = if all { container_pids(st.pid) } else { vec![st.pid] };
+        let targets = if all {
+            container_pids(st.pid)
+        } else {
+            vec![st.pid]
+        };
         for p in targets {
             let r = nix::errno::Errno::result(unsafe_kill(p, sig));
             // Processes may exit while we signal them; only the init matters.
@@ -345,7 +349,9 @@ impl Runtime {
 /// its init here (its other processes are found through its cgroup).
 pub fn container_pids(init: i32) -> Vec<i32> {
     let ns = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
-    let Some(theirs) = ns(init) else { return vec![] };
+    let Some(theirs) = ns(init) else {
+        return vec![];
+    };
     if ns(std::process::id() as i32).as_ref() == Some(&theirs) {
         return vec![init];
     }
