@@ -43,13 +43,18 @@ const ALL_CAPS: &[&str] = &[
 /// started) container, whose pid 1 is still the runtime's own init. With
 /// every capability it tries to write the runtime binary through
 /// /proc/1/exe, directly and through an fd it keeps open until the first
-/// container has exec'd its process. The runtime binary (a private copy,
-/// so a successful attack cannot wreck the real one) must stay identical.
+/// container has exec'd its process. The victim is handled by one private
+/// copy of the runtime binary and the attacker by another, so once the
+/// victim runs nothing executes the victim's copy any more and ETXTBSY
+/// cannot hide a vulnerability; a successful attack cannot wreck the real
+/// binary either. Both copies must stay identical.
 #[test]
 fn a_runtime_binary_not_writable_via_proc_exe() {
     let mut env = TestEnv::new("exe");
-    let copy = env.dir.join(format!("rt-copy-{}", env.rt.name()));
+    let copy = env.dir.join(format!("victim-{}", env.rt.name()));
+    let attacker_copy = env.dir.join(format!("attacker-{}", env.rt.name()));
     fs::copy(&env.rt.bin, &copy).unwrap();
+    fs::copy(&env.rt.bin, &attacker_copy).unwrap();
     env.rt.bin = copy.clone();
     let before = fs::read(&copy).unwrap();
 
@@ -90,10 +95,15 @@ fn a_runtime_binary_not_writable_via_proc_exe() {
     }));
     attacker.save();
     let aid = env.id("attacker");
-    let (child, so, se) = env.spawn_rt(&["run", "-b", attacker.path(), &aid]);
+    env.rt.bin = attacker_copy.clone();
+    let (mut child, so, se) = env.spawn_rt(&["run", "-b", attacker.path(), &aid]);
+    env.rt.bin = copy.clone();
+    // The victim must still be in "created" (its init is the runtime)
+    // while the attacker probes: wait for the probe, or for a failed run.
     env.wait_for("attacker probed", || {
-        shared.join("probed").exists() || !env.rt(&["state", &aid]).ok() && so.exists()
+        shared.join("probed").exists() || child.try_wait().unwrap().is_some()
     });
+    assert_eq!(env.state(&vid)["status"], "created");
     env.rt(&["start", &vid]).expect_ok("start victim");
     env.wait_for("victim running", || env.state(&vid)["status"] == "running");
     fs::write(shared.join("go"), "").unwrap();
@@ -102,15 +112,19 @@ fn a_runtime_binary_not_writable_via_proc_exe() {
     let err = fs::read_to_string(&se).unwrap();
     eprintln!("attacker saw:\n{out}");
     assert!(out.contains("done"), "attacker did not run: {out} {err}");
-    for bad in ["DIRECT-WRITE", "REOPEN-WRITE", "TRUNC-WRITE"] {
-        assert!(!out.contains(bad), "{bad}: {out}");
-    }
     assert!(
         fs::read(&copy).unwrap() == before,
         "runtime binary modified"
     );
+    assert!(
+        fs::read(&attacker_copy).unwrap() == before,
+        "attacker's runtime binary modified"
+    );
     if let (Some(p), Some(b)) = (&init_exe, &init_before) {
         assert!(&fs::read(p).unwrap() == b, "{} modified", p.display());
+    }
+    for bad in ["DIRECT-WRITE", "REOPEN-WRITE", "TRUNC-WRITE"] {
+        assert!(!out.contains(bad), "{bad}: {out}");
     }
     env.rt(&["delete", "-f", &vid]).expect_ok("delete victim");
     env.assert_nothing_left();
