@@ -136,8 +136,22 @@ impl CapSets {
             (CapSet::Inheritable, "inheritable", &self.inheritable),
             (CapSet::Permitted, "permitted", &self.permitted),
         ] {
-            caps::set(None, set, value)
-                .map_err(|e| anyhow::anyhow!("process.capabilities.{name}: {e}"))?;
+            caps::set(None, set, value).map_err(|e| {
+                // The usual cause: the runtime itself lacks a capability
+                // (then runc and crun fail the same way).
+                let held = caps::read(None, CapSet::Permitted).unwrap_or_default();
+                let mut missing: Vec<String> =
+                    value.difference(&held).map(ToString::to_string).collect();
+                missing.sort();
+                if missing.is_empty() {
+                    anyhow::anyhow!("process.capabilities.{name}: {e}")
+                } else {
+                    anyhow::anyhow!(
+                        "process.capabilities.{name}: {} not held by the runtime: {e}",
+                        missing.join(", ")
+                    )
+                }
+            })?;
         }
         caps::clear(None, CapSet::Ambient)
             .map_err(|e| anyhow::anyhow!("process.capabilities.ambient: {e}"))?;
@@ -256,6 +270,29 @@ mod tests {
         ]
         .join(" ");
         assert_eq!(out, want);
+    }
+
+    #[test]
+    fn capabilities_the_runtime_lacks_are_named() {
+        if !is_root() || rerun_alone() {
+            return;
+        }
+        let c = parse_json(
+            r#"{"effective":["CAP_KILL","CAP_SYSLOG"],"permitted":["CAP_KILL","CAP_SYSLOG"]}"#,
+        )
+        .unwrap();
+        let e = in_child(|| {
+            caps::drop(None, CapSet::Effective, Capability::CAP_SYSLOG)?;
+            caps::drop(None, CapSet::Permitted, Capability::CAP_SYSLOG)?;
+            c.apply().map(|_| String::new())
+        })
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "process.capabilities.effective: CAP_SYSLOG not held by the runtime: "
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use std::os::fd::{AsRawFd, OwnedFd};
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Msg {
     /// parent -> init: go on with the next step.
     Continue,
@@ -20,6 +20,8 @@ pub enum Msg {
     Pid(i32),
     /// init -> parent: setup failed; the message says why.
     Error(String),
+    /// init -> parent: the seccomp notification fd (for listenerPath).
+    SeccompFd(OwnedFd),
 }
 
 pub struct Channel {
@@ -55,6 +57,20 @@ impl Channel {
                 buf.push(b'e');
                 buf.extend_from_slice(s.as_bytes());
             }
+            Msg::SeccompFd(fd) => {
+                let fds = [fd.as_raw_fd()];
+                let iov = [std::io::IoSlice::new(b"s")];
+                let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+                nix::sys::socket::sendmsg::<()>(
+                    self.fd.as_raw_fd(),
+                    &iov,
+                    &cmsg,
+                    nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+                    None,
+                )
+                .context("sending on the sync socket")?;
+                return Ok(());
+            }
         }
         loop {
             match nix::sys::socket::send(
@@ -71,14 +87,29 @@ impl Channel {
     /// Receive one message; `None` on EOF (the other side is gone).
     pub fn recv(&self) -> Result<Option<Msg>> {
         let mut buf = vec![0u8; 65536];
-        let n = loop {
-            match nix::sys::socket::recv(
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let (n, fd) = loop {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            match nix::sys::socket::recvmsg::<()>(
                 self.fd.as_raw_fd(),
-                &mut buf,
-                nix::sys::socket::MsgFlags::empty(),
+                &mut iov,
+                Some(&mut cmsg),
+                nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
             ) {
                 Err(nix::errno::Errno::EINTR) => continue,
-                r => break r.context("reading the sync socket")?,
+                Err(e) => return Err(e).context("reading the sync socket"),
+                Ok(m) => {
+                    let mut fd = None;
+                    for c in m.cmsgs().context("reading the sync socket")? {
+                        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+                            // SAFETY: SCM_RIGHTS installed these fds for us.
+                            fd = fds.first().map(|f| unsafe {
+                                <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(*f)
+                            });
+                        }
+                    }
+                    break (m.bytes, fd);
+                }
             }
         };
         if n == 0 {
@@ -92,6 +123,9 @@ impl Channel {
             b'r' => Msg::Ready,
             b'p' if payload.len() == 4 => Msg::Pid(i32::from_le_bytes(payload.try_into().unwrap())),
             b'e' => Msg::Error(String::from_utf8_lossy(payload).into_owned()),
+            b's' => {
+                Msg::SeccompFd(fd.ok_or_else(|| anyhow::anyhow!("seccomp message without an fd"))?)
+            }
             t => bail!("unexpected sync message tag {t:#x}"),
         }))
     }
@@ -122,9 +156,18 @@ mod tests {
             Msg::Error("boom: x".into()),
         ] {
             a.send(&m).unwrap();
-            assert_eq!(b.recv().unwrap(), Some(m));
+            assert_eq!(format!("{:?}", b.recv().unwrap()), format!("{:?}", Some(m)));
+        }
+        let f = std::fs::File::open("/dev/null").unwrap();
+        a.send(&Msg::SeccompFd(f.into())).unwrap();
+        match b.recv().unwrap() {
+            Some(Msg::SeccompFd(fd)) => {
+                let target = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+                assert_eq!(target.unwrap(), std::path::Path::new("/dev/null"));
+            }
+            m => panic!("expected an fd, got {m:?}"),
         }
         drop(a);
-        assert_eq!(b.recv().unwrap(), None);
+        assert!(b.recv().unwrap().is_none());
     }
 }

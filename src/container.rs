@@ -8,7 +8,7 @@ use crate::namespaces::Namespaces;
 use crate::spawn::{self, Parent};
 use crate::spec::Bundle;
 use crate::state::{self, State, Status, Store};
-use crate::{capabilities, hooks, seccomp};
+use crate::{capabilities, cgroups, hooks, seccomp};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -37,6 +37,7 @@ struct Undo<'a> {
     store: &'a Store,
     id: String,
     pid: Option<i32>,
+    cgroup: Option<&'a cgroups::Manager>,
     armed: bool,
 }
 
@@ -49,6 +50,14 @@ impl Drop for Undo<'_> {
             let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
             wait_gone(p, None);
         }
+        if let Some(cg) = self.cgroup {
+            if let Err(e) = cg.destroy() {
+                logging::warn(&format!(
+                    "removing the cgroup of failed container {:?}: {e:#}",
+                    self.id
+                ));
+            }
+        }
         let _ = self.store.remove(&self.id);
     }
 }
@@ -56,11 +65,26 @@ impl Drop for Undo<'_> {
 /// The parent's part in spawning (spawn kills the init itself on error).
 struct CreateParent<'a> {
     spec: &'a Spec,
+    cgroup: &'a cgroups::Manager,
     hook_state: &'a dyn Fn(i32, &str) -> Vec<u8>,
 }
 
 impl Parent for CreateParent<'_> {
+    fn seccomp_fd(&mut self, pid: i32, fd: OwnedFd) -> Result<()> {
+        let linux = self.spec.linux().as_ref().expect("validated");
+        let sc = linux.seccomp().as_ref().expect("a filter was loaded");
+        let Some(path) = sc.listener_path() else {
+            bail!("linux.seccomp.listenerPath: required when a rule uses SCMP_ACT_NOTIFY");
+        };
+        let st: oci_spec::runtime::State =
+            serde_json::from_slice(&(self.hook_state)(pid, "creating"))?;
+        let msg = seccomp::listener_state(&st, pid, sc.listener_metadata().as_deref())?;
+        seccomp::send_to_listener(path, std::os::fd::AsFd::as_fd(&fd), &msg)
+    }
+
     fn init_created(&mut self, pid: i32) -> Result<()> {
+        // Before the init runs any container code (it waits for Continue).
+        self.cgroup.add_pid(pid)?;
         if let Some(adj) = self.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
                 .map_err(|e| anyhow!("process.oomScoreAdj: writing {adj}: {e}"))?;
@@ -95,12 +119,20 @@ impl Runtime {
         let process = spec.process().as_ref().expect("validated");
         let linux = spec.linux().as_ref().expect("validated");
         let ns = Namespaces::from_spec(linux)?;
+        crate::process::validate(process, Some(linux))?;
         let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
         let caps = process
             .capabilities()
             .as_ref()
             .map(capabilities::parse)
             .transpose()?;
+        warn_skipped(filter.as_ref(), caps.as_ref());
+        let resources = linux.resources().as_ref();
+        let cg = cgroups::Manager::new(linux.cgroups_path().as_deref(), &o.id)?
+            .with_devices(linux.devices().as_deref().unwrap_or(&[]));
+        if let Some(r) = resources {
+            cg.validate(r)?;
+        }
         let terminal = process.terminal().unwrap_or(false);
         let console = match (terminal, console, &o.console_socket) {
             (true, Some(c), _) => Some(c),
@@ -115,8 +147,11 @@ impl Runtime {
             store: &self.store,
             id: o.id.clone(),
             pid: None,
+            cgroup: None,
             armed: true,
         };
+        cg.create(resources)?;
+        undo.cgroup = Some(&cg);
         let fifo = dir.join(state::FIFO);
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
             .with_context(|| format!("creating {}", fifo.display()))?;
@@ -153,7 +188,7 @@ impl Runtime {
             owner: owner_name(),
             annotations,
             init_start_time: 0,
-            cgroup: None,
+            cgroup: Some(serde_json::to_value(&cg)?),
         };
         let hook_state = |pid: i32, status: &str| hook_state_json(&st, pid, status);
         let keyring = format!("_ses.{}", o.id);
@@ -176,6 +211,7 @@ impl Runtime {
             linux,
             &mut CreateParent {
                 spec,
+                cgroup: &cg,
                 hook_state: &hook_state,
             },
         )?;
@@ -203,7 +239,10 @@ impl Runtime {
         if self.store.dir(&st.id).join(state::FIFO).exists() {
             return Status::Created;
         }
-        Status::Running
+        match cgroup_of(st) {
+            Ok(Some(cg)) if cg.is_frozen().unwrap_or(false) => Status::Paused,
+            _ => Status::Running,
+        }
     }
 
     pub fn load(&self, id: &str) -> Result<(State, Status)> {
@@ -290,6 +329,13 @@ impl Runtime {
         if status == Status::Stopped {
             bail!("container {id:?} is not running");
         }
+        if all {
+            if let Some(cg) = cgroup_of(&st)? {
+                return cg
+                    .kill_all(sig)
+                    .with_context(|| format!("signalling every process of container {id:?}"));
+            }
+        }
         let targets = if all {
             container_pids(st.pid)
         } else {
@@ -307,17 +353,18 @@ impl Runtime {
 
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         let (st, status) = self.load(id)?;
+        let cg = cgroup_of(&st)?;
         match status {
             Status::Stopped => {}
-            Status::Created => {
-                let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);
-                wait_gone(st.pid, Some(st.init_start_time));
-            }
-            _ if force => {
-                let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);
-                wait_gone(st.pid, Some(st.init_start_time));
-            }
+            Status::Created => self.kill_everything(&st, cg.as_ref()),
+            _ if force => self.kill_everything(&st, cg.as_ref()),
             s => bail!("cannot delete container {id:?}: it is {s} (stop it first, or use --force)"),
+        }
+        // Whatever still runs in the cgroup (children of an init without
+        // its own pid namespace) is killed and waited for by destroy.
+        if let Some(cg) = &cg {
+            cg.destroy()
+                .with_context(|| format!("deleting container {id:?}"))?;
         }
         let spec = self.saved_spec(id).ok();
         if let Some(h) = spec.as_ref().and_then(|s| s.hooks().as_ref()) {
@@ -330,6 +377,15 @@ impl Runtime {
             }
         }
         self.store.remove(id)
+    }
+
+    fn kill_everything(&self, st: &State, cg: Option<&cgroups::Manager>) {
+        if let Some(cg) = cg {
+            // Also thaws a paused container, so SIGKILL takes effect.
+            let _ = cg.kill_all(libc::SIGKILL);
+        }
+        let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);
+        wait_gone(st.pid, Some(st.init_start_time));
     }
 
     /// The config.json a container was created from (kept in its state dir).
@@ -397,6 +453,28 @@ fn hook_state_json(st: &State, pid: i32, status: &str) -> Vec<u8> {
         "annotations": st.annotations,
     }))
     .unwrap_or_default()
+}
+
+/// The container's cgroup manager, as saved at create.
+pub fn cgroup_of(st: &State) -> Result<Option<cgroups::Manager>> {
+    st.cgroup
+        .clone()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| anyhow!("state of container {:?}: cgroup: {e}", st.id))
+}
+
+/// Report what the kernel or libseccomp did not know and was left out.
+pub(crate) fn warn_skipped(f: Option<&seccomp::Filter>, c: Option<&capabilities::CapSets>) {
+    if let Some(names) = f.map(|f| f.skipped_syscalls()).filter(|n| !n.is_empty()) {
+        logging::warn(&format!(
+            "linux.seccomp: syscalls unknown to this kernel were ignored: {}",
+            names.join(", ")
+        ));
+    }
+    for w in c.map(|c| c.warnings()).unwrap_or_default() {
+        logging::warn(w);
+    }
 }
 
 /// The user creating the container, by name as runc reports it.

@@ -68,12 +68,14 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
     if !p.cwd().is_absolute() {
         bail!("process.cwd: {:?} is not an absolute path", p.cwd());
     }
+    crate::process::validate(p, Some(linux))?;
     let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
     let caps = p
         .capabilities()
         .as_ref()
         .map(capabilities::parse)
         .transpose()?;
+    crate::container::warn_skipped(filter.as_ref(), caps.as_ref());
 
     // Every namespace type the container was configured with, found
     // through its init (a path-joined one is reachable the same way).
@@ -152,6 +154,9 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
     drop(console);
     // The child execs with the channel close-on-exec: EOF means it did.
     let r = (|| -> Result<()> {
+        if let Some(cg) = crate::container::cgroup_of(&st)? {
+            cg.add_pid(pid)?;
+        }
         chan.send(&Msg::Continue)?;
         match chan.recv()? {
             None => Ok(()),
@@ -160,6 +165,8 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
         }
     })();
     if let Err(e) = r {
+        // Closing our end makes a child still waiting for Continue exit.
+        drop(chan);
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
         return Err(e);
     }

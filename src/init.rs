@@ -43,9 +43,11 @@ pub struct InitConfig<'a> {
 }
 
 /// Entry point in the child. Never returns.
-pub fn run(cfg: &InitConfig, chan: &Channel, enter_ns: bool) -> ! {
+/// `unshare_flags`: namespaces still to create once root in the new user
+/// namespace (see spawn).
+pub fn run(cfg: &InitConfig, chan: &Channel, enter_ns: bool, unshare_flags: u64) -> ! {
     let mut ready = false;
-    let err = match setup(cfg, chan, enter_ns, &mut ready) {
+    let err = match setup(cfg, chan, enter_ns, unshare_flags, &mut ready) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -60,7 +62,13 @@ pub fn run(cfg: &InitConfig, chan: &Channel, enter_ns: bool) -> ! {
 
 pub enum Never {}
 
-fn setup(cfg: &InitConfig, chan: &Channel, enter_ns: bool, ready: &mut bool) -> Result<Never> {
+fn setup(
+    cfg: &InitConfig,
+    chan: &Channel,
+    enter_ns: bool,
+    unshare_flags: u64,
+    ready: &mut bool,
+) -> Result<Never> {
     let spec = cfg.spec;
     let process = spec.process().as_ref().expect("validated");
     let linux = spec.linux().as_ref().expect("validated");
@@ -76,6 +84,10 @@ fn setup(cfg: &InitConfig, chan: &Channel, enter_ns: bool, ready: &mut bool) -> 
             .context("setresgid(0) in the user namespace")?;
         nix::unistd::setresuid(0.into(), 0.into(), 0.into())
             .context("setresuid(0) in the user namespace")?;
+    }
+    if unshare_flags != 0 {
+        nix::sched::unshare(CloneFlags::from_bits_retain(unshare_flags as i32))
+            .context("creating namespaces")?;
     }
     if enter_ns {
         cfg.ns.enter(|t| {
@@ -163,6 +175,19 @@ fn setup(cfg: &InitConfig, chan: &Channel, enter_ns: bool, ready: &mut bool) -> 
     let cwd = process.cwd();
     let exe = find_executable(&args[0], &env, cwd)?;
 
+    // A filter with notify rules must be loaded while the runtime is still
+    // here to pass its fd to the seccomp agent; it then also covers the
+    // rest of the init, as with runc.
+    let filter = match cfg.seccomp {
+        Some(f) if f.uses_notify() => {
+            if let Some(fd) = f.load()? {
+                chan.send(&Msg::SeccompFd(fd))?;
+            }
+            None
+        }
+        f => f,
+    };
+
     // Setup is done: from here on the runtime will not be waiting for us.
     chan.send(&Msg::Ready)?;
     *ready = true;
@@ -191,14 +216,7 @@ fn setup(cfg: &InitConfig, chan: &Channel, enter_ns: bool, ready: &mut bool) -> 
         terminal::become_controlling(slave)?;
     }
 
-    exec_process(
-        process,
-        linux,
-        cfg.seccomp,
-        cfg.caps,
-        cfg.preserve_fds,
-        &exe,
-    )
+    exec_process(process, linux, filter, cfg.caps, cfg.preserve_fds, &exe)
 }
 
 /// The last steps shared by the init and `exec`: from cwd to execve.
@@ -226,6 +244,15 @@ pub fn exec_process(
         );
     }
     sys::cloexec_from(3 + preserve_fds).context("marking inherited fds close-on-exec")?;
+    // The caller hands these over on purpose: they must survive execve even
+    // if they were opened close-on-exec.
+    for fd in 3..3 + preserve_fds as i32 {
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .with_context(|| format!("--preserve-fds: fd {fd}"))?;
+    }
 
     process::set_rlimits(process.rlimits().as_deref().unwrap_or(&[]))?;
     let nnp = process.no_new_privileges().unwrap_or(false);
@@ -264,13 +291,30 @@ pub fn exec_process(
         .map(|a| CString::new(a.as_str()))
         .collect::<Result<_, _>>()
         .context("process.args: contains a NUL byte")?;
-    let envp: Vec<CString> = env
+    let mut envp: Vec<CString> = env
         .iter()
         .map(|a| CString::new(a.as_str()))
         .collect::<Result<_, _>>()
         .context("process.env: contains a NUL byte")?;
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        let home = home_dir(process.user().uid());
+        envp.push(CString::new(format!("HOME={home}")).context("HOME: contains a NUL byte")?);
+    }
     let e = nix::unistd::execve(exe, &argv, &envp).unwrap_err();
     Err(anyhow!("exec {:?}: {}", args[0], e.desc()))
+}
+
+/// The user's home from the container's /etc/passwd ("/" when unknown):
+/// like runc, a process without HOME in its env gets one.
+fn home_dir(uid: u32) -> String {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 6 && f[2].parse() == Ok(uid))
+        .map(|f| f[5].to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".to_string())
 }
 
 fn unsafe_fd(fd: std::os::fd::RawFd) -> OwnedFd {

@@ -8,6 +8,7 @@
 //! `capabilities`, `seccomp`) and finally execve.
 
 pub mod capabilities;
+pub mod cgroups;
 pub mod channel;
 pub mod container;
 pub mod devices;
@@ -15,6 +16,7 @@ pub mod exec;
 pub mod features;
 pub mod foreground;
 pub mod hooks;
+pub mod image;
 pub mod init;
 pub mod logging;
 pub mod mounts;

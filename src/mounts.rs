@@ -157,10 +157,10 @@ impl CgroupView {
         let pure_v2 = nix::sys::statfs::statfs("/sys/fs/cgroup")
             .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
             .unwrap_or(false);
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        let mounts = crate::sys::read_proc("/proc/self/mountinfo")
             .context("reading /proc/self/mountinfo")?;
         let own =
-            std::fs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
+            crate::sys::read_proc("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
         let mut hierarchies = Vec::new();
         for line in own.lines() {
             let mut f = line.splitn(3, ':');

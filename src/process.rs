@@ -13,9 +13,27 @@ use anyhow::{bail, Context, Result};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
 use oci_spec::runtime::{
-    IOPriorityClass, LinuxIOPriority, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag,
-    LinuxSchedulerPolicy, PosixRlimit, PosixRlimitType, Scheduler, User,
+    IOPriorityClass, Linux, LinuxIOPriority, LinuxPersonality, LinuxPersonalityDomain,
+    LinuxSchedulerFlag, LinuxSchedulerPolicy, PosixRlimit, PosixRlimitType, Process, Scheduler,
+    User,
 };
+
+/// Checks, in the runtime before the init is forked, every attribute this
+/// module applies later, so bad values fail `create` cleanly: rlimits,
+/// scheduler, ioPriority and linux.personality.
+pub fn validate(process: &Process, linux: Option<&Linux>) -> Result<()> {
+    check_rlimits(process.rlimits().as_deref().unwrap_or_default())?;
+    if let Some(s) = process.scheduler() {
+        sched_attr(s)?;
+    }
+    if let Some(p) = process.io_priority() {
+        io_priority_value(p)?;
+    }
+    if let Some(p) = linux.and_then(|l| l.personality().as_ref()) {
+        personality_value(p)?;
+    }
+    Ok(())
+}
 
 /// Checks `process.rlimits` without applying them: each type at most once
 /// (the spec requires an error for duplicates) and soft <= hard.
@@ -90,7 +108,7 @@ fn resource(t: PosixRlimitType) -> Resource {
 /// PR_SET_KEEPCAPS so permitted survives, then set effective, inheritable,
 /// permitted and ambient. `caps` is `None` when config.json has no
 /// `process.capabilities`: the process then gets no capabilities at all,
-/// as with runc. Finally sets the umask when given.
+/// as with runc. Finally sets the umask (0022 when not given, as runc).
 ///
 /// Supplementary groups are left alone in a user namespace whose
 /// /proc/self/setgroups says "deny" (then additionalGids is an error).
@@ -123,22 +141,39 @@ pub fn set_identity(user: &User, caps: Option<&CapSets>) -> Result<()> {
         bail!("process.user.additionalGids: setgroups is denied in this user namespace");
     }
     let (uid, gid) = (Uid::from_raw(user.uid()), Gid::from_raw(user.gid()));
-    setresgid(gid, gid, gid).with_context(|| format!("process.user.gid: setgid({gid})"))?;
-    setresuid(uid, uid, uid).with_context(|| format!("process.user.uid: setuid({uid})"))?;
+    // EINVAL: the id has no mapping in the container's user namespace.
+    let unmapped = |e: nix::errno::Errno, map: &str| {
+        if e == nix::errno::Errno::EINVAL {
+            format!(" (not mapped by linux.{map}?)")
+        } else {
+            String::new()
+        }
+    };
+    setresgid(gid, gid, gid).map_err(|e| {
+        anyhow::anyhow!(
+            "process.user.gid: setgid({gid}): {e}{}",
+            unmapped(e, "gidMappings")
+        )
+    })?;
+    setresuid(uid, uid, uid).map_err(|e| {
+        anyhow::anyhow!(
+            "process.user.uid: setuid({uid}): {e}{}",
+            unmapped(e, "uidMappings")
+        )
+    })?;
 
     caps.apply()?;
     nix::sys::prctl::set_keepcaps(false).context("process.user: PR_SET_KEEPCAPS")?;
-    if let Some(mask) = user.umask() {
-        let mode = nix::sys::stat::Mode::from_bits_truncate(mask & 0o777);
-        nix::sys::stat::umask(mode);
-    }
+    // Without process.user.umask, 0022 like runc, not the caller's umask.
+    let mask = user.umask().unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask & 0o777));
     Ok(())
 }
 
 /// Whether setgroups(2) may be called: not in a user namespace whose
 /// owner wrote "deny" to /proc/self/setgroups (absent file: allowed).
 fn setgroups_allowed() -> bool {
-    std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny")
+    crate::sys::read_proc("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny")
 }
 
 /// `process.noNewPrivileges: true`.
@@ -341,6 +376,48 @@ mod tests {
     }
 
     #[test]
+    fn validate_checks_everything_before_the_fork() {
+        let ok: oci_spec::runtime::Spec = from_json(
+            r#"{"ociVersion":"1.1.0","process":{"cwd":"/","user":{"uid":0,"gid":0},
+                "rlimits":[{"type":"RLIMIT_NOFILE","hard":10,"soft":10}],
+                "scheduler":{"policy":"SCHED_BATCH"},
+                "ioPriority":{"class":"IOPRIO_CLASS_BE","priority":4}},
+              "linux":{"personality":{"domain":"LINUX32"}}}"#,
+        );
+        let process = ok.process().as_ref().unwrap();
+        validate(process, ok.linux().as_ref()).unwrap();
+        for (patch, want) in [
+            (
+                r#"{"process":{"rlimits":[{"type":"RLIMIT_CORE","hard":1,"soft":2}]}}"#,
+                "process.rlimits[0]: RLIMIT_CORE: soft limit 2 is above hard limit 1",
+            ),
+            (
+                r#"{"process":{"scheduler":{"policy":"SCHED_ISO"}}}"#,
+                "process.scheduler.policy: SCHED_ISO is not implemented by Linux",
+            ),
+            (
+                r#"{"process":{"ioPriority":{"class":"IOPRIO_CLASS_RT","priority":9}}}"#,
+                "process.ioPriority.priority: 9 is out of range (0-7)",
+            ),
+            (
+                r#"{"linux":{"personality":{"domain":"LINUX","flags":["X"]}}}"#,
+                "linux.personality.flags[0]: unknown flag \"X\"",
+            ),
+        ] {
+            let mut v = serde_json::to_value(&ok).unwrap();
+            let patch: serde_json::Value = serde_json::from_str(patch).unwrap();
+            for (section, fields) in patch.as_object().unwrap() {
+                for (k, x) in fields.as_object().unwrap() {
+                    v[section][k] = x.clone();
+                }
+            }
+            let bad: oci_spec::runtime::Spec = serde_json::from_value(v).unwrap();
+            let e = validate(bad.process().as_ref().unwrap(), bad.linux().as_ref()).unwrap_err();
+            assert_eq!(e.to_string(), want);
+        }
+    }
+
+    #[test]
     fn rlimit_types_map_to_their_kernel_resources() {
         let all: Vec<PosixRlimit> = from_json(
             r#"[{"type":"RLIMIT_CPU"},{"type":"RLIMIT_FSIZE"},{"type":"RLIMIT_DATA"},
@@ -475,15 +552,42 @@ mod tests {
     }
 
     #[test]
-    fn absent_capabilities_leave_none() {
+    fn user_namespace_limits_are_explained() {
+        if !is_root() || rerun_alone() {
+            return;
+        }
+        let out = in_child(|| {
+            // A user namespace mapping only root, with setgroups denied, as
+            // an unprivileged user would set it up.
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)?;
+            std::fs::write("/proc/self/uid_map", "0 0 1")?;
+            std::fs::write("/proc/self/setgroups", "deny")?;
+            std::fs::write("/proc/self/gid_map", "0 0 1")?;
+            let groups: User = from_json(r#"{"uid":0,"gid":0,"additionalGids":[5]}"#);
+            let unmapped: User = from_json(r#"{"uid":1000,"gid":0}"#);
+            let a = set_identity(&groups, None).unwrap_err();
+            let b = set_identity(&unmapped, None).unwrap_err();
+            Ok(format!("{a:#}\n{b:#}"))
+        })
+        .unwrap();
+        assert_eq!(
+            out,
+            "process.user.additionalGids: setgroups is denied in this user namespace\n\
+             process.user.uid: setuid(1000): EINVAL: Invalid argument (not mapped by linux.uidMappings?)"
+        );
+    }
+
+    #[test]
+    fn absent_capabilities_and_umask_follow_runc() {
         if !is_root() || rerun_alone() {
             return;
         }
         let user: User = from_json(r#"{"uid":0,"gid":0}"#);
         let out = in_child(|| {
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
             set_identity(&user, None)?;
             Ok([
-                "Uid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
+                "Uid", "Groups", "Umask", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
             ]
             .map(status)
             .join("|"))
@@ -492,7 +596,7 @@ mod tests {
         let zero = "0000000000000000";
         assert_eq!(
             out,
-            format!("0\t0\t0\t0||{zero}|{zero}|{zero}|{zero}|{zero}")
+            format!("0\t0\t0\t0||0022|{zero}|{zero}|{zero}|{zero}|{zero}")
         );
     }
 

@@ -88,7 +88,7 @@ pub fn prepare(
 /// (pivot_root refuses shared parents).
 fn make_parent_private(rootfs: &Path) -> Result<()> {
     let info =
-        std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+        crate::sys::read_proc("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
     let parent = rootfs.parent().unwrap_or(Path::new("/"));
     let mut best: Option<(&str, bool)> = None;
     for l in info.lines() {

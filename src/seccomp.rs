@@ -47,13 +47,16 @@ impl Filter {
     /// (close-on-exec) notification fd when the filter uses
     /// `SCMP_ACT_NOTIFY`.
     pub fn load(&self) -> Result<Option<OwnedFd>> {
-        self.ctx.load().map_err(|e| {
-            let hint = if e.sysrawrc() == Some(-libc::EACCES) {
-                " (needs noNewPrivileges or CAP_SYS_ADMIN)"
-            } else {
-                ""
-            };
-            anyhow::anyhow!("loading seccomp filter: {e}{hint}")
+        self.ctx.load().map_err(|e| match e.sysrawrc() {
+            Some(rc) if rc == -libc::EACCES => anyhow::anyhow!(
+                "loading seccomp filter: {} (needs noNewPrivileges or CAP_SYS_ADMIN)",
+                nix::errno::Errno::from_raw(-rc)
+            ),
+            Some(rc) if rc < 0 => anyhow::anyhow!(
+                "loading seccomp filter: {}",
+                nix::errno::Errno::from_raw(-rc)
+            ),
+            _ => anyhow::anyhow!("loading seccomp filter: {e}"),
         })?;
         if !self.notify {
             return Ok(None);
@@ -84,12 +87,21 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
     // that must follow process.noNewPrivileges only.
     ctx.set_ctl_nnp(false)
         .context("linux.seccomp: clearing the NNP attribute")?;
+    // Report the kernel's errno from load instead of a generic ECANCELED
+    // (API level 4 and later).
+    if libseccomp::get_api() >= 4 {
+        ctx.set_api_sysrawrc(true)
+            .context("linux.seccomp: asking for raw error codes")?;
+    }
 
     for (i, &arch) in s.architectures().iter().flatten().enumerate() {
+        // Fails for architectures libseccomp does not know, and for those
+        // that cannot share a filter with the native one (other endianness).
         ctx.add_arch(scmp_arch(arch)).with_context(|| {
             format!(
-                "linux.seccomp.architectures[{i}]: {} is not supported by libseccomp",
-                json_name(&arch)
+                "linux.seccomp.architectures[{i}]: adding {} to a filter for {:?}",
+                json_name(&arch),
+                ScmpArch::native()
             )
         })?;
     }
@@ -264,10 +276,15 @@ fn scmp_arch(a: Arch) -> ScmpArch {
     }
 }
 
-/// Whether this libseccomp build can filter for `arch`.
+/// Whether this libseccomp build knows `arch` (a filter can combine it
+/// with the native architecture only if their endianness matches).
 pub fn arch_supported(arch: Arch) -> bool {
     ScmpFilterContext::new(ScmpAction::Allow)
-        .and_then(|mut ctx| ctx.add_arch(scmp_arch(arch)).map(|_| ()))
+        .and_then(|mut ctx| {
+            ctx.remove_arch(ScmpArch::native())?;
+            ctx.add_arch(scmp_arch(arch))?;
+            Ok(())
+        })
         .is_ok()
 }
 
@@ -287,8 +304,22 @@ pub fn listener_state(state: &State, pid: i32, metadata: Option<&str>) -> Result
 /// SCM_RIGHTS, over one new connection to the agent at `path`
 /// (`linux.seccomp.listenerPath`).
 pub fn send_to_listener(path: &Path, fd: BorrowedFd<'_>, state_json: &[u8]) -> Result<()> {
-    let what = || format!("linux.seccomp.listenerPath: {}", path.display());
-    let mut stream = UnixStream::connect(path).with_context(what)?;
+    send_over(connect_listener(path)?, fd, state_json)
+}
+
+/// Connects to the agent at `linux.seccomp.listenerPath`. A container init
+/// connects before pivot_root, while the host path is still reachable,
+/// and sends with [`send_over`] once the filter is loaded.
+pub fn connect_listener(path: &Path) -> Result<UnixStream> {
+    UnixStream::connect(path)
+        .with_context(|| format!("linux.seccomp.listenerPath: {}", path.display()))
+}
+
+/// Sends `state_json` and the notify fd over a connection from
+/// [`connect_listener`], then closes it: one state per connection, as the
+/// spec requires.
+pub fn send_over(mut stream: UnixStream, fd: BorrowedFd<'_>, state_json: &[u8]) -> Result<()> {
+    let what = || "linux.seccomp.listenerPath: sending the notify fd".to_string();
     let fds = [fd.as_raw_fd()];
     let sent = sendmsg::<()>(
         stream.as_raw_fd(),
@@ -306,7 +337,7 @@ pub fn send_to_listener(path: &Path, fd: BorrowedFd<'_>, state_json: &[u8]) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{in_child, is_root, rerun_alone};
+    use crate::testutil::{in_child, is_root, rerun_alone, TempDir};
     use std::os::fd::AsFd;
     use std::os::unix::net::UnixListener;
 
@@ -402,6 +433,16 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn foreign_endianness_is_refused() {
+        let mips = err(r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_MIPS"]}"#);
+        assert_eq!(
+            mips,
+            "linux.seccomp.architectures[0]: adding SCMP_ARCH_MIPS to a filter for X8664: Architecture/ABI specific failure"
+        );
+    }
+
+    #[test]
     fn unknown_spellings_are_rejected_when_parsing() {
         // Unknown actions, operators, archs and flags never reach
         // `compile`: oci-spec's enums refuse them while config.json is read.
@@ -430,7 +471,15 @@ mod tests {
             let parsed = spec(&json);
             let want = parsed.flags().as_ref().unwrap()[0];
             match compile(&parsed) {
-                Ok(_) => assert!(supported.contains(&want), "{flag}"),
+                Ok(f) => {
+                    assert!(supported.contains(&want), "{flag}");
+                    let set = match want {
+                        Flag::SeccompFilterFlagLog => f.ctx.get_ctl_log(),
+                        Flag::SeccompFilterFlagSpecAllow => f.ctx.get_ctl_ssb(),
+                        _ => f.ctx.get_ctl_waitkill(),
+                    };
+                    assert!(set.unwrap(), "{flag} not set on the filter");
+                }
                 Err(e) => {
                     assert!(!supported.contains(&want), "{flag}: {e:#}");
                     assert_eq!(
@@ -465,8 +514,10 @@ mod tests {
                  "args":[{"index":1,"value":448,"op":"SCMP_CMP_EQ"}]}]}"#,
         ))
         .unwrap();
+        let tmp = TempDir::new("seccomp");
+        // Only created if the filter failed to stop mkdir.
+        let dir = tmp.path().join("never-created");
         let out = in_child(|| {
-            let dir = std::env::temp_dir().join(format!("rcontain-seccomp-{}", std::process::id()));
             let errno = || std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
             let mut buf = [0u8; 256];
             assert!(f.load()?.is_none());
@@ -499,13 +550,57 @@ mod tests {
     }
 
     #[test]
+    fn load_without_privilege_says_why() {
+        if !is_root() || rerun_alone() {
+            return;
+        }
+        let f = compile(&spec(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["getppid"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        ))
+        .unwrap();
+        let e = in_child(|| {
+            caps::drop(
+                None,
+                caps::CapSet::Effective,
+                caps::Capability::CAP_SYS_ADMIN,
+            )?;
+            f.load().map(|_| String::new())
+        })
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "loading seccomp filter: EACCES: Permission denied (needs noNewPrivileges or CAP_SYS_ADMIN)"
+        );
+    }
+
+    #[test]
+    fn kill_process_rule_kills_with_sigsys() {
+        if !is_root() || rerun_alone() {
+            return;
+        }
+        let f = compile(&spec(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_TSYNC"],
+                "syscalls":[{"names":["getppid"],"action":"SCMP_ACT_KILL_PROCESS"}]}"#,
+        ))
+        .unwrap();
+        let e = in_child(|| {
+            // No core dump of the killed child.
+            nix::sys::prctl::set_dumpable(false)?;
+            f.load()?;
+            nix::unistd::getppid();
+            Ok("survived getppid".to_string())
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("SIGSYS"), "{e}");
+    }
+
+    #[test]
     fn notify_fd_reaches_the_listener() {
         if !is_root() || rerun_alone() {
             return;
         }
-        let dir = std::env::temp_dir().join(format!("rcontain-notify-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let sock = dir.join("agent.sock");
+        let tmp = TempDir::new("notify");
+        let sock = tmp.path().join("agent.sock");
         let listener = UnixListener::bind(&sock).unwrap();
         let f = compile(&spec(&format!(
             r#"{{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"{}","syscalls":[
@@ -515,13 +610,16 @@ mod tests {
         .unwrap();
         assert!(f.uses_notify());
         let agent = std::thread::spawn(move || agent(listener));
-        let target = dir.join("never-created");
+        let target = tmp.path().join("never-created");
         let out = in_child(|| {
+            // As an init would: connect while the path is reachable, load,
+            // then send.
+            let conn = connect_listener(&sock)?;
             let fd = f.load()?.expect("notify fd");
             let mut state = State::default();
             state.set_id("notify-test".to_string());
             let json = listener_state(&state, std::process::id() as i32, Some("meta"))?;
-            send_to_listener(&sock, fd.as_fd(), &json)?;
+            send_over(conn, fd.as_fd(), &json)?;
             drop(fd);
             let e = std::fs::create_dir(&target).unwrap_err();
             Ok(format!("{:?}", e.raw_os_error()))
@@ -531,12 +629,25 @@ mod tests {
             let _ = UnixStream::connect(&sock);
         }
         let seen = agent.join().unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(out.unwrap(), format!("Some({})", libc::EXDEV));
         let seen = seen.unwrap();
         assert_eq!(seen["fds"], serde_json::json!(["seccompFd"]));
         assert_eq!(seen["metadata"], "meta");
         assert_eq!(seen["state"]["id"], "notify-test");
+    }
+
+    #[test]
+    fn unreachable_listener_is_named() {
+        let tmp = TempDir::new("nolistener");
+        let path = tmp.path().join("none.sock");
+        let e = send_to_listener(&path, std::io::stdin().as_fd(), b"{}").unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            format!(
+                "linux.seccomp.listenerPath: {}: No such file or directory (os error 2)",
+                path.display()
+            )
+        );
     }
 
     /// A minimal seccomp agent: takes one connection, answers the first

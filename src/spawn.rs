@@ -28,6 +28,8 @@ pub trait Parent {
     fn init_created(&mut self, pid: i32) -> Result<()>;
     /// The rootfs is mounted: run prestart and createRuntime hooks.
     fn run_hooks(&mut self, pid: i32) -> Result<()>;
+    /// The init loaded a seccomp filter with notify rules: hand the fd on.
+    fn seccomp_fd(&mut self, pid: i32, fd: std::os::fd::OwnedFd) -> Result<()>;
 }
 
 /// Spawn the init and drive it through setup until it reports `Ready`.
@@ -61,11 +63,23 @@ fn drive(
     let pid = if direct {
         // CLONE_NEWCGROUP is left to the init: the namespace must be created
         // after the init was moved into its cgroup, so that it is the root.
-        let flags = cfg.ns.new_flags(&[LinuxNamespaceType::Cgroup]);
+        // With a new user namespace only it and the pid namespace come with
+        // the clone; the init unshares the rest once it is root in the user
+        // namespace, so their objects (the mqueue root, …) belong to that root.
+        use LinuxNamespaceType::{Cgroup, Pid, User};
+        let (flags, later) = if cfg.ns.creates(User) {
+            (
+                cfg.ns.new_flags(&[])
+                    & (crate::namespaces::clone_flag(User) | crate::namespaces::clone_flag(Pid)),
+                cfg.ns.new_flags(&[User, Pid, Cgroup]),
+            )
+        } else {
+            (cfg.ns.new_flags(&[Cgroup]), 0)
+        };
         let pid = sys::clone_fork(flags).context("clone")?;
         if pid == 0 {
             drop(chan);
-            init::run(cfg, &child, true);
+            init::run(cfg, &child, true, later);
         }
         drop(child);
         *pid_out = Some(pid);
@@ -105,6 +119,7 @@ fn drive(
                 parent.run_hooks(pid)?;
                 chan.send(&Msg::Continue)?;
             }
+            Some(Msg::SeccompFd(fd)) => parent.seccomp_fd(pid, fd)?,
             Some(Msg::Ready) => return Ok(pid),
             Some(Msg::Error(e)) => bail!("{e}"),
             Some(m) => bail!("unexpected sync message {m:?}"),
@@ -153,7 +168,7 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, chan: Channel) -> ! {
         }
         let pid = sys::clone_fork(0).context("fork")?;
         if pid == 0 {
-            init::run(cfg, &chan, false);
+            init::run(cfg, &chan, false, 0);
         }
         Ok(pid)
     })();

@@ -195,7 +195,7 @@ pub fn process_alive(pid: i32, start_time: u64) -> bool {
 
 /// (state, starttime) from /proc/PID/stat.
 pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let s = crate::sys::read_proc(format!("/proc/{pid}/stat")).ok()?;
     // comm may contain spaces and parentheses: fields start after the last ')'.
     let rest = &s[s.rfind(')')? + 2..];
     let mut f = rest.split(' ');

@@ -241,3 +241,12 @@ pub fn join_session_keyring(name: &str) -> nix::Result<()> {
     })
     .map(drop)
 }
+
+/// Read a /proc file in one or two read(2)s: procfs reports size 0, which
+/// makes std's read_to_string start with tiny probing reads.
+pub fn read_proc(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(16 * 1024);
+    std::fs::File::open(path)?.read_to_end(&mut buf)?;
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}

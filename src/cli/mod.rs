@@ -2,7 +2,9 @@
 //! lifecycle operation. Each handler is a few lines over `rcontain::*`.
 
 mod exec;
+mod images;
 mod run;
+mod unpack;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -39,6 +41,9 @@ struct Cli {
     /// Rootless mode: true, false or auto (only false/auto as root are supported)
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     rootless: Option<String>,
+    /// Image store for running straight from images
+    #[arg(long, global = true, env = "RCONTAIN_STORE", default_value = rcontain::image::store::DEFAULT_STORE)]
+    store: PathBuf,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -100,7 +105,15 @@ enum Cmd {
         /// Do not wait for the container; leave it running
         #[arg(short, long)]
         detach: bool,
-        /// Container id, or a bundle directory (a path with '/', or '.')
+        /// Run this image (layout dir, OCI or docker archive, [:TAG|@DIGEST])
+        /// from the store instead of a bundle
+        #[arg(long, value_name = "IMAGE")]
+        image: Option<String>,
+        /// Platform to pick from a multi-platform image
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+        platform: Option<String>,
+        /// Container id, a bundle directory (a path with '/', or '.'), or an
+        /// image (a layout directory or an archive)
         id: String,
     },
     /// Run a new process inside a running container
@@ -123,6 +136,16 @@ enum Cmd {
     },
     /// Print what this runtime implements (runtime-spec features JSON)
     Features,
+    /// Unpack an OCI image layout, OCI archive or docker archive into a bundle
+    Unpack(unpack::UnpackArgs),
+    /// List the images in the store
+    Images {
+        /// Only print the image ids
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Remove images and layers no container uses from the store
+    Prune,
 }
 
 impl CreateArgs {
@@ -184,8 +207,24 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let sig = rcontain::signals::parse_signal(&signal)?;
             rt.kill(&id, sig, all)?
         }
-        Cmd::Delete { force, id } => rt.delete(&id, force)?,
-        Cmd::Run { opts, detach, id } => return run::run(&rt, &opts, detach, &id),
+        Cmd::Delete { force, id } => {
+            rt.delete(&id, force)?;
+            run::release_image_bundle(&cli.store, &id)?;
+        }
+        Cmd::Run {
+            opts,
+            detach,
+            image,
+            platform,
+            id,
+        } => {
+            let img = run::ImageRun {
+                store: &cli.store,
+                image,
+                platform,
+            };
+            return run::run(&rt, &opts, detach, &id, img);
+        }
         Cmd::Exec(a) => return exec::run(&rt, a),
         Cmd::List { format, quiet } => list(&rt, &format, quiet)?,
         Cmd::Spec { bundle, rootless } => {
@@ -198,12 +237,16 @@ fn dispatch(cli: Cli) -> Result<i32> {
             } else {
                 rcontain::specgen::default_spec()
             };
-            std::fs::write(&path, serde_json::to_string_pretty(&spec)? + "\n")
+            std::fs::write(&path, rcontain::specgen::to_pretty_json(&spec)?)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
+        Cmd::Unpack(a) => unpack::run(a)?,
+        Cmd::Images { quiet } => images::images(&cli.store, quiet)?,
+        Cmd::Prune => images::prune(&cli.store)?,
         Cmd::Features => println!(
             "{}",
-            serde_json::to_string_pretty(&rcontain::features::features())?
+            // TODO(lead): pass the cgroup manager's support once merged.
+            serde_json::to_string_pretty(&rcontain::features::features(None))?
         ),
     }
     Ok(0)

@@ -4,9 +4,46 @@
 use super::CreateArgs;
 use anyhow::Result;
 use rcontain::container::Runtime;
+use rcontain::image::store::Store;
 use std::path::Path;
 
-pub fn run(rt: &Runtime, args: &CreateArgs, detach: bool, arg: &str) -> Result<i32> {
+/// Running from an image: where the store is, and `--image`/`--platform`.
+pub struct ImageRun<'a> {
+    pub store: &'a Path,
+    pub image: Option<String>,
+    pub platform: Option<String>,
+}
+
+/// Whether `arg` names an image rather than a bundle: an archive file, or
+/// a directory with an index.json and no config.json (optionally
+/// followed by :TAG or @DIGEST).
+fn is_image(arg: &str) -> bool {
+    let Ok((path, _)) = rcontain::image::layout::parse_image_arg(arg) else {
+        return false;
+    };
+    path.is_file() || (path.join("index.json").is_file() && !path.join("config.json").exists())
+}
+
+pub fn run(rt: &Runtime, args: &CreateArgs, detach: bool, arg: &str, img: ImageRun) -> Result<i32> {
+    let image = match img.image {
+        Some(i) => Some((i, arg.to_string())),
+        None if is_image(arg) => {
+            let (path, _) = rcontain::image::layout::parse_image_arg(arg)?;
+            Some((arg.to_string(), unique_id(rt, &path)))
+        }
+        None => None,
+    };
+    if let Some((image, id)) = image {
+        return run_image(
+            rt,
+            args,
+            detach,
+            &image,
+            &id,
+            img.store,
+            img.platform.as_deref(),
+        );
+    }
     let mut args = args.clone();
     let id = if arg.contains('/') || arg == "." {
         args.bundle = arg.into();
@@ -15,6 +52,36 @@ pub fn run(rt: &Runtime, args: &CreateArgs, detach: bool, arg: &str) -> Result<i
         arg.to_string()
     };
     rcontain::foreground::run(rt, &args.opts(&id), detach)
+}
+
+/// Imports the image into the store, makes the container's overlay
+/// bundle there and runs it; in the foreground the bundle goes when the
+/// container does (for a detached one, on `delete`).
+fn run_image(
+    rt: &Runtime,
+    args: &CreateArgs,
+    detach: bool,
+    image: &str,
+    id: &str,
+    store: &Path,
+    platform: Option<&str>,
+) -> Result<i32> {
+    let s = Store::open(store)?;
+    let mut args = args.clone();
+    args.bundle = s.create_bundle(image, platform, id, None)?;
+    let r = rcontain::foreground::run(rt, &args.opts(id), detach);
+    if r.is_err() || !detach {
+        s.remove_bundle(id)?;
+    }
+    r
+}
+
+/// After `delete`: drop the container's store bundle, if it has one.
+pub fn release_image_bundle(store: &Path, id: &str) -> Result<()> {
+    if store.join("containers").join(id).exists() {
+        Store::open(store)?.remove_bundle(id)?;
+    }
+    Ok(())
 }
 
 /// The bundle directory's name, made a valid id and suffixed until no

@@ -1,0 +1,760 @@
+//! Integration tests of the cgroup manager on the real host (run as root).
+//! They create cgroups only under names of their own ("/rcontain-it-..."),
+//! put a plain `sleep` in them, read the values back from cgroupfs and
+//! compare with what runc writes for the same linux.resources. Every
+//! cgroup, process and runc container is removed by Drop guards, also
+//! when an assertion fails. The same binary runs inside the pure cgroup-v2
+//! VM (runtime-tests/vm-cgroups.sh).
+
+use oci_spec::runtime::LinuxResources;
+use rcontain::cgroups::{self, Manager, Mode};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+fn root_required() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the cgroup integration tests must run as root"
+    );
+}
+
+/// crun and runc need hugetlb as a v1 controller on hybrid hosts; mount
+/// it (only if it is mounted nowhere yet: this adds a hierarchy and
+/// leaves the host's existing ones alone).
+fn setup() -> Mode {
+    static ONCE: Once = Once::new();
+    root_required();
+    let mode = cgroups::detect().unwrap();
+    ONCE.call_once(|| {
+        if mode == Mode::V2 {
+            return;
+        }
+        let mounted = cgroups::v1_hierarchies()
+            .unwrap()
+            .iter()
+            .any(|h| h.controllers.iter().any(|c| c == "hugetlb"));
+        let in_v2 = std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.subtree_control")
+            .unwrap_or_default()
+            .contains("hugetlb");
+        if !mounted && !in_v2 {
+            std::fs::create_dir_all("/sys/fs/cgroup/hugetlb").unwrap();
+            let st = Command::new("mount")
+                .args([
+                    "-t",
+                    "cgroup",
+                    "-o",
+                    "hugetlb",
+                    "cgroup",
+                    "/sys/fs/cgroup/hugetlb",
+                ])
+                .status()
+                .unwrap();
+            assert!(st.success(), "mount of the v1 hugetlb hierarchy failed");
+        }
+    });
+    mode
+}
+
+/// A unique single-component cgroup path for one test.
+fn test_path(name: &str) -> PathBuf {
+    PathBuf::from(format!("/rcontain-it-{}-{name}", std::process::id()))
+}
+
+/// Destroys the manager's cgroups and kills the test's processes on drop.
+struct Guard {
+    m: Manager,
+    children: Vec<Child>,
+}
+
+impl Guard {
+    fn new(name: &str) -> Guard {
+        let m = Manager::new(Some(&test_path(name)), name).unwrap();
+        Guard {
+            m,
+            children: Vec::new(),
+        }
+    }
+
+    /// Start `sleep` (or `args`) and move it into the cgroup.
+    fn spawn(&mut self, args: &[&str]) -> i32 {
+        let child = Command::new(args[0])
+            .args(&args[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        self.children.push(child);
+        self.m.add_pid(pid).unwrap();
+        pid
+    }
+
+    /// Wait (bounded) for child `i` to exit; its exit status or None.
+    fn wait_exit(&mut self, i: usize) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(st) = self.children[i].try_wait().unwrap() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Err(e) = self.m.destroy() {
+            eprintln!("cleanup: {e:#}");
+        }
+    }
+}
+
+/// The container's directory holding `file` (by its controller prefix).
+fn dir_of(mode: Mode, path: &Path, file: &str) -> PathBuf {
+    let rel = path.strip_prefix("/").unwrap();
+    if mode == Mode::V2 {
+        return Path::new(cgroups::ROOT).join(rel);
+    }
+    let controller = match file.split('.').next().unwrap() {
+        "cgroup" => "name=systemd",
+        c => c,
+    };
+    let h = cgroups::v1_hierarchies().unwrap();
+    let h = h
+        .iter()
+        .find(|h| h.controllers.iter().any(|c| c == controller))
+        .unwrap_or_else(|| panic!("no v1 hierarchy for {file}"));
+    h.mount.join(rel)
+}
+
+fn read(mode: Mode, path: &Path, file: &str) -> String {
+    let p = dir_of(mode, path, file).join(file);
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+/// A block device of this machine (major, minor, BFQ is its scheduler),
+/// a disk rather than a loop or zram device when there is one.
+fn block_device() -> Option<(i64, i64, bool)> {
+    let mut devs: Vec<(String, String, bool)> = std::fs::read_dir("/sys/block")
+        .ok()?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let dev = std::fs::read_to_string(e.path().join("dev")).ok()?;
+            let sched =
+                std::fs::read_to_string(e.path().join("queue/scheduler")).unwrap_or_default();
+            Some((
+                e.file_name().to_string_lossy().into_owned(),
+                dev.trim().to_string(),
+                sched.contains("[bfq]"),
+            ))
+        })
+        .collect();
+    devs.sort_by_key(|(name, _, _)| {
+        !["vd", "sd", "nvme", "xvd"]
+            .iter()
+            .any(|p| name.starts_with(p))
+    });
+    let (_, dev, bfq) = devs.into_iter().next()?;
+    let (a, b) = dev.split_once(':')?;
+    Some((a.parse().ok()?, b.parse().ok()?, bfq))
+}
+
+fn has_hugetlb(mode: Mode) -> bool {
+    let sizes = cgroups::hugepage_sizes().unwrap();
+    let controller = match mode {
+        Mode::V2 => std::fs::read_to_string("/sys/fs/cgroup/cgroup.subtree_control")
+            .unwrap_or_default()
+            .contains("hugetlb"),
+        _ => cgroups::v1_hierarchies()
+            .unwrap()
+            .iter()
+            .any(|h| h.controllers.iter().any(|c| c == "hugetlb")),
+    };
+    controller && sizes.iter().any(|s| s == "2MB")
+}
+
+/// linux.resources that runc 1.1 also applies on this kind of host.
+fn common_resources(mode: Mode) -> Value {
+    let mut r = json!({
+        "devices": [{"allow": false, "access": "rwm"}],
+        "memory": {"limit": 67108864, "reservation": 33554432, "swap": 134217728},
+        "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
+        "pids": {"limit": 42},
+    });
+    if mode != Mode::V2 {
+        r["memory"]["swappiness"] = json!(10);
+    }
+    if let Some((major, minor, bfq)) = block_device() {
+        let dev = |rate: u64| json!([{"major": major, "minor": minor, "rate": rate}]);
+        r["blockIO"] = json!({
+            "weight": 300,
+            "throttleReadBpsDevice": dev(1048576),
+            "throttleWriteBpsDevice": dev(2097152),
+            "throttleReadIOPSDevice": dev(1000),
+            "throttleWriteIOPSDevice": dev(2000),
+        });
+        // per-device weights need BFQ active on the device (runc fails alike)
+        if bfq {
+            r["blockIO"]["weightDevice"] = json!([{"major": major, "minor": minor, "weight": 400}]);
+        }
+    }
+    if has_hugetlb(mode) {
+        r["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 4194304}]);
+    }
+    r
+}
+
+fn resources(v: &Value) -> LinuxResources {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+/// The cgroup files that the common resources set, for reading back.
+fn resource_files(mode: Mode, r: &Value) -> Vec<&'static str> {
+    let mut f = match mode {
+        Mode::V2 => vec![
+            "cpu.weight",
+            "cpu.max",
+            "cpuset.cpus",
+            "cpuset.mems",
+            "memory.max",
+            "memory.swap.max",
+            "memory.low",
+            "pids.max",
+        ],
+        _ => vec![
+            "cpu.shares",
+            "cpu.cfs_period_us",
+            "cpu.cfs_quota_us",
+            "cpuset.cpus",
+            "cpuset.mems",
+            "memory.limit_in_bytes",
+            "memory.memsw.limit_in_bytes",
+            "memory.soft_limit_in_bytes",
+            "memory.swappiness",
+            "pids.max",
+            "devices.list",
+        ],
+    };
+    if r.get("blockIO").is_some() {
+        match mode {
+            Mode::V2 => f.extend(["io.max"]),
+            _ => f.extend([
+                "blkio.throttle.read_bps_device",
+                "blkio.throttle.write_bps_device",
+                "blkio.throttle.read_iops_device",
+                "blkio.throttle.write_iops_device",
+            ]),
+        }
+    }
+    if r.get("hugepageLimits").is_some() {
+        f.push(if mode == Mode::V2 {
+            "hugetlb.2MB.max"
+        } else {
+            "hugetlb.2MB.limit_in_bytes"
+        });
+    }
+    f
+}
+
+/// The weight files differ by I/O scheduler; whichever exists is compared.
+fn weight_files(mode: Mode, path: &Path) -> Vec<&'static str> {
+    let candidates: &[&'static str] = match mode {
+        Mode::V2 => &["io.bfq.weight", "io.weight"],
+        _ => &[
+            "blkio.bfq.weight",
+            "blkio.weight",
+            "blkio.bfq.weight_device",
+            "blkio.weight_device",
+        ],
+    };
+    candidates
+        .iter()
+        .copied()
+        .filter(|f| dir_of(mode, path, f).join(f).exists())
+        .collect()
+}
+
+#[test]
+fn lifecycle_with_every_resource() {
+    let mode = setup();
+    let mut g = Guard::new("life");
+    let path = g.m.path().to_path_buf();
+    let mut rv = common_resources(mode);
+    if mode == Mode::V2 {
+        rv["unified"] = json!({"memory.high": "62914560"});
+        rv["cpu"]["burst"] = json!(10000);
+    } else {
+        rv["memory"]["kernelTCP"] = json!(16777216);
+        rv["memory"]["disableOOMKiller"] = json!(true);
+        rv["cpu"]["burst"] = json!(10000);
+        rv["cpu"]["realtimePeriod"] = json!(1000000);
+        rv["cpu"]["realtimeRuntime"] = json!(10000);
+    }
+    let r = resources(&rv);
+    g.m.validate(&r).unwrap();
+    g.m.create(Some(&r)).unwrap();
+    let pid = g.spawn(&["sleep", "1000"]);
+
+    let rd = |f: &str| read(mode, &path, f);
+    if mode == Mode::V2 {
+        assert_eq!(rd("cpu.weight"), "20");
+        assert_eq!(rd("cpu.max"), "50000 100000");
+        assert_eq!(rd("cpu.max.burst"), "10000");
+        assert_eq!(rd("memory.max"), "67108864");
+        assert_eq!(rd("memory.swap.max"), "67108864");
+        assert_eq!(rd("memory.low"), "33554432");
+        assert_eq!(rd("memory.high"), "62914560");
+    } else {
+        assert_eq!(rd("cpu.shares"), "512");
+        assert_eq!(rd("cpu.cfs_quota_us"), "50000");
+        assert_eq!(rd("cpu.cfs_burst_us"), "10000");
+        assert_eq!(rd("cpu.rt_runtime_us"), "10000");
+        assert_eq!(rd("memory.limit_in_bytes"), "67108864");
+        assert_eq!(rd("memory.memsw.limit_in_bytes"), "134217728");
+        assert_eq!(rd("memory.kmem.tcp.limit_in_bytes"), "16777216");
+        assert!(rd("memory.oom_control").contains("oom_kill_disable 1"));
+        assert_eq!(rd("memory.swappiness"), "10");
+        assert!(rd("devices.list").contains("c 1:3 rwm"));
+        assert!(!rd("devices.list").contains("a *:* rwm"));
+        if mode == Mode::Hybrid {
+            // joined in the unified hierarchy too, as runc does
+            let procs = std::fs::read_to_string(
+                Path::new("/sys/fs/cgroup/unified")
+                    .join(path.strip_prefix("/").unwrap())
+                    .join("cgroup.procs"),
+            )
+            .unwrap();
+            assert!(procs.split_whitespace().any(|p| p == pid.to_string()));
+        }
+    }
+    assert_eq!(rd("pids.max"), "42");
+    assert_eq!(rd("cpuset.cpus"), "0");
+    assert_eq!(g.m.pids().unwrap(), vec![pid]);
+
+    // update: new values land, untouched ones stay
+    let up = resources(
+        &json!({"memory": {"limit": 100663296, "swap": 201326592}, "cpu": {"shares": 1024, "period": 200000}, "pids": {"limit": 7}}),
+    );
+    g.m.update(&up).unwrap();
+    assert_eq!(rd("pids.max"), "7");
+    if mode == Mode::V2 {
+        assert_eq!(rd("memory.max"), "100663296");
+        assert_eq!(rd("memory.swap.max"), "100663296");
+        assert_eq!(rd("cpu.weight"), "39");
+        assert_eq!(rd("cpu.max"), "50000 200000");
+        assert_eq!(rd("memory.low"), "33554432");
+    } else {
+        assert_eq!(rd("memory.limit_in_bytes"), "100663296");
+        assert_eq!(rd("memory.memsw.limit_in_bytes"), "201326592");
+        assert_eq!(rd("cpu.shares"), "1024");
+        assert_eq!(rd("cpu.cfs_period_us"), "200000");
+        assert_eq!(rd("cpu.cfs_quota_us"), "50000");
+        assert_eq!(rd("memory.soft_limit_in_bytes"), "33554432");
+    }
+
+    // freeze / thaw
+    assert!(!g.m.is_frozen().unwrap());
+    g.m.freeze().unwrap();
+    assert!(g.m.is_frozen().unwrap());
+    g.m.thaw().unwrap();
+    assert!(!g.m.is_frozen().unwrap());
+
+    // stats in runc's shape
+    let st = g.m.stats().unwrap();
+    for key in [
+        "cpu",
+        "cpuset",
+        "memory",
+        "pids",
+        "blkio",
+        "hugetlb",
+        "intel_rdt",
+        "network_interfaces",
+    ] {
+        assert!(st.get(key).is_some(), "stats lack {key}: {st}");
+    }
+    assert_eq!(st["pids"]["current"], 1);
+    assert_eq!(st["pids"]["limit"], 7);
+    assert_eq!(st["memory"]["usage"]["limit"], 100663296);
+    if mode != Mode::V2 {
+        assert_eq!(st["cpuset"]["cpus"], json!([0]));
+    }
+
+    // kill --all with a catchable signal
+    g.m.kill_all(libc::SIGTERM).unwrap();
+    let status = g.wait_exit(0).expect("sleep survived kill_all(SIGTERM)");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+    assert!(g.m.pids().unwrap().is_empty());
+
+    g.m.destroy().unwrap();
+    for f in resource_files(mode, &rv) {
+        assert!(
+            !dir_of(mode, &path, f).exists(),
+            "{} left behind",
+            dir_of(mode, &path, f).display()
+        );
+    }
+    g.m.destroy().unwrap(); // idempotent
+}
+
+#[test]
+fn destroy_kills_what_is_left_even_when_paused() {
+    let mode = setup();
+    let mut g = Guard::new("destroy");
+    g.m.create(None).unwrap();
+    g.spawn(&["sleep", "1000"]);
+    g.spawn(&["sleep", "1000"]);
+    assert_eq!(g.m.pids().unwrap().len(), 2);
+    g.m.freeze().unwrap();
+    g.m.destroy().unwrap();
+    assert!(
+        g.wait_exit(0).is_some() && g.wait_exit(1).is_some(),
+        "processes survived destroy"
+    );
+    assert!(!dir_of(mode, g.m.path(), "pids.max").exists());
+}
+
+#[test]
+fn kill_all_sigkill_reaches_a_paused_container() {
+    setup();
+    let mut g = Guard::new("killpaused");
+    g.m.create(None).unwrap();
+    g.spawn(&["sleep", "1000"]);
+    g.m.freeze().unwrap();
+    g.m.kill_all(libc::SIGKILL).unwrap();
+    assert!(
+        g.wait_exit(0).is_some(),
+        "SIGKILL did not reach the paused process"
+    );
+}
+
+#[test]
+fn invalid_values_fail_before_anything_exists() {
+    let mode = setup();
+    let g = Guard::new("invalid");
+    let path = g.m.path().to_path_buf();
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({"memory": {"swappiness": 200}}), "swappiness"),
+        (
+            json!({"memory": {"limit": 1000000, "swap": 10}}),
+            "memory.swap",
+        ),
+        (
+            json!({"hugepageLimits": [{"pageSize": "3MB", "limit": 1}]}),
+            "pageSize",
+        ),
+        (json!({"blockIO": {"weight": 5}}), "weight"),
+        (
+            json!({"devices": [{"allow": true, "access": "rwx"}]}),
+            "access",
+        ),
+    ];
+    let mut cases = cases;
+    if mode == Mode::V2 {
+        cases.push((json!({"network": {"classID": 5}}), "net_cls"));
+        cases.push((json!({"cpu": {"realtimeRuntime": 1000}}), "realtime"));
+        cases.push((json!({"unified": {"nosuch.file": "1"}}), "nosuch"));
+    } else {
+        cases.push((json!({"unified": {"memory.high": "1"}}), "unified"));
+    }
+    let net_cls_mounted = cgroups::v1_hierarchies()
+        .unwrap()
+        .iter()
+        .any(|h| h.controllers.iter().any(|c| c == "net_cls"));
+    if mode != Mode::V2 && !net_cls_mounted {
+        cases.push((json!({"network": {"classID": 5}}), "net_cls"));
+    }
+    for (rv, word) in cases {
+        let r = resources(&rv);
+        let err = g.m.validate(&r).expect_err(&rv.to_string());
+        assert!(
+            format!("{err:#}").contains(word),
+            "{rv}: error {err:#} does not name {word}"
+        );
+        let err = g.m.create(Some(&r)).expect_err(&rv.to_string());
+        assert!(format!("{err:#}").contains(word));
+        assert!(
+            !dir_of(mode, &path, "pids.max").exists(),
+            "{rv}: a cgroup was left behind"
+        );
+    }
+}
+
+#[test]
+fn failed_create_removes_what_it_made() {
+    let mode = setup();
+    let g = Guard::new("failcreate");
+    // passes validation, but no such CPU exists: the kernel refuses it
+    let r = resources(&json!({"memory": {"limit": 67108864}, "cpu": {"cpus": "4095"}}));
+    let err = g.m.create(Some(&r)).unwrap_err();
+    assert!(format!("{err:#}").contains("cpuset.cpus"), "{err:#}");
+    for f in ["memory.max", "cpuset.cpus", "pids.max", "cgroup.procs"] {
+        assert!(!dir_of(mode, g.m.path(), f).exists(), "{f}: left behind");
+    }
+}
+
+#[test]
+fn device_rules_are_enforced() {
+    setup();
+    let mut g = Guard::new("devices");
+    let r = resources(
+        &json!({"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "r"}]}),
+    );
+    g.m.create(Some(&r)).unwrap();
+    // a node the default rules do not allow (c 1:4, /dev/port)
+    let tmp = std::env::temp_dir().join(format!("rcontain-it-dev-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let port = tmp.join("port");
+    let _ = std::fs::remove_file(&port);
+    nix::sys::stat::mknod(
+        &port,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+        nix::sys::stat::makedev(1, 4),
+    )
+    .unwrap();
+    // the shell is moved in while stopped, so every open below happens inside
+    let script = format!(
+        "kill -STOP $$; \
+        head -c1 /dev/null && echo null-ok; \
+        : < /dev/kmsg && echo kmsg-read-ok; \
+        echo rcontain-devices-test 2>/dev/null > /dev/kmsg || echo kmsg-write-denied; \
+        head -c1 {} >/dev/null 2>&1 || echo port-denied",
+        port.display()
+    );
+    let child = Command::new("sh")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    g.children.push(child);
+    // wait until stopped, then move it in and continue
+    let stat = format!("/proc/{pid}/stat");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&stat).unwrap().contains(") T ") {
+        assert!(Instant::now() < deadline, "the shell never stopped");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    g.m.add_pid(pid).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGCONT,
+    )
+    .unwrap();
+    let child = g.children.pop().unwrap();
+    let out = child.wait_with_output().unwrap();
+    std::fs::remove_dir_all(&tmp).unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        [
+            "null-ok",
+            "kmsg-read-ok",
+            "kmsg-write-denied",
+            "port-denied"
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn oom_is_reported() {
+    let mode = setup();
+    let mut g = Guard::new("oom");
+    let mut rv = json!({"memory": {"limit": 16777216}});
+    rv["memory"]["swap"] = json!(16777216);
+    g.m.create(Some(&resources(&rv))).unwrap();
+    let mut n = g.m.oom_events().unwrap();
+    // `tail` keeps the current line, and /dev/zero has no newline
+    let child = Command::new("sh")
+        .args(["-c", "kill -STOP $$; exec tail /dev/zero"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    g.children.push(child);
+    let stat = format!("/proc/{pid}/stat");
+    while !std::fs::read_to_string(&stat).unwrap().contains(") T ") {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    g.m.add_pid(pid).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGCONT,
+    )
+    .unwrap();
+    let mut total = 0;
+    // v2 may first report the memory.events change of hitting memory.max
+    while total == 0 {
+        let new = n.wait_timeout(Duration::from_secs(20)).unwrap();
+        total += new.unwrap_or_else(|| panic!("no OOM notification ({mode:?})"));
+    }
+    assert!(total >= 1);
+    assert!(g.wait_exit(0).is_some(), "the OOM victim is still running");
+}
+
+// --- comparison with runc ---------------------------------------------
+
+struct Runc {
+    state: PathBuf,
+    bundle: PathBuf,
+    id: String,
+}
+
+impl Runc {
+    fn run(name: &str, cgroups_path: &Path, r: &Value) -> Runc {
+        let base =
+            std::env::temp_dir().join(format!("rcontain-it-runc-{}-{name}", std::process::id()));
+        let bundle = base.join("bundle");
+        let bin = bundle.join("rootfs/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::copy(busybox(), bin.join("busybox")).unwrap();
+        for applet in ["sh", "sleep"] {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+        }
+        let out = Command::new("runc")
+            .arg("spec")
+            .current_dir(&bundle)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "runc spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut cfg: Value =
+            serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+        cfg["process"]["args"] = json!(["sleep", "1000"]);
+        cfg["process"]["terminal"] = json!(false);
+        cfg["linux"]["cgroupsPath"] = json!(cgroups_path);
+        cfg["linux"]["resources"] = r.clone();
+        std::fs::write(
+            bundle.join("config.json"),
+            serde_json::to_vec_pretty(&cfg).unwrap(),
+        )
+        .unwrap();
+        let rc = Runc {
+            state: base.join("state"),
+            bundle,
+            id: format!("rcontain-it-{}-{name}", std::process::id()),
+        };
+        // the detached container inherits runc's stdio: no pipes, or
+        // reading them would wait for the container to exit
+        let log = base.join("runc.err");
+        let status = rc
+            .cmd(&["run", "-d", "--bundle"])
+            .arg(&rc.bundle)
+            .arg(&rc.id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "runc run: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        rc
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("runc");
+        c.arg("--root").arg(&self.state).args(args);
+        c
+    }
+}
+
+impl Drop for Runc {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["delete", "-f", &self.id]).output();
+        let _ = std::fs::remove_dir_all(self.bundle.parent().unwrap());
+    }
+}
+
+fn busybox() -> PathBuf {
+    ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("busybox (static) is needed for the runc bundle")
+}
+
+#[test]
+fn same_cgroup_values_as_runc() {
+    let mode = setup();
+    let rv = common_resources(mode);
+    let mut g = Guard::new("vsrunc");
+    g.m.create(Some(&resources(&rv))).unwrap();
+    g.spawn(&["sleep", "1000"]);
+    let runc_path = test_path("vsrunc-runc");
+    let runc = Runc::run("vsrunc", &runc_path, &rv);
+
+    let mut files = resource_files(mode, &rv);
+    files.extend(weight_files(mode, g.m.path()));
+    assert!(files.len() >= 8);
+    eprintln!("compared with runc ({mode:?}): {files:?}");
+    // devices.list order follows the writes; the set is what counts
+    let sorted = |s: String| {
+        let mut l: Vec<&str> = s.lines().collect();
+        l.sort();
+        l.join("\n")
+    };
+    for f in files {
+        let ours = sorted(read(mode, g.m.path(), f));
+        let theirs = sorted(read(mode, &runc_path, f));
+        assert_eq!(
+            ours, theirs,
+            "{f}: rcontain wrote {ours:?}, runc {theirs:?}"
+        );
+    }
+    if mode == Mode::Hybrid {
+        let unified = Path::new("/sys/fs/cgroup/unified");
+        assert!(unified.join(runc_path.strip_prefix("/").unwrap()).exists());
+        assert!(unified.join(g.m.path().strip_prefix("/").unwrap()).exists());
+    }
+
+    // `events --stats` data: the same keys at the top and in each section
+    let out = runc.cmd(&["events", "--stats", &runc.id]).output().unwrap();
+    assert!(out.status.success());
+    let theirs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let theirs = &theirs["data"];
+    let ours = g.m.stats().unwrap();
+    let keys = |v: &Value| -> Vec<String> {
+        v.as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(keys(&ours), keys(theirs));
+    for section in ["memory", "cpuset", "pids"] {
+        let mut a = keys(&ours[section]);
+        let mut b = keys(&theirs[section]);
+        // raw statistics keys differ only by what happened to be non-zero
+        a.retain(|k| k != "cache");
+        b.retain(|k| k != "cache");
+        assert_eq!(a, b, "stats section {section}");
+    }
+    assert_eq!(
+        ours["memory"]["usage"]["limit"],
+        theirs["memory"]["usage"]["limit"]
+    );
+    assert_eq!(ours["pids"]["limit"], theirs["pids"]["limit"]);
+    assert_eq!(keys(&ours["hugetlb"]), keys(&theirs["hugetlb"]));
+}

@@ -1,0 +1,753 @@
+//! `rcontain unpack` end to end: the example images in every format,
+//! differential checks against umoci, images made by skopeo and umoci,
+//! hostile layers, and broken blobs. Run as root (devices, ownership).
+
+#[path = "image/util.rs"]
+mod util;
+
+use std::path::Path;
+use std::process::Command;
+
+use util::*;
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+fn have(bin: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {bin}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn umoci_unpack(image: &str, bundle: &Path) {
+    let o = run(Command::new("umoci")
+        .args(["unpack", "--image", image])
+        .arg(bundle));
+    assert!(o.status.success(), "umoci unpack {image}: {}", stderr(&o));
+}
+
+fn config(bundle: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn hello_unpacks_from_layout_oci_archive_and_docker_archive() {
+    let img = images().join("hello");
+    let t = tmp();
+    let forms = [
+        format!("{}/oci:latest", img.display()),
+        format!("{}/oci.tar", img.display()),
+        format!(
+            "{}/docker-archive.tar:localhost/hello:latest",
+            img.display()
+        ),
+    ];
+    for (i, f) in forms.iter().enumerate() {
+        let b = t.path().join(format!("b{i}"));
+        unpack_ok(&[f, b.to_str().unwrap()]);
+        let c = config(&b);
+        assert_eq!(
+            c["process"]["args"],
+            serde_json::json!(["echo", "hello from rcontain"])
+        );
+        assert_eq!(c["root"]["path"], "rootfs");
+        assert!(b.join("rootfs/bin/busybox").is_file());
+        assert_eq!(
+            std::fs::read_link(b.join("rootfs/bin/sh")).unwrap(),
+            Path::new("/bin/busybox")
+        );
+    }
+    assert_same_tree(&t.path().join("b0/rootfs"), &t.path().join("b1/rootfs"));
+    assert_same_tree(&t.path().join("b0/rootfs"), &t.path().join("b2/rootfs"));
+}
+
+#[test]
+fn hello_bundle_runs() {
+    if !have("runc") {
+        eprintln!("skipped: runc not installed");
+        return;
+    }
+    let t = tmp();
+    let b = t.path().join("bundle");
+    unpack_ok(&[
+        &format!("{}/hello/oci", images().display()),
+        b.to_str().unwrap(),
+    ]);
+    let id = format!("rcontain-image-test-{}", std::process::id());
+    let o = run(Command::new("runc")
+        .args(["run", "--bundle"])
+        .arg(&b)
+        .arg(&id));
+    let _ = Command::new("runc").args(["delete", "-f", &id]).output();
+    assert!(o.status.success(), "runc run: {}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from rcontain\n");
+}
+
+#[test]
+fn multi_layer_image_matches_umoci() {
+    let layers = images().join("layers/oci");
+    let t = tmp();
+    let u = t.path().join("umoci");
+    umoci_unpack(&format!("{}:gzip", layers.display()), &u);
+    // The same layers as gzip/zstd/plain and as all-gzip: same tree as umoci.
+    for tag in ["gzip", "latest"] {
+        let r = t.path().join(format!("r-{tag}"));
+        unpack_ok(&[&format!("{}:{tag}", layers.display()), r.to_str().unwrap()]);
+        assert_same_tree(&r.join("rootfs"), &u.join("rootfs"));
+    }
+    // Spot checks that the comparison covers what it must.
+    let s = snapshot(&t.path().join("r-latest/rootfs"));
+    assert_eq!(s["data/suid"].mode & 0o7777, 0o4755);
+    assert_eq!(s["data/ugs"].mode & 0o7777, 0o7755);
+    assert_eq!(s["data/sticky"].mode & 0o7777, 0o1777);
+    assert_eq!(s["data/dev/null"].kind, "char");
+    assert_eq!(s["data/dev/loop7"].kind, "block");
+    assert_eq!(s["data/dev/fifo"].kind, "fifo");
+    assert_eq!(s["data/xattr-user"].xattrs["user.greeting"], b"hello");
+    assert!(s["data/cap-ping"]
+        .xattrs
+        .contains_key("security.capability"));
+    assert_eq!(
+        (s["data/owned-big"].uid, s["data/owned-big"].gid),
+        (100000, 200000)
+    );
+    assert_eq!(s["data/hl-lower"].nlink, 2);
+    assert_eq!(s["data/link-rel"].link.as_deref(), Some("new-in-2"));
+    assert_eq!(s["data/swap"].kind, "file");
+    assert_eq!(s["data/swapdir"].kind, "file");
+    for gone in [
+        "data/gone",
+        "data/opq/old1",
+        "data/opq/olddir",
+        "data/multi/a",
+        "data/multi/b",
+        "data/link-dir",
+    ] {
+        assert!(!s.contains_key(gone), "{gone} should be whited out");
+    }
+    assert!(s.contains_key("data/gonedir/reborn") && !s.contains_key("data/gonedir/inner"));
+}
+
+#[test]
+fn multi_layer_archives_match_layout() {
+    let img = images().join("layers");
+    let t = tmp();
+    let a = t.path().join("a");
+    let b = t.path().join("b");
+    let c = t.path().join("c");
+    unpack_ok(&[
+        &format!("{}/oci:latest", img.display()),
+        a.to_str().unwrap(),
+    ]);
+    unpack_ok(&[
+        &format!("{}/oci.tar:latest", img.display()),
+        b.to_str().unwrap(),
+    ]);
+    unpack_ok(&[
+        &format!("{}/docker-archive.tar", img.display()),
+        c.to_str().unwrap(),
+    ]);
+    assert_same_tree(&a.join("rootfs"), &b.join("rootfs"));
+    assert_same_tree(&a.join("rootfs"), &c.join("rootfs"));
+}
+
+#[test]
+fn config_json_follows_the_image_config() {
+    let t = tmp();
+    let b = t.path().join("b");
+    unpack_ok(&[
+        &format!("{}/layers/oci:latest", images().display()),
+        b.to_str().unwrap(),
+    ]);
+    let c = config(&b);
+    assert_eq!(
+        c["process"]["args"],
+        serde_json::json!(["/bin/sh", "-c", "ls -la /data"])
+    );
+    assert_eq!(c["process"]["cwd"], "/data");
+    assert!(c["process"]["env"]
+        .as_array()
+        .unwrap()
+        .contains(&"IMAGE=layers".into()));
+    let a = &c["annotations"];
+    assert_eq!(a["org.opencontainers.image.exposedPorts"], "8080/tcp");
+    assert_eq!(a["org.opencontainers.image.stopSignal"], "SIGTERM");
+    assert_eq!(a["org.opencontainers.image.title"], "layers");
+    assert_eq!(a["io.rcontain.image.volumes"], "/data/vol");
+    // Defaults like `spec`: namespaces and mounts are there.
+    assert!(!c["linux"]["namespaces"].as_array().unwrap().is_empty());
+    assert!(!c["mounts"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn platform_selection_in_nested_index() {
+    let layers = format!("{}/layers/oci:multi", images().display());
+    let t = tmp();
+    let arch = |b: &Path| config(b)["annotations"]["org.opencontainers.image.architecture"].clone();
+    let host = t.path().join("host");
+    unpack_ok(&[&layers, host.to_str().unwrap()]);
+    assert_eq!(arch(&host), "amd64");
+    let arm = t.path().join("arm");
+    unpack_ok(&["--platform", "linux/arm64", &layers, arm.to_str().unwrap()]);
+    assert_eq!(arch(&arm), "arm64");
+    let o = unpack(&[
+        "--platform",
+        "linux/s390x",
+        &layers,
+        t.path().join("x").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("no manifest for platform linux/s390x (available: linux/amd64, linux/arm64)"),
+        "{e}"
+    );
+    // Several tags and no reference: the user must choose.
+    let o = unpack(&[
+        &format!("{}/layers/oci", images().display()),
+        t.path().join("y").to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("choose one"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn skopeo_made_images_unpack() {
+    if !have("skopeo") {
+        eprintln!("skipped: skopeo not installed");
+        return;
+    }
+    let layers = images().join("layers");
+    let t = tmp();
+    let u = t.path().join("umoci");
+    umoci_unpack(&format!("{}/oci:gzip", layers.display()), &u);
+    let zoci = t.path().join("zoci");
+    let darc = t.path().join("d.tar");
+    let copies: [(&str, Vec<String>); 2] = [
+        (
+            "zstd layout",
+            vec![
+                "--dest-compress-format".into(),
+                "zstd".into(),
+                format!("oci:{}/oci:gzip", layers.display()),
+                format!("oci:{}:copied", zoci.display()),
+            ],
+        ),
+        (
+            "docker archive",
+            vec![
+                format!("oci:{}/oci:gzip", layers.display()),
+                format!("docker-archive:{}:localhost/copied:1", darc.display()),
+            ],
+        ),
+    ];
+    for (what, args) in copies {
+        let o = run(Command::new("skopeo")
+            .args(["--insecure-policy", "copy", "-q"])
+            .args(&args));
+        assert!(o.status.success(), "skopeo copy ({what}): {}", stderr(&o));
+    }
+    let a = t.path().join("a");
+    unpack_ok(&[&format!("{}:copied", zoci.display()), a.to_str().unwrap()]);
+    assert_same_tree(&a.join("rootfs"), &u.join("rootfs"));
+    let b = t.path().join("b");
+    unpack_ok(&[
+        &format!("{}:localhost/copied:1", darc.display()),
+        b.to_str().unwrap(),
+    ]);
+    assert_same_tree(&b.join("rootfs"), &u.join("rootfs"));
+}
+
+#[test]
+fn umoci_made_layer_with_its_whiteouts_unpacks_the_same() {
+    let t = tmp();
+    let l = t.path().join("oci");
+    let o = run(Command::new("cp")
+        .arg("-a")
+        .arg(images().join("layers/oci"))
+        .arg(&l));
+    assert!(o.status.success());
+    let u = t.path().join("u");
+    umoci_unpack(&format!("{}:gzip", l.display()), &u);
+    let r = u.join("rootfs");
+    std::fs::remove_file(r.join("data/file-a")).unwrap();
+    std::fs::remove_dir_all(r.join("data/opq")).unwrap();
+    std::fs::create_dir(r.join("data/opq")).unwrap();
+    std::fs::write(r.join("data/opq/fresh"), "new\n").unwrap();
+    std::fs::write(r.join("data/added"), "added by umoci repack\n").unwrap();
+    std::fs::remove_file(r.join("data/swap")).unwrap();
+    std::fs::create_dir(r.join("data/swap")).unwrap();
+    let o = run(Command::new("umoci")
+        .args(["repack", "--image", &format!("{}:repacked", l.display())])
+        .arg(&u));
+    assert!(o.status.success(), "umoci repack: {}", stderr(&o));
+    let mine = t.path().join("mine");
+    unpack_ok(&[&format!("{}:repacked", l.display()), mine.to_str().unwrap()]);
+    assert_same_tree(&mine.join("rootfs"), &r);
+}
+
+// ---- hostile layers --------------------------------------------------------
+
+/// Unpacks a layout made of `layers` next to an `outside/victim` file and
+/// checks the unpack failed with `expect` (or succeeded if None), that
+/// `outside` is untouched and that no bundle or staging dir was left.
+fn hostile(layers: &[Vec<u8>], expect: Option<&str>) {
+    let t = tmp();
+    let outside = t.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("victim"), "precious").unwrap();
+    let img = t.path().join("img");
+    let base = RawTar::default()
+        .dir("etc/")
+        .file("etc/hostname", "x\n")
+        .finish();
+    let mut all = vec![TestLayer::plain(base)];
+    all.extend(layers.iter().cloned().map(TestLayer::plain));
+    write_layout(&img, all);
+    let bundle = t.path().join("bundle");
+    let o = unpack(&[img.to_str().unwrap(), bundle.to_str().unwrap()]);
+    match expect {
+        Some(msg) => {
+            assert!(!o.status.success(), "hostile layer was accepted");
+            let e = stderr(&o);
+            assert!(e.contains(msg), "expected {msg:?} in: {e}");
+            assert!(
+                e.contains(img.to_str().unwrap()),
+                "error does not name the image: {e}"
+            );
+            assert_eq!(
+                names(t.path()),
+                ["img", "outside"],
+                "bundle or staging left behind"
+            );
+        }
+        None => assert!(o.status.success(), "{}", stderr(&o)),
+    }
+    assert_eq!(names(&outside), ["victim"], "something was written outside");
+    assert_eq!(
+        std::fs::read_to_string(outside.join("victim")).unwrap(),
+        "precious"
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(outside.join("victim")).unwrap().nlink(),
+        1
+    );
+}
+
+/// From the rootfs (T/.bundle.unpacking-PID/rootfs) up to T/outside.
+const UP: &str = "../../outside";
+
+#[test]
+fn hostile_dotdot_name() {
+    hostile(
+        &[RawTar::default().file(&format!("{UP}/pwned"), "x").finish()],
+        Some("climbs out"),
+    );
+    hostile(
+        &[RawTar::default().file("etc/../../x", "x").finish()],
+        Some("climbs out"),
+    );
+}
+
+#[test]
+fn hostile_absolute_name() {
+    hostile(
+        &[RawTar::default().file("/tmp/rcontain-pwned", "x").finish()],
+        Some("absolute name"),
+    );
+    assert!(!Path::new("/tmp/rcontain-pwned").exists());
+}
+
+#[test]
+fn hostile_symlinked_parent_same_layer() {
+    for target in [UP, "/", "../../../../../../../../../tmp"] {
+        let l = RawTar::default()
+            .symlink("evil", target)
+            .file("evil/pwned", "x")
+            .finish();
+        hostile(&[l], Some("outside the rootfs"));
+    }
+}
+
+#[test]
+fn hostile_symlinked_parent_from_lower_layer() {
+    let l1 = RawTar::default()
+        .dir("a/")
+        .symlink("a/evil", "../../../outside")
+        .finish();
+    let l2 = RawTar::default().file("a/evil/pwned", "x").finish();
+    hostile(&[l1, l2], Some("outside the rootfs"));
+    // Also a symlinked directory in the middle of a deeper path.
+    let l1 = RawTar::default().symlink("d", "/").finish();
+    let l2 = RawTar::default()
+        .dir("d/tmp/")
+        .file("d/tmp/x", "x")
+        .finish();
+    hostile(&[l1, l2], Some("outside the rootfs"));
+}
+
+#[test]
+fn hostile_hardlinks_to_outside() {
+    let l = RawTar::default()
+        .hardlink("hl", &format!("{UP}/victim"))
+        .finish();
+    hostile(&[l], Some("climbs out"));
+    let l = RawTar::default().hardlink("hl", "/etc/passwd").finish();
+    hostile(&[l], Some("absolute name"));
+    let l = RawTar::default()
+        .symlink("evil", UP)
+        .hardlink("hl", "evil/victim")
+        .finish();
+    hostile(&[l], Some("outside the rootfs"));
+}
+
+#[test]
+fn hostile_whiteouts_pointing_outside() {
+    hostile(
+        &[RawTar::default()
+            .file(&format!("{UP}/.wh.victim"), "")
+            .finish()],
+        Some("climbs out"),
+    );
+    let l1 = RawTar::default().symlink("evil", UP).finish();
+    let l2 = RawTar::default().file("evil/.wh.victim", "").finish();
+    hostile(&[l1.clone(), l2], Some("outside the rootfs"));
+    let l2 = RawTar::default().file("evil/.wh..wh..opq", "").finish();
+    hostile(&[l1, l2], Some("outside the rootfs"));
+}
+
+#[test]
+fn symlink_replaced_by_file_does_not_write_through() {
+    // Not an error: the second entry replaces the link itself.
+    let l1 = RawTar::default()
+        .symlink("evil", "../../outside/victim")
+        .finish();
+    let l2 = RawTar::default().file("evil", "overwritten").finish();
+    hostile(&[l1, l2], None);
+}
+
+#[test]
+fn device_nodes_without_cap_mknod_fail_clearly() {
+    if !have("unshare") {
+        eprintln!("skipped: unshare not installed");
+        return;
+    }
+    let t = tmp();
+    let img = t.path().join("img");
+    write_layout(
+        &img,
+        vec![TestLayer::plain(RawTar::default().chardev("null").finish())],
+    );
+    let bundle = t.path().join("bundle");
+    // In a new user namespace root has no CAP_MKNOD over the host's devices.
+    let o = run(Command::new("unshare")
+        .args(["--user", "--map-root-user"])
+        .arg(rcontain_bin())
+        .arg("unpack")
+        .arg(&img)
+        .arg(&bundle));
+    assert!(!o.status.success(), "device node created without CAP_MKNOD");
+    let e = stderr(&o);
+    assert!(
+        e.contains("operation not permitted") && e.contains("\"null\""),
+        "{e}"
+    );
+    assert_eq!(names(t.path()), ["img"]);
+}
+
+// ---- broken blobs -----------------------------------------------------------
+
+fn broken(layer: TestLayer, expect: &[&str]) {
+    let t = tmp();
+    let img = t.path().join("img");
+    write_layout(&img, vec![layer]);
+    let o = unpack(&[
+        img.to_str().unwrap(),
+        t.path().join("bundle").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success(), "broken image accepted");
+    let e = stderr(&o);
+    for m in expect {
+        assert!(e.contains(m), "expected {m:?} in: {e}");
+    }
+    assert!(
+        e.contains(img.to_str().unwrap()),
+        "error does not name the image: {e}"
+    );
+    assert_eq!(names(t.path()), ["img"], "bundle or staging left behind");
+}
+
+fn sample_tar() -> Vec<u8> {
+    let big = "0123456789abcdef".repeat(4096);
+    RawTar::default()
+        .dir("d/")
+        .file("d/big", &big)
+        .file("d/small", "x")
+        .finish()
+}
+
+fn gz_layer() -> (TestLayer, Vec<u8>, String) {
+    let tar = sample_tar();
+    let blob = gzip(&tar);
+    let digest = format!("sha256:{}", sha256_hex(&blob));
+    let mut l = TestLayer::plain(tar);
+    l.media_type = GZIP.into();
+    (l, blob, digest)
+}
+
+#[test]
+fn corrupted_layer_is_a_digest_mismatch() {
+    let (mut l, mut blob, digest) = gz_layer();
+    let mid = blob.len() / 2;
+    blob[mid] ^= 0x55;
+    l.stored = Some(blob);
+    broken(
+        l,
+        &["digest mismatch", &format!("blob {digest}"), "layer 1/1"],
+    );
+}
+
+#[test]
+fn truncated_layer_is_reported() {
+    let (mut l, blob, digest) = gz_layer();
+    l.stored = Some(blob[..blob.len() - 100].to_vec());
+    broken(l, &["truncated", &digest]);
+}
+
+#[test]
+fn oversized_blob_and_wrong_size_are_reported() {
+    let (mut l, mut blob, digest) = gz_layer();
+    blob.extend_from_slice(b"trailing garbage");
+    l.stored = Some(blob);
+    broken(l, &["larger than its declared size", &digest]);
+    let (mut l, blob, _) = gz_layer();
+    l.declared_size = Some(blob.len() as u64 - 1);
+    broken(l, &["larger than its declared size"]);
+}
+
+#[test]
+fn wrong_diff_id_is_reported() {
+    let (mut l, _, _) = gz_layer();
+    l.wrong_diff_id = true;
+    broken(l, &["diff_id", "digest mismatch"]);
+}
+
+#[test]
+fn unknown_media_type_is_reported() {
+    let (mut l, _, _) = gz_layer();
+    l.media_type = "application/vnd.example.layer.v1.squashfs".into();
+    broken(l, &["layer 1/1 (sha256:", "unknown media type", "squashfs"]);
+}
+
+#[test]
+fn missing_blob_is_reported() {
+    let (mut l, _, digest) = gz_layer();
+    l.omit_blob = true;
+    broken(l, &[&format!("blob {digest} is missing")]);
+}
+
+#[test]
+fn existing_bundle_is_not_touched() {
+    let t = tmp();
+    let b = t.path().join("bundle");
+    std::fs::create_dir(&b).unwrap();
+    std::fs::write(b.join("keep"), "mine").unwrap();
+    let o = unpack(&[
+        &format!("{}/hello/oci", images().display()),
+        b.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("already exists and is not empty"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(names(&b), ["keep"]);
+    assert_eq!(names(t.path()), ["bundle"]);
+    // An empty directory is fine: it is replaced.
+    std::fs::remove_file(b.join("keep")).unwrap();
+    unpack_ok(&[
+        &format!("{}/hello/oci", images().display()),
+        b.to_str().unwrap(),
+    ]);
+    assert_eq!(names(&b), ["config.json", "rootfs"]);
+}
+
+// ---- the image store ------------------------------------------------------
+
+use rcontain::image::store::Store;
+
+/// Removes a store bundle even if the test fails.
+struct BundleGuard<'a>(&'a Store, &'static str);
+
+impl Drop for BundleGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.remove_bundle(self.1);
+    }
+}
+
+fn mounted(path: &Path) -> bool {
+    let m = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let p = path.to_str().unwrap();
+    m.lines().any(|l| l.split(' ').nth(4) == Some(p))
+}
+
+fn layer_dirs(store: &Path) -> Vec<String> {
+    names(&store.join("layers/sha256"))
+}
+
+#[test]
+fn store_overlay_rootfs_matches_unpack() {
+    let t = tmp();
+    let image = format!("{}/layers/oci:latest", images().display());
+    let flat = t.path().join("flat");
+    unpack_ok(&[&image, flat.to_str().unwrap()]);
+    let s = Store::open(&t.path().join("store")).unwrap();
+    let bundle = s.create_bundle(&image, None, "ovl", None).unwrap();
+    let _g = BundleGuard(&s, "ovl");
+    assert!(mounted(&bundle.join("rootfs")));
+    let (a, b) = (
+        snapshot(&flat.join("rootfs")),
+        snapshot(&bundle.join("rootfs")),
+    );
+    let mut diffs = Vec::new();
+    for (k, v) in &a {
+        match b.get(k) {
+            None => diffs.push(format!("missing in overlay: {k}")),
+            // A hardlink to a lower layer's file is a copy in overlay form.
+            Some(w)
+                if (Node {
+                    nlink: v.nlink,
+                    ..clone_node(w)
+                }) != *v =>
+            {
+                diffs.push(format!("{k}: {v:?} != {w:?}"))
+            }
+            _ => {}
+        }
+    }
+    diffs.extend(
+        b.keys()
+            .filter(|k| !a.contains_key(*k))
+            .map(|k| format!("extra in overlay: {k}")),
+    );
+    assert!(diffs.is_empty(), "overlay differs:\n{}", diffs.join("\n"));
+    assert_eq!(
+        config(&bundle)["process"]["args"],
+        config(&flat)["process"]["args"]
+    );
+    s.remove_bundle("ovl").unwrap();
+    assert!(!mounted(&bundle.join("rootfs")) && !bundle.exists());
+}
+
+fn clone_node(n: &Node) -> Node {
+    Node {
+        kind: n.kind,
+        mode: n.mode,
+        uid: n.uid,
+        gid: n.gid,
+        rdev: n.rdev,
+        link: n.link.clone(),
+        content: n.content.clone(),
+        nlink: n.nlink,
+        xattrs: n.xattrs.clone(),
+    }
+}
+
+#[test]
+fn store_shares_layers_and_prunes_only_unused() {
+    let t = tmp();
+    let root = t.path().join("store");
+    let s = Store::open(&root).unwrap();
+    let layers = images().join("layers/oci");
+    // Same layers, different compression: one set of layer directories.
+    let a = s
+        .import(&format!("{}:latest", layers.display()), None, None)
+        .unwrap();
+    let b = s
+        .import(&format!("{}:gzip", layers.display()), None, None)
+        .unwrap();
+    assert_eq!(a.chain, b.chain);
+    assert_eq!(layer_dirs(&root).len(), 3);
+    s.import(&format!("{}/hello/oci", images().display()), None, None)
+        .unwrap();
+    assert_eq!(layer_dirs(&root).len(), 4);
+    // A crashed import's leftover is never used and goes with prune.
+    std::fs::create_dir(root.join("layers/sha256/.deadbeef.tmp-1")).unwrap();
+    let _bundle = s
+        .create_bundle(&format!("{}:latest", layers.display()), None, "user", None)
+        .unwrap();
+    let _g = BundleGuard(&s, "user");
+    let removed = s.prune().unwrap();
+    assert!(removed.iter().any(|r| r.contains(".tmp-1")), "{removed:?}");
+    assert!(
+        removed.iter().any(|r| r.starts_with("layer ")),
+        "{removed:?}"
+    );
+    assert_eq!(s.images().unwrap().len(), 1, "only the image in use stays");
+    assert_eq!(layer_dirs(&root).len(), 3);
+    s.remove_bundle("user").unwrap();
+    s.prune().unwrap();
+    assert!(s.images().unwrap().is_empty());
+    assert!(layer_dirs(&root).is_empty());
+}
+
+#[test]
+fn store_concurrent_imports_agree() {
+    let t = tmp();
+    let root = t.path().join("store");
+    let image = format!("{}/layers/oci:latest", images().display());
+    std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..3)
+            .map(|_| {
+                sc.spawn(|| {
+                    Store::open(&root)
+                        .unwrap()
+                        .import(&image, None, None)
+                        .unwrap()
+                })
+            })
+            .collect();
+        let chains: Vec<_> = hs.into_iter().map(|h| h.join().unwrap().chain).collect();
+        assert!(chains.windows(2).all(|w| w[0] == w[1]));
+    });
+    assert_eq!(layer_dirs(&root).len(), 3, "no leftovers, no duplicates");
+    assert_eq!(names(&root.join("images")).len(), 1);
+}
+
+#[test]
+fn run_straight_from_an_image() {
+    let t = tmp();
+    let store = t.path().join("store");
+    let root = t.path().join("state");
+    let id = format!("img-run-{}", std::process::id());
+    let o = run(Command::new(rcontain_bin())
+        .arg("--root")
+        .arg(&root)
+        .arg("--store")
+        .arg(&store)
+        .args([
+            "run",
+            "--image",
+            &format!("{}/hello/oci:latest", images().display()),
+            &id,
+        ]));
+    let leftover = store.join("containers").join(&id);
+    if leftover.exists() {
+        let _ = Store::open(&store).unwrap().remove_bundle(&id);
+    }
+    assert!(o.status.success(), "run --image: {}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from rcontain\n");
+    assert!(!leftover.exists(), "bundle left in the store");
+    let o = run(Command::new(rcontain_bin())
+        .arg("--store")
+        .arg(&store)
+        .arg("images"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("hello/oci:latest"));
+}

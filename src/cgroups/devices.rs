@@ -1,0 +1,506 @@
+//! Device access rules: the runtime's default allow-list, v1
+//! `devices.allow`/`devices.deny` lines, and for v2 a hand-assembled
+//! BPF_PROG_TYPE_CGROUP_DEVICE program attached with bpf(2).
+
+use anyhow::{bail, Context, Result};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// One normalised rule; `None` major/minor is the `*` wildcard.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Rule {
+    pub allow: bool,
+    /// 'a', 'b' or 'c'
+    pub kind: char,
+    pub major: Option<i64>,
+    pub minor: Option<i64>,
+    /// subset of "rwm"
+    pub access: String,
+}
+
+impl Rule {
+    fn new(allow: bool, kind: char, major: Option<i64>, minor: Option<i64>, access: &str) -> Rule {
+        Rule {
+            allow,
+            kind,
+            major,
+            minor,
+            access: access.into(),
+        }
+    }
+
+    /// The line for devices.allow / devices.deny ("c 1:3 rwm").
+    pub fn v1_line(&self) -> String {
+        let num = |n: Option<i64>| n.map_or("*".to_string(), |n| n.to_string());
+        if self.kind == 'a'
+            && self.major.is_none()
+            && self.minor.is_none()
+            && self.access_bits() == 7
+        {
+            // "a" alone also resets the exception list, as runc writes it
+            return "a".into();
+        }
+        format!(
+            "{} {}:{} {}",
+            self.kind,
+            num(self.major),
+            num(self.minor),
+            self.access
+        )
+    }
+
+    fn from_spec(r: &LinuxDeviceCgroup) -> Result<Option<Rule>> {
+        let kind = match r.typ().unwrap_or(LinuxDeviceType::A) {
+            LinuxDeviceType::A => 'a',
+            LinuxDeviceType::B => 'b',
+            LinuxDeviceType::C | LinuxDeviceType::U => 'c',
+            // FIFOs are not subject to the device cgroup
+            LinuxDeviceType::P => return Ok(None),
+        };
+        let access = r.access().clone().unwrap_or_else(|| "rwm".into());
+        if access.is_empty() || !access.chars().all(|c| "rwm".contains(c)) {
+            bail!("linux.resources.devices: invalid access {access:?} (want a subset of \"rwm\")");
+        }
+        // "-1" is how some tools spell the wildcard
+        let wild = |n: Option<i64>| n.filter(|&n| n >= 0);
+        Ok(Some(Rule::new(
+            r.allow(),
+            kind,
+            wild(r.major()),
+            wild(r.minor()),
+            &access,
+        )))
+    }
+
+    fn access_bits(&self) -> u32 {
+        self.access.chars().fold(0, |acc, c| {
+            acc | match c {
+                'm' => ACC_MKNOD,
+                'r' => ACC_READ,
+                'w' => ACC_WRITE,
+                _ => 0,
+            }
+        })
+    }
+}
+
+/// The device rules a container gets: the spec's
+/// `linux.resources.devices`, then the defaults every runtime allows,
+/// then one rule per `linux.devices` entry, as runc orders them.
+pub fn effective_rules(
+    spec_rules: Option<&[LinuxDeviceCgroup]>,
+    linux_devices: Option<&[LinuxDevice]>,
+) -> Result<Vec<Rule>> {
+    let mut rules = Vec::new();
+    for r in spec_rules.unwrap_or_default() {
+        rules.extend(Rule::from_spec(r)?);
+    }
+    rules.extend(default_rules());
+    rules.extend(node_rules(linux_devices.unwrap_or_default()));
+    Ok(rules)
+}
+
+/// mknod of anything; null, zero, full, tty, urandom, random, ptmx, the
+/// ptys and tun: what runc allows every container.
+pub fn default_rules() -> Vec<Rule> {
+    let mut rules = vec![
+        Rule::new(true, 'c', None, None, "m"),
+        Rule::new(true, 'b', None, None, "m"),
+    ];
+    for (major, minor) in [(1, 3), (1, 8), (1, 7), (5, 0), (1, 5), (1, 9), (5, 2)] {
+        rules.push(Rule::new(true, 'c', Some(major), Some(minor), "rwm"));
+    }
+    rules.push(Rule::new(true, 'c', Some(136), None, "rwm"));
+    rules.push(Rule::new(true, 'c', Some(10), Some(200), "rwm"));
+    rules
+}
+
+/// Full access to the device nodes the container was given (linux.devices).
+pub fn node_rules(nodes: &[LinuxDevice]) -> Vec<Rule> {
+    nodes
+        .iter()
+        .filter_map(|d| {
+            let kind = match d.typ() {
+                LinuxDeviceType::B => 'b',
+                LinuxDeviceType::C | LinuxDeviceType::U => 'c',
+                _ => return None,
+            };
+            Some(Rule::new(
+                true,
+                kind,
+                Some(d.major()),
+                Some(d.minor()),
+                "rwm",
+            ))
+        })
+        .collect()
+}
+
+// --- cgroup v2: eBPF device filter -------------------------------------
+
+// include/uapi/linux/bpf.h
+const BPF_DEVCG_ACC_MKNOD: u32 = 1;
+const ACC_MKNOD: u32 = BPF_DEVCG_ACC_MKNOD;
+const ACC_READ: u32 = 2;
+const ACC_WRITE: u32 = 4;
+const DEV_BLOCK: i32 = 1;
+const DEV_CHAR: i32 = 2;
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_DETACH: libc::c_long = 9;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_PROG_QUERY: libc::c_long = 16;
+const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+const BPF_CGROUP_DEVICE: u32 = 6;
+const BPF_F_ALLOW_MULTI: u32 = 2;
+
+/// struct bpf_insn
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Insn {
+    code: u8,
+    regs: u8, // dst in the low nibble, src in the high one
+    off: i16,
+    imm: i32,
+}
+
+const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+    Insn {
+        code,
+        regs: (src << 4) | dst,
+        off,
+        imm,
+    }
+}
+
+// opcodes used below (class | op | source)
+const LDX_W: u8 = 0x61; // BPF_LDX | BPF_MEM | BPF_W
+const AND32_K: u8 = 0x54; // BPF_ALU | BPF_AND | BPF_K
+const RSH32_K: u8 = 0x74; // BPF_ALU | BPF_RSH | BPF_K
+const MOV32_X: u8 = 0xbc; // BPF_ALU | BPF_MOV | BPF_X
+const MOV64_K: u8 = 0xb7; // BPF_ALU64 | BPF_MOV | BPF_K
+const JNE_K: u8 = 0x55; // BPF_JMP | BPF_JNE | BPF_K
+const JEQ_K: u8 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+const JNE_X: u8 = 0x5d; // BPF_JMP | BPF_JNE | BPF_X
+const EXIT: u8 = 0x95;
+
+/// Assemble the filter. The context is struct bpf_cgroup_dev_ctx
+/// { u32 access_type /* access << 16 | type */; u32 major; u32 minor; }.
+/// Rules are checked last to first so the last matching rule decides, as
+/// with successive writes to v1's devices.allow/deny; an allow rule
+/// matches when it grants every requested access bit, a deny rule when it
+/// denies any of them. No match: deny.
+pub fn assemble(rules: &[Rule]) -> Vec<Insn> {
+    let mut p = vec![
+        insn(LDX_W, 2, 1, 0, 0),
+        insn(AND32_K, 2, 0, 0, 0xffff), // r2 = device type
+        insn(LDX_W, 3, 1, 0, 0),
+        insn(RSH32_K, 3, 0, 0, 16), // r3 = requested access
+        insn(LDX_W, 4, 1, 4, 0),    // r4 = major
+        insn(LDX_W, 5, 1, 8, 0),    // r5 = minor
+    ];
+    for rule in rules.iter().rev() {
+        let mut block = Vec::new();
+        match rule.kind {
+            'b' => block.push(insn(JNE_K, 2, 0, 0, DEV_BLOCK)),
+            'c' => block.push(insn(JNE_K, 2, 0, 0, DEV_CHAR)),
+            _ => {}
+        }
+        let bits = rule.access_bits();
+        if bits != ACC_MKNOD | ACC_READ | ACC_WRITE {
+            block.push(insn(MOV32_X, 1, 3, 0, 0));
+            block.push(insn(AND32_K, 1, 0, 0, bits as i32));
+            if rule.allow {
+                block.push(insn(JNE_X, 1, 3, 0, 0)); // not all requested bits granted
+            } else {
+                block.push(insn(JEQ_K, 1, 0, 0, 0)); // no requested bit denied
+            }
+        }
+        if let Some(major) = rule.major {
+            block.push(insn(JNE_K, 4, 0, 0, major as i32));
+        }
+        if let Some(minor) = rule.minor {
+            block.push(insn(JNE_K, 5, 0, 0, minor as i32));
+        }
+        let unconditional = block.is_empty();
+        block.push(insn(MOV64_K, 0, 0, 0, i32::from(rule.allow)));
+        block.push(insn(EXIT, 0, 0, 0, 0));
+        // every jump so far skips to the end of this rule's block
+        let len = block.len();
+        for (i, ins) in block.iter_mut().enumerate() {
+            if matches!(ins.code, JNE_K | JEQ_K | JNE_X) {
+                ins.off = (len - i - 1) as i16;
+            }
+        }
+        p.extend(block);
+        if unconditional {
+            // it decides everything: the verifier rejects code after it
+            return p;
+        }
+    }
+    p.push(insn(MOV64_K, 0, 0, 0, 0));
+    p.push(insn(EXIT, 0, 0, 0, 0));
+    p
+}
+
+fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> std::io::Result<libc::c_long> {
+    // SAFETY: attr is a live, initialised repr(C) bpf_attr variant for cmd,
+    // and its size is passed so the kernel reads no further.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut T as *mut libc::c_void,
+            std::mem::size_of::<T>(),
+        )
+    };
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct AttachAttr {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct QueryAttr {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct GetFdAttr {
+    prog_id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+fn load(prog: &[Insn]) -> Result<OwnedFd> {
+    let license = c"Apache-2.0";
+    let mut log = vec![0u8; 64 * 1024];
+    let mut attr = ProgLoadAttr {
+        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+        insn_cnt: prog.len() as u32,
+        insns: prog.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level: 1,
+        log_size: log.len() as u32,
+        log_buf: log.as_mut_ptr() as u64,
+    };
+    match bpf(BPF_PROG_LOAD, &mut attr) {
+        // SAFETY: BPF_PROG_LOAD returned a new fd that nothing else owns.
+        Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) }),
+        Err(e) => {
+            let end = log.iter().position(|&b| b == 0).unwrap_or(0);
+            bail!(
+                "bpf(BPF_PROG_LOAD) of the device filter ({} instructions): {e}: {}",
+                prog.len(),
+                String::from_utf8_lossy(&log[..end]).trim()
+            )
+        }
+    }
+}
+
+/// Ids of the device programs attached to the cgroup.
+fn attached(cgroup: BorrowedFd) -> Result<Vec<u32>> {
+    let mut ids = vec![0u32; 64];
+    let mut attr = QueryAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        prog_ids: ids.as_mut_ptr() as u64,
+        prog_cnt: ids.len() as u32,
+        ..Default::default()
+    };
+    bpf(BPF_PROG_QUERY, &mut attr)
+        .context("bpf(BPF_PROG_QUERY) of the cgroup's device programs")?;
+    ids.truncate(attr.prog_cnt as usize);
+    Ok(ids)
+}
+
+/// Load the filter for `rules` and make it the cgroup's only device
+/// program: the new one is attached before the old ones are detached, so
+/// no access is ever allowed by an absent filter in between.
+pub fn apply_v2(cgroup: BorrowedFd, rules: &[Rule]) -> Result<()> {
+    let old = attached(cgroup)?;
+    let prog = load(&assemble(rules))?;
+    let mut attr = AttachAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        attach_flags: BPF_F_ALLOW_MULTI,
+    };
+    bpf(BPF_PROG_ATTACH, &mut attr).context("bpf(BPF_PROG_ATTACH) of the device filter")?;
+    for id in old {
+        let mut get = GetFdAttr {
+            prog_id: id,
+            ..Default::default()
+        };
+        let fd = bpf(BPF_PROG_GET_FD_BY_ID, &mut get)
+            .with_context(|| format!("bpf(BPF_PROG_GET_FD_BY_ID) for old device program {id}"))?;
+        // SAFETY: BPF_PROG_GET_FD_BY_ID returned a new fd that nothing else owns.
+        let old_prog = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let mut detach = AttachAttr {
+            target_fd: cgroup.as_raw_fd() as u32,
+            attach_bpf_fd: old_prog.as_raw_fd() as u32,
+            attach_type: BPF_CGROUP_DEVICE,
+            attach_flags: 0,
+        };
+        bpf(BPF_PROG_DETACH, &mut detach)
+            .with_context(|| format!("bpf(BPF_PROG_DETACH) of old device program {id}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny interpreter for exactly the instructions `assemble` emits, so
+    /// the program's decisions can be checked without the kernel.
+    fn run(prog: &[Insn], typ: u32, access: u32, major: u32, minor: u32) -> u64 {
+        let ctx = [access << 16 | typ, major, minor];
+        let mut r = [0u64; 11];
+        let mut pc = 0usize;
+        loop {
+            let i = prog[pc];
+            let (dst, src) = ((i.regs & 0xf) as usize, (i.regs >> 4) as usize);
+            let imm = i.imm as i64 as u64;
+            let mut jump = |cond: bool| {
+                if cond {
+                    pc = (pc as i64 + i64::from(i.off)) as usize;
+                }
+            };
+            match i.code {
+                LDX_W => r[dst] = u64::from(ctx[i.off as usize / 4]),
+                AND32_K => r[dst] = (r[dst] as u32 & i.imm as u32) as u64,
+                RSH32_K => r[dst] = ((r[dst] as u32) >> i.imm) as u64,
+                MOV32_X => r[dst] = r[src] as u32 as u64,
+                MOV64_K => r[dst] = imm,
+                JNE_K => jump(r[dst] != imm),
+                JEQ_K => jump(r[dst] == imm),
+                JNE_X => jump(r[dst] != r[src]),
+                EXIT => return r[0],
+                c => panic!("unexpected opcode {c:#x}"),
+            }
+            pc += 1;
+        }
+    }
+
+    /// The kernel verifier refuses programs with unreachable instructions.
+    fn assert_all_reachable(prog: &[Insn]) {
+        let mut seen = vec![false; prog.len()];
+        let mut todo = vec![0usize];
+        while let Some(pc) = todo.pop() {
+            if pc >= prog.len() || seen[pc] {
+                continue;
+            }
+            seen[pc] = true;
+            match prog[pc].code {
+                EXIT => {}
+                JNE_K | JEQ_K | JNE_X => todo.extend([pc + 1, pc + 1 + prog[pc].off as usize]),
+                _ => todo.push(pc + 1),
+            }
+        }
+        assert!(
+            seen.iter().all(|&s| s),
+            "unreachable instructions in {prog:?}"
+        );
+    }
+
+    fn spec_rule(
+        allow: bool,
+        typ: LinuxDeviceType,
+        major: Option<i64>,
+        access: &str,
+    ) -> LinuxDeviceCgroup {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(allow);
+        r.set_typ(Some(typ));
+        r.set_major(major);
+        r.set_access(Some(access.into()));
+        r
+    }
+
+    #[test]
+    fn default_rules_follow_a_deny_all() {
+        let deny_all = spec_rule(false, LinuxDeviceType::A, None, "rwm");
+        let rules = effective_rules(Some(&[deny_all]), None).unwrap();
+        assert_eq!(rules[0].v1_line(), "a");
+        assert!(!rules[0].allow);
+        let lines: Vec<String> = rules[1..].iter().map(Rule::v1_line).collect();
+        assert!(lines.contains(&"c 1:3 rwm".to_string()));
+        assert!(lines.contains(&"c 136:* rwm".to_string()));
+        assert!(lines.contains(&"b *:* m".to_string()));
+    }
+
+    #[test]
+    fn filter_decisions() {
+        let rules = effective_rules(
+            Some(&[
+                spec_rule(false, LinuxDeviceType::A, None, "rwm"),
+                spec_rule(true, LinuxDeviceType::B, Some(8), "r"),
+            ]),
+            None,
+        )
+        .unwrap();
+        let p = assemble(&rules);
+        assert_all_reachable(&p);
+        let (c, b) = (DEV_CHAR as u32, DEV_BLOCK as u32);
+        assert_eq!(run(&p, c, ACC_READ | ACC_WRITE, 1, 3), 1); // /dev/null rw
+        assert_eq!(run(&p, c, ACC_READ, 1, 1), 0); // /dev/mem
+        assert_eq!(run(&p, c, ACC_MKNOD, 4, 4), 1); // mknod of anything
+        assert_eq!(run(&p, c, ACC_READ, 136, 7), 1); // a pty
+        assert_eq!(run(&p, b, ACC_READ, 8, 0), 1);
+        assert_eq!(run(&p, b, ACC_READ | ACC_WRITE, 8, 0), 0); // only r granted
+        assert_eq!(run(&p, b, ACC_READ, 9, 0), 0);
+    }
+
+    #[test]
+    fn last_rule_wins_and_deny_matches_any_bit() {
+        let rules = vec![
+            Rule::new(true, 'a', None, None, "rwm"),
+            Rule::new(false, 'c', Some(1), Some(3), "w"),
+        ];
+        let p = assemble(&rules);
+        assert_all_reachable(&p);
+        let c = DEV_CHAR as u32;
+        assert_eq!(run(&p, c, ACC_READ, 1, 3), 1);
+        assert_eq!(run(&p, c, ACC_READ | ACC_WRITE, 1, 3), 0);
+        assert_eq!(run(&p, DEV_BLOCK as u32, ACC_WRITE, 1, 3), 1);
+        assert_eq!(run(&p, c, ACC_WRITE, 1, 4), 1);
+    }
+
+    #[test]
+    fn bad_access_is_rejected() {
+        let r = spec_rule(true, LinuxDeviceType::C, Some(1), "rwx");
+        assert!(effective_rules(Some(&[r]), None).is_err());
+    }
+}

@@ -1,0 +1,41 @@
+//! `images` and `prune`: what the image store holds, and cleaning it.
+
+use std::path::Path;
+
+use anyhow::Result;
+use rcontain::image::store::Store;
+
+pub fn images(store: &Path, quiet: bool) -> Result<()> {
+    let s = Store::open(store)?;
+    let containers = s.containers()?;
+    let images = s.images()?;
+    if quiet {
+        for r in &images {
+            println!("{}", r.id);
+        }
+        return Ok(());
+    }
+    println!(
+        "{:<19} {:>6} {:>10}  NAMES",
+        "IMAGE ID", "LAYERS", "CONTAINERS"
+    );
+    for r in &images {
+        let users = containers.iter().filter(|(_, i)| *i == r.id).count();
+        let short = r.id.strip_prefix("sha256:").unwrap_or(&r.id);
+        println!(
+            "{:<19} {:>6} {:>10}  {}",
+            &short[..12.min(short.len())],
+            r.chain.len(),
+            users,
+            r.names.join(", ")
+        );
+    }
+    Ok(())
+}
+
+pub fn prune(store: &Path) -> Result<()> {
+    for what in Store::open(store)?.prune()? {
+        println!("removed {what}");
+    }
+    Ok(())
+}

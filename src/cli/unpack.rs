@@ -1,0 +1,75 @@
+//! `rcontain unpack`: image -> bundle. All work is in `rcontain::image`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use rcontain::image::{self, Progress, UnpackOptions};
+
+/// Unpack an OCI image layout, OCI archive or docker archive into a bundle.
+#[derive(Args, Debug)]
+pub struct UnpackArgs {
+    /// Platform to pick from a multi-platform image (default: the host's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// No progress display.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Image: layout directory, OCI archive or docker archive, optionally
+    /// followed by :TAG or @DIGEST.
+    #[arg(value_name = "IMAGE[:TAG|@DIGEST]")]
+    pub image: String,
+    /// Bundle directory to create (must not exist, or be empty).
+    pub bundle: PathBuf,
+}
+
+/// Layers, bytes and rate on stderr.
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn start(&self, layers: usize, total_bytes: Option<u64>) {
+        if let Some(t) = total_bytes {
+            self.0.set_length(t);
+        }
+        self.0.set_message(format!("0/{layers} layers"));
+    }
+    fn layer(&self, _index: usize, label: &str) {
+        self.0.set_message(label.to_string());
+    }
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+pub fn run(args: UnpackArgs) -> Result<()> {
+    let progress: Option<Arc<dyn Progress>> = if args.quiet || !std::io::stderr().is_terminal() {
+        None
+    } else {
+        let pb = ProgressBar::new(0);
+        pb.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec}",
+            )?
+            .progress_chars("=> "),
+        );
+        pb.enable_steady_tick(Duration::from_millis(120));
+        Some(Arc::new(Bar(pb)))
+    };
+    let r = image::unpack(&UnpackOptions {
+        image: args.image,
+        bundle: args.bundle,
+        platform: args.platform,
+        progress: progress.clone(),
+    });
+    if let (Err(_), Some(p)) = (&r, &progress) {
+        p.finish();
+    }
+    r.map(|_| ())
+}
