@@ -17,7 +17,7 @@ RUNTIME_TOOLS ?= /work/runtime-tools
 # Runtimes compared by `make conformance` besides rcontain.
 CONFORMANCE_REFERENCES ?= runc crun
 
-.PHONY: all build example run test unit-test runtime-test script-test bench conformance clean-bundles
+.PHONY: all build example run test unit-test runtime-test script-test test-engines bench conformance clean-bundles
 
 all: build
 
@@ -45,8 +45,15 @@ runtime-test:
 script-test:
 	@set -e; for t in $(SCRIPT_TESTS); do echo "== $$t"; $$t; done
 
+# containerd, podman, docker and a CRI client driving rcontain (installs
+# the engines with apt; needs ../shared/clients beside the checkout).
+test-engines: build
+	runtime-tests/engines.sh $(RCONTAIN)
+
 bench: build
 	bench/bench.sh $(RCONTAIN)
+	bench/engines.sh $(RCONTAIN) $$(command -v runc) $$(command -v crun)
+	bundles/bench-unpack.sh
 
 conformance: build
 	@if [ ! -x "$(RUNTIME_TOOLS)/runtimetest" ]; then \
