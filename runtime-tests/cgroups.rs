@@ -506,13 +506,44 @@ fn failed_create_removes_what_it_made() {
     }
 }
 
+/// Run `script` in a shell inside the guard's cgroup: the shell stops
+/// itself first and is moved in while stopped, so everything after the
+/// `kill -STOP` happens inside. Returns its stdout words.
+fn run_inside(g: &mut Guard, script: &str) -> Vec<String> {
+    let child = Command::new("sh")
+        .args(["-c", &format!("kill -STOP $$; {script}")])
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    g.children.push(child);
+    let stat = format!("/proc/{pid}/stat");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&stat).unwrap().contains(") T ") {
+        assert!(Instant::now() < deadline, "the shell never stopped");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    g.m.add_pid(pid).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGCONT,
+    )
+    .unwrap();
+    let out = g.children.pop().unwrap().wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
 #[test]
-fn device_rules_are_enforced() {
-    setup();
+fn device_rules_are_enforced_and_updated() {
+    let mode = setup();
     let mut g = Guard::new("devices");
-    let r = resources(
-        &json!({"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "r"}]}),
-    );
+    let rule = |major: i64, minor: i64| json!({"allow": true, "type": "c", "major": major, "minor": minor, "access": "r"});
+    let deny_all = json!({"allow": false, "access": "rwm"});
+    let r = resources(&json!({"devices": [deny_all, rule(1, 11)]}));
     g.m.create(Some(&r)).unwrap();
     // a node the default rules do not allow (c 1:4, /dev/port)
     let tmp = std::env::temp_dir().join(format!("rcontain-it-dev-{}", std::process::id()));
@@ -526,50 +557,47 @@ fn device_rules_are_enforced() {
         nix::sys::stat::makedev(1, 4),
     )
     .unwrap();
-    // the shell is moved in while stopped, so every open below happens inside
-    let script = format!(
-        "kill -STOP $$; \
-        head -c1 /dev/null && echo null-ok; \
-        : < /dev/kmsg && echo kmsg-read-ok; \
-        echo rcontain-devices-test 2>/dev/null > /dev/kmsg || echo kmsg-write-denied; \
-        head -c1 {} >/dev/null 2>&1 || echo port-denied",
+    // EPERM is the device cgroup's answer; a kernel without /dev/port
+    // (ENXIO) has let the open through
+    let port_check = format!(
+        "if (true < {}) 2>&1 | grep -q 'not permitted'; then echo port-denied; else echo port-allowed; fi",
         port.display()
     );
-    let child = Command::new("sh")
-        .args(["-c", &script])
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as i32;
-    g.children.push(child);
-    // wait until stopped, then move it in and continue
-    let stat = format!("/proc/{pid}/stat");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&stat).unwrap().contains(") T ") {
-        assert!(Instant::now() < deadline, "the shell never stopped");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    g.m.add_pid(pid).unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGCONT,
-    )
-    .unwrap();
-    let child = g.children.pop().unwrap();
-    let out = child.wait_with_output().unwrap();
-    std::fs::remove_dir_all(&tmp).unwrap();
-    let out = String::from_utf8_lossy(&out.stdout);
+    let script = format!(
+        "head -c1 /dev/null && echo null-ok; \
+        true < /dev/kmsg && echo kmsg-read-ok; \
+        echo rcontain-devices-test 2>/dev/null > /dev/kmsg || echo kmsg-write-denied; \
+        {port_check}"
+    );
+    let out = run_inside(&mut g, &script);
     assert_eq!(
-        out.split_whitespace().collect::<Vec<_>>(),
+        out,
         [
             "null-ok",
             "kmsg-read-ok",
             "kmsg-write-denied",
             "port-denied"
-        ],
-        "{out}"
+        ]
     );
+
+    // update: port readable, kmsg gone; /dev/null never leaves the list
+    g.m.update(&resources(&json!({"devices": [deny_all, rule(1, 4)]})))
+        .unwrap();
+    if mode != Mode::V2 {
+        let list = read(mode, g.m.path(), "devices.list");
+        assert!(
+            list.contains("c 1:4 r") && list.contains("c 1:3 rwm") && !list.contains("c 1:11"),
+            "{list}"
+        );
+    }
+    let script = format!(
+        "head -c1 /dev/null && echo null-ok; \
+        (true < /dev/kmsg) 2>/dev/null || echo kmsg-denied; \
+        {port_check}",
+    );
+    let out = run_inside(&mut g, &script);
+    std::fs::remove_dir_all(&tmp).unwrap();
+    assert_eq!(out, ["null-ok", "kmsg-denied", "port-allowed"]);
 }
 
 #[test]
@@ -757,4 +785,64 @@ fn same_cgroup_values_as_runc() {
     );
     assert_eq!(ours["pids"]["limit"], theirs["pids"]["limit"]);
     assert_eq!(keys(&ours["hugetlb"]), keys(&theirs["hugetlb"]));
+}
+
+/// The eBPF device filter on this host's kernel too: on a hybrid host the
+/// manager uses v1's devices controller, so attach the filter to a cgroup2
+/// directory of the test's own in the unified hierarchy.
+#[test]
+fn bpf_device_filter_on_this_kernel() {
+    let mode = setup();
+    let unified = match mode {
+        Mode::V2 => PathBuf::from(cgroups::ROOT),
+        Mode::Hybrid => PathBuf::from("/sys/fs/cgroup/unified"),
+        Mode::V1 => return eprintln!("no cgroup2 hierarchy: nothing to attach a BPF filter to"),
+    };
+    struct Dir(PathBuf, Option<Child>);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            if let Some(c) = &mut self.1 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let mut dir = Dir(
+        unified.join(format!("rcontain-it-{}-bpf", std::process::id())),
+        None,
+    );
+    std::fs::create_dir(&dir.0).unwrap();
+    let deny_all: Vec<oci_spec::runtime::LinuxDeviceCgroup> =
+        serde_json::from_value(json!([{"allow": false, "access": "rwm"}])).unwrap();
+    let rules = cgroups::devices::effective_rules(Some(&deny_all), None).unwrap();
+    let f = std::fs::File::open(&dir.0).unwrap();
+    cgroups::devices::apply_v2(std::os::fd::AsFd::as_fd(&f), &rules).unwrap();
+    // replacing the filter keeps exactly one attached
+    cgroups::devices::apply_v2(std::os::fd::AsFd::as_fd(&f), &rules).unwrap();
+    let child = Command::new("sh")
+        .args(["-c", "kill -STOP $$; true < /dev/null && echo null-ok; (true < /dev/kmsg) 2>/dev/null || echo kmsg-denied"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    dir.1 = Some(child);
+    let stat = format!("/proc/{pid}/stat");
+    while !std::fs::read_to_string(&stat).unwrap().contains(") T ") {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::fs::write(dir.0.join("cgroup.procs"), pid.to_string()).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGCONT,
+    )
+    .unwrap();
+    let out = dir.1.take().unwrap().wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["null-ok", "kmsg-denied"],
+        "{out}"
+    );
 }

@@ -84,6 +84,73 @@ impl Rule {
     }
 }
 
+// --- cgroup v1: updating an allow-list in place ---------------------
+
+/// Exceptions of a default-deny v1 devices cgroup: "c 1:3" -> access bits.
+pub type AllowList = std::collections::BTreeMap<String, u32>;
+
+fn bits_of(access: &str) -> u32 {
+    Rule::new(true, 'a', None, None, access).access_bits()
+}
+
+/// Access bits as devices.list prints them ("rwm" order).
+fn access_of(bits: u32) -> String {
+    [(ACC_READ, 'r'), (ACC_WRITE, 'w'), (ACC_MKNOD, 'm')]
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, c)| *c)
+        .collect()
+}
+
+/// What `rules` leave in a v1 devices cgroup when they are a deny-all
+/// followed by allows only (the usual shape); None otherwise. Exceptions
+/// for the same device merge, as the kernel merges them.
+pub fn v1_allow_list(rules: &[Rule]) -> Option<AllowList> {
+    let start = rules.iter().rposition(|r| !r.allow && r.v1_line() == "a")?;
+    let mut list = AllowList::new();
+    for r in &rules[start + 1..] {
+        if !r.allow {
+            return None;
+        }
+        let line = r.v1_line();
+        let (dev, _) = line.rsplit_once(' ')?;
+        *list.entry(dev.to_string()).or_default() |= r.access_bits();
+    }
+    Some(list)
+}
+
+/// devices.list as an allow-list; None when it allows everything.
+pub fn parse_v1_list(s: &str) -> Option<AllowList> {
+    let mut list = AllowList::new();
+    for l in s.lines() {
+        let (dev, access) = l.trim().rsplit_once(' ')?;
+        if dev == "a *:*" {
+            return None;
+        }
+        *list.entry(dev.to_string()).or_default() |= bits_of(access);
+    }
+    Some(list)
+}
+
+/// Writes that turn `current` into `target`: (allow?, line), denials
+/// first. Devices allowed in both keep their access throughout.
+pub fn v1_diff(current: &AllowList, target: &AllowList) -> Vec<(bool, String)> {
+    let mut out = Vec::new();
+    for (dev, &bits) in current {
+        let gone = bits & !target.get(dev).copied().unwrap_or(0);
+        if gone != 0 {
+            out.push((false, format!("{dev} {}", access_of(gone))));
+        }
+    }
+    for (dev, &bits) in target {
+        let new = bits & !current.get(dev).copied().unwrap_or(0);
+        if new != 0 {
+            out.push((true, format!("{dev} {}", access_of(new))));
+        }
+    }
+    out
+}
+
 /// The device rules a container gets: the spec's
 /// `linux.resources.devices`, then the defaults every runtime allows,
 /// then one rule per `linux.devices` entry, as runc orders them.
@@ -496,6 +563,47 @@ mod tests {
         assert_eq!(run(&p, c, ACC_READ | ACC_WRITE, 1, 3), 0);
         assert_eq!(run(&p, DEV_BLOCK as u32, ACC_WRITE, 1, 3), 1);
         assert_eq!(run(&p, c, ACC_WRITE, 1, 4), 1);
+    }
+
+    #[test]
+    fn v1_update_writes_only_the_difference() {
+        let deny_all = spec_rule(false, LinuxDeviceType::A, None, "rwm");
+        let extra = spec_rule(true, LinuxDeviceType::C, Some(10), "rw");
+        let rules = effective_rules(Some(&[deny_all.clone(), extra]), None).unwrap();
+        let target = v1_allow_list(&rules).unwrap();
+        assert_eq!(target.get("c 10:*"), Some(&(ACC_READ | ACC_WRITE)));
+        assert_eq!(target.get("c 1:3"), Some(&7));
+        // what the kernel lists after the create-time writes of the defaults
+        let before = effective_rules(Some(&[deny_all]), None).unwrap();
+        let listed: String = v1_allow_list(&before)
+            .unwrap()
+            .iter()
+            .map(|(d, b)| format!("{d} {}\n", access_of(*b)))
+            .collect();
+        assert!(listed.contains("c 1:3 rwm\n"));
+        let current = parse_v1_list(&listed).unwrap();
+        assert_eq!(
+            v1_diff(&current, &target),
+            vec![(true, "c 10:* rw".to_string())]
+        );
+        assert_eq!(
+            v1_diff(&target, &current),
+            vec![(false, "c 10:* rw".to_string())]
+        );
+        let mut narrower = current.clone();
+        narrower.insert("c 1:3".into(), ACC_READ);
+        assert_eq!(
+            v1_diff(&current, &narrower),
+            vec![(false, "c 1:3 wm".to_string())]
+        );
+        assert!(parse_v1_list("a *:* rwm\n").is_none());
+        // not a deny-all + allows shape: no shortcut
+        assert!(v1_allow_list(&[Rule::new(true, 'a', None, None, "rwm")]).is_none());
+        assert!(v1_allow_list(&[
+            Rule::new(false, 'a', None, None, "rwm"),
+            Rule::new(false, 'c', Some(1), Some(3), "w")
+        ])
+        .is_none());
     }
 
     #[test]

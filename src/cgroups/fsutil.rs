@@ -56,20 +56,29 @@ pub fn parse_u64(s: &str) -> Result<u64> {
 /// mkdir -p of `rel` under `root`; returns the directories it created,
 /// outermost first. On failure, what it created is removed again.
 pub fn mkdir_all(root: &Path, rel: &Path) -> Result<Vec<PathBuf>> {
-    let mut created = Vec::new();
-    let mut dir = root.to_path_buf();
-    for comp in rel.components().skip(1) {
-        dir.push(comp);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => created.push(dir.clone()),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => {
-                remove_created(&created);
-                bail!("mkdir {}: {e}", dir.display());
+    let mut attempts = 0;
+    'again: loop {
+        let mut created = Vec::new();
+        let mut dir = root.to_path_buf();
+        for comp in rel.components().skip(1) {
+            dir.push(comp);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => created.push(dir.clone()),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                // a shared parent removed by a concurrent destroy: start over
+                Err(e) if e.kind() == ErrorKind::NotFound && attempts < 5 => {
+                    attempts += 1;
+                    remove_created(&created);
+                    continue 'again;
+                }
+                Err(e) => {
+                    remove_created(&created);
+                    bail!("mkdir {}: {e}", dir.display());
+                }
             }
         }
+        return Ok(created);
     }
-    Ok(created)
 }
 
 /// rmdir, innermost first, directories `mkdir_all` created.

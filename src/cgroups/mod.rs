@@ -12,11 +12,11 @@ mod fsutil;
 pub mod oom;
 pub mod stats;
 pub mod translate;
+pub mod update_flags;
 mod v1;
 mod v2;
 
 use anyhow::{bail, Context, Result};
-use nix::sys::signal::Signal;
 use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, TMPFS_MAGIC};
 use oci_spec::runtime::{LinuxDevice, LinuxResources};
 use serde::{Deserialize, Serialize};
@@ -53,6 +53,18 @@ pub fn detect() -> Result<Mode> {
         Ok(u) if u.filesystem_type() == CGROUP2_SUPER_MAGIC => Ok(Mode::Hybrid),
         _ => Ok(Mode::V1),
     }
+}
+
+/// The cgroup part of the `features` document: both cgroup versions are
+/// implemented, the systemd driver is not, rdma limits are.
+pub fn features() -> oci_spec::runtime::Cgroup {
+    let mut c = oci_spec::runtime::Cgroup::default();
+    c.set_v1(Some(true));
+    c.set_v2(Some(true));
+    c.set_systemd(Some(false));
+    c.set_systemd_user(Some(false));
+    c.set_rdma(Some(true));
+    c
 }
 
 /// A mounted v1 hierarchy and the controllers bound to it
@@ -137,7 +149,6 @@ pub fn cgroup_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manager {
     mode: Mode,
-    id: String,
     /// relative to each hierarchy root, starting with "/"
     path: PathBuf,
     /// v1 hierarchies in use (V1, Hybrid); empty on V2
@@ -159,7 +170,6 @@ impl Manager {
         };
         Ok(Manager {
             mode,
-            id: id.to_string(),
             path: cgroup_path(cgroups_path, id)?,
             hierarchies,
             unified,
@@ -373,8 +383,10 @@ impl Manager {
     /// cgroup.kill when the kernel has it; otherwise the cgroup is frozen
     /// while signalling, so no process can fork a child that escapes.
     pub fn kill_all(&self, sig: i32) -> Result<()> {
-        let signal = Signal::try_from(sig).with_context(|| format!("invalid signal {sig}"))?;
-        if signal == Signal::SIGKILL {
+        if !(1..=libc::SIGRTMAX()).contains(&sig) {
+            bail!("invalid signal {sig}");
+        }
+        if sig == libc::SIGKILL {
             if let Some(dir) = self.v2_dir().filter(|d| d.join("cgroup.kill").exists()) {
                 fsutil::write(&dir, "cgroup.kill", "1", "kill --all")?;
                 // a v1-frozen process only dies once thawed
@@ -391,15 +403,18 @@ impl Manager {
         }
         let result = self.pids().and_then(|pids| {
             for pid in pids {
-                match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
-                    Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-                    Err(e) => bail!("kill({pid}, {signal}): {e}"),
+                // SAFETY: kill(2) with plain integers; realtime signals have
+                // no nix::Signal, hence libc.
+                let r = nix::errno::Errno::result(unsafe { libc::kill(pid, sig) });
+                match r {
+                    Ok(_) | Err(nix::errno::Errno::ESRCH) => {}
+                    Err(e) => bail!("kill({pid}, {sig}): {e}"),
                 }
             }
             Ok(())
         });
         // SIGKILL must reach processes even of a paused container
-        if can_freeze && (!frozen || signal == Signal::SIGKILL) {
+        if can_freeze && (!frozen || sig == libc::SIGKILL) {
             self.thaw()?;
         }
         result

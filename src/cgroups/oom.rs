@@ -21,6 +21,7 @@ enum Kind {
         efd: EventFd,
         // registered with the eventfd: must stay open as long as it
         _oom_control: File,
+        dir: PathBuf,
     },
     V2 {
         inotify: Inotify,
@@ -50,6 +51,7 @@ impl OomNotifier {
             kind: Kind::V1 {
                 efd,
                 _oom_control: oom_control,
+                dir: memory_dir.to_path_buf(),
             },
         })
     }
@@ -99,7 +101,11 @@ impl OomNotifier {
     /// without an OOM; the caller checks whether the container still runs).
     pub fn wait(&mut self) -> Result<u64> {
         match &mut self.kind {
-            Kind::V1 { efd, .. } => Ok(efd.read().context("read the OOM eventfd")?),
+            Kind::V1 { efd, dir, .. } => {
+                let n = efd.read().context("read the OOM eventfd")?;
+                // the eventfd also fires when the cgroup is removed
+                Ok(if dir.exists() { n } else { 0 })
+            }
             Kind::V2 { inotify, dir, seen } => {
                 inotify
                     .read_events()

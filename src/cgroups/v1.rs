@@ -1,7 +1,7 @@
 //! cgroup v1 (and the v1 half of hybrid): one directory per mounted
 //! hierarchy, resources written to each controller's own files.
 
-use super::devices::Rule;
+use super::devices::{self, Rule};
 use super::fsutil::{read, read_u64, write};
 use super::{check_values, translate, Hierarchy, Manager};
 use anyhow::{bail, Context, Result};
@@ -146,15 +146,39 @@ pub(super) fn apply(m: &Manager, r: &LinuxResources, rules: &[Rule], creating: b
     }
     if creating || r.devices().is_some() {
         if let Some(d) = m.v1_dir("devices") {
-            for rule in rules {
-                let file = if rule.allow {
+            apply_devices(&d, rules, creating)?;
+        }
+    }
+    Ok(())
+}
+
+/// The rules in order at create. On update of a cgroup that already is an
+/// allow-list, only the difference is written: a deny-all first would
+/// briefly take /dev/null and friends from the running processes.
+fn apply_devices(d: &Path, rules: &[Rule], creating: bool) -> Result<()> {
+    let what = "linux.resources.devices";
+    if !creating {
+        let target = devices::v1_allow_list(rules);
+        let current = devices::parse_v1_list(&read(d, "devices.list")?);
+        if let (Some(target), Some(current)) = (target, current) {
+            for (allow, line) in devices::v1_diff(&current, &target) {
+                let file = if allow {
                     "devices.allow"
                 } else {
                     "devices.deny"
                 };
-                write(&d, file, &rule.v1_line(), "linux.resources.devices")?;
+                write(d, file, &line, what)?;
             }
+            return Ok(());
         }
+    }
+    for rule in rules {
+        let file = if rule.allow {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        };
+        write(d, file, &rule.v1_line(), what)?;
     }
     Ok(())
 }

@@ -1,10 +1,14 @@
 //! runc-compatible command line: global flags, one subcommand per
 //! lifecycle operation. Each handler is a few lines over `rcontain::*`.
 
+mod events;
 mod exec;
 mod images;
+mod pause;
+mod ps;
 mod run;
 mod unpack;
+mod update;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -146,6 +150,16 @@ enum Cmd {
     },
     /// Remove images and layers no container uses from the store
     Prune,
+    /// List the processes of a container
+    Ps(ps::PsArgs),
+    /// Freeze every process of a container
+    Pause { id: String },
+    /// Thaw a paused container
+    Resume { id: String },
+    /// Change the resource limits of a running container
+    Update(update::UpdateArgs),
+    /// Print resource usage and OOM events as JSON, one per line
+    Events(events::EventsArgs),
 }
 
 impl CreateArgs {
@@ -245,11 +259,23 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Prune => images::prune(&cli.store)?,
         Cmd::Features => println!(
             "{}",
-            // TODO(lead): pass the cgroup manager's support once merged.
-            serde_json::to_string_pretty(&rcontain::features::features(None))?
+            serde_json::to_string_pretty(&rcontain::features::features(Some(
+                rcontain::cgroups::features()
+            )))?
         ),
+        Cmd::Ps(a) => ps::run(&rt, a)?,
+        Cmd::Pause { id } => pause::pause(&rt, &id)?,
+        Cmd::Resume { id } => pause::resume(&rt, &id)?,
+        Cmd::Update(a) => update::run(&rt, a)?,
+        Cmd::Events(a) => events::run(&rt, a)?,
     }
     Ok(0)
+}
+
+/// The cgroup manager saved with a container.
+fn container_cgroup(rt: &Runtime, id: &str) -> Result<rcontain::cgroups::Manager> {
+    let (st, _) = rt.load(id)?;
+    rcontain::container::cgroup_of(&st)?.with_context(|| format!("container {id:?} has no cgroup"))
 }
 
 fn list(rt: &Runtime, format: &str, quiet: bool) -> Result<()> {

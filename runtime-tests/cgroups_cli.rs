@@ -1,0 +1,410 @@
+//! The cgroup commands end to end with real containers (run as root):
+//! limits from config.json land in the container's cgroup, `ps`, `pause`,
+//! `resume`, `update`, `events`, `kill --all` and `delete --force` behave
+//! and print as runc's do, and nothing is left behind. Each test has its
+//! own --root and container ids; guards delete the containers on failure.
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rcontain");
+
+struct Env {
+    base: PathBuf,
+    id: String,
+}
+
+impl Env {
+    /// A busybox bundle running `args` with `resources`, and a state root.
+    fn new(name: &str, args: &[&str], resources: Value) -> Env {
+        assert!(nix::unistd::geteuid().is_root(), "run as root");
+        let base =
+            std::env::temp_dir().join(format!("rcontain-cgcli-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let bin = base.join("bundle/rootfs/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("busybox");
+        std::fs::copy(busybox, bin.join("busybox")).unwrap();
+        for applet in ["sh", "sleep", "tail", "cat"] {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+        }
+        let env = Env {
+            base,
+            id: format!("cgcli-{}-{name}", std::process::id()),
+        };
+        let out = env.rc(&["spec", "--bundle", env.bundle().to_str().unwrap()]);
+        assert!(out.status.success(), "spec: {}", stderr(&out));
+        let path = env.bundle().join("config.json");
+        let mut cfg: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        cfg["process"]["args"] = json!(args);
+        cfg["process"]["terminal"] = json!(false);
+        cfg["linux"]["cgroupsPath"] =
+            json!(format!("/rcontain-cgcli-{}-{name}", std::process::id()));
+        cfg["linux"]["resources"] = resources;
+        std::fs::write(&path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+        env
+    }
+
+    fn bundle(&self) -> PathBuf {
+        self.base.join("bundle")
+    }
+
+    fn rc(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--root")
+            .arg(self.base.join("state"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.rc(args);
+        assert!(out.status.success(), "rcontain {args:?}: {}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `run -d` with stdio on files, so no pipe stays open in the container.
+    fn run_detached(&self) {
+        let log = self.base.join("run.err");
+        let st = Command::new(BIN)
+            .arg("--root")
+            .arg(self.base.join("state"))
+            .args(["run", "-d", "--bundle"])
+            .arg(self.bundle())
+            .arg(&self.id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "run -d: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    fn status(&self) -> String {
+        let v: Value = serde_json::from_str(&self.ok(&["state", &self.id])).unwrap();
+        v["status"].as_str().unwrap().to_string()
+    }
+
+    fn cgroup_file(&self, v1_controller: &str, file: &str) -> String {
+        let rel = format!("rcontain-cgcli-{}", self.id.trim_start_matches("cgcli-"));
+        let p = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            Path::new("/sys/fs/cgroup").join(&rel).join(file)
+        } else {
+            Path::new("/sys/fs/cgroup")
+                .join(v1_controller)
+                .join(&rel)
+                .join(file)
+        };
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .trim()
+            .to_string()
+    }
+
+    fn cgroup_exists(&self) -> bool {
+        let rel = format!("rcontain-cgcli-{}", self.id.trim_start_matches("cgcli-"));
+        ["", "pids", "memory", "freezer", "unified"]
+            .iter()
+            .any(|c| Path::new("/sys/fs/cgroup").join(c).join(&rel).exists())
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = self.rc(&["delete", "--force", &self.id]);
+        let _ = std::fs::remove_dir_all(&self.base);
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+#[test]
+fn limits_ps_pause_update_events_delete() {
+    let e = Env::new(
+        "life",
+        &["sh", "-c", "sleep 1000 & sleep 1000; true"],
+        json!({
+            "devices": [{"allow": false, "access": "rwm"}],
+            "memory": {"limit": 67108864},
+            "cpu": {"shares": 512},
+            "pids": {"limit": 50},
+        }),
+    );
+    e.run_detached();
+    assert_eq!(e.cgroup_file("pids", "pids.max"), "50");
+    if v2() {
+        assert_eq!(e.cgroup_file("", "memory.max"), "67108864");
+        assert_eq!(e.cgroup_file("", "cpu.weight"), "20");
+    } else {
+        assert_eq!(e.cgroup_file("memory", "memory.limit_in_bytes"), "67108864");
+        assert_eq!(e.cgroup_file("cpu", "cpu.shares"), "512");
+    }
+
+    // ps: json is the pids; the table keeps ps's header and those lines
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pids: Vec<i32> = loop {
+        let p: Vec<i32> = serde_json::from_str(&e.ok(&["ps", "-f", "json", &e.id])).unwrap();
+        if p.len() == 3 || Instant::now() > deadline {
+            break p;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(pids.len(), 3, "sh and its two sleeps: {pids:?}");
+    let table = e.ok(&["ps", &e.id]);
+    let mut lines = table.lines();
+    assert!(lines.next().unwrap().contains("PID"));
+    assert_eq!(lines.clone().count(), 3, "{table}");
+    assert_eq!(
+        lines.filter(|l| l.ends_with(" sleep 1000")).count(),
+        2,
+        "{table}"
+    );
+    let custom = e.ok(&["ps", &e.id, "--", "-o", "pid,comm"]);
+    assert!(
+        custom.lines().next().unwrap().contains("COMMAND"),
+        "{custom}"
+    );
+
+    // pause / resume
+    e.ok(&["pause", &e.id]);
+    assert_eq!(e.status(), "paused");
+    assert!(!e.rc(&["pause", &e.id]).status.success());
+    e.ok(&["resume", &e.id]);
+    assert_eq!(e.status(), "running");
+    assert!(!e.rc(&["resume", &e.id]).status.success());
+
+    // update: flags, then a resources file; both kept in the config
+    e.ok(&["update", "--memory", "96m", "--pids-limit", "20", &e.id]);
+    assert_eq!(e.cgroup_file("pids", "pids.max"), "20");
+    let mem_file = if v2() {
+        ("", "memory.max")
+    } else {
+        ("memory", "memory.limit_in_bytes")
+    };
+    assert_eq!(
+        e.cgroup_file(mem_file.0, mem_file.1),
+        (96 << 20).to_string()
+    );
+    let r = e.base.join("r.json");
+    std::fs::write(&r, r#"{"pids": {"limit": 30}}"#).unwrap();
+    e.ok(&["update", "-r", r.to_str().unwrap(), &e.id]);
+    assert_eq!(e.cgroup_file("pids", "pids.max"), "30");
+    assert!(!e
+        .rc(&["update", "--memory", "lots", &e.id])
+        .status
+        .success());
+    let saved = e.base.join("state").join(&e.id).join("config.json");
+    let saved: Value = serde_json::from_slice(&std::fs::read(saved).unwrap()).unwrap();
+    let saved = &saved["linux"]["resources"];
+    assert_eq!(
+        saved["memory"]["limit"],
+        json!(96 << 20),
+        "update not saved"
+    );
+    assert_eq!(saved["pids"]["limit"], json!(30));
+    assert_eq!(saved["cpu"]["shares"], json!(512), "untouched value lost");
+
+    // events --stats: one runc-shaped stats event
+    let ev: Value = serde_json::from_str(&e.ok(&["events", "--stats", &e.id])).unwrap();
+    assert_eq!(ev["type"], "stats");
+    assert_eq!(ev["id"], e.id.as_str());
+    assert_eq!(ev["data"]["pids"]["current"], 3);
+    assert_eq!(ev["data"]["pids"]["limit"], 30);
+    assert_eq!(ev["data"]["memory"]["usage"]["limit"], 96 << 20);
+
+    // kill --all reaches the sleeps too; delete leaves no cgroup
+    e.ok(&["kill", "--all", &e.id, "KILL"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while e.status() != "stopped" {
+        assert!(Instant::now() < deadline, "container still {}", e.status());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    e.ok(&["delete", &e.id]);
+    assert!(!e.cgroup_exists());
+}
+
+#[test]
+fn delete_force_of_a_paused_container() {
+    let e = Env::new("paused", &["sleep", "1000"], json!({"pids": {"limit": 10}}));
+    e.run_detached();
+    e.ok(&["pause", &e.id]);
+    e.ok(&["delete", "--force", &e.id]);
+    assert!(!e.cgroup_exists());
+    assert!(!e.rc(&["state", &e.id]).status.success());
+}
+
+#[test]
+fn events_reports_an_oom() {
+    let e = Env::new(
+        "oom",
+        &["sh", "-c", "sleep 1; tail /dev/zero"],
+        json!({"memory": {"limit": 16777216, "swap": 16777216}}),
+    );
+    e.run_detached();
+    let mut child = Command::new(BIN)
+        .arg("--root")
+        .arg(e.base.join("state"))
+        .args(["events", "--interval", "1s", &e.id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut types = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let v: Value = serde_json::from_str(&line.unwrap()).unwrap();
+            types.push(v["type"].as_str().unwrap().to_string());
+            if types.iter().any(|t| t == "oom") {
+                break;
+            }
+        }
+        types
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !reader.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let types = reader.join().unwrap();
+    assert!(types.iter().any(|t| t == "oom"), "no oom event: {types:?}");
+}
+
+#[test]
+fn a_limit_the_host_cannot_honour_fails_create_cleanly() {
+    let e = Env::new(
+        "bad",
+        &["sleep", "1000"],
+        json!({"memory": {"swappiness": 500}}),
+    );
+    let out = e.rc(&["create", "--bundle", e.bundle().to_str().unwrap(), &e.id]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("swappiness"), "{}", stderr(&out));
+    assert!(!e.cgroup_exists());
+    assert!(!e.rc(&["state", &e.id]).status.success());
+}
+
+/// The same bundle under runc: the cgroup commands print alike.
+#[test]
+fn output_formats_match_runc() {
+    let e = Env::new(
+        "vsrunc",
+        &["sh", "-c", "sleep 1000 & sleep 1000; true"],
+        json!({"pids": {"limit": 20}, "memory": {"limit": 67108864}}),
+    );
+    e.run_detached();
+    // runc gets its own cgroup and state root, the same config otherwise
+    let runc_bundle = e.base.join("runc-bundle");
+    std::fs::create_dir_all(&runc_bundle).unwrap();
+    let mut cfg: Value =
+        serde_json::from_slice(&std::fs::read(e.bundle().join("config.json")).unwrap()).unwrap();
+    cfg["root"]["path"] = json!(e.bundle().join("rootfs"));
+    cfg["linux"]["cgroupsPath"] = json!(format!(
+        "/rcontain-cgcli-{}-vsrunc-runc",
+        std::process::id()
+    ));
+    std::fs::write(
+        runc_bundle.join("config.json"),
+        serde_json::to_vec(&cfg).unwrap(),
+    )
+    .unwrap();
+    struct Runc(PathBuf, String);
+    impl Runc {
+        fn cmd(&self, args: &[&str]) -> Output {
+            Command::new("runc")
+                .arg("--root")
+                .arg(&self.0)
+                .args(args)
+                .arg(&self.1)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        }
+    }
+    impl Drop for Runc {
+        fn drop(&mut self) {
+            let _ = self.cmd(&["delete", "-f"]);
+        }
+    }
+    let runc = Runc(e.base.join("runc-state"), format!("{}-runc", e.id));
+    let log = e.base.join("runc.err");
+    let st = Command::new("runc")
+        .arg("--root")
+        .arg(&runc.0)
+        .args(["run", "-d", "--bundle"])
+        .arg(&runc_bundle)
+        .arg(&runc.1)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "runc run: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+
+    let theirs_ok = |args: &[&str]| {
+        let o = runc.cmd(args);
+        assert!(o.status.success(), "runc {args:?}: {}", stderr(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let count = |s: &str| serde_json::from_str::<Vec<i32>>(s).unwrap().len();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count(&e.ok(&["ps", "-f", "json", &e.id])) != 3
+        || count(&theirs_ok(&["ps", "-f", "json"])) != 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the containers never had 3 processes each"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // table: the same header and as many lines
+    let ours = e.ok(&["ps", &e.id]);
+    let theirs = theirs_ok(&["ps"]);
+    assert_eq!(ours.lines().next(), theirs.lines().next());
+    assert_eq!(
+        ours.lines().count(),
+        theirs.lines().count(),
+        "{ours}\n{theirs}"
+    );
+
+    // events --stats: same event fields, same data sections
+    let ours: Value = serde_json::from_str(&e.ok(&["events", "--stats", &e.id])).unwrap();
+    let theirs: Value = serde_json::from_str(&theirs_ok(&["events", "--stats"])).unwrap();
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&ours), keys(&theirs));
+    assert_eq!(keys(&ours["data"]), keys(&theirs["data"]));
+    assert_eq!(ours["data"]["pids"], theirs["data"]["pids"]);
+
+    // pause: both report "paused"; both refuse a second pause
+    e.ok(&["pause", &e.id]);
+    theirs_ok(&["pause"]);
+    let theirs_state: Value = serde_json::from_str(&theirs_ok(&["state"])).unwrap();
+    assert_eq!(e.status(), theirs_state["status"].as_str().unwrap());
+    assert!(!runc.cmd(&["pause"]).status.success());
+    assert!(!e.rc(&["pause", &e.id]).status.success());
+    e.ok(&["resume", &e.id]);
+    theirs_ok(&["resume"]);
+}
