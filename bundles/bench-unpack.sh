@@ -7,6 +7,9 @@
 # tools) and zstd layers (rcontain only: umoci 0.4 reads no zstd).
 # Each case runs RUNS times (default 3) on a warm page cache; the median
 # wall time and the largest peak RSS (/usr/bin/time -v) are printed.
+# Bundles are written to each of OUTS (default: /dev/shm, a tmpfs, which
+# measures the unpackers themselves, and WORKDIR, the disk, where inode
+# creation in the filesystem can dominate both).
 # Needs root (ownership, devices), debootstrap, GNU time, jq, zstd, umoci.
 set -euo pipefail
 
@@ -76,12 +79,14 @@ if [ ! -e "$W/img-zstd/index.json" ]; then
     layout "$W/img-zstd" zstd
 fi
 
-# measure NAME CMD...: runs CMD (which unpacks into $W/out) RUNS times.
+OUTS=${OUTS:-/dev/shm $W}
+
+# measure NAME CMD...: runs CMD (which unpacks into $OUT) RUNS times.
 measure() {
     local name=$1; shift
     local times=() rss=0
     for _ in $(seq "$RUNS"); do
-        rm -rf "$W/out"
+        rm -rf "$OUT"
         /usr/bin/time -v -o "$W/time.txt" "$@" >/dev/null 2>"$W/err.txt" ||
             { cat "$W/err.txt" >&2; echo "FAIL $name" >&2; exit 1; }
         times+=("$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$W/time.txt")")
@@ -91,16 +96,21 @@ measure() {
     local med; med=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")
     printf '%-28s %8.2f s %10d KiB\n' "$name" "$med" "$rss"
     eval "T_${name//[^a-zA-Z0-9]/_}=$med"
+    rm -rf "$OUT"
 }
 
 usize=$(du -sb "$W"/l[123].tar | awk '{s+=$1} END {printf "%.0f", s/1048576}')
 gsize=$(du -sb "$W/img-gzip/blobs" | awk '{printf "%.0f", $1/1048576}')
 zsize=$(du -sb "$W/img-zstd/blobs" | awk '{printf "%.0f", $1/1048576}')
 echo "image: Debian bookworm minbase, 3 layers, ${usize} MiB of tar (gzip ${gsize} MiB, zstd ${zsize} MiB); median of $RUNS runs"
-printf '%-28s %10s %14s\n' "case" "wall" "peak RSS"
-measure "umoci unpack (gzip)" umoci unpack --image "$W/img-gzip:latest" "$W/out"
-measure "rcontain unpack (gzip)" "$RCONTAIN" unpack --quiet "$W/img-gzip:latest" "$W/out"
-measure "rcontain unpack (zstd)" "$RCONTAIN" unpack --quiet "$W/img-zstd:latest" "$W/out"
-rm -rf "$W/out"
-awk -v u="$T_umoci_unpack__gzip_" -v r="$T_rcontain_unpack__gzip_" \
-    'BEGIN { printf "speed-up over umoci (gzip): %.1fx\n", u / r }'
+for dir in $OUTS; do
+    OUT=$dir/rcontain-bench-out
+    fs=$(stat -f -c %T "$dir")
+    echo "--- bundle written to $dir ($fs)"
+    printf '%-28s %10s %14s\n' "case" "wall" "peak RSS"
+    measure "umoci unpack (gzip)" umoci unpack --image "$W/img-gzip:latest" "$OUT"
+    measure "rcontain unpack (gzip)" "$RCONTAIN" unpack --quiet "$W/img-gzip:latest" "$OUT"
+    measure "rcontain unpack (zstd)" "$RCONTAIN" unpack --quiet "$W/img-zstd:latest" "$OUT"
+    awk -v u="$T_umoci_unpack__gzip_" -v r="$T_rcontain_unpack__gzip_" \
+        'BEGIN { printf "speed-up over umoci (gzip): %.1fx\n", u / r }'
+done

@@ -14,6 +14,7 @@ need() { command -v "$1" >/dev/null 2>&1 || apt-get install -y -q "$2" >/dev/nul
 [ -x /bin/busybox ] || apt-get install -y -q busybox-static >/dev/null
 need python3 python3
 need zstd zstd
+need file file
 file -L /bin/busybox 2>/dev/null | grep -q 'statically linked' ||
     { echo "FAIL /bin/busybox is not static (install busybox-static)" >&2; exit 1; }
 

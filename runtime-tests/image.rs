@@ -751,3 +751,226 @@ fn run_straight_from_an_image() {
         .arg("images"));
     assert!(String::from_utf8_lossy(&o.stdout).contains("hello/oci:latest"));
 }
+
+fn rc(state: &Path, store: &Path) -> Command {
+    let mut c = Command::new(rcontain_bin());
+    c.arg("--root").arg(state).arg("--store").arg(store);
+    c
+}
+
+#[test]
+fn skopeo_made_image_runs_by_path() {
+    if !have("skopeo") {
+        eprintln!("skipped: skopeo not installed");
+        return;
+    }
+    let t = tmp();
+    let copy = t.path().join("hello-copy");
+    let o = run(Command::new("skopeo")
+        .args(["--insecure-policy", "copy", "-q"])
+        .args([
+            format!(
+                "docker-archive:{}/hello/docker-archive.tar",
+                images().display()
+            ),
+            format!("oci:{}:v1", copy.display()),
+        ]));
+    assert!(o.status.success(), "skopeo copy: {}", stderr(&o));
+    let (state, store) = (t.path().join("state"), t.path().join("store"));
+    // A layout directory as the positional argument: run it as an image.
+    let o = run(rc(&state, &store).args(["run", &format!("{}:v1", copy.display())]));
+    assert!(o.status.success(), "run IMAGE: {}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello from rcontain\n");
+    assert!(
+        names(&store.join("containers")).is_empty(),
+        "bundle left in the store"
+    );
+}
+
+#[test]
+fn detached_image_container_is_released_on_delete() {
+    let t = tmp();
+    let (state, store) = (t.path().join("state"), t.path().join("store"));
+    let id = format!("img-detached-{}", std::process::id());
+    let image = format!("{}/hello/oci.tar", images().display());
+    let o = run(rc(&state, &store).args(["run", "-d", "--image", &image, &id]));
+    let bundle = store.join("containers").join(&id);
+    let cleanup = || {
+        let _ = rc(&state, &store).args(["delete", "-f", &id]).output();
+        let _ = Store::open(&store).map(|s| s.remove_bundle(&id));
+    };
+    if !o.status.success() {
+        cleanup();
+        panic!("run -d --image: {}", stderr(&o));
+    }
+    let still_there = bundle.join("config.json").is_file() && mounted(&bundle.join("rootfs"));
+    let o = run(rc(&state, &store).args(["delete", "-f", &id]));
+    cleanup();
+    assert!(
+        still_there,
+        "a detached container's bundle must outlive run"
+    );
+    assert!(o.status.success(), "delete: {}", stderr(&o));
+    assert!(
+        !bundle.exists() && !mounted(&bundle.join("rootfs")),
+        "bundle not released"
+    );
+}
+
+/// A layout addressed with sha512 throughout (blobs/sha512/...).
+fn sha512_layout(dir: &Path, corrupt: bool) {
+    std::fs::create_dir_all(dir.join("blobs/sha512")).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let put = |data: &[u8]| {
+        let hex = sha512_hex(data);
+        std::fs::write(dir.join("blobs/sha512").join(&hex), data).unwrap();
+        format!("sha512:{hex}")
+    };
+    let tar = RawTar::default()
+        .dir("etc/")
+        .file("etc/motd", "sha512 all the way\n")
+        .finish();
+    let layer = gzip(&tar);
+    let ld = put(&layer);
+    if corrupt {
+        let mut bad = layer.clone();
+        let n = bad.len();
+        bad[n / 2] ^= 1;
+        std::fs::write(dir.join("blobs/sha512").join(&ld[7..]), bad).unwrap();
+    }
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {"Cmd": ["cat", "/etc/motd"]},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha512:{}", sha512_hex(&tar))]},
+    }))
+    .unwrap();
+    let cd = put(&config);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
+        "layers": [{"mediaType": GZIP, "digest": ld, "size": layer.len()}],
+    }))
+    .unwrap();
+    let md = put(&manifest);
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": manifest.len()}]});
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+#[test]
+fn sha512_images_are_verified() {
+    let t = tmp();
+    let good = t.path().join("good");
+    sha512_layout(&good, false);
+    let b = t.path().join("b");
+    unpack_ok(&[good.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(b.join("rootfs/etc/motd")).unwrap(),
+        "sha512 all the way\n"
+    );
+    let bad = t.path().join("bad");
+    sha512_layout(&bad, true);
+    let o = unpack(&[bad.to_str().unwrap(), t.path().join("c").to_str().unwrap()]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("digest mismatch") && e.contains("blob sha512:"),
+        "{e}"
+    );
+    assert!(!t.path().join("c").exists());
+}
+
+#[test]
+fn compressed_archives_unpack() {
+    let t = tmp();
+    let src = images().join("layers");
+    let gz = t.path().join("d.tar.gz");
+    std::fs::write(
+        &gz,
+        gzip(&std::fs::read(src.join("docker-archive.tar")).unwrap()),
+    )
+    .unwrap();
+    let zst = t.path().join("oci.tar.zst");
+    let o = run(Command::new("zstd")
+        .args(["-q", "-o"])
+        .arg(&zst)
+        .arg(src.join("oci.tar")));
+    assert!(o.status.success(), "zstd: {}", stderr(&o));
+    let (a, b, c) = (t.path().join("a"), t.path().join("b"), t.path().join("c"));
+    unpack_ok(&[
+        &format!("{}:localhost/layers:latest", gz.display()),
+        a.to_str().unwrap(),
+    ]);
+    unpack_ok(&[&format!("{}:latest", zst.display()), b.to_str().unwrap()]);
+    unpack_ok(&[
+        &format!("{}/oci:latest", src.display()),
+        c.to_str().unwrap(),
+    ]);
+    assert_same_tree(&a.join("rootfs"), &c.join("rootfs"));
+    assert_same_tree(&b.join("rootfs"), &c.join("rootfs"));
+}
+
+#[test]
+fn references_by_digest_and_unknown_tags() {
+    let layout = images().join("layers/oci");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let gz = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "gzip")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let t = tmp();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    unpack_ok(&[&format!("{}@{gz}", layout.display()), a.to_str().unwrap()]);
+    unpack_ok(&[&format!("{}:gzip", layout.display()), b.to_str().unwrap()]);
+    assert_same_tree(&a.join("rootfs"), &b.join("rootfs"));
+    let o = unpack(&[
+        &format!("{}:nope", layout.display()),
+        t.path().join("c").to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("no manifest tagged \"nope\""),
+        "{}",
+        stderr(&o)
+    );
+    let other = format!("sha256:{}", "0".repeat(64));
+    let o = unpack(&[
+        &format!("{}@{other}", layout.display()),
+        t.path().join("d").to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("no manifest with digest"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn corrupt_later_layer_is_reported_and_nothing_is_left() {
+    // A layer other than the first: the same checks and clean-up hold.
+    let t = tmp();
+    let img = t.path().join("img");
+    let base = TestLayer::plain(RawTar::default().dir("etc/").file("etc/a", "a").finish());
+    let (mut l2, mut blob, digest) = gz_layer();
+    let n = blob.len();
+    blob[n / 3] ^= 0xff;
+    l2.stored = Some(blob);
+    // A third layer with other content (the same blob would overwrite l2's).
+    let l3 = TestLayer::plain(RawTar::default().file("etc/c", "c").finish());
+    write_layout(&img, vec![base, l2, l3]);
+    let o = unpack(&[
+        img.to_str().unwrap(),
+        t.path().join("bundle").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success(), "corrupt layer accepted");
+    let e = stderr(&o);
+    assert!(
+        e.contains("layer 2/3") && e.contains(&digest) && e.contains("digest mismatch"),
+        "{e}"
+    );
+    assert_eq!(names(t.path()), ["img"], "bundle or staging left behind");
+}

@@ -38,6 +38,8 @@ struct Undo<'a> {
     id: String,
     pid: Option<i32>,
     cgroup: Option<&'a cgroups::Manager>,
+    /// rootfs whose mounts live in the host's mount namespace
+    host_mounts: Option<&'a Path>,
     armed: bool,
 }
 
@@ -49,6 +51,14 @@ impl Drop for Undo<'_> {
         if let Some(p) = self.pid {
             let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
             wait_gone(p, None);
+        }
+        if let Some(r) = self.host_mounts {
+            if let Err(e) = crate::rootfs::unmount_host_mounts(r) {
+                logging::warn(&format!(
+                    "unmounting the rootfs of failed container {:?}: {e:#}",
+                    self.id
+                ));
+            }
         }
         if let Some(cg) = self.cgroup {
             if let Err(e) = cg.destroy() {
@@ -148,6 +158,7 @@ impl Runtime {
             id: o.id.clone(),
             pid: None,
             cgroup: None,
+            host_mounts: shares_host_mounts(spec).then_some(bundle.rootfs.as_path()),
             armed: true,
         };
         cg.create(resources)?;
@@ -272,8 +283,13 @@ impl Runtime {
         .with_context(|| format!("opening {}", fifo.display()))?;
         // SAFETY: open returned a new fd owned by nobody else.
         let f = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(f) };
-        // The init writes one byte once it has opened the fifo; if it died
-        // instead, no byte ever comes: check it is alive while waiting.
+        // The init writes one byte once it has opened the fifo, and keeps
+        // its end open (close-on-exec) until it execs the user's program:
+        // EOF after the byte means the program runs, so a signal sent right
+        // after `start` reaches it rather than the runtime's init code.
+        // If the init died before writing, no byte ever comes: check it is
+        // alive while waiting.
+        let mut started = false;
         loop {
             let mut pfd = [nix::poll::PollFd::new(
                 std::os::fd::AsFd::as_fd(&f),
@@ -289,11 +305,16 @@ impl Runtime {
                 })?;
             if n > 0 {
                 let mut b = [0u8; 1];
-                if nix::unistd::read(f.as_raw_fd(), &mut b).unwrap_or(0) == 1 {
-                    break;
+                match nix::unistd::read(f.as_raw_fd(), &mut b) {
+                    Ok(1) => started = true,
+                    Ok(0) if started => break,
+                    _ => {}
                 }
             }
             if !state::process_alive(st.pid, st.init_start_time) {
+                if started {
+                    break;
+                }
                 bail!("cannot start container {id:?}: its init process has exited");
             }
         }
@@ -331,7 +352,9 @@ impl Runtime {
     pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<()> {
         let (st, status) = self.load(id)?;
         if status == Status::Stopped {
-            bail!("container {id:?} is not running");
+            // containerd's shim recognises exactly "container not running"
+            // (a kill racing the exit is then not an error for it).
+            bail!("cannot kill container {id:?}: container not running");
         }
         if all {
             if let Some(cg) = cgroup_of(&st)? {
@@ -371,6 +394,10 @@ impl Runtime {
                 .with_context(|| format!("deleting container {id:?}"))?;
         }
         let spec = self.saved_spec(id).ok();
+        if spec.as_ref().is_some_and(shares_host_mounts) {
+            crate::rootfs::unmount_host_mounts(&st.rootfs)
+                .with_context(|| format!("deleting container {id:?}"))?;
+        }
         if let Some(h) = spec.as_ref().and_then(|s| s.hooks().as_ref()) {
             if let Err(e) = hooks::run_all(
                 "poststop",
@@ -457,6 +484,16 @@ fn hook_state_json(st: &State, pid: i32, status: &str) -> Vec<u8> {
         "annotations": st.annotations,
     }))
     .unwrap_or_default()
+}
+
+/// A config without a mount namespace mounts in the runtime's own.
+fn shares_host_mounts(spec: &Spec) -> bool {
+    let t = oci_spec::runtime::LinuxNamespaceType::Mount;
+    !spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == t))
 }
 
 /// The container's cgroup manager, as saved at create.

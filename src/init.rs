@@ -127,7 +127,9 @@ fn setup(
     }
     let host_pid = host_pid()?;
 
-    let root = rootfs::prepare(spec, cfg.rootfs, cfg.bundle, &cg, userns)?;
+    let host_mnt =
+        !cfg.ns.creates(LinuxNamespaceType::Mount) && !cfg.ns.joins(LinuxNamespaceType::Mount);
+    let root = rootfs::prepare(spec, cfg.rootfs, cfg.bundle, &cg, userns, host_mnt)?;
 
     if let Some(h) = spec.hooks() {
         if h.prestart().as_ref().is_some_and(|v| !v.is_empty())
@@ -152,7 +154,7 @@ fn setup(
         _ => None,
     };
 
-    rootfs::switch_root(&root, cfg.no_pivot)?;
+    rootfs::switch_root(&root, cfg.no_pivot, host_mnt)?;
     drop(root);
     rootfs::finalize(spec)?;
 
@@ -174,6 +176,13 @@ fn setup(
     let args = process.args().as_ref().expect("validated");
     let cwd = process.cwd();
     let exe = find_executable(&args[0], &env, cwd)?;
+
+    // The pty replaces the caller's stdio now, not after `start`: engines
+    // (containerd's shim) read `create`'s stdout/stderr to EOF before they
+    // call `start`, so the init must not keep those pipes open meanwhile.
+    if let Some(slave) = pty {
+        terminal::become_controlling(slave)?;
+    }
 
     // A filter with notify rules must be loaded while the runtime is still
     // here to pass its fd to the seccomp agent; it then also covers the
@@ -203,7 +212,9 @@ fn setup(
             r => break r.context("opening exec.fifo")?,
         }
     };
-    nix::unistd::write(unsafe_fd(fifo), b"0").context("writing exec.fifo")?;
+    // Kept open until execve closes it: `start` waits for that EOF.
+    let fifo = unsafe_fd(fifo);
+    nix::unistd::write(&fifo, b"0").context("writing exec.fifo")?;
 
     if let Some(h) = spec.hooks() {
         hooks::run_all(
@@ -212,10 +223,6 @@ fn setup(
             &(cfg.hook_state)(host_pid, "running"),
         )?;
     }
-    if let Some(slave) = pty {
-        terminal::become_controlling(slave)?;
-    }
-
     exec_process(process, linux, filter, cfg.caps, cfg.preserve_fds, &exe)
 }
 
@@ -232,7 +239,10 @@ pub fn exec_process(
 ) -> Result<Never> {
     let cwd = process.cwd();
     let args = process.args().as_ref().expect("validated");
-    let env: &[String] = process.env().as_deref().unwrap_or(&[]);
+    let env = with_home(
+        process.env().as_deref().unwrap_or(&[]),
+        process.user().uid(),
+    );
     nix::unistd::chdir(cwd).with_context(|| format!("process.cwd: chdir to {}", cwd.display()))?;
     // A cwd reached through a leaked fd of the host would make getcwd
     // report an unreachable path (CVE-2024-21626): refuse to run there.
@@ -322,6 +332,53 @@ fn unsafe_fd(fd: std::os::fd::RawFd) -> OwnedFd {
     unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
 }
 
+/// process.env with HOME added when it is unset or empty: the user's home
+/// from the container's /etc/passwd, else "/", as runc does (images and
+/// engines rely on it; docker and containerd do not set HOME themselves).
+/// Called inside the container's root, before the identity switch.
+fn with_home(env: &[String], uid: u32) -> Vec<String> {
+    let mut env: Vec<String> = env.to_vec();
+    let set = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("HOME="))
+        .is_some_and(|h| !h.is_empty());
+    if !set {
+        env.retain(|e| !e.starts_with("HOME="));
+        let home = read_small_regular("/etc/passwd")
+            .and_then(|text| passwd_home(&text, uid))
+            .unwrap_or_else(|| "/".to_string());
+        env.push(format!("HOME={home}"));
+    }
+    env
+}
+
+/// The home directory of `uid` in passwd(5) text.
+fn passwd_home(text: &str, uid: u32) -> Option<String> {
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6 && f[2].parse() == Ok(uid) && !f[5].is_empty()).then(|| f[5].to_string())
+    })
+}
+
+/// A file the container controls: read only a regular file (a fifo or a
+/// device there must not block or feed the init) and at most 1 MiB of it.
+fn read_small_regular(path: &str) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    f.take(1 << 20).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
 /// Our pid as the host sees it (for hook state): the host's procfs is still
 /// mounted at /proc until pivot_root.
 fn host_pid() -> Result<i32> {
@@ -364,6 +421,28 @@ pub fn find_executable(arg0: &str, env: &[String], cwd: &Path) -> Result<CString
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn home_from_passwd_when_unset() {
+        let pw = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/nonexistent:/bin/false\nnohome:x:7:7::::\n";
+        assert_eq!(passwd_home(pw, 0).as_deref(), Some("/root"));
+        assert_eq!(passwd_home(pw, 65534).as_deref(), Some("/nonexistent"));
+        assert_eq!(passwd_home(pw, 7), None);
+        assert_eq!(passwd_home(pw, 1000), None);
+        let kept = with_home(&["HOME=/x".into(), "A=b".into()], 0);
+        assert_eq!(kept, ["HOME=/x", "A=b"]);
+        // Unset or empty: one HOME is added (from this host's passwd or "/").
+        for env in [vec!["A=b".to_string()], vec!["HOME=".into(), "A=b".into()]] {
+            let e = with_home(&env, 4242424);
+            assert_eq!(
+                e.iter().filter(|v| v.starts_with("HOME=")).count(),
+                1,
+                "{e:?}"
+            );
+            assert_eq!(e.last().map(String::as_str), Some("HOME=/"));
+        }
+        assert!(read_small_regular("/dev/null").is_none());
+    }
 
     #[test]
     fn executable_lookup() {

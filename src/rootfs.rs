@@ -16,29 +16,36 @@ use std::path::Path;
 
 /// Set propagation, make the rootfs a mount point and mount everything in
 /// it. Returns an fd of the rootfs mount.
+/// `host_mnt`: the container shares the runtime's mount namespace (config
+/// without a mount namespace). Then nothing may touch the host's mount
+/// tree: the rootfs gets a private bind mount of its own, everything is
+/// mounted below it, and delete unmounts it all (`unmount_host_mounts`).
 pub fn prepare(
     spec: &Spec,
     rootfs: &Path,
     bundle: &Path,
     cg: &CgroupView,
     userns: bool,
+    host_mnt: bool,
 ) -> Result<OwnedFd> {
     let linux = spec.linux().as_ref();
-    // Host mount events must not propagate in, and ours never out: slave by
-    // default, or what linux.rootfsPropagation asks for.
-    let prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        Some(p) => {
-            mounts::propagation_flag(p)
-                .ok_or_else(|| anyhow!("linux.rootfsPropagation: unknown value {p:?}"))?
-                | MsFlags::MS_REC
-        }
-        None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-    };
-    mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
-        .context("setting propagation of /")?;
-    // pivot_root needs the new root to be a mount point whose parent mount
-    // is not shared.
-    make_parent_private(rootfs)?;
+    if !host_mnt {
+        // Host mount events must not propagate in, and ours never out:
+        // slave by default, or what linux.rootfsPropagation asks for.
+        let prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+            Some(p) => {
+                mounts::propagation_flag(p)
+                    .ok_or_else(|| anyhow!("linux.rootfsPropagation: unknown value {p:?}"))?
+                    | MsFlags::MS_REC
+            }
+            None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        };
+        mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
+            .context("setting propagation of /")?;
+        // pivot_root needs the new root to be a mount point whose parent
+        // mount is not shared.
+        make_parent_private(rootfs)?;
+    }
     mount(
         Some(rootfs),
         rootfs,
@@ -47,6 +54,16 @@ pub fn prepare(
         None::<&str>,
     )
     .with_context(|| format!("bind mounting rootfs {}", rootfs.display()))?;
+    if host_mnt {
+        mount(
+            None::<&str>,
+            rootfs,
+            None::<&str>,
+            MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .with_context(|| format!("making rootfs {} private", rootfs.display()))?;
+    }
     let root = nix::fcntl::open(
         rootfs,
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
@@ -188,9 +205,13 @@ fn dev_null(root: BorrowedFd) -> Result<OwnedFd> {
 /// stacks the old root on top of the new one; detaching it leaves nothing
 /// of the host reachable. With `no_pivot`, MS_MOVE + chroot (for ramfs
 /// roots, where pivot_root is impossible).
-pub fn switch_root(root: &OwnedFd, no_pivot: bool) -> Result<()> {
+pub fn switch_root(root: &OwnedFd, no_pivot: bool, host_mnt: bool) -> Result<()> {
     nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(root)).context("chdir to rootfs")?;
-    if no_pivot {
+    if host_mnt {
+        // Sharing the host's mount namespace: neither pivot_root nor
+        // MS_MOVE may rearrange the host's tree.
+        nix::unistd::chroot(".").context("chroot")?;
+    } else if no_pivot {
         mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
             .context("moving rootfs to /")?;
         nix::unistd::chroot(".").context("chroot")?;
@@ -207,6 +228,26 @@ pub fn switch_root(root: &OwnedFd, no_pivot: bool) -> Result<()> {
         umount2(".", MntFlags::MNT_DETACH).context("detaching the old root")?;
     }
     nix::unistd::chdir("/").context("chdir /")?;
+    Ok(())
+}
+
+/// Unmount everything a container without its own mount namespace left
+/// on the host below its rootfs (deepest first).
+pub fn unmount_host_mounts(rootfs: &Path) -> Result<()> {
+    let info =
+        crate::sys::read_proc("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    let mut points: Vec<&str> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|mp| Path::new(mp).starts_with(rootfs))
+        .collect();
+    points.reverse();
+    for mp in points {
+        match umount2(mp, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(anyhow!("unmounting {mp}: {}", e.desc())),
+        }
+    }
     Ok(())
 }
 

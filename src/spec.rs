@@ -135,9 +135,6 @@ pub fn validate(spec: &Spec) -> Result<()> {
             }
         }
     }
-    if !seen.contains(&LinuxNamespaceType::Mount) {
-        bail!("linux.namespaces: a mount namespace is required (the rootfs is set up in it)");
-    }
     let has_userns = seen.contains(&LinuxNamespaceType::User);
     let maps = linux.uid_mappings().as_ref().map_or(0, |m| m.len())
         + linux.gid_mappings().as_ref().map_or(0, |m| m.len());
@@ -150,23 +147,25 @@ pub fn validate(spec: &Spec) -> Result<()> {
     if !has_userns && maps > 0 {
         bail!("linux.uidMappings: set but no user namespace is requested");
     }
+    // Hostname and sysctls change the namespace the container is in: one
+    // of its own, created or joined, never the runtime's.
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
-        && !new_ns.contains(&LinuxNamespaceType::Uts)
+        && !seen.contains(&LinuxNamespaceType::Uts)
     {
-        bail!("hostname: setting it requires a new uts namespace");
+        bail!("hostname: setting it requires a uts namespace (new or joined)");
     }
     if spec.domainname().as_deref().is_some_and(|h| !h.is_empty())
-        && !new_ns.contains(&LinuxNamespaceType::Uts)
+        && !seen.contains(&LinuxNamespaceType::Uts)
     {
-        bail!("domainname: setting it requires a new uts namespace");
+        bail!("domainname: setting it requires a uts namespace (new or joined)");
     }
-    if new_ns.contains(&LinuxNamespaceType::Time) && seen.contains(&LinuxNamespaceType::Time) {
-        // fine: offsets are applied to a new time namespace only.
-    } else if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
+    if !new_ns.contains(&LinuxNamespaceType::Time)
+        && linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty())
+    {
         bail!("linux.timeOffsets: set but no new time namespace is requested");
     }
     for (key, _) in linux.sysctl().iter().flatten() {
-        check_sysctl(key, &new_ns)?;
+        check_sysctl(key, &seen)?;
     }
     for (i, p) in linux.masked_paths().iter().flatten().enumerate() {
         if !p.starts_with('/') {
@@ -207,7 +206,7 @@ fn check_version(v: &str) -> Result<()> {
 
 /// A sysctl is namespaced only in some namespaces; setting one the
 /// container does not own would change the host.
-fn check_sysctl(key: &str, new_ns: &HashSet<LinuxNamespaceType>) -> Result<()> {
+fn check_sysctl(key: &str, own: &HashSet<LinuxNamespaceType>) -> Result<()> {
     const IPC: [&str; 7] = [
         "kernel.msgmax",
         "kernel.msgmnb",
@@ -226,8 +225,8 @@ fn check_sysctl(key: &str, new_ns: &HashSet<LinuxNamespaceType>) -> Result<()> {
     } else {
         bail!("linux.sysctl: {key:?} is not namespaced and would change the host");
     };
-    if !new_ns.contains(&needs) {
-        bail!("linux.sysctl: {key:?} requires a new {needs} namespace");
+    if !own.contains(&needs) {
+        bail!("linux.sysctl: {key:?} requires a {needs} namespace (new or joined)");
     }
     Ok(())
 }
@@ -266,11 +265,6 @@ mod tests {
                 "/mounts",
                 serde_json::json!([{"destination": "tmp", "type": "tmpfs", "source": "tmpfs"}]),
                 "mounts[0].destination",
-            ),
-            (
-                "/linux/namespaces",
-                serde_json::json!([{"type": "pid"}]),
-                "mount namespace",
             ),
             (
                 "/linux/namespaces",

@@ -339,3 +339,10 @@ pub fn names(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+pub fn sha512_hex(data: &[u8]) -> String {
+    sha2::Sha512::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -38,7 +38,12 @@ impl Progress for Bar {
         self.0.set_message(format!("0/{layers} layers"));
     }
     fn layer(&self, _index: usize, label: &str) {
-        self.0.set_message(label.to_string());
+        // "layer 2/3 (sha256:0123456789ab…)": the full digest is too wide.
+        let short = match label.find("sha256:") {
+            Some(i) if label.len() > i + 19 => format!("{}…)", &label[..i + 19]),
+            _ => label.to_string(),
+        };
+        self.0.set_message(short);
     }
     fn advance(&self, n: u64) {
         self.0.inc(n);
@@ -48,7 +53,29 @@ impl Progress for Bar {
     }
 }
 
+extern "C" fn on_signal(_: libc::c_int) {
+    image::INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP stop the unpack through its error path,
+/// which removes the staging directory.
+fn stop_on_signals() -> Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let act = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: the handler only does an atomic store, which is
+        // async-signal-safe.
+        unsafe { sigaction(sig, &act) }?;
+    }
+    Ok(())
+}
+
 pub fn run(args: UnpackArgs) -> Result<()> {
+    stop_on_signals()?;
     let progress: Option<Arc<dyn Progress>> = if args.quiet || !std::io::stderr().is_terminal() {
         None
     } else {

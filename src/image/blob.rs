@@ -67,10 +67,6 @@ impl Digest {
         })
     }
 
-    pub fn algorithm(&self) -> Algorithm {
-        self.algorithm
-    }
-
     pub fn algorithm_name(&self) -> &'static str {
         self.algorithm.name()
     }

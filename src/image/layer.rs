@@ -84,13 +84,67 @@ impl Meta {
                 } else if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
                     let name =
                         CString::new(name).map_err(|_| anyhow!("xattr name with a NUL byte"))?;
+                    meta.xattrs.retain(|(n, _)| *n != name);
                     meta.xattrs.push((name, ext.value_bytes().to_vec()));
+                } else if let Some(name) = key.strip_prefix(b"LIBARCHIVE.xattr.") {
+                    // bsdtar's form: URL-encoded name, base64 value. bsdtar
+                    // writes SCHILY too; that one wins when both are there.
+                    let bad = || anyhow!("malformed {}", String::from_utf8_lossy(key));
+                    let name = CString::new(percent_decode(name).ok_or_else(bad)?)
+                        .map_err(|_| anyhow!("xattr name with a NUL byte"))?;
+                    if !meta.xattrs.iter().any(|(n, _)| *n == name) {
+                        let value = base64_decode(ext.value_bytes()).ok_or_else(bad)?;
+                        meta.xattrs.push((name, value));
+                    }
                 }
             }
         }
         meta.atime = atime.unwrap_or(meta.mtime);
         Ok(meta)
     }
+}
+
+fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' {
+            let hex = std::str::from_utf8(s.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(s[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// Standard base64, padding optional.
+fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(u32::from(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        }))
+    };
+    let s: Vec<u8> = s.iter().copied().filter(|&c| c != b'=').collect();
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    for chunk in s.chunks(4) {
+        if chunk.len() == 1 {
+            return None;
+        }
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= val(c)? << (18 - 6 * i);
+        }
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    Some(out)
 }
 
 fn set_xattr(fd: Option<RawFd>, path: &CString, name: &CString, value: &[u8]) -> io::Result<()> {
@@ -215,7 +269,7 @@ impl Applier<'_> {
             let meta = Meta::read(entry)?;
             let fd = self.root.dir(&rel, false)?;
             let dir = reopen_dir(fd.as_raw_fd(), OsStr::new("."))?;
-            apply_meta_fd(&dir, &meta)?;
+            apply_meta_fd(&dir, &meta, true)?;
             self.dir_times.push((rel, meta.atime, meta.mtime));
             return Ok(());
         };
@@ -248,7 +302,7 @@ impl Applier<'_> {
                     bail!("truncated: {n} of {size} content bytes present");
                 }
                 self.stats.bytes += n;
-                apply_meta_fd(&file, &meta)?;
+                apply_meta_fd(&file, &meta, false)?;
             }
             EntryType::Directory => {
                 match mkdirat(Some(pfd), base.as_os_str(), Mode::from_bits_truncate(0o700)) {
@@ -261,7 +315,7 @@ impl Applier<'_> {
                     Err(e) => return Err(e.into()),
                 }
                 let dir = reopen_dir(pfd, &base)?;
-                apply_meta_fd(&dir, &meta)?;
+                apply_meta_fd(&dir, &meta, true)?;
                 self.dir_times.push((rel.clone(), meta.atime, meta.mtime));
             }
             EntryType::Symlink => {
@@ -400,7 +454,7 @@ impl Applier<'_> {
                 atime: TimeSpec::new(st.st_atime, st.st_atime_nsec),
                 xattrs: Vec::new(),
             };
-            apply_meta_fd(&dst, &meta)?;
+            apply_meta_fd(&dst, &meta, false)?;
             self.seen.insert(rel);
             return Ok(());
         }
@@ -576,8 +630,8 @@ fn reopen_dir(pfd: RawFd, base: &OsStr) -> Result<File> {
 }
 
 /// Owner first (chown clears setuid/setgid and security.capability), then
-/// mode, then xattrs, then times.
-fn apply_meta_fd(f: &File, m: &Meta) -> Result<()> {
+/// mode, then xattrs, then times (for directories, later: see dir_times).
+fn apply_meta_fd(f: &File, m: &Meta, is_dir: bool) -> Result<()> {
     let fd = f.as_raw_fd();
     fchown(fd, Some(Uid::from_raw(m.uid)), Some(Gid::from_raw(m.gid)))
         .with_context(|| format!("chown to {}:{}", m.uid, m.gid))?;
@@ -586,7 +640,7 @@ fn apply_meta_fd(f: &File, m: &Meta) -> Result<()> {
         set_xattr(Some(fd), &CString::default(), name, value)
             .with_context(|| format!("setting xattr {name:?}"))?;
     }
-    if !f.metadata()?.is_dir() {
+    if !is_dir {
         futimens(fd, &m.atime, &m.mtime).context("setting times")?;
     }
     Ok(())
@@ -652,6 +706,19 @@ fn copy(mut from: impl Read, mut to: &File, buf: &mut [u8]) -> Result<u64> {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn libarchive_xattr_encodings_decode() {
+        assert_eq!(base64_decode(b"aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(base64_decode(b"aGVsbG8").unwrap(), b"hello");
+        assert_eq!(
+            base64_decode(b"AQAAAgAgAAA=").unwrap(),
+            [1, 0, 0, 2, 0, 0x20, 0, 0]
+        );
+        assert!(base64_decode(b"a").is_none() && base64_decode(b"a*bc").is_none());
+        assert_eq!(percent_decode(b"user.a%3Db").unwrap(), b"user.a=b");
+        assert!(percent_decode(b"x%4").is_none());
+    }
 
     #[test]
     fn pax_times_parse() {
@@ -814,5 +881,52 @@ mod tests {
         ]);
         let (_t, l) = apply_all(&[l1]);
         assert_eq!(l, ["p/", "p/q/", "p/q/r/", "p/q/r/file=deep"]);
+    }
+
+    #[test]
+    fn overlay_placement_marks_instead_of_deleting() {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let lower_dir = tempfile::tempdir().unwrap();
+        let lower = Rootfs::open(lower_dir.path()).unwrap();
+        apply_layer(
+            &lower,
+            &tar(&[
+                ("d", D, ""),
+                ("d/t", F, "target"),
+                ("o", D, ""),
+                ("o/x", F, "1"),
+            ])[..],
+        )
+        .unwrap();
+        let upper_dir = tempfile::tempdir().unwrap();
+        let upper = Rootfs::open(upper_dir.path()).unwrap();
+        let l2 = tar(&[
+            ("d/.wh.gone", F, ""),
+            ("o/.wh..wh..opq", F, ""),
+            ("o/y", F, "2"),
+            ("h", H, "d/t"),
+        ]);
+        let lowers = [lower];
+        apply_layer_as(&upper, &l2[..], &Placement::Overlay { lowers: &lowers }).unwrap();
+        let wh = std::fs::symlink_metadata(upper_dir.path().join("d/gone")).unwrap();
+        assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
+        let mut v = [0u8; 4];
+        let p = CString::new(upper_dir.path().join("o").to_str().unwrap()).unwrap();
+        let name = CString::new("trusted.overlay.opaque").unwrap();
+        // SAFETY: valid C strings and a buffer with its length.
+        let n = unsafe { libc::getxattr(p.as_ptr(), name.as_ptr(), v.as_mut_ptr().cast(), 4) };
+        assert_eq!(&v[..n.max(0) as usize], b"y");
+        assert_eq!(
+            std::fs::read_to_string(upper_dir.path().join("o/y")).unwrap(),
+            "2"
+        );
+        assert_eq!(
+            std::fs::read_to_string(upper_dir.path().join("h")).unwrap(),
+            "target"
+        );
+        assert!(
+            !upper_dir.path().join("o/x").exists(),
+            "lower content is not copied up"
+        );
     }
 }

@@ -256,11 +256,15 @@ fn normalize_member(name: &str) -> String {
 
 impl Store {
     fn open_tar(path: &Path) -> Result<Store> {
-        let file = File::open(path)?;
+        let mut file = File::open(path)?;
         let mut head = [0u8; 4];
         let n = file.read_at(&mut head, 0)?;
-        if Compression::sniff(&head[..n]) != Compression::None {
-            bail!("compressed archives are not supported: decompress it first (gunzip/zstd -d)");
+        let compression = Compression::sniff(&head[..n]);
+        if compression != Compression::None {
+            // `docker save | gzip`: blobs need random access, so the archive
+            // is decompressed once into an unnamed temporary file.
+            file = decompress_to_tmpfile(file, compression)
+                .context("decompressing the archive into a temporary file")?;
         }
         let mut members = HashMap::new();
         let mut links = HashMap::new();
@@ -346,6 +350,25 @@ impl Store {
         let r = self.open_blob(d)?;
         read_verified(r, d, size, MAX_JSON, &format!("{what} {d}"))
     }
+}
+
+fn decompress_to_tmpfile(file: File, compression: Compression) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut tmp = File::options()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(0o600)
+        .open(std::env::temp_dir())?;
+    let input = io::BufReader::new(file);
+    let mut r: Box<dyn Read> = match compression {
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
+        Compression::None => Box::new(input),
+    };
+    io::copy(&mut r, &mut tmp)?;
+    io::Seek::rewind(&mut tmp)?;
+    Ok(tmp)
 }
 
 /// Archive symlink targets are relative to the link's directory.
@@ -460,15 +483,32 @@ fn ref_names(d: &Descriptor) -> Vec<&str> {
     .collect()
 }
 
-/// `want` names `have` if equal, or if `want` is just the tag of `have`
-/// (`latest` vs `localhost/busybox:latest`), or `have` lacks a registry
-/// that `want` has the short form of.
+/// Docker Hub names are written both ways: `docker.io/library/app:1`
+/// and `app:1`.
+fn normalize_name(n: &str) -> &str {
+    [
+        "docker.io/library/",
+        "index.docker.io/library/",
+        "docker.io/",
+        "index.docker.io/",
+    ]
+    .iter()
+    .find_map(|p| n.strip_prefix(p))
+    .unwrap_or(n)
+}
+
+/// `want` names `have` if equal (up to the docker.io prefix), if `want` is
+/// just the tag of `have` (`latest` vs `localhost/busybox:latest`), or if
+/// `want` is `have`'s name without the `:latest` tag.
 fn name_matches(want: &str, have: &str) -> bool {
-    if want == have {
+    let (w, h) = (normalize_name(want), normalize_name(have));
+    if w == h {
         return true;
     }
-    match have.rsplit_once(':') {
-        Some((_, tag)) if !tag.contains('/') => tag == want,
+    match h.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => {
+            tag == w || (tag == "latest" && name == w && !w.contains(':'))
+        }
         _ => false,
     }
 }
@@ -783,6 +823,14 @@ mod tests {
         ));
         assert!(!name_matches("v1", "localhost/busybox:latest"));
         assert!(!name_matches("busybox", "localhost:5000/busybox"));
+        assert!(name_matches("app:1.0", "docker.io/library/app:1.0"));
+        assert!(name_matches("app", "docker.io/library/app:latest"));
+        assert!(name_matches(
+            "localhost/busybox",
+            "localhost/busybox:latest"
+        ));
+        assert!(!name_matches("app", "docker.io/library/app:1.0"));
+        assert!(!name_matches("other:1.0", "docker.io/library/app:1.0"));
     }
 
     #[test]

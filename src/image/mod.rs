@@ -21,7 +21,7 @@ pub mod store;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 
@@ -44,6 +44,11 @@ pub trait Progress: Send + Sync {
     /// All layers applied (not called on error).
     fn finish(&self);
 }
+
+/// Set (e.g. from a SIGINT handler: a store is async-signal-safe) to make a
+/// running unpack or import stop at the next chunk with an error, so the
+/// normal error path removes its temporary directories.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 pub struct UnpackOptions {
     /// `IMAGE[:TAG|@DIGEST]`; IMAGE is a layout dir, OCI archive or docker archive.
@@ -434,6 +439,9 @@ fn decode_layer(
         }
         if filled == 0 {
             break;
+        }
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            bail!("interrupted");
         }
         buf.truncate(filled);
         if tx.send(Msg::Data(buf)).is_err() {

@@ -59,10 +59,6 @@ impl RelPath {
         self.0.as_os_str().is_empty()
     }
 
-    pub fn as_path(&self) -> &Path {
-        &self.0
-    }
-
     /// Parent and last component; `None` for the root.
     pub fn split(&self) -> Option<(RelPath, &OsStr)> {
         let name = self.0.file_name()?;
@@ -72,11 +68,6 @@ impl RelPath {
 
     pub fn join(&self, name: &OsStr) -> RelPath {
         RelPath(self.0.join(name))
-    }
-
-    /// Whether `self` is `other` or lies under it.
-    pub fn starts_with(&self, other: &RelPath) -> bool {
-        self.0.starts_with(&other.0)
     }
 
     fn for_syscall(&self) -> &Path {
@@ -97,7 +88,6 @@ impl std::fmt::Display for RelPath {
 /// An open rootfs directory that all writes are confined to.
 pub struct Rootfs {
     fd: OwnedFd,
-    path: PathBuf,
 }
 
 fn owned(fd: RawFd) -> OwnedFd {
@@ -143,14 +133,7 @@ impl Rootfs {
             Mode::empty(),
         )
         .with_context(|| format!("opening rootfs {}", path.display()))?;
-        Ok(Rootfs {
-            fd: owned(fd),
-            path: path.to_path_buf(),
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(Rootfs { fd: owned(fd) })
     }
 
     /// An O_PATH fd of directory `rel`, which must resolve beneath the root.

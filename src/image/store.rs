@@ -147,6 +147,16 @@ impl Store {
         progress: Option<&dyn Progress>,
     ) -> Result<ImageRecord> {
         let _lock = self.lock(false)?;
+        self.import_locked(image, platform, progress)
+    }
+
+    /// `import`, with the shared lock already held by the caller.
+    fn import_locked(
+        &self,
+        image: &str,
+        platform: Option<&str>,
+        progress: Option<&dyn Progress>,
+    ) -> Result<ImageRecord> {
         let (path, reference) = layout::parse_image_arg(image)?;
         let (platform, explicit) = match platform {
             Some(p) => (Platform::parse(p)?, true),
@@ -246,8 +256,10 @@ impl Store {
         progress: Option<&dyn Progress>,
     ) -> Result<PathBuf> {
         valid_id(id)?;
-        let rec = self.import(image, platform, progress)?;
+        // One shared lock from import to mount: a prune in between would
+        // see the image unused and remove its layers.
         let _lock = self.lock(false)?;
+        let rec = self.import_locked(image, platform, progress)?;
         let bundle = self.root.join("containers").join(id);
         fs::create_dir(&bundle).map_err(|e| match e.kind() {
             io::ErrorKind::AlreadyExists => {

@@ -1,0 +1,69 @@
+# rcontain — build, example, tests, benchmark, conformance.
+# `make test`, `make bench` and `make conformance` run real containers: as root.
+
+CARGO        ?= cargo
+RCONTAIN     ?= $(CURDIR)/target/release/rcontain
+EXAMPLE      ?= bundles/out/example
+# Integration tests each start several containers; two at a time suits the
+# 2-core CI machines and keeps timing-sensitive runtimes happy.
+TEST_THREADS ?= 2
+# Integration test targets (Cargo.toml [[test]] entries under runtime-tests/).
+RUNTIME_TESTS ?= $(patsubst runtime-tests/%.rs,%,$(wildcard runtime-tests/*.rs))
+# Script suites (e.g. bats files) other parts of the project add: each entry
+# is a command run from the repo root after the cargo tests.
+SCRIPT_TESTS ?=
+# opencontainers/runtime-tools, built OUTSIDE this repository (docs/conformance.md).
+RUNTIME_TOOLS ?= /work/runtime-tools
+# Runtimes compared by `make conformance` besides rcontain.
+CONFORMANCE_REFERENCES ?= runc crun
+
+.PHONY: all build example run test unit-test runtime-test script-test test-engines bench conformance clean-bundles
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+$(EXAMPLE)/config.json: bundles/make-bundle.sh bundles/config.template.json
+	bundles/make-bundle.sh $(EXAMPLE)
+
+example: $(EXAMPLE)/config.json
+
+# Build, then run the example bundle in the foreground: prints its output.
+run: build example
+	$(RCONTAIN) --root $(CURDIR)/bundles/out/state run --bundle $(EXAMPLE) example-$$$$
+
+test: build unit-test runtime-test script-test
+
+unit-test:
+	$(CARGO) test --release --lib --bins -- --test-threads=$(TEST_THREADS)
+
+runtime-test:
+	RCONTAIN_BIN=$(RCONTAIN) $(CARGO) test --release --no-fail-fast \
+		$(addprefix --test ,$(RUNTIME_TESTS)) -- --test-threads=$(TEST_THREADS)
+
+script-test:
+	@set -e; for t in $(SCRIPT_TESTS); do echo "== $$t"; $$t; done
+
+# containerd, podman, docker and a CRI client driving rcontain (installs
+# the engines with apt; needs ../shared/clients beside the checkout).
+test-engines: build
+	runtime-tests/engines.sh $(RCONTAIN)
+
+bench: build
+	bench/bench.sh $(RCONTAIN)
+	bench/engines.sh $(RCONTAIN) $$(command -v runc) $$(command -v crun)
+	bundles/bench-unpack.sh
+
+conformance: build
+	@if [ ! -x "$(RUNTIME_TOOLS)/runtimetest" ]; then \
+		echo "conformance: no built runtime-tools suite at RUNTIME_TOOLS=$(RUNTIME_TOOLS);"; \
+		echo "  build it outside this repo as docs/conformance.md explains, then"; \
+		echo "  make conformance RUNTIME_TOOLS=/path/to/runtime-tools"; \
+		exit 1; \
+	fi
+	CONFORMANCE_OUT=$(CURDIR)/conformance-results.md \
+		bench/conformance.sh "$(RUNTIME_TOOLS)" $(RCONTAIN) $(CONFORMANCE_REFERENCES)
+
+clean-bundles:
+	rm -rf bundles/out

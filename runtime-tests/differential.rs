@@ -1,0 +1,220 @@
+//! Differential tests: the same bundle under the reference runtime (runc,
+//! or $RUNC_BIN) and under the runtime under test must look the same from
+//! inside: hostname, mounts, capabilities, ids, env, cwd, rlimits,
+//! namespaces, masked paths, exit code.
+//!
+//! What legitimately differs is normalised away, each for a stated reason
+//! (see `normalise`).
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fs;
+
+/// Printed by the container; every section starts with "== name".
+const PROBE: &str = r#"
+echo "== hostname"; hostname
+echo "== domainname"; cat /proc/sys/kernel/domainname
+echo "== ids"; id -u; id -g; id -G; umask
+echo "== status"; grep -E '^(Uid|Gid|Groups|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):' /proc/1/status
+echo "== env"; tr '\000' '\n' < /proc/1/environ
+echo "== cwd"; readlink /proc/1/cwd
+echo "== limits"; cat /proc/1/limits
+echo "== oom"; cat /proc/1/oom_score_adj
+echo "== ns"; for n in cgroup ipc mnt net pid time user uts; do echo "$n $(readlink /proc/1/ns/$n)"; done
+echo "== mounts"; cat /proc/1/mountinfo
+echo "== masked"
+for p in /proc/acpi /proc/asound /proc/kcore /proc/keys /proc/latency_stats /proc/timer_list \
+         /proc/timer_stats /proc/sched_debug /proc/scsi /sys/firmware; do
+  if [ -d $p ]; then echo "$p dir $(ls -A $p | wc -l)";
+  elif [ -e $p ]; then echo "$p file $(wc -c < $p 2>&1)"; else echo "$p absent"; fi
+done
+echo "== readonly"
+for p in /proc/bus /proc/fs /proc/irq /proc/sys /proc/sysrq-trigger; do
+  (echo x > $p/.probe) 2>/dev/null && echo "$p writable" || echo "$p not-writable"
+done
+echo "== devices"; ls -l /dev | awk '/^[cb]/ {print $1, $3, $4, $5, $6, $NF; next} {print $1, $3, $4, $NF}' | sort
+echo "== end"
+exit 7
+"#;
+
+/// Normalise one probe output so that two runtimes can be compared.
+fn normalise(out: &str, bundle: &str) -> BTreeMap<String, Vec<String>> {
+    let mut sections: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut cur = String::new();
+    for line in out.lines() {
+        if let Some(name) = line.strip_prefix("== ") {
+            cur = name.to_string();
+            sections.entry(cur.clone()).or_default();
+            continue;
+        }
+        let line = match cur.as_str() {
+            // Namespace inode numbers are per-instance by nature: only
+            // "shared with the host" vs "private" is observable behaviour.
+            "ns" => {
+                let (n, link) = line.split_once(' ').unwrap_or((line, ""));
+                let host = fs::read_link(format!("/proc/self/ns/{n}"))
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                format!("{n} {}", if link == host { "host" } else { "private" })
+            }
+            // Mount and parent ids and device numbers are allocated by the
+            // kernel per mount; the bundle path differs between the two
+            // copies. Mount point, options, fstype, source and super
+            // options must match, in order.
+            "mounts" => {
+                let Some((pre, post)) = line.split_once(" - ") else {
+                    continue;
+                };
+                let f: Vec<&str> = pre.split(' ').collect();
+                let mut opts: Vec<&str> = f[5].split(',').collect();
+                opts.sort();
+                let optional: Vec<&str> = f[6..]
+                    .iter()
+                    .map(|o| o.split(':').next().unwrap_or(o))
+                    .collect();
+                format!(
+                    "{} {} [{}] - {}",
+                    f[4],
+                    opts.join(","),
+                    optional.join(" "),
+                    post.replace(bundle, "BUNDLE")
+                )
+            }
+            // Device node timestamps are creation times.
+            "devices" => line.to_string(),
+            _ => line.to_string(),
+        };
+        sections.entry(cur.clone()).or_default().push(line);
+    }
+    // The default devices may be bind-mounted (user namespaces) in any
+    // order: the spec lists them as a set, and only mountinfo shows it.
+    if let Some(m) = sections.get_mut("mounts") {
+        let is_dev = |l: &String| {
+            DEFAULT_DEVICES
+                .iter()
+                .any(|d| l.starts_with(&format!("/dev/{d} ")))
+        };
+        let mut devs: Vec<String> = m.iter().filter(|l| is_dev(l)).cloned().collect();
+        devs.sort();
+        let mut devs = devs.into_iter();
+        for l in m.iter_mut() {
+            if is_dev(l) {
+                *l = devs.next().unwrap();
+            }
+        }
+    }
+    sections
+}
+
+const DEFAULT_DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Run the probe under `rt` with the config edited by `edit`.
+fn probe(
+    rt: Runtime,
+    name: &str,
+    edit: &dyn Fn(&mut Value),
+) -> (i32, BTreeMap<String, Vec<String>>) {
+    let env = TestEnv::with_runtime(name, rt);
+    let mut b = env.bundle(&["sh", "-c", PROBE]);
+    edit(&mut b.config);
+    b.save();
+    let out = env.run(&b);
+    assert!(
+        out.stdout.contains("== end"),
+        "{} did not run the probe: {out:#?}",
+        env.rt.name()
+    );
+    let n = normalise(&out.stdout, b.path());
+    env.assert_nothing_left();
+    (out.code(), n)
+}
+
+fn compare(name: &str, edit: &dyn Fn(&mut Value)) {
+    let reference = Runtime::reference();
+    let tested = Runtime::under_test();
+    let (rc_ref, a) = probe(reference.clone(), &format!("{name}-ref"), edit);
+    let (rc_test, b) = probe(tested.clone(), &format!("{name}-test"), edit);
+    let mut diffs = Vec::new();
+    if rc_ref != rc_test {
+        diffs.push(format!(
+            "exit code: {} {rc_ref} vs {} {rc_test}",
+            reference.name(),
+            tested.name()
+        ));
+    }
+    for key in a
+        .keys()
+        .chain(b.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let (x, y) = (a.get(key), b.get(key));
+        if x != y {
+            diffs.push(format!(
+                "section {key}:\n  {}: {:#?}\n  {}: {:#?}",
+                reference.name(),
+                x,
+                tested.name(),
+                y
+            ));
+        }
+    }
+    assert_eq!(rc_ref, 7, "probe exit code under {}", reference.name());
+    assert!(
+        diffs.is_empty(),
+        "{} differs from {}:\n{}",
+        tested.name(),
+        reference.name(),
+        diffs.join("\n")
+    );
+}
+
+#[test]
+fn same_as_reference_default_bundle() {
+    compare("diffdefault", &|_| {});
+}
+
+#[test]
+fn same_as_reference_non_root_user_and_extras() {
+    compare("diffrich", &|c| {
+        c["hostname"] = json!("diffbox");
+        c["process"]["user"] =
+            json!({"uid": 1000, "gid": 1000, "additionalGids": [5, 100], "umask": 18});
+        c["process"]["cwd"] = json!("/tmp");
+        c["process"]["env"] = json!(["PATH=/bin", "A=1", "B=two words"]);
+        c["process"]["oomScoreAdj"] = json!(200);
+        c["process"]["rlimits"] = json!([
+            {"type": "RLIMIT_NOFILE", "soft": 256, "hard": 512},
+            {"type": "RLIMIT_NPROC", "soft": 100, "hard": 200}
+        ]);
+        c["process"]["capabilities"] = json!({
+            "bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"],
+            "effective": ["CAP_KILL"], "permitted": ["CAP_CHOWN", "CAP_KILL"],
+            "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"]
+        });
+        c["root"]["readonly"] = json!(false);
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "cgroup"}));
+        c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+        c["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/data", "type": "tmpfs", "source": "tmpfs",
+            "options": ["nosuid", "nodev", "size=2m", "mode=750"]
+        }));
+    });
+}
+
+#[test]
+fn same_as_reference_user_namespace() {
+    compare("diffuserns", &|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    });
+}
