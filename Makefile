@@ -11,7 +11,9 @@ TEST_THREADS ?= 2
 RUNTIME_TESTS ?= $(patsubst runtime-tests/%.rs,%,$(wildcard runtime-tests/*.rs))
 # Script suites (e.g. bats files) other parts of the project add: each entry
 # is a command run from the repo root after the cargo tests.
-SCRIPT_TESTS ?=
+# runtime-tests/vm-cgroups.sh: the cgroup tests again on a pure cgroup-v2
+# kernel in a VM (../shared/vm/run-in-vm.sh).
+SCRIPT_TESTS ?= runtime-tests/vm-cgroups.sh
 # opencontainers/runtime-tools, built OUTSIDE this repository (docs/conformance.md).
 RUNTIME_TOOLS ?= /work/runtime-tools
 # Runtimes compared by `make conformance` besides rcontain.

@@ -9,7 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rcontain");
+/// The binary under test: $RCONTAIN_BIN (as `make test` and the VM script
+/// set it), else the one cargo built with these tests.
+fn bin() -> PathBuf {
+    std::env::var_os("RCONTAIN_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_rcontain")),
+        PathBuf::from,
+    )
+}
 
 struct Env {
     base: PathBuf,
@@ -55,7 +62,7 @@ impl Env {
     }
 
     fn rc(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
+        Command::new(bin())
             .arg("--root")
             .arg(self.base.join("state"))
             .args(args)
@@ -82,7 +89,7 @@ impl Env {
 
     fn start_with(&self, cmd: &str, flags: &[&str]) {
         let log = self.base.join("run.err");
-        let st = Command::new(BIN)
+        let st = Command::new(bin())
             .arg("--root")
             .arg(self.base.join("state"))
             .arg(cmd)
@@ -290,7 +297,7 @@ fn events_reports_an_oom() {
         json!({"memory": {"limit": 16777216, "swap": 16777216}}),
     );
     e.run_detached();
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .arg("--root")
         .arg(e.base.join("state"))
         .args(["events", "--interval", "1s", &e.id])
