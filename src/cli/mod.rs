@@ -16,16 +16,22 @@ use rcontain::container::{CreateOpts, Runtime};
 use rcontain::logging;
 use std::path::PathBuf;
 
-const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    "\ncommit: ",
-    env!("RCONTAIN_COMMIT"),
-    "\nspec: ",
-    "1.2.0"
-);
+/// `rcontain --version` in runc's layout ("NAME version X", commit, spec);
+/// clap prints the name before this string.
+fn version() -> String {
+    let (maj, min, mic) = libseccomp::ScmpVersion::current()
+        .map(|v| (v.major, v.minor, v.micro))
+        .unwrap_or_default();
+    format!(
+        "version {}\ncommit: {}\nspec: {}\nlibseccomp: {maj}.{min}.{mic}",
+        env!("CARGO_PKG_VERSION"),
+        env!("RCONTAIN_COMMIT"),
+        rcontain::specgen::OCI_VERSION
+    )
+}
 
 #[derive(Parser)]
-#[command(name = "rcontain", version = VERSION, about = "An OCI container runtime, compatible with runc's command line")]
+#[command(name = "rcontain", version = version(), about = "An OCI container runtime, compatible with runc's command line")]
 struct Cli {
     /// Directory for the containers' state (a tmpfs, ideally)
     #[arg(long, global = true, default_value = "/run/rcontain")]
