@@ -216,6 +216,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
     {
         bail!("--rootless: rootless containers are not supported yet");
     }
+    // Everything that forks a process into a container runs from a sealed
+    // copy of the binary (see rcontain::selfexe).
+    if matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Exec(_)) {
+        rcontain::selfexe::ensure_sealed()?;
+    }
     let rt = Runtime::new(&cli.root);
     match cli.cmd {
         Cmd::Create { opts, id } => {
