@@ -37,11 +37,14 @@ run: build example
 
 test: build unit-test runtime-test script-test
 
+# Tests build in the dev profile: the integration tests only drive the
+# release binary, and linking each of them with fat LTO would take longer
+# than running them.
 unit-test:
-	$(CARGO) test --release --lib --bins -- --test-threads=$(TEST_THREADS)
+	$(CARGO) test --lib --bins -- --test-threads=$(TEST_THREADS)
 
 runtime-test:
-	RCONTAIN_BIN=$(RCONTAIN) $(CARGO) test --release --no-fail-fast \
+	RCONTAIN_BIN=$(RCONTAIN) $(CARGO) test --no-fail-fast \
 		$(addprefix --test ,$(RUNTIME_TESTS)) -- --test-threads=$(TEST_THREADS)
 
 script-test:

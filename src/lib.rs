@@ -26,6 +26,7 @@ pub mod process;
 pub mod rootfs;
 pub mod safepath;
 pub mod seccomp;
+pub mod selfexe;
 pub mod signals;
 pub mod spawn;
 pub mod spec;

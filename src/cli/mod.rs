@@ -16,16 +16,22 @@ use rcontain::container::{CreateOpts, Runtime};
 use rcontain::logging;
 use std::path::PathBuf;
 
-const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    "\ncommit: ",
-    env!("RCONTAIN_COMMIT"),
-    "\nspec: ",
-    "1.2.0"
-);
+/// `rcontain --version` in runc's layout ("NAME version X", commit, spec);
+/// clap prints the name before this string.
+fn version() -> String {
+    let (maj, min, mic) = libseccomp::ScmpVersion::current()
+        .map(|v| (v.major, v.minor, v.micro))
+        .unwrap_or_default();
+    format!(
+        "version {}\ncommit: {}\nspec: {}\nlibseccomp: {maj}.{min}.{mic}",
+        env!("CARGO_PKG_VERSION"),
+        env!("RCONTAIN_COMMIT"),
+        rcontain::specgen::OCI_VERSION
+    )
+}
 
 #[derive(Parser)]
-#[command(name = "rcontain", version = VERSION, about = "An OCI container runtime, compatible with runc's command line")]
+#[command(name = "rcontain", version = version(), about = "An OCI container runtime, compatible with runc's command line")]
 struct Cli {
     /// Directory for the containers' state (a tmpfs, ideally)
     #[arg(long, global = true, default_value = "/run/rcontain")]
@@ -209,6 +215,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
         && matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. })
     {
         bail!("--rootless: rootless containers are not supported yet");
+    }
+    // Everything that forks a process into a container runs from a sealed
+    // copy of the binary (see rcontain::selfexe).
+    if matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Exec(_)) {
+        rcontain::selfexe::ensure_sealed()?;
     }
     let rt = Runtime::new(&cli.root);
     match cli.cmd {
