@@ -14,6 +14,9 @@ RUNTIME_TESTS ?= $(patsubst runtime-tests/%.rs,%,$(wildcard runtime-tests/*.rs))
 # runtime-tests/vm-cgroups.sh: the cgroup tests again on a pure cgroup-v2
 # kernel in a VM (../shared/vm/run-in-vm.sh).
 SCRIPT_TESTS ?= runtime-tests/vm-cgroups.sh
+# The VM suite only drives the release runtime: its test binaries build in
+# the dev profile, like the host suites.
+export VM_CGROUPS_PROFILE ?= debug
 # opencontainers/runtime-tools, built OUTSIDE this repository (docs/conformance.md).
 RUNTIME_TOOLS ?= /work/runtime-tools
 # Runtimes compared by `make conformance` besides rcontain.
