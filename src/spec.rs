@@ -139,8 +139,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
     let maps = linux.uid_mappings().as_ref().map_or(0, |m| m.len())
         + linux.gid_mappings().as_ref().map_or(0, |m| m.len());
     if new_ns.contains(&LinuxNamespaceType::User)
-        && (linux.uid_mappings().as_ref().map_or(true, |m| m.is_empty())
-            || linux.gid_mappings().as_ref().map_or(true, |m| m.is_empty()))
+        && (linux.uid_mappings().as_ref().is_none_or(|m| m.is_empty())
+            || linux.gid_mappings().as_ref().is_none_or(|m| m.is_empty()))
     {
         bail!("linux.uidMappings/gidMappings: required when a new user namespace is created");
     }
