@@ -1,54 +1,98 @@
-//! Running the runtime from a sealed, anonymous copy of itself.
+//! Running the runtime from a binary nothing can write to.
 //!
 //! A container's init is a fork of the runtime, so until it execs the
 //! user's program its /proc/PID/exe is the runtime binary. A process in the
 //! container that shares its pid namespace and holds CAP_SYS_PTRACE could
 //! open that magic link and, once the runtime is no longer executing, write
 //! through it to the host's binary (CVE-2019-5736). Non-dumpability stops
-//! unprivileged attackers only. Before spawning anything, `create`, `run`
-//! and `exec` therefore re-exec themselves from a memfd copy sealed against
-//! every write: /proc/PID/exe then leads to that copy, which nobody can
-//! modify, and never to a file on the host.
+//! unprivileged attackers only.
+//!
+//! So before spawning anything, `create`, `run` and `exec` re-exec
+//! themselves through a read-only bind mount of their own binary, made in a
+//! private mount namespace that the re-executed process leaves again at
+//! once: /proc/PID/exe then refers to a read-only mount (writes fail with
+//! EROFS), without copying the binary. A binary already on a read-only
+//! mount needs nothing.
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
+use nix::mount::{mount, MsFlags};
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 
-const SEALS: libc::c_int =
-    libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+/// Carries the fd of the original mount namespace across the re-exec.
+const MNTNS_ENV: &str = "_RCONTAIN_MNTNS_FD";
 
-/// Whether this process already runs from a sealed copy.
-pub fn is_sealed() -> bool {
-    std::fs::File::open("/proc/self/exe")
-        .ok()
-        .and_then(|f| nix::fcntl::fcntl(f.as_raw_fd(), nix::fcntl::FcntlArg::F_GET_SEALS).ok())
-        .is_some_and(|s| s & SEALS == SEALS)
+fn exe_is_read_only() -> bool {
+    nix::sys::statvfs::statvfs("/proc/self/exe")
+        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
 }
 
-/// Re-exec from a sealed memfd copy unless already running from one.
-/// Returns only on error, or when already sealed.
-pub fn ensure_sealed() -> Result<()> {
-    if is_sealed() {
+/// Called first thing in `main`: after the re-exec, go back to the mount
+/// namespace the runtime was started in.
+pub fn restore_mount_ns() -> Result<()> {
+    let Some(v) = std::env::var_os(MNTNS_ENV) else {
+        return Ok(());
+    };
+    // SAFETY: single-threaded at this point; nothing else reads the env.
+    unsafe { std::env::remove_var(MNTNS_ENV) };
+    let raw: i32 = v
+        .to_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("{MNTNS_ENV}: not an fd number"))?;
+    // SAFETY: the fd was opened by our previous image for exactly this and
+    // passed across exec; nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // setns resets the working directory to the namespace's root: keep it.
+    let cwd = std::env::current_dir().context("getcwd")?;
+    crate::sys::setns(std::os::fd::AsFd::as_fd(&fd), libc::CLONE_NEWNS)
+        .context("returning to the original mount namespace")?;
+    std::env::set_current_dir(&cwd).with_context(|| format!("chdir back to {}", cwd.display()))
+}
+
+/// Re-exec through a read-only bind mount of the binary unless it is
+/// already read-only. Returns only on error, or when nothing is needed.
+pub fn ensure_read_only_exe() -> Result<()> {
+    if exe_is_read_only() {
         return Ok(());
     }
-    let mut exe = std::fs::File::open("/proc/self/exe").context("opening /proc/self/exe")?;
-    let memfd = nix::sys::memfd::memfd_create(
-        c"rcontain",
-        nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC
-            | nix::sys::memfd::MemFdCreateFlag::MFD_ALLOW_SEALING,
+    let exe = std::fs::read_link("/proc/self/exe").context("reading /proc/self/exe")?;
+    // Not close-on-exec: the new image uses it to come back.
+    let ns = nix::fcntl::open(
+        "/proc/self/ns/mnt",
+        nix::fcntl::OFlag::O_RDONLY,
+        nix::sys::stat::Mode::empty(),
     )
-    .context("memfd_create")?;
-    let mut copy = std::fs::File::from(memfd);
-    std::io::copy(&mut exe, &mut copy).context("copying the runtime binary into a memfd")?;
-    nix::fcntl::fcntl(
-        copy.as_raw_fd(),
-        nix::fcntl::FcntlArg::F_ADD_SEALS(nix::fcntl::SealFlag::from_bits_truncate(SEALS)),
+    .context("opening /proc/self/ns/mnt")?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).context("unshare(CLONE_NEWNS)")?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
     )
-    .context("sealing the runtime's memfd copy")?;
+    .context("making / a slave")?;
+    mount(
+        Some(&exe),
+        &exe,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind mounting {}", exe.display()))?;
+    mount(
+        None::<&str>,
+        &exe,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .with_context(|| format!("making {} read-only", exe.display()))?;
+    let path = CString::new(exe.as_os_str().as_encoded_bytes())?;
     let args: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.as_encoded_bytes()))
         .collect::<Result<_, _>>()?;
-    let env: Vec<CString> = std::env::vars_os()
+    let mut env: Vec<CString> = std::env::vars_os()
         .map(|(k, v)| {
             let mut kv = k.into_encoded_bytes();
             kv.push(b'=');
@@ -56,11 +100,11 @@ pub fn ensure_sealed() -> Result<()> {
             CString::new(kv)
         })
         .collect::<Result<_, _>>()?;
-    // The fd is close-on-exec; for an ELF binary the kernel has opened it
-    // before closing the fd, so fexecve works and leaves no fd behind.
-    let e = nix::unistd::fexecve(copy.as_fd().as_raw_fd(), &args, &env).unwrap_err();
-    Err(anyhow::anyhow!(
-        "re-executing from the sealed copy: {}",
+    env.push(CString::new(format!("{MNTNS_ENV}={ns}"))?);
+    let e = nix::unistd::execve(&path, &args, &env).unwrap_err();
+    Err(anyhow!(
+        "re-executing {} read-only: {}",
+        exe.display(),
         e.desc()
     ))
 }

@@ -183,6 +183,10 @@ impl CreateArgs {
 }
 
 pub fn main() -> i32 {
+    if let Err(e) = rcontain::selfexe::restore_mount_ns() {
+        eprintln!("rcontain: {e:#}");
+        return 1;
+    }
     let cli = Cli::parse();
     if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format == "json", cli.debug) {
         eprintln!(
@@ -217,9 +221,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
         bail!("--rootless: rootless containers are not supported yet");
     }
     // Everything that forks a process into a container runs from a sealed
-    // copy of the binary (see rcontain::selfexe).
+    // binary nothing can write to (see rcontain::selfexe).
     if matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Exec(_)) {
-        rcontain::selfexe::ensure_sealed()?;
+        rcontain::selfexe::ensure_read_only_exe()?;
     }
     let rt = Runtime::new(&cli.root);
     match cli.cmd {
