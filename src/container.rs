@@ -172,7 +172,7 @@ impl Runtime {
             nix::unistd::chown(&fifo, Some(uid.into()), Some(gid.into()))
                 .with_context(|| format!("chown {}", fifo.display()))?;
         }
-        let dirfd = nix::fcntl::open(
+        let dirfd = crate::sys::open(
             &dir,
             nix::fcntl::OFlag::O_PATH
                 | nix::fcntl::OFlag::O_DIRECTORY
@@ -180,8 +180,6 @@ impl Runtime {
             nix::sys::stat::Mode::empty(),
         )
         .with_context(|| format!("opening {}", dir.display()))?;
-        // SAFETY: open returned a new fd owned by nobody else.
-        let dirfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dirfd) };
 
         let annotations = spec
             .annotations()
@@ -273,7 +271,7 @@ impl Runtime {
             bail!("cannot start container {id:?}: it is {status}, not created");
         }
         let fifo = self.store.dir(id).join(state::FIFO);
-        let f = nix::fcntl::open(
+        let f = crate::sys::open(
             &fifo,
             nix::fcntl::OFlag::O_RDONLY
                 | nix::fcntl::OFlag::O_NONBLOCK
@@ -281,8 +279,6 @@ impl Runtime {
             nix::sys::stat::Mode::empty(),
         )
         .with_context(|| format!("opening {}", fifo.display()))?;
-        // SAFETY: open returned a new fd owned by nobody else.
-        let f = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(f) };
         // The init writes one byte once it has opened the fifo, and keeps
         // its end open (close-on-exec) until it execs the user's program:
         // EOF after the byte means the program runs, so a signal sent right

@@ -88,16 +88,13 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
     let mut ns = Vec::new();
     for (t, name) in ORDER.iter().filter(|(t, _)| configured.contains(t)) {
         let path = format!("/proc/{}/ns/{name}", st.pid);
-        let fd = nix::fcntl::open(
+        let fd = crate::sys::open(
             path.as_str(),
             nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         )
         .map_err(|e| anyhow!("container {:?}: opening {path}: {}", o.id, e.desc()))?;
-        // SAFETY: open returned a new fd owned by nobody else.
-        ns.push((*t, unsafe {
-            <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
-        }));
+        ns.push((*t, fd));
     }
     // The container's init must still be the same process: its pid could
     // have been recycled between load and open.
@@ -210,7 +207,7 @@ fn child_setup(
         }
     }
     if let Some(sock) = console {
-        let root = nix::fcntl::open(
+        let root = crate::sys::open(
             "/",
             nix::fcntl::OFlag::O_PATH
                 | nix::fcntl::OFlag::O_DIRECTORY
@@ -218,8 +215,6 @@ fn child_setup(
             nix::sys::stat::Mode::empty(),
         )
         .context("opening /")?;
-        // SAFETY: open returned a new fd owned by nobody else.
-        let root = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(root) };
         let slave = terminal::open_pty(&root, p.console_size().as_ref(), sock)?;
         terminal::become_controlling(slave)?;
     }

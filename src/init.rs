@@ -202,7 +202,7 @@ fn setup(
     *ready = true;
 
     let fifo = loop {
-        match nix::fcntl::openat(
+        match sys::openat(
             Some(cfg.state_dir.as_raw_fd()),
             crate::state::FIFO,
             nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
@@ -213,7 +213,6 @@ fn setup(
         }
     };
     // Kept open until execve closes it: `start` waits for that EOF.
-    let fifo = unsafe_fd(fifo);
     nix::unistd::write(&fifo, b"0").context("writing exec.fifo")?;
 
     if let Some(h) = spec.hooks() {
@@ -325,11 +324,6 @@ fn home_dir(uid: u32) -> String {
         .map(|f| f[5].to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "/".to_string())
-}
-
-fn unsafe_fd(fd: std::os::fd::RawFd) -> OwnedFd {
-    // SAFETY: `fd` was just returned by openat and is owned by nobody else.
-    unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
 }
 
 /// process.env with HOME added when it is unset or empty: the user's home

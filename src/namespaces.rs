@@ -39,7 +39,7 @@ impl Namespaces {
             match n.path() {
                 None => ns.new.push(n.typ()),
                 Some(p) => {
-                    let fd = nix::fcntl::open(
+                    let fd = crate::sys::open(
                         p,
                         nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
                         nix::sys::stat::Mode::empty(),
@@ -47,8 +47,6 @@ impl Namespaces {
                     .map_err(|e| {
                         anyhow!("linux.namespaces[{i}].path: {}: {}", p.display(), e.desc())
                     })?;
-                    // SAFETY: open returned a new fd owned by nobody else.
-                    let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
                     ns.join.push((n.typ(), fd));
                 }
             }

@@ -64,14 +64,12 @@ pub fn prepare(
         )
         .with_context(|| format!("making rootfs {} private", rootfs.display()))?;
     }
-    let root = nix::fcntl::open(
+    let root = crate::sys::open(
         rootfs,
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
     .with_context(|| format!("opening rootfs {}", rootfs.display()))?;
-    // SAFETY: open returned a new fd owned by nobody else.
-    let root = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(root) };
 
     let ms = spec.mounts().as_deref().unwrap_or(&[]);
     for (i, m) in ms.iter().enumerate() {

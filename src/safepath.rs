@@ -92,7 +92,7 @@ pub fn create_file_in_root(root: BorrowedFd, path: &str) -> nix::Result<OwnedFd>
     let parent = mkdir_all_in_root(root, dir, 0o755)?;
     // The parent was resolved inside root; the last component is created
     // with O_NOFOLLOW semantics (O_CREAT|O_EXCL never follows a symlink).
-    match nix::fcntl::openat(
+    match sys::openat(
         Some(parent.as_raw_fd()),
         name,
         nix::fcntl::OFlag::O_CREAT
@@ -101,7 +101,7 @@ pub fn create_file_in_root(root: BorrowedFd, path: &str) -> nix::Result<OwnedFd>
             | nix::fcntl::OFlag::O_CLOEXEC,
         Mode::from_bits_truncate(0o644),
     ) {
-        Ok(fd) => drop(unsafe_owned(fd)),
+        Ok(fd) => drop(fd),
         Err(Errno::EEXIST) => {}
         Err(e) => return Err(e),
     }
@@ -130,12 +130,6 @@ fn rel(path: &str) -> &str {
     } else {
         p
     }
-}
-
-fn unsafe_owned(fd: std::os::fd::RawFd) -> OwnedFd {
-    use std::os::fd::FromRawFd;
-    // SAFETY: `fd` was just returned by openat and is owned by nobody else.
-    unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
 /// A private procfs instance for writes the runtime makes inside the
@@ -193,13 +187,12 @@ mod tests {
         std::fs::create_dir_all(&outside).unwrap();
         symlink(&outside, root.join("evil")).unwrap();
         symlink("../../../..", root.join("up")).unwrap();
-        let rootfd = nix::fcntl::open(
+        let rootfd = sys::open(
             &root,
             nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
             Mode::empty(),
         )
         .unwrap();
-        let rootfd = unsafe_owned(rootfd);
         mkdir_all_in_root(rootfd.as_fd(), "/evil/sub", 0o755).unwrap();
         mkdir_all_in_root(rootfd.as_fd(), "/up/x/y", 0o755).unwrap();
         create_file_in_root(rootfd.as_fd(), "/up/file").unwrap();

@@ -250,3 +250,24 @@ pub fn read_proc(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
     std::fs::File::open(path)?.read_to_end(&mut buf)?;
     String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
+
+/// open(2) returning an owned fd.
+pub fn open<P: ?Sized + nix::NixPath>(
+    path: &P,
+    flags: nix::fcntl::OFlag,
+    mode: nix::sys::stat::Mode,
+) -> nix::Result<OwnedFd> {
+    openat(None, path, flags, mode)
+}
+
+/// openat(2) returning an owned fd.
+pub fn openat<P: ?Sized + nix::NixPath>(
+    dir: Option<RawFd>,
+    path: &P,
+    flags: nix::fcntl::OFlag,
+    mode: nix::sys::stat::Mode,
+) -> nix::Result<OwnedFd> {
+    let fd = nix::fcntl::openat(dir, path, flags, mode)?;
+    // SAFETY: openat just returned this fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
