@@ -82,14 +82,7 @@ struct CreateParent<'a> {
 impl Parent for CreateParent<'_> {
     fn seccomp_fd(&mut self, pid: i32, fd: OwnedFd) -> Result<()> {
         let linux = self.spec.linux().as_ref().expect("validated");
-        let sc = linux.seccomp().as_ref().expect("a filter was loaded");
-        let Some(path) = sc.listener_path() else {
-            bail!("linux.seccomp.listenerPath: required when a rule uses SCMP_ACT_NOTIFY");
-        };
-        let st: oci_spec::runtime::State =
-            serde_json::from_slice(&(self.hook_state)(pid, "creating"))?;
-        let msg = seccomp::listener_state(&st, pid, sc.listener_metadata().as_deref())?;
-        seccomp::send_to_listener(path, std::os::fd::AsFd::as_fd(&fd), &msg)
+        send_seccomp_fd(linux, &(self.hook_state)(pid, "creating"), pid, &fd)
     }
 
     fn init_created(&mut self, pid: i32) -> Result<()> {
@@ -470,7 +463,7 @@ pub fn report(st: &State, status: Status) -> state::Report<'_> {
 }
 
 /// The state document hooks receive on stdin (runtime-spec state).
-fn hook_state_json(st: &State, pid: i32, status: &str) -> Vec<u8> {
+pub(crate) fn hook_state_json(st: &State, pid: i32, status: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "ociVersion": st.oci_version,
         "id": st.id,
@@ -480,6 +473,24 @@ fn hook_state_json(st: &State, pid: i32, status: &str) -> Vec<u8> {
         "annotations": st.annotations,
     }))
     .unwrap_or_default()
+}
+
+/// Hands the seccomp notify fd of process `pid` to
+/// `linux.seccomp.listenerPath`, with `container` (the runtime-spec state)
+/// in the container process state the spec prescribes.
+pub(crate) fn send_seccomp_fd(
+    linux: &oci_spec::runtime::Linux,
+    container: &[u8],
+    pid: i32,
+    fd: &OwnedFd,
+) -> Result<()> {
+    let sc = linux.seccomp().as_ref().expect("a filter was loaded");
+    let Some(path) = sc.listener_path() else {
+        bail!("linux.seccomp.listenerPath: required when a rule uses SCMP_ACT_NOTIFY");
+    };
+    let st: oci_spec::runtime::State = serde_json::from_slice(container)?;
+    let msg = seccomp::listener_state(&st, pid, sc.listener_metadata().as_deref())?;
+    seccomp::send_to_listener(path, std::os::fd::AsFd::as_fd(fd), &msg)
 }
 
 /// A config without a mount namespace mounts in the runtime's own.

@@ -155,10 +155,20 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
             cg.add_pid(pid)?;
         }
         chan.send(&Msg::Continue)?;
-        match chan.recv()? {
-            None => Ok(()),
-            Some(Msg::Error(e)) => bail!("{e}"),
-            Some(m) => bail!("unexpected sync message {m:?}"),
+        loop {
+            match chan.recv()? {
+                None => return Ok(()),
+                Some(Msg::SeccompFd(fd)) => {
+                    // The container process state of an exec'd process:
+                    // its own pid, the container's state (status, init pid).
+                    let container =
+                        crate::container::hook_state_json(&st, st.pid, &status.to_string());
+                    crate::container::send_seccomp_fd(linux, &container, pid, &fd)?;
+                    chan.send(&Msg::Continue)?;
+                }
+                Some(Msg::Error(e)) => bail!("{e}"),
+                Some(m) => bail!("unexpected sync message {m:?}"),
+            }
         }
     })();
     if let Err(e) = r {
@@ -220,5 +230,5 @@ fn child_setup(
     }
     let env: &[String] = p.env().as_deref().unwrap_or(&[]);
     let exe = find_executable(&p.args().as_ref().expect("validated")[0], env, p.cwd())?;
-    exec_process(p, linux, filter, caps, preserve_fds, &exe)
+    exec_process(p, linux, filter, caps, preserve_fds, &exe, chan)
 }

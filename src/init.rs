@@ -222,12 +222,24 @@ fn setup(
             &(cfg.hook_state)(host_pid, "running"),
         )?;
     }
-    exec_process(process, linux, filter, cfg.caps, cfg.preserve_fds, &exe)
+    exec_process(
+        process,
+        linux,
+        filter,
+        cfg.caps,
+        cfg.preserve_fds,
+        &exe,
+        chan,
+    )
 }
 
 /// The last steps shared by the init and `exec`: from cwd to execve.
 /// Ordered so that each step still has the privileges it needs and the
 /// seccomp filter constrains as little of the runtime as possible.
+/// A filter with notify rules sends its fd over `chan` and waits until the
+/// runtime has delivered it to the seccomp agent, so no user code runs
+/// unwatched (or at all, when delivery fails); only `exec` passes such a
+/// filter, the init loaded its own while the runtime was still there.
 pub fn exec_process(
     process: &Process,
     linux: &Linux,
@@ -235,7 +247,15 @@ pub fn exec_process(
     caps: Option<&CapSets>,
     preserve_fds: u32,
     exe: &CString,
+    chan: &Channel,
 ) -> Result<Never> {
+    let load = |f: &seccomp::Filter| -> Result<()> {
+        if let Some(fd) = f.load()? {
+            chan.send(&Msg::SeccompFd(fd))?;
+            chan.wait_continue()?;
+        }
+        Ok(())
+    };
     let cwd = process.cwd();
     let args = process.args().as_ref().expect("validated");
     let env = with_home(
@@ -282,7 +302,7 @@ pub fn exec_process(
     // constrains nothing of the runtime's own setup.
     if !nnp {
         if let Some(f) = filter {
-            f.load()?;
+            load(f)?;
         }
     }
     if let Some(c) = caps {
@@ -291,7 +311,7 @@ pub fn exec_process(
     process::set_identity(process.user(), caps)?;
     if nnp {
         if let Some(f) = filter {
-            f.load()?;
+            load(f)?;
         }
     }
     sys::reset_signals();

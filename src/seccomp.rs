@@ -307,9 +307,8 @@ pub fn send_to_listener(path: &Path, fd: BorrowedFd<'_>, state_json: &[u8]) -> R
     send_over(connect_listener(path)?, fd, state_json)
 }
 
-/// Connects to the agent at `linux.seccomp.listenerPath`. A container init
-/// connects before pivot_root, while the host path is still reachable,
-/// and sends with [`send_over`] once the filter is loaded.
+/// Connects to the agent at `linux.seccomp.listenerPath`; [`send_over`]
+/// then sends on the connection.
 pub fn connect_listener(path: &Path) -> Result<UnixStream> {
     UnixStream::connect(path)
         .with_context(|| format!("linux.seccomp.listenerPath: {}", path.display()))
