@@ -116,8 +116,17 @@ impl Runtime {
     /// an already connected console socket (run's own terminal proxy), if
     /// the caller made one instead of passing --console-socket.
     pub fn create(&self, o: &CreateOpts, console: Option<OwnedFd>) -> Result<State> {
-        state::validate_id(&o.id)?;
-        let bundle = Bundle::load(&o.bundle)?;
+        self.create_from(o, &load_bundle(o)?, console)
+    }
+
+    /// `create` from the bundle [`load_bundle`] returned, for a caller that
+    /// looks at the config first (`run` needs to know about the terminal).
+    pub fn create_from(
+        &self,
+        o: &CreateOpts,
+        bundle: &Bundle,
+        console: Option<OwnedFd>,
+    ) -> Result<State> {
         let spec = &bundle.spec;
         let process = spec.process().as_ref().expect("validated");
         let linux = spec.linux().as_ref().expect("validated");
@@ -418,6 +427,13 @@ impl Runtime {
         let text = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
         serde_json::from_slice(&text).map_err(|e| anyhow!("{}: {e}", p.display()))
     }
+}
+
+/// What `create` checks first, in this order: the id, then the bundle and
+/// its config.json.
+pub fn load_bundle(o: &CreateOpts) -> Result<Bundle> {
+    state::validate_id(&o.id)?;
+    Bundle::load(&o.bundle)
 }
 
 /// Every process of the container: all processes in its own pid
