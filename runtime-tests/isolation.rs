@@ -573,6 +573,32 @@ fn seccomp_errno_rule() {
     env.assert_nothing_left();
 }
 
+#[test]
+fn cgroup_mount_shows_the_containers_own_cgroup() {
+    let env = TestEnv::new("cgmount");
+    // cgroup.procs lists only processes of the reader's pid namespace: our
+    // pid 1 is there only when the mount is the container's own cgroup.
+    let out = env.run_ok(
+        &[
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/pids/cgroup.procs /sys/fs/cgroup/cgroup.procs 2>/dev/null; true",
+        ],
+        |c, _| {
+            c["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "cgroup"}));
+            c["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                "options": ["ro", "nosuid", "noexec", "nodev"]
+            }));
+        },
+    );
+    assert!(out.lines().any(|l| l == "1"), "{out:?}");
+    env.assert_nothing_left();
+}
+
 /// A seccomp agent listening where `linux.seccomp.listenerPath` points.
 /// Each connection must bring one container process state and a notify fd,
 /// then be closed by the runtime; every fd gets a thread that answers

@@ -10,7 +10,7 @@
 
 use crate::capabilities::CapSets;
 use crate::channel::{Channel, Msg};
-use crate::mounts::CgroupView;
+use crate::mounts::{CgroupView, MountTable};
 use crate::namespaces::Namespaces;
 use crate::safepath::Procfs;
 use crate::{hooks, process, rootfs, seccomp, sys, terminal};
@@ -116,8 +116,9 @@ fn setup(
         .flatten()
         .any(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")));
     let own_cgroupns = cfg.ns.creates(LinuxNamespaceType::Cgroup);
+    let mount_table = MountTable::default();
     let cg = if needs_cgroup_view {
-        CgroupView::read(own_cgroupns)?
+        CgroupView::read(own_cgroupns, &mount_table)?
     } else {
         CgroupView::default()
     };
@@ -129,7 +130,15 @@ fn setup(
 
     let host_mnt =
         !cfg.ns.creates(LinuxNamespaceType::Mount) && !cfg.ns.joins(LinuxNamespaceType::Mount);
-    let root = rootfs::prepare(spec, cfg.rootfs, cfg.bundle, &cg, userns, host_mnt)?;
+    let root = rootfs::prepare(
+        spec,
+        cfg.rootfs,
+        cfg.bundle,
+        &cg,
+        &mount_table,
+        userns,
+        host_mnt,
+    )?;
 
     if let Some(h) = spec.hooks() {
         if h.prestart().as_ref().is_some_and(|v| !v.is_empty())
