@@ -131,14 +131,7 @@ impl Runtime {
         let process = spec.process().as_ref().expect("validated");
         let linux = spec.linux().as_ref().expect("validated");
         let ns = Namespaces::from_spec(linux)?;
-        crate::process::validate(process, Some(linux))?;
-        let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
-        let caps = process
-            .capabilities()
-            .as_ref()
-            .map(capabilities::parse)
-            .transpose()?;
-        warn_skipped(filter.as_ref(), caps.as_ref());
+        let (filter, caps) = prepare_process(process, linux)?;
         let resources = linux.resources().as_ref();
         let cg = cgroups::Manager::new(linux.cgroups_path().as_deref(), &o.id)?
             .with_devices(linux.devices().as_deref().unwrap_or(&[]));
@@ -528,17 +521,35 @@ pub fn cgroup_of(st: &State) -> Result<Option<cgroups::Manager>> {
         .map_err(|e| anyhow!("state of container {:?}: cgroup: {e}", st.id))
 }
 
-/// Report what the kernel or libseccomp did not know and was left out.
-pub(crate) fn warn_skipped(f: Option<&seccomp::Filter>, c: Option<&capabilities::CapSets>) {
-    if let Some(names) = f.map(|f| f.skipped_syscalls()).filter(|n| !n.is_empty()) {
+/// Checks `process` against the container's `linux` section and compiles
+/// its seccomp filter and capability sets, in the runtime so bad input
+/// fails before anything is forked; warns about what the kernel or
+/// libseccomp did not know and was left out.
+pub(crate) fn prepare_process(
+    process: &oci_spec::runtime::Process,
+    linux: &oci_spec::runtime::Linux,
+) -> Result<(Option<seccomp::Filter>, Option<capabilities::CapSets>)> {
+    crate::process::validate(process, Some(linux))?;
+    let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
+    let caps = process
+        .capabilities()
+        .as_ref()
+        .map(capabilities::parse)
+        .transpose()?;
+    if let Some(names) = filter
+        .as_ref()
+        .map(|f| f.skipped_syscalls())
+        .filter(|n| !n.is_empty())
+    {
         logging::warn(&format!(
             "linux.seccomp: syscalls unknown to this kernel were ignored: {}",
             names.join(", ")
         ));
     }
-    for w in c.map(|c| c.warnings()).unwrap_or_default() {
+    for w in caps.as_ref().map(|c| c.warnings()).unwrap_or_default() {
         logging::warn(w);
     }
+    Ok((filter, caps))
 }
 
 /// The user creating the container, by name as runc reports it.

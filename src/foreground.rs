@@ -42,7 +42,7 @@ pub fn run(rt: &Runtime, o: &CreateOpts, detach: bool) -> Result<i32> {
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal());
     let (ours, theirs) = console_pair(o.console_socket.is_none() && terminal.unwrap_or(false))?;
     let st = rt.create_from(o, &bundle, theirs)?;
-    let master = ours.map(|s| terminal::recv_fd(s.as_raw_fd())).transpose()?;
+    let master = ours.map(|s| terminal::recv_fd(s.as_fd())).transpose()?;
     start_or_delete(rt, &o.id)?;
     let code = attach(st.pid, &mut sfd, master.as_ref());
     let del = rt.delete(&o.id, true);
