@@ -470,10 +470,7 @@ fn user_namespace_with_mappings() {
         "-c",
         "cat /proc/self/uid_map /proc/self/gid_map; id -u; sleep 1000",
     ]);
-    b.config["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
+    add_namespace(&mut b.config, "user");
     b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
     b.save();
@@ -585,10 +582,7 @@ fn cgroup_mount_shows_the_containers_own_cgroup() {
             "cat /sys/fs/cgroup/pids/cgroup.procs /sys/fs/cgroup/cgroup.procs 2>/dev/null; true",
         ],
         |c, _| {
-            c["linux"]["namespaces"]
-                .as_array_mut()
-                .unwrap()
-                .push(json!({"type": "cgroup"}));
+            add_namespace(c, "cgroup");
             c["mounts"].as_array_mut().unwrap().push(json!({
                 "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
                 "options": ["ro", "nosuid", "noexec", "nodev"]
@@ -682,27 +676,11 @@ impl Drop for Agent {
 fn receive_state(
     conn: &mut std::os::unix::net::UnixStream,
 ) -> Option<(Value, std::os::fd::OwnedFd)> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     use std::io::Read;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    use std::os::fd::AsFd;
     let mut buf = vec![0u8; 1 << 16];
-    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let msg = recvmsg::<()>(
-        conn.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::empty(),
-    )
-    .unwrap();
-    let fd = msg.cmsgs().unwrap().find_map(|c| match c {
-        ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
-        _ => None,
-    })?;
-    let n = msg.bytes;
-    // SAFETY: SCM_RIGHTS just installed this fd in our table; nothing
-    // else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let (n, fd) = rcontain::fdpass::recv(conn.as_fd(), &mut buf).unwrap();
+    let fd = fd?;
     let reader = std::io::Cursor::new(&buf[..n]).chain(conn);
     let state = serde_json::Deserializer::from_reader(reader)
         .into_iter::<Value>()
@@ -848,9 +826,7 @@ fn seccomp_notify_fds_reach_the_agent_from_init_and_exec() {
     }
     assert!(!b.rootfs().join("exec-ran").exists());
 
-    env.rt(&["kill", &id, "KILL"]).expect_ok("kill");
-    env.wait_for("the init to exit", || env.state(&id)["status"] == "stopped");
-    env.rt(&["delete", &id]).expect_ok("delete");
+    env.kill_and_delete(&id, Some("KILL"));
     env.assert_nothing_left();
 }
 
