@@ -422,6 +422,21 @@ fn apply_propagation_and_attrs(root: BorrowedFd, dest: &str, opts: &Options) -> 
     Ok(())
 }
 
+/// Binds the container's cgroup `path` in the hierarchy mounted at `mp`
+/// onto `target`; returns the source, for `finish_bind`.
+fn bind_cgroup(mp: &Path, path: &str, target: BorrowedFd) -> Result<PathBuf> {
+    let src = mp.join(path.trim_start_matches('/'));
+    mount(
+        Some(&src),
+        fd_path(target).as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| anyhow!("bind mounting {}: {}", src.display(), e.desc()))?;
+    Ok(src)
+}
+
 /// A cgroup filesystem for the container: on a pure v2 host with a cgroup
 /// namespace, a fresh cgroup2 mount (rooted at the namespace's cgroup);
 /// otherwise bind mounts of the container's own cgroup directories, so the
@@ -446,15 +461,7 @@ fn mount_cgroup(root: BorrowedFd, dest: &str, opts: &Options, cg: &CgroupView) -
             .iter()
             .find(|h| h.2.is_empty())
             .ok_or_else(|| anyhow!("no cgroup2 hierarchy found in /proc/self/cgroup"))?;
-        let src = mp.join(path.trim_start_matches('/'));
-        mount(
-            Some(&src),
-            fd_path(&target).as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| anyhow!("bind mounting {}: {}", src.display(), e.desc()))?;
+        let src = bind_cgroup(mp, path, target.as_fd())?;
         return finish_bind(root, dest, opts, &src);
     }
     // v1 or hybrid: a tmpfs holding one bind mount per hierarchy.
@@ -475,15 +482,7 @@ fn mount_cgroup(root: BorrowedFd, dest: &str, opts: &Options, cg: &CgroupView) -
         let sub = format!("{}/{}", dest.trim_end_matches('/'), name);
         let t = safepath::mkdir_all_in_root(root, &sub, 0o755)
             .map_err(|e| anyhow!("creating {sub}: {}", e.desc()))?;
-        let src = mp.join(path.trim_start_matches('/'));
-        mount(
-            Some(&src),
-            fd_path(&t).as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| anyhow!("bind mounting {}: {}", src.display(), e.desc()))?;
+        let src = bind_cgroup(mp, path, t.as_fd())?;
         finish_bind(
             root,
             &sub,
