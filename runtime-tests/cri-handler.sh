@@ -27,13 +27,9 @@ for c in containerd ctr umoci jq; do
 done
 /usr/bin/python3 -c 'import grpc' 2>/dev/null || { echo "FAIL python3-grpcio not installed"; exit 2; }
 
-FAILS=0
-pass() { echo "PASS $*"; }
-fail() { echo "FAIL $*"; FAILS=$((FAILS + 1)); }
-
+. "$TOP/runtime-tests/engines-lib.sh"
 W=$(mktemp -d /tmp/rcontain-cri.XXXXXX)
 CG=rcontain-cri-$$
-RUN_CTD_EXISTED=0; [ -e /run/containerd ] && RUN_CTD_EXISTED=1
 CTD_PID=
 C=(ctr --address "$W/containerd.sock" -n k8s.io)
 
@@ -51,46 +47,16 @@ cleanup() {
         wait "$CTD_PID" 2>/dev/null
     fi
     # Shims and containers of this run carry $W in their argv.
-    for p in /proc/[0-9]*; do
-        p=${p#/proc/}
-        [ "$p" = $$ ] && continue
-        if tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -q -- "$W/"; then
-            echo "FAIL leftover process $p: $(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | cut -c1-100)"
-            FAILS=$((FAILS + 1))
-            kill -KILL "$p" 2>/dev/null
-        fi
-    done
-    for f in /sys/fs/cgroup/*/"$CG"/*/cgroup.procs; do
-        [ -f "$f" ] && for p in $(cat "$f"); do kill -KILL "$p" 2>/dev/null; done
-    done
-    sleep 0.2
-    mnts=$(awk -v w="$W/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r)
-    if [ -n "$mnts" ]; then
-        echo "FAIL mounts left under $W: $(echo $mnts | cut -c1-200)"; FAILS=$((FAILS + 1))
-        for m in $mnts; do umount -l "$m" 2>/dev/null; done
-    fi
-    find /sys/fs/cgroup/*/"$CG" -depth -type d -exec rmdir {} \; 2>/dev/null
+    remove_leftovers
     st=$(find "$W/runtime-root" -mindepth 2 -maxdepth 2 2>/dev/null | wc -l)
-    [ "$st" -gt 0 ] && { echo "FAIL $st runtime state entr(y/ies) left in $W/runtime-root"; FAILS=$((FAILS + 1)); }
-    if [ $RUN_CTD_EXISTED = 0 ]; then
-        rmdir /run/containerd/s /run/containerd/fifo /run/containerd/runc 2>/dev/null
-        rmdir /run/containerd 2>/dev/null
-    fi
+    [ "$st" -gt 0 ] && fail "$st runtime state entr(y/ies) left in $W/runtime-root"
     if [ "${KEEP:-0}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- images: the busybox test image, and a pause image made from it ---------
-IMG=${BUSYBOX_IMAGE_DIR:-}
-if [ -z "$IMG" ]; then
-    clients=${CLIENTS:-$TOP/../shared/clients}
-    [ -x "$clients/make-busybox-image.sh" ] ||
-        clients=$(git -C "$TOP" rev-parse --path-format=absolute --git-common-dir 2>/dev/null)/../../shared/clients
-    [ -x "$clients/make-busybox-image.sh" ] || { fail "shared/clients/make-busybox-image.sh not found beside the repository (set CLIENTS or BUSYBOX_IMAGE_DIR)"; exit 1; }
-    IMG=$W/image
-    "$clients/make-busybox-image.sh" "$IMG" >"$W/make-image.log" 2>&1 || { fail "make-busybox-image.sh: $(tail -2 "$W/make-image.log")"; exit 1; }
-fi
+busybox_image
 NAME=$(cat "$IMG/IMAGE_NAME")
 # The sandbox ("pause") container must keep running: same layer, Cmd sleep.
 cp -a "$IMG/oci" "$W/oci"
@@ -182,5 +148,4 @@ grep -q -- "--root $W/runtime-root/k8s.io" "$W/rt-calls.log" && pass "the handle
 echo "---- runtime calls made through the CRI handler (argv, paths/ids normalised; count) ----"
 sed -E -e 's#(^| )/[^ ]*#\1<path>#g' -e 's#=/[^ ]*#=<path>#g' -e 's/[0-9a-f]{64}/<id>/g' "$W/rt-calls.log" | sort | uniq -c | sort -rn
 cleanup; trap - EXIT
-if [ $FAILS -gt 0 ]; then echo "RESULT: FAIL ($FAILS failed)"; exit 1; fi
-echo "RESULT: PASS"
+finish

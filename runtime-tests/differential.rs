@@ -203,10 +203,7 @@ fn same_as_reference_non_root_user_and_extras() {
             "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"]
         });
         c["root"]["readonly"] = json!(false);
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "cgroup"}));
+        add_namespace(c, "cgroup");
         c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
         c["mounts"].as_array_mut().unwrap().push(json!({
             "destination": "/data", "type": "tmpfs", "source": "tmpfs",
@@ -218,10 +215,7 @@ fn same_as_reference_non_root_user_and_extras() {
 #[test]
 fn same_as_reference_user_namespace() {
     compare("diffuserns", &|c| {
-        c["linux"]["namespaces"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "user"}));
+        add_namespace(c, "user");
         c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
         c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     });

@@ -24,16 +24,7 @@ export LC_ALL=C
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "engines.sh: must run as root (engines start real containers)" >&2; exit 2; }
 
-# The shared client scripts live in shared/ beside the repository: beside
-# this clone (CI: a fresh clone with shared/ next to it) or beside the main
-# checkout when this is a git worktree.
-find_clients() {
-    [ -n "${CLIENTS:-}" ] && { echo "$CLIENTS"; return; }
-    for d in "$TOP/../shared/clients" \
-        "$(git -C "$TOP" rev-parse --path-format=absolute --git-common-dir 2>/dev/null)/../../shared/clients"; do
-        [ -x "$d/containerd.sh" ] && { (cd "$d" && pwd); return; }
-    done
-}
+. "$TOP/runtime-tests/engines-lib.sh"
 CLIENTS=$(find_clients)
 if [ -z "$CLIENTS" ]; then
     echo "engines.sh: shared/clients/{containerd,podman,docker}.sh not found beside the repository ($TOP/../shared/clients); set CLIENTS=dir" >&2

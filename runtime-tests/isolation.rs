@@ -470,10 +470,7 @@ fn user_namespace_with_mappings() {
         "-c",
         "cat /proc/self/uid_map /proc/self/gid_map; id -u; sleep 1000",
     ]);
-    b.config["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
+    add_namespace(&mut b.config, "user");
     b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
     b.save();
@@ -570,6 +567,266 @@ fn seccomp_errno_rule() {
     );
     assert!(out.contains("rc=1"), "{out}");
     assert!(out.contains("touch-ok"), "{out}");
+    env.assert_nothing_left();
+}
+
+#[test]
+fn cgroup_mount_shows_the_containers_own_cgroup() {
+    let env = TestEnv::new("cgmount");
+    // cgroup.procs lists only processes of the reader's pid namespace: our
+    // pid 1 is there only when the mount is the container's own cgroup.
+    let out = env.run_ok(
+        &[
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/pids/cgroup.procs /sys/fs/cgroup/cgroup.procs 2>/dev/null; true",
+        ],
+        |c, _| {
+            add_namespace(c, "cgroup");
+            c["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                "options": ["ro", "nosuid", "noexec", "nodev"]
+            }));
+        },
+    );
+    assert!(out.lines().any(|l| l == "1"), "{out:?}");
+    env.assert_nothing_left();
+}
+
+/// A seccomp agent listening where `linux.seccomp.listenerPath` points.
+/// Each connection must bring one container process state and a notify fd,
+/// then be closed by the runtime; every fd gets a thread that answers
+/// mkdir/mkdirat with EXDEV and lets every other notified syscall continue,
+/// until the last process using the filter is gone.
+struct Agent {
+    path: std::path::PathBuf,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<AgentConn>>>,
+    accept: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What one connection brought: the state and the syscalls notified
+/// through its fd, in order, with the pid that made them.
+struct AgentConn {
+    state: Value,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<(u32, String)>>>,
+}
+
+impl Agent {
+    fn start(path: &Path) -> Agent {
+        use std::sync::{Arc, Mutex};
+        let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+        let conns: Arc<Mutex<Vec<AgentConn>>> = Arc::default();
+        let seen = conns.clone();
+        let accept = std::thread::spawn(move || {
+            // Ends when `stop` unlinks the socket and connects one last time.
+            for conn in listener.incoming() {
+                let mut conn = conn.unwrap();
+                let Some((state, fd)) = receive_state(&mut conn) else {
+                    return;
+                };
+                let calls: Arc<Mutex<Vec<(u32, String)>>> = Arc::default();
+                let log = calls.clone();
+                std::thread::spawn(move || answer_notifications(fd, &log));
+                seen.lock().unwrap().push(AgentConn { state, calls });
+                // Only one state per connection, and the runtime closes it
+                // (`stop` reports a failure here).
+                let mut rest = String::new();
+                std::io::Read::read_to_string(&mut conn, &mut rest).unwrap();
+                assert!(rest.trim().is_empty(), "more after the state: {rest:?}");
+            }
+        });
+        Agent {
+            path: path.to_path_buf(),
+            conns,
+            accept: Some(accept),
+        }
+    }
+
+    /// (state, notified syscalls) of every connection so far.
+    fn seen(&self) -> Vec<(Value, Vec<(u32, String)>)> {
+        self.conns
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| (c.state.clone(), c.calls.lock().unwrap().clone()))
+            .collect()
+    }
+
+    /// No more connections: the socket is gone.
+    fn stop(&mut self) {
+        let Some(t) = self.accept.take() else { return };
+        let _ = std::os::unix::net::UnixStream::connect(&self.path);
+        fs::remove_file(&self.path).unwrap();
+        t.join().expect("the seccomp agent failed");
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.stop();
+        }
+    }
+}
+
+/// The state JSON and the fd sent as SCM_RIGHTS with its first bytes;
+/// `None` for a connection without an fd (the one `stop` makes). Reads
+/// no further than the end of the JSON value, so that notifications can be
+/// answered before the runtime closes the connection.
+fn receive_state(
+    conn: &mut std::os::unix::net::UnixStream,
+) -> Option<(Value, std::os::fd::OwnedFd)> {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let mut buf = vec![0u8; 1 << 16];
+    let (n, fd) = rcontain::fdpass::recv(conn.as_fd(), &mut buf).unwrap();
+    let fd = fd?;
+    let reader = std::io::Cursor::new(&buf[..n]).chain(conn);
+    let state = serde_json::Deserializer::from_reader(reader)
+        .into_iter::<Value>()
+        .next()
+        .expect("a state before EOF")
+        .expect("the state is JSON");
+    Some((state, fd))
+}
+
+fn answer_notifications(fd: std::os::fd::OwnedFd, log: &std::sync::Mutex<Vec<(u32, String)>>) {
+    use libseccomp::{ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags};
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::{AsFd, AsRawFd};
+    loop {
+        let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        poll(&mut p, PollTimeout::NONE).unwrap();
+        let ev = p[0].revents().unwrap_or(PollFlags::empty());
+        if !ev.contains(PollFlags::POLLIN) {
+            // POLLHUP: no process uses the filter any more.
+            return;
+        }
+        // The process may have been killed between poll and receive.
+        let Ok(req) = ScmpNotifReq::receive(fd.as_raw_fd()) else {
+            continue;
+        };
+        let name = req.data.syscall.get_name().unwrap_or_default();
+        log.lock().unwrap().push((req.pid, name.clone()));
+        let resp = if name.starts_with("mkdir") {
+            ScmpNotifResp::new_error(req.id, -libc::EXDEV, ScmpNotifRespFlags::empty())
+        } else {
+            ScmpNotifResp::new_continue(req.id, ScmpNotifRespFlags::empty())
+        };
+        let _ = resp.respond(fd.as_raw_fd());
+    }
+}
+
+#[test]
+fn seccomp_notify_fds_reach_the_agent_from_init_and_exec() {
+    let env = TestEnv::new("notify");
+    let sock = env.dir.join("agent.sock");
+    let mut agent = Agent::start(&sock);
+    let mut b = env.bundle(&[
+        "sh",
+        "-c",
+        "mkdir /init-dir 2>/dev/null; echo $? > /ready.tmp; uname -n >> /ready.tmp; \
+         mv /ready.tmp /ready; exec sleep 1000",
+    ]);
+    b.config["root"]["readonly"] = json!(false);
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock,
+        "listenerMetadata": "agent-metadata",
+        "syscalls": [{"names": ["mkdir", "mkdirat", "uname"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    b.save();
+    let id = env.id("n");
+    env.rt(&["create", "-b", b.path(), &id]).expect_ok("create");
+    env.rt(&["start", &id]).expect_ok("start");
+    wait_path(&b.rootfs().join("ready"));
+    // mkdir got the agent's EXDEV, uname was let through.
+    assert_eq!(
+        fs::read_to_string(b.rootfs().join("ready")).unwrap(),
+        "1\nrcontain\n"
+    );
+    assert!(!b.rootfs().join("init-dir").exists());
+    let init_pid = env.state(&id)["pid"].clone();
+
+    let pid_file = env.dir.join("exec.pid");
+    // exec FLAGS ID COMMAND: the pid of the process, from --pid-file.
+    let exec = |flags: &[&str], cmd: &[&str]| {
+        let pf = pid_file.to_str().unwrap();
+        let out = env.rt(&[&["exec", "--pid-file", pf], flags, &[&id], cmd].concat());
+        let pid: u32 = fs::read_to_string(&pid_file).map_or(0, |p| p.trim().parse().unwrap());
+        (out, pid)
+    };
+    // The container's process with another command (noNewPrivileges: the
+    // filter is loaded after the identity switch)...
+    let (out, sh_pid) = exec(
+        &[],
+        &["sh", "-c", "mkdir /exec-dir 2>&1; echo rc=$?; uname -n"],
+    );
+    out.expect_ok("exec");
+    assert!(out.stdout.contains("Invalid cross-device link"), "{out:?}");
+    assert!(out.stdout.ends_with("rc=1\nrcontain\n"), "{out:?}");
+    assert!(!b.rootfs().join("exec-dir").exists());
+    // ... and one from --process JSON (the filter is loaded before).
+    let process = env.dir.join("process.json");
+    let json = json!({"args": ["mkdir", "/process-dir"], "cwd": "/", "env": ["PATH=/bin"],
+                      "user": {"uid": 0, "gid": 0}, "noNewPrivileges": false});
+    fs::write(&process, json.to_string()).unwrap();
+    let (out, mkdir_pid) = exec(&["--process", process.to_str().unwrap()], &[]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(out.stderr.contains("Invalid cross-device link"), "{out:?}");
+    assert!(!b.rootfs().join("process-dir").exists());
+
+    let seen = agent.seen();
+    assert_eq!(seen.len(), 3, "one state per process: {seen:?}");
+    for (st, _) in &seen {
+        assert_eq!(st["fds"], json!(["seccompFd"]), "{st}");
+        assert_eq!(st["metadata"], "agent-metadata", "{st}");
+        assert!(
+            st["ociVersion"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("1.")),
+            "{st}"
+        );
+        assert_eq!(st["state"]["id"], json!(id), "{st}");
+        assert_eq!(st["state"]["bundle"], json!(b.path()), "{st}");
+        assert_eq!(st["state"]["pid"], init_pid, "{st}");
+    }
+    // Which syscalls were notified, each once however often (sh itself
+    // calls uname).
+    let names = |calls: &[(u32, String)]| -> Vec<String> {
+        let mut n: Vec<String> = calls
+            .iter()
+            .map(|c| c.1.replace("mkdirat", "mkdir"))
+            .collect();
+        n.sort();
+        n.dedup();
+        n
+    };
+    // Each fd watches its own process (tree) only.
+    let (init, calls) = &seen[0];
+    assert_eq!(init["pid"], init_pid, "{init}");
+    assert_eq!(init["state"]["status"], "creating", "{init}");
+    assert_eq!(names(calls), ["mkdir", "uname"], "{calls:?}");
+    let (sh, calls) = &seen[1];
+    assert_eq!(sh["pid"], json!(sh_pid), "{sh}");
+    assert_eq!(sh["state"]["status"], "running", "{sh}");
+    assert_eq!(names(calls), ["mkdir", "uname"], "{calls:?}");
+    let (mkdir, calls) = &seen[2];
+    assert_eq!(mkdir["pid"], json!(mkdir_pid), "{mkdir}");
+    assert_eq!(mkdir["state"]["status"], "running", "{mkdir}");
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].0, mkdir_pid, "{calls:?}");
+
+    // Without an agent the exec fails, and its program never runs.
+    agent.stop();
+    let out = env.rt(&["exec", &id, "sh", "-c", "echo ran > /exec-ran"]);
+    assert!(!out.ok(), "{out:?}");
+    if env.rt.is_rcontain() {
+        assert!(out.stderr.contains("linux.seccomp.listenerPath"), "{out:?}");
+    }
+    assert!(!b.rootfs().join("exec-ran").exists());
+
+    env.kill_and_delete(&id, Some("KILL"));
     env.assert_nothing_left();
 }
 

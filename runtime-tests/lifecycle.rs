@@ -40,10 +40,7 @@ fn create_start_kill_delete() {
     env.wait_for("status running", || status_of(&env, &id) == "running");
     assert_eq!(env.state(&id)["pid"].as_i64(), Some(pid));
 
-    env.rt(&["kill", &id, "KILL"]).expect_ok("kill");
-    env.wait_for("status stopped", || status_of(&env, &id) == "stopped");
-
-    env.rt(&["delete", &id]).expect_ok("delete");
+    env.kill_and_delete(&id, Some("KILL"));
     assert!(
         !env.rt(&["state", &id]).ok(),
         "state after delete succeeded"
@@ -62,9 +59,7 @@ fn kill_default_signal_is_sigterm() {
     env.rt(&["run", "-d", "-b", b.path(), &id])
         .expect_ok("run -d");
     env.wait_for("status running", || status_of(&env, &id) == "running");
-    env.rt(&["kill", &id]).expect_ok("kill (default signal)");
-    env.wait_for("status stopped", || status_of(&env, &id) == "stopped");
-    env.rt(&["delete", &id]).expect_ok("delete");
+    env.kill_and_delete(&id, None);
     env.assert_nothing_left();
 }
 
@@ -76,10 +71,7 @@ fn kill_accepts_signal_names_and_numbers() {
         let id = env.id("s");
         env.rt(&["run", "-d", "-b", b.path(), &id])
             .expect_ok("run -d");
-        env.rt(&["kill", &id, sig])
-            .expect_ok(&format!("kill {sig}"));
-        env.wait_for("status stopped", || status_of(&env, &id) == "stopped");
-        env.rt(&["delete", &id]).expect_ok("delete");
+        env.kill_and_delete(&id, Some(sig));
     }
     env.assert_nothing_left();
 }
@@ -194,9 +186,7 @@ fn run_detached_and_pid_file() {
         .parse()
         .unwrap();
     assert_eq!(Some(from_file), st["pid"].as_i64());
-    env.rt(&["kill", &id, "KILL"]).expect_ok("kill");
-    env.wait_for("status stopped", || status_of(&env, &id) == "stopped");
-    env.rt(&["delete", &id]).expect_ok("delete");
+    env.kill_and_delete(&id, Some("KILL"));
     env.assert_nothing_left();
 }
 

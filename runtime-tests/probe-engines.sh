@@ -35,13 +35,9 @@ done
 [ "$(id -u)" = 0 ] || { echo "FAIL must run as root"; exit 2; }
 CALLERS=${CALLERS:-direct containerd podman docker}
 
-FAILS=0
-pass() { echo "PASS $*"; }
-fail() { echo "FAIL $*"; FAILS=$((FAILS + 1)); }
-
+. "$TOP/runtime-tests/engines-lib.sh"
 W=$(mktemp -d /tmp/rcontain-probe.XXXXXX)
 CG=rcontain-probe-$$
-RUN_CTD_EXISTED=0; [ -e /run/containerd ] && RUN_CTD_EXISTED=1
 HAD_RUNDOCKER=0; [ -e /run/docker ] && HAD_RUNDOCKER=1
 HAD_RUNCTRS=0; [ -e /run/containers ] && HAD_RUNCTRS=1
 HAD_VARLIB=0; [ -e /var/lib/containers ] && HAD_VARLIB=1
@@ -60,22 +56,7 @@ cleanup() {
     [ -n "$DPID" ] && { timeout 30 docker -H "unix://$W/docker.sock" rm -f $(docker -H "unix://$W/docker.sock" ps -aq 2>/dev/null) >/dev/null 2>&1; stop_pid "$DPID"; }
     stop_pid "$CTD_PID"
     [ -f "$W/containers.conf" ] && CONTAINERS_CONF=$W/containers.conf CONTAINERS_STORAGE_CONF=$W/storage.conf timeout 30 "${P[@]}" rm -a -f -t 0 >/dev/null 2>&1
-    for p in /proc/[0-9]*; do
-        p=${p#/proc/}
-        [ "$p" = $$ ] && continue
-        if tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -q -- "$W/"; then
-            echo "FAIL leftover process $p: $(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | cut -c1-100)"
-            FAILS=$((FAILS + 1)); kill -KILL "$p" 2>/dev/null
-        fi
-    done
-    for f in /sys/fs/cgroup/*/"$CG"/*/cgroup.procs; do
-        [ -f "$f" ] && for p in $(cat "$f"); do kill -KILL "$p" 2>/dev/null; done
-    done
-    sleep 0.2
-    mnts=$(awk -v w="$W/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r)
-    [ -n "$mnts" ] && { echo "FAIL mounts left under $W: $(echo $mnts | cut -c1-200)"; FAILS=$((FAILS + 1)); for m in $mnts; do umount -l "$m"; done; }
-    find /sys/fs/cgroup/*/"$CG" -depth -type d -exec rmdir {} \; 2>/dev/null
-    [ $RUN_CTD_EXISTED = 0 ] && { rmdir /run/containerd/s /run/containerd/fifo /run/containerd/runc 2>/dev/null; rmdir /run/containerd 2>/dev/null; }
+    remove_leftovers
     [ $HAD_RUNDOCKER = 0 ] && rm -rf /run/docker
     [ $HAD_RUNCTRS = 0 ] && rm -rf /run/containers
     [ $HAD_VARLIB = 0 ] && rm -rf /var/lib/containers
@@ -115,15 +96,7 @@ EOF
     echo "$d/$(basename "$2")"
 }
 
-IMG=${BUSYBOX_IMAGE_DIR:-}
-if [ -z "$IMG" ]; then
-    clients=${CLIENTS:-$TOP/../shared/clients}
-    [ -x "$clients/make-busybox-image.sh" ] ||
-        clients=$(git -C "$TOP" rev-parse --path-format=absolute --git-common-dir 2>/dev/null)/../../shared/clients
-    [ -x "$clients/make-busybox-image.sh" ] || { fail "shared/clients/make-busybox-image.sh not found (set CLIENTS or BUSYBOX_IMAGE_DIR)"; exit 1; }
-    IMG=$W/image
-    "$clients/make-busybox-image.sh" "$IMG" >"$W/make-image.log" 2>&1 || { fail "make-busybox-image.sh: $(tail -2 "$W/make-image.log")"; exit 1; }
-fi
+busybox_image
 NAME=$(cat "$IMG/IMAGE_NAME")
 
 # ---- callers -------------------------------------------------------------------
@@ -273,5 +246,4 @@ for c in $CALLERS; do
 done
 
 cleanup; trap - EXIT
-if [ $FAILS -gt 0 ]; then echo "RESULT: FAIL ($FAILS failed)"; exit 1; fi
-echo "RESULT: PASS"
+finish

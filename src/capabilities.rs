@@ -186,6 +186,16 @@ mod tests {
         format!("{:016x}", bits.iter().fold(0u64, |m, b| m | 1 << b))
     }
 
+    /// Applies `c` to this process; its five sets as /proc/self/status
+    /// shows them (bounding, effective, permitted, inheritable, ambient).
+    fn applied(c: &CapSets) -> Result<String> {
+        c.drop_bounding()?;
+        c.apply()?;
+        Ok(["CapBnd", "CapEff", "CapPrm", "CapInh", "CapAmb"]
+            .map(status)
+            .join(" "))
+    }
+
     fn status(field: &str) -> String {
         let s = std::fs::read_to_string("/proc/self/status").unwrap();
         s.lines()
@@ -252,14 +262,7 @@ mod tests {
                 "ambient":["CAP_NET_BIND_SERVICE"]}"#,
         )
         .unwrap();
-        let out = in_child(|| {
-            c.drop_bounding()?;
-            c.apply()?;
-            Ok(["CapBnd", "CapEff", "CapPrm", "CapInh", "CapAmb"]
-                .map(status)
-                .join(" "))
-        })
-        .unwrap();
+        let out = in_child(|| applied(&c)).unwrap();
         // CAP_KILL 5, CAP_NET_BIND_SERVICE 10, CAP_AUDIT_WRITE 29.
         let want = [
             mask(&[5, 10, 29]),
@@ -300,15 +303,7 @@ mod tests {
         if !is_root() || rerun_alone() {
             return;
         }
-        let out = in_child(|| {
-            let c = none();
-            c.drop_bounding()?;
-            c.apply()?;
-            Ok(["CapBnd", "CapEff", "CapPrm", "CapInh", "CapAmb"]
-                .map(status)
-                .join(" "))
-        })
-        .unwrap();
+        let out = in_child(|| applied(&none())).unwrap();
         assert_eq!(out, vec![mask(&[]); 5].join(" "));
     }
 }

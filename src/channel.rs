@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context, Result};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 #[derive(Debug)]
 pub enum Msg {
@@ -58,17 +58,8 @@ impl Channel {
                 buf.extend_from_slice(s.as_bytes());
             }
             Msg::SeccompFd(fd) => {
-                let fds = [fd.as_raw_fd()];
-                let iov = [std::io::IoSlice::new(b"s")];
-                let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
-                nix::sys::socket::sendmsg::<()>(
-                    self.fd.as_raw_fd(),
-                    &iov,
-                    &cmsg,
-                    nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
-                    None,
-                )
-                .context("sending on the sync socket")?;
+                crate::fdpass::send(self.fd.as_fd(), b"s", fd.as_fd())
+                    .context("sending on the sync socket")?;
                 return Ok(());
             }
         }
@@ -87,29 +78,10 @@ impl Channel {
     /// Receive one message; `None` on EOF (the other side is gone).
     pub fn recv(&self) -> Result<Option<Msg>> {
         let mut buf = vec![0u8; 65536];
-        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
         let (n, fd) = loop {
-            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-            match nix::sys::socket::recvmsg::<()>(
-                self.fd.as_raw_fd(),
-                &mut iov,
-                Some(&mut cmsg),
-                nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
-            ) {
+            match crate::fdpass::recv(self.fd.as_fd(), &mut buf) {
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e).context("reading the sync socket"),
-                Ok(m) => {
-                    let mut fd = None;
-                    for c in m.cmsgs().context("reading the sync socket")? {
-                        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
-                            // SAFETY: SCM_RIGHTS installed these fds for us.
-                            fd = fds.first().map(|f| unsafe {
-                                <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(*f)
-                            });
-                        }
-                    }
-                    break (m.bytes, fd);
-                }
+                r => break r.context("reading the sync socket")?,
             }
         };
         if n == 0 {

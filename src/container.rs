@@ -82,14 +82,7 @@ struct CreateParent<'a> {
 impl Parent for CreateParent<'_> {
     fn seccomp_fd(&mut self, pid: i32, fd: OwnedFd) -> Result<()> {
         let linux = self.spec.linux().as_ref().expect("validated");
-        let sc = linux.seccomp().as_ref().expect("a filter was loaded");
-        let Some(path) = sc.listener_path() else {
-            bail!("linux.seccomp.listenerPath: required when a rule uses SCMP_ACT_NOTIFY");
-        };
-        let st: oci_spec::runtime::State =
-            serde_json::from_slice(&(self.hook_state)(pid, "creating"))?;
-        let msg = seccomp::listener_state(&st, pid, sc.listener_metadata().as_deref())?;
-        seccomp::send_to_listener(path, std::os::fd::AsFd::as_fd(&fd), &msg)
+        send_seccomp_fd(linux, &(self.hook_state)(pid, "creating"), pid, &fd)
     }
 
     fn init_created(&mut self, pid: i32) -> Result<()> {
@@ -123,20 +116,22 @@ impl Runtime {
     /// an already connected console socket (run's own terminal proxy), if
     /// the caller made one instead of passing --console-socket.
     pub fn create(&self, o: &CreateOpts, console: Option<OwnedFd>) -> Result<State> {
-        state::validate_id(&o.id)?;
-        let bundle = Bundle::load(&o.bundle)?;
+        self.create_from(o, &load_bundle(o)?, console)
+    }
+
+    /// `create` from the bundle [`load_bundle`] returned, for a caller that
+    /// looks at the config first (`run` needs to know about the terminal).
+    pub fn create_from(
+        &self,
+        o: &CreateOpts,
+        bundle: &Bundle,
+        console: Option<OwnedFd>,
+    ) -> Result<State> {
         let spec = &bundle.spec;
         let process = spec.process().as_ref().expect("validated");
         let linux = spec.linux().as_ref().expect("validated");
         let ns = Namespaces::from_spec(linux)?;
-        crate::process::validate(process, Some(linux))?;
-        let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
-        let caps = process
-            .capabilities()
-            .as_ref()
-            .map(capabilities::parse)
-            .transpose()?;
-        warn_skipped(filter.as_ref(), caps.as_ref());
+        let (filter, caps) = prepare_process(process, linux)?;
         let resources = linux.resources().as_ref();
         let cg = cgroups::Manager::new(linux.cgroups_path().as_deref(), &o.id)?
             .with_devices(linux.devices().as_deref().unwrap_or(&[]));
@@ -427,6 +422,13 @@ impl Runtime {
     }
 }
 
+/// What `create` checks first, in this order: the id, then the bundle and
+/// its config.json.
+pub fn load_bundle(o: &CreateOpts) -> Result<Bundle> {
+    state::validate_id(&o.id)?;
+    Bundle::load(&o.bundle)
+}
+
 /// Every process of the container: all processes in its own pid
 /// namespace. A container sharing the runtime's pid namespace has only
 /// its init here (its other processes are found through its cgroup).
@@ -470,7 +472,7 @@ pub fn report(st: &State, status: Status) -> state::Report<'_> {
 }
 
 /// The state document hooks receive on stdin (runtime-spec state).
-fn hook_state_json(st: &State, pid: i32, status: &str) -> Vec<u8> {
+pub(crate) fn hook_state_json(st: &State, pid: i32, status: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "ociVersion": st.oci_version,
         "id": st.id,
@@ -480,6 +482,24 @@ fn hook_state_json(st: &State, pid: i32, status: &str) -> Vec<u8> {
         "annotations": st.annotations,
     }))
     .unwrap_or_default()
+}
+
+/// Hands the seccomp notify fd of process `pid` to
+/// `linux.seccomp.listenerPath`, with `container` (the runtime-spec state)
+/// in the container process state the spec prescribes.
+pub(crate) fn send_seccomp_fd(
+    linux: &oci_spec::runtime::Linux,
+    container: &[u8],
+    pid: i32,
+    fd: &OwnedFd,
+) -> Result<()> {
+    let sc = linux.seccomp().as_ref().expect("a filter was loaded");
+    let Some(path) = sc.listener_path() else {
+        bail!("linux.seccomp.listenerPath: required when a rule uses SCMP_ACT_NOTIFY");
+    };
+    let st: oci_spec::runtime::State = serde_json::from_slice(container)?;
+    let msg = seccomp::listener_state(&st, pid, sc.listener_metadata().as_deref())?;
+    seccomp::send_to_listener(path, std::os::fd::AsFd::as_fd(fd), &msg)
 }
 
 /// A config without a mount namespace mounts in the runtime's own.
@@ -501,17 +521,35 @@ pub fn cgroup_of(st: &State) -> Result<Option<cgroups::Manager>> {
         .map_err(|e| anyhow!("state of container {:?}: cgroup: {e}", st.id))
 }
 
-/// Report what the kernel or libseccomp did not know and was left out.
-pub(crate) fn warn_skipped(f: Option<&seccomp::Filter>, c: Option<&capabilities::CapSets>) {
-    if let Some(names) = f.map(|f| f.skipped_syscalls()).filter(|n| !n.is_empty()) {
+/// Checks `process` against the container's `linux` section and compiles
+/// its seccomp filter and capability sets, in the runtime so bad input
+/// fails before anything is forked; warns about what the kernel or
+/// libseccomp did not know and was left out.
+pub(crate) fn prepare_process(
+    process: &oci_spec::runtime::Process,
+    linux: &oci_spec::runtime::Linux,
+) -> Result<(Option<seccomp::Filter>, Option<capabilities::CapSets>)> {
+    crate::process::validate(process, Some(linux))?;
+    let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
+    let caps = process
+        .capabilities()
+        .as_ref()
+        .map(capabilities::parse)
+        .transpose()?;
+    if let Some(names) = filter
+        .as_ref()
+        .map(|f| f.skipped_syscalls())
+        .filter(|n| !n.is_empty())
+    {
         logging::warn(&format!(
             "linux.seccomp: syscalls unknown to this kernel were ignored: {}",
             names.join(", ")
         ));
     }
-    for w in c.map(|c| c.warnings()).unwrap_or_default() {
+    for w in caps.as_ref().map(|c| c.warnings()).unwrap_or_default() {
         logging::warn(w);
     }
+    Ok((filter, caps))
 }
 
 /// The user creating the container, by name as runc reports it.

@@ -18,7 +18,7 @@ use crate::sys;
 use crate::terminal;
 use anyhow::{anyhow, bail, Context, Result};
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
 pub struct ExecOpts {
@@ -68,14 +68,7 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
     if !p.cwd().is_absolute() {
         bail!("process.cwd: {:?} is not an absolute path", p.cwd());
     }
-    crate::process::validate(p, Some(linux))?;
-    let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
-    let caps = p
-        .capabilities()
-        .as_ref()
-        .map(capabilities::parse)
-        .transpose()?;
-    crate::container::warn_skipped(filter.as_ref(), caps.as_ref());
+    let (filter, caps) = crate::container::prepare_process(p, linux)?;
 
     // Every namespace type the container was configured with, found
     // through its init (a path-joined one is reachable the same way).
@@ -155,10 +148,20 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
             cg.add_pid(pid)?;
         }
         chan.send(&Msg::Continue)?;
-        match chan.recv()? {
-            None => Ok(()),
-            Some(Msg::Error(e)) => bail!("{e}"),
-            Some(m) => bail!("unexpected sync message {m:?}"),
+        loop {
+            match chan.recv()? {
+                None => return Ok(()),
+                Some(Msg::SeccompFd(fd)) => {
+                    // The container process state of an exec'd process:
+                    // its own pid, the container's state (status, init pid).
+                    let container =
+                        crate::container::hook_state_json(&st, st.pid, &status.to_string());
+                    crate::container::send_seccomp_fd(linux, &container, pid, &fd)?;
+                    chan.send(&Msg::Continue)?;
+                }
+                Some(Msg::Error(e)) => bail!("{e}"),
+                Some(m) => bail!("unexpected sync message {m:?}"),
+            }
         }
     })();
     if let Err(e) = r {
@@ -174,7 +177,7 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
     match sfd.as_mut() {
         None => Ok(0),
         Some(sfd) => {
-            let master = ours.map(|s| terminal::recv_fd(s.as_raw_fd())).transpose()?;
+            let master = ours.map(|s| terminal::recv_fd(s.as_fd())).transpose()?;
             foreground::attach(pid, sfd, master.as_ref())
         }
     }
@@ -220,5 +223,5 @@ fn child_setup(
     }
     let env: &[String] = p.env().as_deref().unwrap_or(&[]);
     let exe = find_executable(&p.args().as_ref().expect("validated")[0], env, p.cwd())?;
-    exec_process(p, linux, filter, caps, preserve_fds, &exe)
+    exec_process(p, linux, filter, caps, preserve_fds, &exe, chan)
 }

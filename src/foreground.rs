@@ -27,24 +27,6 @@ const FORWARDED: [Signal; 13] = [
     Signal::SIGWINCH,
 ];
 
-/// Whether config.json asks for a terminal (peeked before create, which
-/// needs the console socket up front).
-fn wants_terminal(bundle: &std::path::Path) -> bool {
-    #[derive(serde::Deserialize)]
-    struct P {
-        terminal: Option<bool>,
-    }
-    #[derive(serde::Deserialize)]
-    struct S {
-        process: Option<P>,
-    }
-    std::fs::read(bundle.join("config.json"))
-        .ok()
-        .and_then(|t| serde_json::from_slice::<S>(&t).ok())
-        .and_then(|s| s.process?.terminal)
-        .unwrap_or(false)
-}
-
 pub fn run(rt: &Runtime, o: &CreateOpts, detach: bool) -> Result<i32> {
     if detach {
         rt.create(o, None)?;
@@ -55,9 +37,12 @@ pub fn run(rt: &Runtime, o: &CreateOpts, detach: bool) -> Result<i32> {
     // re-parented to us, so we can wait for them.
     sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1).context("prctl(PR_SET_CHILD_SUBREAPER)")?;
     let mut sfd = block_signals()?;
-    let (ours, theirs) = console_pair(o.console_socket.is_none() && wants_terminal(&o.bundle))?;
-    let st = rt.create(o, theirs)?;
-    let master = ours.map(|s| terminal::recv_fd(s.as_raw_fd())).transpose()?;
+    // The console socket must exist before create: read the config first.
+    let bundle = crate::container::load_bundle(o)?;
+    let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal());
+    let (ours, theirs) = console_pair(o.console_socket.is_none() && terminal.unwrap_or(false))?;
+    let st = rt.create_from(o, &bundle, theirs)?;
+    let master = ours.map(|s| terminal::recv_fd(s.as_fd())).transpose()?;
     start_or_delete(rt, &o.id)?;
     let code = attach(st.pid, &mut sfd, master.as_ref());
     let del = rt.delete(&o.id, true);

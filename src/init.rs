@@ -10,7 +10,7 @@
 
 use crate::capabilities::CapSets;
 use crate::channel::{Channel, Msg};
-use crate::mounts::CgroupView;
+use crate::mounts::{CgroupView, MountTable};
 use crate::namespaces::Namespaces;
 use crate::safepath::Procfs;
 use crate::{hooks, process, rootfs, seccomp, sys, terminal};
@@ -116,8 +116,9 @@ fn setup(
         .flatten()
         .any(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")));
     let own_cgroupns = cfg.ns.creates(LinuxNamespaceType::Cgroup);
+    let mount_table = MountTable::default();
     let cg = if needs_cgroup_view {
-        CgroupView::read(own_cgroupns)?
+        CgroupView::read(own_cgroupns, &mount_table)?
     } else {
         CgroupView::default()
     };
@@ -129,7 +130,15 @@ fn setup(
 
     let host_mnt =
         !cfg.ns.creates(LinuxNamespaceType::Mount) && !cfg.ns.joins(LinuxNamespaceType::Mount);
-    let root = rootfs::prepare(spec, cfg.rootfs, cfg.bundle, &cg, userns, host_mnt)?;
+    let root = rootfs::prepare(
+        spec,
+        cfg.rootfs,
+        cfg.bundle,
+        &cg,
+        &mount_table,
+        userns,
+        host_mnt,
+    )?;
 
     if let Some(h) = spec.hooks() {
         if h.prestart().as_ref().is_some_and(|v| !v.is_empty())
@@ -222,12 +231,24 @@ fn setup(
             &(cfg.hook_state)(host_pid, "running"),
         )?;
     }
-    exec_process(process, linux, filter, cfg.caps, cfg.preserve_fds, &exe)
+    exec_process(
+        process,
+        linux,
+        filter,
+        cfg.caps,
+        cfg.preserve_fds,
+        &exe,
+        chan,
+    )
 }
 
 /// The last steps shared by the init and `exec`: from cwd to execve.
 /// Ordered so that each step still has the privileges it needs and the
 /// seccomp filter constrains as little of the runtime as possible.
+/// A filter with notify rules sends its fd over `chan` and waits until the
+/// runtime has delivered it to the seccomp agent, so no user code runs
+/// unwatched (or at all, when delivery fails); only `exec` passes such a
+/// filter, the init loaded its own while the runtime was still there.
 pub fn exec_process(
     process: &Process,
     linux: &Linux,
@@ -235,7 +256,15 @@ pub fn exec_process(
     caps: Option<&CapSets>,
     preserve_fds: u32,
     exe: &CString,
+    chan: &Channel,
 ) -> Result<Never> {
+    let load = |f: &seccomp::Filter| -> Result<()> {
+        if let Some(fd) = f.load()? {
+            chan.send(&Msg::SeccompFd(fd))?;
+            chan.wait_continue()?;
+        }
+        Ok(())
+    };
     let cwd = process.cwd();
     let args = process.args().as_ref().expect("validated");
     let env = with_home(
@@ -282,7 +311,7 @@ pub fn exec_process(
     // constrains nothing of the runtime's own setup.
     if !nnp {
         if let Some(f) = filter {
-            f.load()?;
+            load(f)?;
         }
     }
     if let Some(c) = caps {
@@ -291,7 +320,7 @@ pub fn exec_process(
     process::set_identity(process.user(), caps)?;
     if nnp {
         if let Some(f) = filter {
-            f.load()?;
+            load(f)?;
         }
     }
     sys::reset_signals();

@@ -13,6 +13,7 @@ pub mod channel;
 pub mod container;
 pub mod devices;
 pub mod exec;
+pub mod fdpass;
 pub mod features;
 pub mod foreground;
 pub mod hooks;

@@ -153,12 +153,11 @@ pub struct CgroupView {
 }
 
 impl CgroupView {
-    pub fn read(own_ns: bool) -> Result<CgroupView> {
+    pub fn read(own_ns: bool, table: &MountTable) -> Result<CgroupView> {
         let pure_v2 = nix::sys::statfs::statfs("/sys/fs/cgroup")
             .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
             .unwrap_or(false);
-        let mounts = crate::sys::read_proc("/proc/self/mountinfo")
-            .context("reading /proc/self/mountinfo")?;
+        let mounts = table.text()?;
         let own =
             crate::sys::read_proc("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
         let mut hierarchies = Vec::new();
@@ -170,7 +169,7 @@ impl CgroupView {
             if !pure_v2 && ctrls.is_empty() {
                 continue;
             }
-            if let Some((pos, mp)) = find_cgroup_mount(&mounts, ctrls) {
+            if let Some((pos, mp)) = find_cgroup_mount(mounts, ctrls) {
                 hierarchies.push((pos, mp, path.to_string(), ctrls.to_string()));
             }
         }
@@ -187,6 +186,35 @@ impl CgroupView {
             own_ns,
         })
     }
+}
+
+/// The init's /proc/self/mountinfo, read on first use and then shared by
+/// the cgroup view and the rootfs setup. The cgroup view reads it before
+/// the init unshares its cgroup namespace, which changes how the roots of
+/// cgroup mounts show; mount points stay valid through the propagation
+/// changes that follow.
+#[derive(Default)]
+pub struct MountTable(std::cell::OnceCell<String>);
+
+impl MountTable {
+    pub fn text(&self) -> Result<&str> {
+        if let Some(t) = self.0.get() {
+            return Ok(t);
+        }
+        let t = crate::sys::read_proc("/proc/self/mountinfo")
+            .context("reading /proc/self/mountinfo")?;
+        Ok(self.0.get_or_init(|| t))
+    }
+}
+
+/// The mount point of the mount `path` is on, from mountinfo text: the
+/// longest mount point above it.
+pub fn mount_point_of<'a>(mountinfo: &'a str, path: &Path) -> Option<&'a str> {
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|mp| path.starts_with(mp))
+        .max_by_key(|mp| mp.len())
 }
 
 /// The host mount point of the hierarchy with exactly these controllers
@@ -394,6 +422,21 @@ fn apply_propagation_and_attrs(root: BorrowedFd, dest: &str, opts: &Options) -> 
     Ok(())
 }
 
+/// Binds the container's cgroup `path` in the hierarchy mounted at `mp`
+/// onto `target`; returns the source, for `finish_bind`.
+fn bind_cgroup(mp: &Path, path: &str, target: BorrowedFd) -> Result<PathBuf> {
+    let src = mp.join(path.trim_start_matches('/'));
+    mount(
+        Some(&src),
+        fd_path(target).as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| anyhow!("bind mounting {}: {}", src.display(), e.desc()))?;
+    Ok(src)
+}
+
 /// A cgroup filesystem for the container: on a pure v2 host with a cgroup
 /// namespace, a fresh cgroup2 mount (rooted at the namespace's cgroup);
 /// otherwise bind mounts of the container's own cgroup directories, so the
@@ -418,15 +461,7 @@ fn mount_cgroup(root: BorrowedFd, dest: &str, opts: &Options, cg: &CgroupView) -
             .iter()
             .find(|h| h.2.is_empty())
             .ok_or_else(|| anyhow!("no cgroup2 hierarchy found in /proc/self/cgroup"))?;
-        let src = mp.join(path.trim_start_matches('/'));
-        mount(
-            Some(&src),
-            fd_path(&target).as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| anyhow!("bind mounting {}: {}", src.display(), e.desc()))?;
+        let src = bind_cgroup(mp, path, target.as_fd())?;
         return finish_bind(root, dest, opts, &src);
     }
     // v1 or hybrid: a tmpfs holding one bind mount per hierarchy.
@@ -447,15 +482,7 @@ fn mount_cgroup(root: BorrowedFd, dest: &str, opts: &Options, cg: &CgroupView) -
         let sub = format!("{}/{}", dest.trim_end_matches('/'), name);
         let t = safepath::mkdir_all_in_root(root, &sub, 0o755)
             .map_err(|e| anyhow!("creating {sub}: {}", e.desc()))?;
-        let src = mp.join(path.trim_start_matches('/'));
-        mount(
-            Some(&src),
-            fd_path(&t).as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| anyhow!("bind mounting {}: {}", src.display(), e.desc()))?;
+        let src = bind_cgroup(mp, path, t.as_fd())?;
         finish_bind(
             root,
             &sub,
@@ -543,5 +570,18 @@ mod tests {
             Some((3, "/sys/fs/cgroup/net_cls,net_prio".into()))
         );
         assert_eq!(find_cgroup_mount(mi, "memory"), None);
+    }
+
+    #[test]
+    fn finds_the_mount_a_path_is_on() {
+        let mi = "1 0 8:1 / / rw shared:1 - ext4 /dev/sda1 rw\n\
+                  2 1 0:30 / /tmp rw shared:2 - tmpfs tmpfs rw\n\
+                  3 2 0:31 / /tmp/b rw - tmpfs tmpfs rw\n\
+                  4 2 0:32 / /tmp/b rw - tmpfs tmpfs rw\n";
+        let of = |p: &str| mount_point_of(mi, Path::new(p)).map(|l| l.to_string());
+        assert_eq!(of("/tmp/b/rootfs").as_deref(), Some("/tmp/b"));
+        assert_eq!(of("/tmp/bundle").as_deref(), Some("/tmp"));
+        assert_eq!(of("/tmp").as_deref(), Some("/tmp"));
+        assert_eq!(of("/var/lib").as_deref(), Some("/"));
     }
 }

@@ -6,7 +6,7 @@
 //! while /proc is still the host's procfs that no container mount can cover.
 
 use crate::devices;
-use crate::mounts::{self, CgroupView};
+use crate::mounts::{self, CgroupView, MountTable};
 use crate::safepath::{self, fd_path};
 use anyhow::{anyhow, Context, Result};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -25,6 +25,7 @@ pub fn prepare(
     rootfs: &Path,
     bundle: &Path,
     cg: &CgroupView,
+    mount_table: &MountTable,
     userns: bool,
     host_mnt: bool,
 ) -> Result<OwnedFd> {
@@ -43,8 +44,11 @@ pub fn prepare(
         mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
             .context("setting propagation of /")?;
         // pivot_root needs the new root to be a mount point whose parent
-        // mount is not shared.
-        make_parent_private(rootfs)?;
+        // mount is not shared. After the recursive change every mount is
+        // shared if `prop` is, and none otherwise.
+        if prop.contains(MsFlags::MS_SHARED) {
+            make_parent_private(rootfs, mount_table)?;
+        }
     }
     mount(
         Some(rootfs),
@@ -99,30 +103,10 @@ pub fn prepare(
     Ok(root)
 }
 
-/// Make the mount containing `path`'s parent private when it is shared
-/// (pivot_root refuses shared parents).
-fn make_parent_private(rootfs: &Path) -> Result<()> {
-    let info =
-        crate::sys::read_proc("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+/// Make the mount containing `rootfs`'s parent private.
+fn make_parent_private(rootfs: &Path, mount_table: &MountTable) -> Result<()> {
     let parent = rootfs.parent().unwrap_or(Path::new("/"));
-    let mut best: Option<(&str, bool)> = None;
-    for l in info.lines() {
-        let f: Vec<&str> = l.split(' ').collect();
-        if f.len() < 7 {
-            continue;
-        }
-        let mp = f[4];
-        if parent.starts_with(mp) && best.is_none_or(|(b, _)| mp.len() >= b.len()) {
-            best = Some((
-                mp,
-                f[6..]
-                    .iter()
-                    .take_while(|x| **x != "-")
-                    .any(|x| x.starts_with("shared:")),
-            ));
-        }
-    }
-    if let Some((mp, true)) = best {
+    if let Some(mp) = mounts::mount_point_of(mount_table.text()?, parent) {
         mount(
             None::<&str>,
             mp,

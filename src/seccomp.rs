@@ -7,13 +7,12 @@ use anyhow::{bail, Context, Result};
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
 };
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use oci_spec::runtime::{
     Arch, ContainerProcessState, LinuxSeccomp, LinuxSeccompAction as Action,
     LinuxSeccompFilterFlag as Flag, LinuxSeccompOperator as Op, State, SECCOMP_FD_NAME,
 };
-use std::io::{IoSlice, Write};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -307,9 +306,8 @@ pub fn send_to_listener(path: &Path, fd: BorrowedFd<'_>, state_json: &[u8]) -> R
     send_over(connect_listener(path)?, fd, state_json)
 }
 
-/// Connects to the agent at `linux.seccomp.listenerPath`. A container init
-/// connects before pivot_root, while the host path is still reachable,
-/// and sends with [`send_over`] once the filter is loaded.
+/// Connects to the agent at `linux.seccomp.listenerPath`; [`send_over`]
+/// then sends on the connection.
 pub fn connect_listener(path: &Path) -> Result<UnixStream> {
     UnixStream::connect(path)
         .with_context(|| format!("linux.seccomp.listenerPath: {}", path.display()))
@@ -320,15 +318,7 @@ pub fn connect_listener(path: &Path) -> Result<UnixStream> {
 /// spec requires.
 pub fn send_over(mut stream: UnixStream, fd: BorrowedFd<'_>, state_json: &[u8]) -> Result<()> {
     let what = || "linux.seccomp.listenerPath: sending the notify fd".to_string();
-    let fds = [fd.as_raw_fd()];
-    let sent = sendmsg::<()>(
-        stream.as_raw_fd(),
-        &[IoSlice::new(state_json)],
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::MSG_NOSIGNAL,
-        None,
-    )
-    .with_context(what)?;
+    let sent = crate::fdpass::send(stream.as_fd(), state_json, fd).with_context(what)?;
     // The fd went with the first byte; the rest of a short send follows.
     stream.write_all(&state_json[sent..]).with_context(what)?;
     Ok(())
@@ -338,7 +328,7 @@ pub fn send_over(mut stream: UnixStream, fd: BorrowedFd<'_>, state_json: &[u8]) 
 mod tests {
     use super::*;
     use crate::testutil::{in_child, is_root, rerun_alone, TempDir};
-    use std::os::fd::AsFd;
+    use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixListener;
 
     fn spec(json: &str) -> LinuxSeccomp {
@@ -654,30 +644,14 @@ mod tests {
     /// notification with EXDEV, returns the state it was sent.
     fn agent(listener: UnixListener) -> Result<serde_json::Value> {
         use libseccomp::{ScmpNotifReq, ScmpNotifResp, ScmpNotifRespFlags};
-        use nix::sys::socket::{recvmsg, ControlMessageOwned};
-        use std::io::{IoSliceMut, Read};
+        use std::io::Read;
 
         let (mut conn, _) = listener.accept()?;
         let mut buf = vec![0u8; 4096];
-        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let (n, fd) = {
-            let mut iov = [IoSliceMut::new(&mut buf)];
-            let msg = recvmsg::<()>(
-                conn.as_raw_fd(),
-                &mut iov,
-                Some(&mut cmsg),
-                MsgFlags::empty(),
-            )?;
-            let fd = msg.cmsgs()?.find_map(|c| match c {
-                ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
-                _ => None,
-            });
-            (msg.bytes, fd.context("no fd received")?)
-        };
+        let (n, fd) = crate::fdpass::recv(conn.as_fd(), &mut buf)?;
+        let fd = fd.context("no fd received")?;
         buf.truncate(n);
         conn.read_to_end(&mut buf)?;
-        // SAFETY: SCM_RIGHTS installed this fd in our table just now.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let req = ScmpNotifReq::receive(fd.as_raw_fd())?;
         ScmpNotifResp::new_error(req.id, -libc::EXDEV, ScmpNotifRespFlags::empty())
             .respond(fd.as_raw_fd())?;

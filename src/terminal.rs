@@ -3,13 +3,10 @@
 //! socket with SCM_RIGHTS (what containerd and conmon expect), its slave
 //! made the init's controlling terminal and stdio.
 
-use crate::safepath;
-use crate::sys;
+use crate::{fdpass, safepath, sys};
 use anyhow::{anyhow, Context, Result};
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use oci_spec::runtime::Box as ConsoleSize;
-use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 /// Open a pty in the rootfs behind `root`, send its master over `sock` and
 /// return the slave.
@@ -30,7 +27,13 @@ pub fn open_pty(root: &OwnedFd, size: Option<&ConsoleSize>, sock: &OwnedFd) -> R
     let name = std::fs::read_link(safepath::fd_path(&slave))
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
-    send_fd(sock.as_raw_fd(), master.as_raw_fd(), name.as_bytes())
+    // The pty's name as the payload, as runc sends it; never empty.
+    let payload = if name.is_empty() {
+        "pty"
+    } else {
+        name.as_str()
+    };
+    fdpass::send(sock.as_fd(), payload.as_bytes(), master.as_fd())
         .context("sending the pty master to the console socket")?;
     Ok(slave)
 }
@@ -45,35 +48,11 @@ pub fn become_controlling(slave: OwnedFd) -> Result<()> {
     Ok(())
 }
 
-pub fn send_fd(sock: RawFd, fd: RawFd, payload: &[u8]) -> Result<()> {
-    let fds = [fd];
-    let payload = if payload.is_empty() {
-        b"pty".as_slice()
-    } else {
-        payload
-    };
-    sendmsg::<()>(
-        sock,
-        &[IoSlice::new(payload)],
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        None,
-    )?;
-    Ok(())
-}
-
-pub fn recv_fd(sock: RawFd) -> Result<OwnedFd> {
+/// The fd (a pty master) sent to a console socket.
+pub fn recv_fd(sock: BorrowedFd) -> Result<OwnedFd> {
     let mut buf = [0u8; 4096];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)?;
-    for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(&fd) = fds.first() {
-                // SAFETY: the kernel installed this fd for us with SCM_RIGHTS.
-                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
-    }
-    Err(anyhow!("no file descriptor received on the console socket"))
+    fdpass::recv(sock, &mut buf)
+        .context("receiving from the console socket")?
+        .1
+        .ok_or_else(|| anyhow!("no file descriptor received on the console socket"))
 }

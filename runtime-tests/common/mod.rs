@@ -262,6 +262,16 @@ impl TestEnv {
         out.stdout
     }
 
+    /// `kill ID [SIG]`, wait until the container is stopped, `delete ID`;
+    /// each step must succeed.
+    #[track_caller]
+    pub fn kill_and_delete(&self, id: &str, sig: Option<&str>) {
+        let kill: Vec<&str> = ["kill", id].into_iter().chain(sig).collect();
+        self.rt(&kill).expect_ok(&kill.join(" "));
+        self.wait_for("status stopped", || self.state(id)["status"] == "stopped");
+        self.rt(&["delete", id]).expect_ok("delete");
+    }
+
     /// Poll `cond` until true or CMD_TIMEOUT passes (panics then).
     #[track_caller]
     pub fn wait_for(&self, what: &str, mut cond: impl FnMut() -> bool) {
@@ -466,6 +476,14 @@ pub fn cgroups_named(id: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
     walk(Path::new("/sys/fs/cgroup"), id, 4, &mut found);
     found
+}
+
+/// Adds a new namespace of type `typ` to `config`'s linux.namespaces.
+pub fn add_namespace(config: &mut Value, typ: &str) {
+    config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "type": typ }));
 }
 
 /// Write an executable shell script (for hooks) and return its path.
