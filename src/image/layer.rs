@@ -177,20 +177,8 @@ pub struct LayerStats {
     pub whiteouts: u64,
 }
 
-/// How a layer is laid down.
-pub enum Placement<'a> {
-    /// Onto the result of the lower layers: whiteouts delete.
-    Flatten,
-    /// Into its own empty directory, to be an overlayfs lower layer:
-    /// whiteouts become 0:0 character devices, opaque markers the
-    /// `trusted.overlay.opaque` xattr, and hardlinks to files of lower
-    /// layers (`lowers`, topmost first) copies.
-    Overlay { lowers: &'a [Rootfs] },
-}
-
 struct Applier<'a> {
     root: &'a Rootfs,
-    placement: &'a Placement<'a>,
     /// Paths created or updated by this layer. Whiteouts and opaque
     /// markers only act on what lower layers left, never on these.
     seen: HashSet<RelPath>,
@@ -207,18 +195,8 @@ struct Applier<'a> {
 
 /// Applies the tar stream `tar` onto `root`. Errors name the member.
 pub fn apply_layer(root: &Rootfs, tar: impl Read) -> Result<LayerStats> {
-    apply_layer_as(root, tar, &Placement::Flatten)
-}
-
-/// `apply_layer` for either mode.
-pub fn apply_layer_as(
-    root: &Rootfs,
-    tar: impl Read,
-    placement: &Placement<'_>,
-) -> Result<LayerStats> {
     let mut a = Applier {
         root,
-        placement,
         seen: HashSet::new(),
         dir_times: Vec::new(),
         parent_cache: None,
@@ -339,17 +317,10 @@ impl Applier<'_> {
                 let (tparent, tname) = target
                     .split()
                     .ok_or_else(|| anyhow!("hardlink to the rootfs root"))?;
-                let tfd = match self.root.dir(&tparent, false) {
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                        if let Placement::Overlay { lowers } = self.placement {
-                            return self.copy_from_lower(lowers, &target, pfd, &base, rel);
-                        }
-                        return Err(anyhow!(e).context(format!("hardlink target {target}")));
-                    }
-                    r => r.with_context(|| format!("hardlink target {target}"))?,
-                };
-                // The target's parent lookup may have invalidated nothing,
-                // but `pfd` must be re-fetched if make_room drops the cache.
+                let tfd = self
+                    .root
+                    .dir(&tparent, false)
+                    .with_context(|| format!("hardlink target {target}"))?;
                 let tname = tname.to_os_string();
                 let link = |pfd: RawFd| {
                     // No AT_SYMLINK_FOLLOW: a link to a symlink links the
@@ -362,15 +333,8 @@ impl Applier<'_> {
                         AtFlags::empty(),
                     )
                 };
-                match self.retry_on_exist(pfd, &base, link) {
-                    Err(e) if e.downcast_ref::<Errno>() == Some(&Errno::ENOENT) => {
-                        if let Placement::Overlay { lowers } = self.placement {
-                            return self.copy_from_lower(lowers, &target, pfd, &base, rel);
-                        }
-                        return Err(e.context(format!("hardlink to {target}")));
-                    }
-                    r => r.with_context(|| format!("hardlink to {target}"))?,
-                }
+                self.retry_on_exist(pfd, &base, link)
+                    .with_context(|| format!("hardlink to {target}"))?;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 let h = entry.header();
@@ -409,56 +373,6 @@ impl Applier<'_> {
         }
         self.seen.insert(rel);
         Ok(())
-    }
-
-    /// Overlay mode: a hardlink to a file of a lower layer cannot cross
-    /// layers, so it becomes a copy (content, owner, mode, times).
-    fn copy_from_lower(
-        &mut self,
-        lowers: &[Rootfs],
-        target: &RelPath,
-        pfd: RawFd,
-        base: &OsStr,
-        rel: RelPath,
-    ) -> Result<()> {
-        let (tparent, tname) = target.split().expect("checked by caller");
-        for lower in lowers {
-            let dfd = match lower.dir(&tparent, false) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                r => r?,
-            };
-            let st = match fstatat(Some(dfd.as_raw_fd()), tname, AtFlags::AT_SYMLINK_NOFOLLOW) {
-                Err(Errno::ENOENT) => continue,
-                r => r?,
-            };
-            let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
-            if kind != SFlag::S_IFREG {
-                bail!("hardlink to {target}: a lower layer has no regular file there");
-            }
-            let src = openat(
-                Some(dfd.as_raw_fd()),
-                tname,
-                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )?;
-            // SAFETY: `src` was just opened and is owned by nobody else.
-            let src = File::from(unsafe { OwnedFd::from_raw_fd(src) });
-            let dst = self.create_file(pfd, base)?;
-            let n = copy(&src, &dst, &mut self.buf)?;
-            self.stats.bytes += n;
-            let meta = Meta {
-                mode: st.st_mode & 0o7777,
-                uid: st.st_uid,
-                gid: st.st_gid,
-                mtime: TimeSpec::new(st.st_mtime, st.st_mtime_nsec),
-                atime: TimeSpec::new(st.st_atime, st.st_atime_nsec),
-                xattrs: Vec::new(),
-            };
-            apply_meta_fd(&dst, &meta, false)?;
-            self.seen.insert(rel);
-            return Ok(());
-        }
-        bail!("hardlink to {target}: not found in this or any lower layer")
     }
 
     fn create_file(&mut self, pfd: RawFd, base: &OsStr) -> Result<File> {
@@ -530,20 +444,6 @@ impl Applier<'_> {
             return Ok(());
         }
         let (parent, name) = target.split().expect("whiteout names a child");
-        if let Placement::Overlay { .. } = self.placement {
-            let name = name.to_os_string();
-            let pfd = self.parent(&parent)?;
-            self.retry_on_exist(pfd, &name, |pfd| {
-                mknodat(
-                    Some(pfd),
-                    name.as_os_str(),
-                    SFlag::S_IFCHR,
-                    Mode::empty(),
-                    0,
-                )
-            })?;
-            return Ok(());
-        }
         let pfd = match self.root.dir(&parent, false) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             r => r?,
@@ -554,14 +454,6 @@ impl Applier<'_> {
     }
 
     fn opaque(&mut self, dir: &RelPath) -> Result<()> {
-        if let Placement::Overlay { .. } = self.placement {
-            let fd = self.root.dir(dir, true)?;
-            let d = reopen_dir(fd.as_raw_fd(), OsStr::new("."))?;
-            let name = CString::new("trusted.overlay.opaque").expect("no NUL");
-            set_xattr(Some(d.as_raw_fd()), &CString::default(), &name, b"y")
-                .context("setting trusted.overlay.opaque")?;
-            return Ok(());
-        }
         let fd = match self.root.dir(dir, false) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             r => r?,
@@ -881,52 +773,5 @@ mod tests {
         ]);
         let (_t, l) = apply_all(&[l1]);
         assert_eq!(l, ["p/", "p/q/", "p/q/r/", "p/q/r/file=deep"]);
-    }
-
-    #[test]
-    fn overlay_placement_marks_instead_of_deleting() {
-        use std::os::unix::fs::{FileTypeExt, MetadataExt};
-        let lower_dir = tempfile::tempdir().unwrap();
-        let lower = Rootfs::open(lower_dir.path()).unwrap();
-        apply_layer(
-            &lower,
-            &tar(&[
-                ("d", D, ""),
-                ("d/t", F, "target"),
-                ("o", D, ""),
-                ("o/x", F, "1"),
-            ])[..],
-        )
-        .unwrap();
-        let upper_dir = tempfile::tempdir().unwrap();
-        let upper = Rootfs::open(upper_dir.path()).unwrap();
-        let l2 = tar(&[
-            ("d/.wh.gone", F, ""),
-            ("o/.wh..wh..opq", F, ""),
-            ("o/y", F, "2"),
-            ("h", H, "d/t"),
-        ]);
-        let lowers = [lower];
-        apply_layer_as(&upper, &l2[..], &Placement::Overlay { lowers: &lowers }).unwrap();
-        let wh = std::fs::symlink_metadata(upper_dir.path().join("d/gone")).unwrap();
-        assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
-        let mut v = [0u8; 4];
-        let p = CString::new(upper_dir.path().join("o").to_str().unwrap()).unwrap();
-        let name = CString::new("trusted.overlay.opaque").unwrap();
-        // SAFETY: valid C strings and a buffer with its length.
-        let n = unsafe { libc::getxattr(p.as_ptr(), name.as_ptr(), v.as_mut_ptr().cast(), 4) };
-        assert_eq!(&v[..n.max(0) as usize], b"y");
-        assert_eq!(
-            std::fs::read_to_string(upper_dir.path().join("o/y")).unwrap(),
-            "2"
-        );
-        assert_eq!(
-            std::fs::read_to_string(upper_dir.path().join("h")).unwrap(),
-            "target"
-        );
-        assert!(
-            !upper_dir.path().join("o/x").exists(),
-            "lower content is not copied up"
-        );
     }
 }
