@@ -7,9 +7,10 @@
 //! writes stay inside the rootfs (see `rootfs`). The bundle is built in a
 //! temporary sibling directory and renamed into place only when complete.
 //!
-//! Layers are decoded (read, hashed, decompressed, hashed again) on one
-//! thread and applied on another, connected by a small bounded channel, so
-//! both cores work and memory stays bounded whatever the layer size.
+//! Layers are decoded (read and hashed, decompressed on a read-ahead
+//! thread, hashed again) on one thread and applied on another (whose small
+//! files go to writer threads, see `layer`), connected by small bounded
+//! channels, so memory stays bounded whatever the layer size.
 
 pub mod blob;
 pub mod config;
