@@ -770,6 +770,30 @@ fn store_matches_unpack_across_layers() {
     }
 }
 
+/// Each layer is applied through an overlay of all below it: their paths
+/// must fit however many there are (fsconfig takes 256 bytes a value).
+#[test]
+fn store_imports_deep_images() {
+    let layers: Vec<TestLayer> = (0..12)
+        .map(|i| {
+            let t = RawTar::default()
+                .dir("d/")
+                .file(&format!("d/f{i}"), &format!("{i}"))
+                .file("d/last", &format!("{i}"))
+                .finish();
+            TestLayer::plain(t)
+        })
+        .collect();
+    let t = tmp();
+    let img = t.path().join("img");
+    write_layout(&img, layers);
+    let flat = t.path().join("flat");
+    unpack_ok(&[img.to_str().unwrap(), flat.to_str().unwrap()]);
+    let store = t.path().join("a-store-path-long-enough-to-matter");
+    assert_store_matches_flat(&img, &flat, &store);
+    assert_eq!(layer_dirs(&store).len(), 12);
+}
+
 #[test]
 fn store_shares_layers_and_prunes_only_unused() {
     let t = tmp();

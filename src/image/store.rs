@@ -23,11 +23,13 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
 
 use super::blob::{Algorithm, Digest};
@@ -113,17 +115,53 @@ fn option_path(d: &Path) -> Result<&str> {
 /// would make `upper` depend on these exact lowers (index, metacopy,
 /// redirect_dir) are off, as it is reused under other stacks later.
 fn overlay_of(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<Rootfs> {
-    let lower = lowerdir(lowers)?;
-    let opts = [
-        ("lowerdir", lower.as_str()),
-        ("upperdir", option_path(upper)?),
-        ("workdir", option_path(work)?),
+    // fsconfig takes at most 256 bytes a value: directories are named by
+    // the short /proc/self/fd links of fds held here, and the lowers given
+    // one at a time ("lowerdir+", Linux 6.8) where the kernel has that.
+    let open = |p: &Path| {
+        crate::sys::open(
+            p,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("opening {}", p.display()))
+    };
+    let fds: Vec<OwnedFd> = lowers
+        .iter()
+        .rev()
+        .chain([upper.to_path_buf(), work.to_path_buf()].iter())
+        .map(|p| open(p))
+        .collect::<Result<_>>()?;
+    let links: Vec<String> = fds
+        .iter()
+        .map(|fd| format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .collect();
+    let (lower, rest) = links.split_at(lowers.len());
+    let fixed = [
+        ("upperdir", rest[0].as_str()),
+        ("workdir", rest[1].as_str()),
         ("index", "off"),
         ("metacopy", "off"),
         ("redirect_dir", "off"),
     ];
-    let fd = crate::sys::detached_mount("overlay", &opts, libc::MOUNT_ATTR_NOSUID)
-        .with_context(|| format!("mounting an overlay to apply {}", upper.display()))?;
+    let one_by_one: Vec<(&str, &str)> = lower
+        .iter()
+        .map(|l| ("lowerdir+", l.as_str()))
+        .chain(fixed)
+        .collect();
+    let attrs = libc::MOUNT_ATTR_NOSUID;
+    let fd = match crate::sys::detached_mount("overlay", &one_by_one, attrs) {
+        Err(nix::errno::Errno::EINVAL) => {
+            let joined = lower.join(":");
+            let opts: Vec<(&str, &str)> = [("lowerdir", joined.as_str())]
+                .into_iter()
+                .chain(fixed)
+                .collect();
+            crate::sys::detached_mount("overlay", &opts, attrs)
+        }
+        r => r,
+    }
+    .with_context(|| format!("mounting an overlay to apply {}", upper.display()))?;
     Ok(Rootfs::from_fd(fd))
 }
 
