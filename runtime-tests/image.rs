@@ -293,10 +293,17 @@ fn umoci_made_layer_with_its_whiteouts_unpacks_the_same() {
 
 // ---- hostile layers --------------------------------------------------------
 
-/// Unpacks a layout made of `layers` next to an `outside/victim` file and
-/// checks the unpack failed with `expect` (or succeeded if None), that
-/// `outside` is untouched and that no bundle or staging dir was left.
-fn hostile(layers: &[Vec<u8>], expect: Option<&str>) {
+enum Outcome<'a> {
+    /// The unpack fails with this in its error.
+    Refused(&'a str),
+    /// The unpack succeeds with these (path, content) files in the rootfs.
+    Inside(&'a [(&'a str, &'a str)]),
+}
+use Outcome::{Inside, Refused};
+
+/// Writes a layout made of a base layer and `layers` into T/img, next to
+/// a T/outside/victim file.
+fn victim_and_image(layers: &[Vec<u8>]) -> (tempfile::TempDir, std::path::PathBuf) {
     let t = tmp();
     let outside = t.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
@@ -309,10 +316,34 @@ fn hostile(layers: &[Vec<u8>], expect: Option<&str>) {
     let mut all = vec![TestLayer::plain(base)];
     all.extend(layers.iter().cloned().map(TestLayer::plain));
     write_layout(&img, all);
+    (t, img)
+}
+
+fn assert_victim_untouched(t: &Path) {
+    let outside = t.join("outside");
+    assert_eq!(names(&outside), ["victim"], "something was written outside");
+    assert_eq!(
+        std::fs::read_to_string(outside.join("victim")).unwrap(),
+        "precious"
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(outside.join("victim")).unwrap().nlink(),
+        1
+    );
+}
+
+/// Unpacks a layout made of `layers` next to an `outside/victim` file and
+/// checks the outcome, that `outside` is untouched and, on failure, that no
+/// bundle or staging dir was left. On success the same image is also run
+/// from a store (layers in their own directories, overlaid), which must
+/// give the same tree and leave `outside` untouched too.
+fn hostile(layers: &[Vec<u8>], expect: Outcome) {
+    let (t, img) = victim_and_image(layers);
     let bundle = t.path().join("bundle");
     let o = unpack(&[img.to_str().unwrap(), bundle.to_str().unwrap()]);
     match expect {
-        Some(msg) => {
+        Refused(msg) => {
             assert!(!o.status.success(), "hostile layer was accepted");
             let e = stderr(&o);
             assert!(e.contains(msg), "expected {msg:?} in: {e}");
@@ -326,32 +357,49 @@ fn hostile(layers: &[Vec<u8>], expect: Option<&str>) {
                 "bundle or staging left behind"
             );
         }
-        None => assert!(o.status.success(), "{}", stderr(&o)),
+        Inside(files) => {
+            assert!(o.status.success(), "{}", stderr(&o));
+            for (path, content) in files {
+                let p = bundle.join("rootfs").join(path);
+                assert_eq!(
+                    std::fs::read_to_string(&p).ok().as_deref(),
+                    Some(*content),
+                    "{}",
+                    p.display()
+                );
+            }
+            assert_victim_untouched(t.path());
+            assert_store_matches_flat(&img, &bundle, &t.path().join("store"));
+        }
     }
-    assert_eq!(names(&outside), ["victim"], "something was written outside");
-    assert_eq!(
-        std::fs::read_to_string(outside.join("victim")).unwrap(),
-        "precious"
-    );
-    use std::os::unix::fs::MetadataExt;
-    assert_eq!(
-        std::fs::metadata(outside.join("victim")).unwrap().nlink(),
-        1
-    );
+    assert_victim_untouched(t.path());
 }
 
-/// From the rootfs (T/.bundle.unpacking-PID/rootfs) up to T/outside.
+/// Runs `img` from a store at `store` and checks its rootfs is exactly the
+/// flat unpack `flat` (a bundle), hardlink counts included.
+fn assert_store_matches_flat(img: &Path, flat: &Path, store: &Path) {
+    let s = Store::open(store).unwrap();
+    let bundle = s
+        .create_bundle(img.to_str().unwrap(), None, "cmp", None)
+        .unwrap();
+    let _g = BundleGuard(&s, "cmp");
+    assert!(assert_same_small_tree(&bundle.join("rootfs"), &flat.join("rootfs")) > 0);
+}
+
+/// From the rootfs (T/.bundle.unpacking-PID/rootfs) up to T/outside; from
+/// a store layer (T/store/layers/sha256/HEX) it takes two more.
 const UP: &str = "../../outside";
+const UP4: &str = "../../../../outside";
 
 #[test]
 fn hostile_dotdot_name() {
     hostile(
         &[RawTar::default().file(&format!("{UP}/pwned"), "x").finish()],
-        Some("climbs out"),
+        Refused("climbs out"),
     );
     hostile(
         &[RawTar::default().file("etc/../../x", "x").finish()],
-        Some("climbs out"),
+        Refused("climbs out"),
     );
 }
 
@@ -359,37 +407,51 @@ fn hostile_dotdot_name() {
 fn hostile_absolute_name() {
     hostile(
         &[RawTar::default().file("/tmp/rcontain-pwned", "x").finish()],
-        Some("absolute name"),
+        Refused("absolute name"),
     );
     assert!(!Path::new("/tmp/rcontain-pwned").exists());
 }
 
+/// A parent path through a symlink leading "out" resolves as in the
+/// container, the rootfs being `/` (as umoci and containerd do): the entry
+/// lands inside, in a directory made where the link points if need be.
 #[test]
-fn hostile_symlinked_parent_same_layer() {
-    for target in [UP, "/", "../../../../../../../../../tmp"] {
+fn symlinked_parent_resolves_inside_the_rootfs() {
+    for (target, lands) in [
+        (UP, "outside/pwned"),
+        (UP4, "outside/pwned"),
+        ("/", "pwned"),
+        ("../../../../../../../../../tmp", "tmp/pwned"),
+    ] {
         let l = RawTar::default()
             .symlink("evil", target)
             .file("evil/pwned", "x")
             .finish();
-        hostile(&[l], Some("outside the rootfs"));
+        hostile(&[l], Inside(&[(lands, "x")]));
     }
 }
 
 #[test]
-fn hostile_symlinked_parent_from_lower_layer() {
-    let l1 = RawTar::default()
-        .dir("a/")
-        .symlink("a/evil", "../../../outside")
-        .finish();
-    let l2 = RawTar::default().file("a/evil/pwned", "x").finish();
-    hostile(&[l1, l2], Some("outside the rootfs"));
+fn symlinked_parent_from_lower_layer_resolves_inside_the_rootfs() {
+    for up in [UP, UP4] {
+        let l1 = RawTar::default()
+            .dir("a/")
+            .symlink("a/evil", &format!("../{up}"))
+            .finish();
+        let l2 = RawTar::default().file("a/evil/pwned", "x").finish();
+        hostile(&[l1, l2], Inside(&[("outside/pwned", "x")]));
+    }
     // Also a symlinked directory in the middle of a deeper path.
     let l1 = RawTar::default().symlink("d", "/").finish();
     let l2 = RawTar::default()
         .dir("d/tmp/")
         .file("d/tmp/x", "x")
+        .file("d/etc/hostname", "replaced\n")
         .finish();
-    hostile(&[l1, l2], Some("outside the rootfs"));
+    hostile(
+        &[l1, l2],
+        Inside(&[("tmp/x", "x"), ("etc/hostname", "replaced\n")]),
+    );
 }
 
 #[test]
@@ -397,14 +459,17 @@ fn hostile_hardlinks_to_outside() {
     let l = RawTar::default()
         .hardlink("hl", &format!("{UP}/victim"))
         .finish();
-    hostile(&[l], Some("climbs out"));
+    hostile(&[l], Refused("climbs out"));
     let l = RawTar::default().hardlink("hl", "/etc/passwd").finish();
-    hostile(&[l], Some("absolute name"));
-    let l = RawTar::default()
-        .symlink("evil", UP)
-        .hardlink("hl", "evil/victim")
-        .finish();
-    hostile(&[l], Some("outside the rootfs"));
+    hostile(&[l], Refused("absolute name"));
+    // evil/victim is /outside/victim inside the rootfs: absent.
+    for up in [UP, UP4] {
+        let l = RawTar::default()
+            .symlink("evil", up)
+            .hardlink("hl", "evil/victim")
+            .finish();
+        hostile(&[l], Refused("hardlink target"));
+    }
 }
 
 #[test]
@@ -413,13 +478,17 @@ fn hostile_whiteouts_pointing_outside() {
         &[RawTar::default()
             .file(&format!("{UP}/.wh.victim"), "")
             .finish()],
-        Some("climbs out"),
+        Refused("climbs out"),
     );
-    let l1 = RawTar::default().symlink("evil", UP).finish();
-    let l2 = RawTar::default().file("evil/.wh.victim", "").finish();
-    hostile(&[l1.clone(), l2], Some("outside the rootfs"));
-    let l2 = RawTar::default().file("evil/.wh..wh..opq", "").finish();
-    hostile(&[l1, l2], Some("outside the rootfs"));
+    // Through the symlink these name /outside/victim inside: absent, so
+    // they remove nothing.
+    for up in [UP, UP4] {
+        let l1 = RawTar::default().symlink("evil", up).finish();
+        let l2 = RawTar::default().file("evil/.wh.victim", "").finish();
+        hostile(&[l1.clone(), l2], Inside(&[]));
+        let l2 = RawTar::default().file("evil/.wh..wh..opq", "").finish();
+        hostile(&[l1, l2], Inside(&[]));
+    }
 }
 
 #[test]
@@ -429,7 +498,7 @@ fn symlink_replaced_by_file_does_not_write_through() {
         .symlink("evil", "../../outside/victim")
         .finish();
     let l2 = RawTar::default().file("evil", "overwritten").finish();
-    hostile(&[l1, l2], None);
+    hostile(&[l1, l2], Inside(&[("evil", "overwritten")]));
 }
 
 #[test]
@@ -612,32 +681,7 @@ fn store_overlay_rootfs_matches_unpack() {
     let bundle = s.create_bundle(&image, None, "ovl", None).unwrap();
     let _g = BundleGuard(&s, "ovl");
     assert!(mounted(&bundle.join("rootfs")));
-    let (a, b) = (
-        snapshot(&flat.join("rootfs")),
-        snapshot(&bundle.join("rootfs")),
-    );
-    let mut diffs = Vec::new();
-    for (k, v) in &a {
-        match b.get(k) {
-            None => diffs.push(format!("missing in overlay: {k}")),
-            // A hardlink to a lower layer's file is a copy in overlay form.
-            Some(w)
-                if (Node {
-                    nlink: v.nlink,
-                    ..clone_node(w)
-                }) != *v =>
-            {
-                diffs.push(format!("{k}: {v:?} != {w:?}"))
-            }
-            _ => {}
-        }
-    }
-    diffs.extend(
-        b.keys()
-            .filter(|k| !a.contains_key(*k))
-            .map(|k| format!("extra in overlay: {k}")),
-    );
-    assert!(diffs.is_empty(), "overlay differs:\n{}", diffs.join("\n"));
+    assert_same_tree(&bundle.join("rootfs"), &flat.join("rootfs"));
     assert_eq!(
         config(&bundle)["process"]["args"],
         config(&flat)["process"]["args"]
@@ -646,18 +690,108 @@ fn store_overlay_rootfs_matches_unpack() {
     assert!(!mounted(&bundle.join("rootfs")) && !bundle.exists());
 }
 
-fn clone_node(n: &Node) -> Node {
-    Node {
-        kind: n.kind,
-        mode: n.mode,
-        uid: n.uid,
-        gid: n.gid,
-        rdev: n.rdev,
-        link: n.link.clone(),
-        content: n.content.clone(),
-        nlink: n.nlink,
-        xattrs: n.xattrs.clone(),
+/// What a store used to get wrong: hardlinks to a lower layer's file
+/// (copies instead of links), entries below symlinks of lower layers (a
+/// new directory hiding the link), implied parents of a lower directory
+/// (fresh 0755 metadata hiding the lower one's). The store's overlay must
+/// show exactly the flat unpack, link counts included.
+#[test]
+fn store_matches_unpack_across_layers() {
+    let lower = RawTar::default()
+        .entry("usr/", b'5', "", 0o755, b"")
+        .entry("usr/lib/", b'5', "", 0o750, b"")
+        .entry("usr/lib/t", b'0', "", 0o640, b"target")
+        .file("usr/lib/t2", "second")
+        .hardlink("usr/lib/t2-link", "usr/lib/t2")
+        .symlink("lib", "usr/lib")
+        .symlink("abs", "/usr/lib")
+        .symlink("run", "/var/run")
+        .entry("private/", b'5', "", 0o700, b"")
+        .file("private/old", "1")
+        .finish();
+    let upper = RawTar::default()
+        .file("lib/via-rel", "r")
+        .file("abs/via-abs", "a")
+        .file("run/pid", "p")
+        .hardlink("h", "usr/lib/t")
+        .hardlink("private/h2", "abs/t")
+        .hardlink("h3", "lib/t2-link")
+        .file("private/new", "2")
+        .file("usr/lib/.wh.t2", "")
+        .finish();
+    let top = RawTar::default()
+        .hardlink("h4", "h")
+        .file("usr/.wh.lib", "")
+        .dir("usr/lib/")
+        .file("usr/lib/fresh", "f")
+        .finish();
+    let t = tmp();
+    let layers = [lower, upper, top];
+    for n in [2, 3] {
+        let img = t.path().join(format!("img{n}"));
+        write_layout(
+            &img,
+            layers[..n].iter().cloned().map(TestLayer::plain).collect(),
+        );
+        let flat = t.path().join(format!("flat{n}"));
+        unpack_ok(&[img.to_str().unwrap(), flat.to_str().unwrap()]);
+        let s = snapshot(&flat.join("rootfs"));
+        // The comparison covers what it must: links, and what lands where.
+        assert_eq!(s["h"].nlink, 3, "t or h4 with h and private/h2");
+        assert_eq!(s["h3"].nlink, if n == 2 { 2 } else { 1 });
+        assert_eq!(s["h3"].content, Some(sha256_hex(b"second")));
+        assert_eq!(s["private"].mode & 0o7777, 0o700);
+        assert_eq!(s["var/run/pid"].content, Some(sha256_hex(b"p")));
+        assert_eq!(s.contains_key("usr/lib/via-rel"), n == 2);
+        // One store for both: the two images share their first two layers.
+        let st = Store::open(&t.path().join("store")).unwrap();
+        let bundle = st
+            .create_bundle(img.to_str().unwrap(), None, "cmp", None)
+            .unwrap();
+        let _g = BundleGuard(&st, "cmp");
+        let r = bundle.join("rootfs");
+        if n == 2 {
+            assert_same_small_tree(&r, &flat.join("rootfs"));
+            continue;
+        }
+        // Where a later layer hid some names of a link group, overlayfs
+        // counts them still (they are in the lower directory), and a link
+        // made to a lower file joins the copy of it in the new layer, not
+        // the names left below: everything but the counts matches, and
+        // the new link is a link.
+        let unlinked = |mut m: std::collections::BTreeMap<String, Node>| {
+            m.values_mut().for_each(|n| n.nlink = 0);
+            m
+        };
+        assert_eq!(unlinked(snapshot(&r)), unlinked(s));
+        use std::os::unix::fs::MetadataExt;
+        let ino = |p: &str| std::fs::metadata(r.join(p)).unwrap().ino();
+        assert_eq!(ino("h"), ino("h4"));
     }
+}
+
+/// Each layer is applied through an overlay of all below it: their paths
+/// must fit however many there are (fsconfig takes 256 bytes a value).
+#[test]
+fn store_imports_deep_images() {
+    let layers: Vec<TestLayer> = (0..12)
+        .map(|i| {
+            let t = RawTar::default()
+                .dir("d/")
+                .file(&format!("d/f{i}"), &format!("{i}"))
+                .file("d/last", &format!("{i}"))
+                .finish();
+            TestLayer::plain(t)
+        })
+        .collect();
+    let t = tmp();
+    let img = t.path().join("img");
+    write_layout(&img, layers);
+    let flat = t.path().join("flat");
+    unpack_ok(&[img.to_str().unwrap(), flat.to_str().unwrap()]);
+    let store = t.path().join("a-store-path-long-enough-to-matter");
+    assert_store_matches_flat(&img, &flat, &store);
+    assert_eq!(layer_dirs(&store).len(), 12);
 }
 
 #[test]

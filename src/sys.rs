@@ -91,7 +91,19 @@ pub fn prctl(option: i32, arg2: u64) -> nix::Result<()> {
 /// for the caller's pid namespace. Nothing in the container's mount tree
 /// can be mounted over it, so writes through it reach real procfs files.
 pub fn fresh_procfs() -> nix::Result<OwnedFd> {
-    let fstype = CString::new("proc").unwrap();
+    detached_mount(
+        "proc",
+        &[],
+        libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC,
+    )
+}
+
+/// A new `fstype` filesystem with string options `opts`, mounted nowhere:
+/// the returned fd is its root, and the mount goes away with the last fd,
+/// also when the process dies.
+pub fn detached_mount(fstype: &str, opts: &[(&str, &str)], attrs: u64) -> nix::Result<OwnedFd> {
+    let cstr = |s: &str| CString::new(s).map_err(|_| Errno::EINVAL);
+    let fstype = cstr(fstype)?;
     // SAFETY: plain syscalls with valid C strings; returned fds are owned here.
     unsafe {
         let fs = Errno::result(libc::syscall(
@@ -100,6 +112,17 @@ pub fn fresh_procfs() -> nix::Result<OwnedFd> {
             libc::FSOPEN_CLOEXEC,
         ))?;
         let fs = OwnedFd::from_raw_fd(fs as RawFd);
+        for (k, v) in opts {
+            let (k, v) = (cstr(k)?, cstr(v)?);
+            Errno::result(libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                libc::FSCONFIG_SET_STRING,
+                k.as_ptr(),
+                v.as_ptr(),
+                0,
+            ))?;
+        }
         Errno::result(libc::syscall(
             libc::SYS_fsconfig,
             fs.as_raw_fd(),
@@ -112,7 +135,7 @@ pub fn fresh_procfs() -> nix::Result<OwnedFd> {
             libc::SYS_fsmount,
             fs.as_raw_fd(),
             libc::FSMOUNT_CLOEXEC,
-            libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC,
+            attrs,
         ))?;
         Ok(OwnedFd::from_raw_fd(m as RawFd))
     }

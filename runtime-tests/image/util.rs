@@ -314,6 +314,12 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, Node> {
 
 /// Panics with every difference between two snapshots.
 pub fn assert_same_tree(a: &Path, b: &Path) {
+    let n = assert_same_small_tree(a, b);
+    assert!(n > 10, "suspiciously small tree at {}", a.display());
+}
+
+/// `assert_same_tree` for trees that may be small; returns their size.
+pub fn assert_same_small_tree(a: &Path, b: &Path) -> usize {
     let (sa, sb) = (snapshot(a), snapshot(b));
     let mut diffs = Vec::new();
     for (k, v) in &sa {
@@ -327,7 +333,7 @@ pub fn assert_same_tree(a: &Path, b: &Path) {
         diffs.push(format!("only in {}: {k}", b.display()));
     }
     assert!(diffs.is_empty(), "trees differ:\n{}", diffs.join("\n"));
-    assert!(sa.len() > 10, "suspiciously small tree at {}", a.display());
+    sa.len()
 }
 
 /// Names in `dir` (to check nothing was left behind).

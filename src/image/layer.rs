@@ -2,23 +2,26 @@
 //! entries replace what lower layers left at the same path (a directory
 //! stays a directory and only takes the new metadata), `.wh.NAME` removes
 //! NAME from lower layers, `.wh..wh..opq` hides everything lower layers put
-//! in its directory. The tar is streamed entry by entry; file contents go
+//! in its directory. The tar is streamed entry by entry; small files are
+//! created and written by writer threads (see `Writers`), larger ones go
 //! straight from the stream to the file.
 
-use std::collections::HashSet;
-use std::ffi::{CString, OsStr};
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::mkdirat;
 use nix::sys::stat::{
-    fchmod, fchmodat, fstatat, futimens, makedev, mknodat, utimensat, FchmodatFlags, Mode, SFlag,
-    UtimensatFlags,
+    fchmod, fchmodat, fstat, fstatat, futimens, makedev, mknodat, utimensat, FchmodatFlags, Mode,
+    SFlag, UtimensatFlags,
 };
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
@@ -177,20 +180,8 @@ pub struct LayerStats {
     pub whiteouts: u64,
 }
 
-/// How a layer is laid down.
-pub enum Placement<'a> {
-    /// Onto the result of the lower layers: whiteouts delete.
-    Flatten,
-    /// Into its own empty directory, to be an overlayfs lower layer:
-    /// whiteouts become 0:0 character devices, opaque markers the
-    /// `trusted.overlay.opaque` xattr, and hardlinks to files of lower
-    /// layers (`lowers`, topmost first) copies.
-    Overlay { lowers: &'a [Rootfs] },
-}
-
 struct Applier<'a> {
     root: &'a Rootfs,
-    placement: &'a Placement<'a>,
     /// Paths created or updated by this layer. Whiteouts and opaque
     /// markers only act on what lower layers left, never on these.
     seen: HashSet<RelPath>,
@@ -200,55 +191,228 @@ struct Applier<'a> {
     /// The parent directory of the previous member: tar layers list
     /// siblings together, so this spares most path lookups. Dropped
     /// whenever anything is removed, as that may have replaced it.
-    parent_cache: Option<(RelPath, OwnedFd)>,
+    parent_cache: Option<Parent>,
     buf: Vec<u8>,
     stats: LayerStats,
+    /// Small regular files go to the writers (see `Writers`).
+    writers: Writers,
+}
+
+struct Parent {
+    rel: RelPath,
+    fd: Arc<OwnedFd>,
+    /// st_dev and st_ino: with the name, what `Writers` keys files by.
+    id: (u64, u64),
+}
+
+/// A name in a directory, by the directory's identity rather than a path,
+/// so two spellings of one place (through a symlink) are one key.
+type Key = (u64, u64, OsString);
+
+/// Regular files up to this size are read into memory and created and
+/// written by a writer thread; larger ones by the applier itself.
+const SMALL_FILE: u64 = 256 * 1024;
+/// Writer threads, and how many files may wait for one. Together these
+/// bound the memory held in file contents to about
+/// (QUEUE + WRITERS + 1) * SMALL_FILE.
+const WRITERS: usize = 2;
+const QUEUE: usize = 16;
+
+/// A small regular file for a writer to create in `dir`, which exists.
+struct Job {
+    dir: Arc<OwnedFd>,
+    key: Key,
+    data: Vec<u8>,
+    meta: Meta,
+    member: Vec<u8>,
+}
+
+struct Done {
+    key: Key,
+    result: Result<()>,
+    /// The job's buffer, back for reuse.
+    data: Vec<u8>,
+}
+
+/// Creating an inode is most of a small file's cost on a disk filesystem
+/// and is done in the kernel by the creating thread, so files are created
+/// by a few threads at once. The tar order still rules: before the
+/// applier does anything at a name it waits for a writer holding that
+/// name (`wait_for`), and before removing a directory tree (which could
+/// hold files still being written) or setting directory times it waits
+/// for all of them (`barrier`). Writers only ever create a new name in a
+/// directory that exists; whatever was at the name was removed first, by
+/// the applier, in order.
+struct Writers {
+    queue: Option<SyncSender<Job>>,
+    done: Receiver<Done>,
+    in_flight: HashMap<Key, usize>,
+    pending: usize,
+    spare: Vec<Vec<u8>>,
+    failed: Option<anyhow::Error>,
+}
+
+impl Writers {
+    fn submit(&mut self, job: Job) -> Result<()> {
+        *self.in_flight.entry(job.key.clone()).or_default() += 1;
+        self.pending += 1;
+        let queue = self.queue.as_ref().expect("open while applying");
+        if queue.send(job).is_err() {
+            bail!("file writer threads stopped");
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, d: Done) {
+        if let Some(n) = self.in_flight.get_mut(&d.key) {
+            *n -= 1;
+            if *n == 0 {
+                self.in_flight.remove(&d.key);
+            }
+        }
+        self.pending -= 1;
+        self.spare.push(d.data);
+        if let Err(e) = d.result {
+            self.failed.get_or_insert(e);
+        }
+    }
+
+    fn recv(&mut self) -> Result<()> {
+        let d = self
+            .done
+            .recv()
+            .map_err(|_| anyhow!("file writer threads stopped"))?;
+        self.complete(d);
+        Ok(())
+    }
+
+    /// Collects finished files; the first writer error, if any.
+    fn check(&mut self) -> Result<()> {
+        while let Ok(d) = self.done.try_recv() {
+            self.complete(d);
+        }
+        self.failed.take().map_or(Ok(()), Err)
+    }
+
+    fn wait_for(&mut self, key: &Key) -> Result<()> {
+        while self.in_flight.contains_key(key) {
+            self.recv()?;
+        }
+        self.check()
+    }
+
+    fn barrier(&mut self) -> Result<()> {
+        while self.pending > 0 {
+            self.recv()?;
+        }
+        self.check()
+    }
+}
+
+fn writer(jobs: &Mutex<Receiver<Job>>, done: Sender<Done>) {
+    loop {
+        let job = match jobs.lock().map(|rx| rx.recv()) {
+            Ok(Ok(job)) => job,
+            _ => return,
+        };
+        let result = write_small_file(&job)
+            .with_context(|| format!("applying member {:?}", String::from_utf8_lossy(&job.member)));
+        let d = Done {
+            key: job.key,
+            result,
+            data: job.data,
+        };
+        if done.send(d).is_err() {
+            return;
+        }
+    }
+}
+
+fn write_small_file(job: &Job) -> Result<()> {
+    let fd = crate::sys::openat(
+        Some(job.dir.as_raw_fd()),
+        job.key.2.as_os_str(),
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )?;
+    let mut file = File::from(fd);
+    file.write_all(&job.data).context("writing file")?;
+    apply_meta_fd(&file, &job.meta, false)
 }
 
 /// Applies the tar stream `tar` onto `root`. Errors name the member.
 pub fn apply_layer(root: &Rootfs, tar: impl Read) -> Result<LayerStats> {
-    apply_layer_as(root, tar, &Placement::Flatten)
-}
-
-/// `apply_layer` for either mode.
-pub fn apply_layer_as(
-    root: &Rootfs,
-    tar: impl Read,
-    placement: &Placement<'_>,
-) -> Result<LayerStats> {
-    let mut a = Applier {
-        root,
-        placement,
-        seen: HashSet::new(),
-        dir_times: Vec::new(),
-        parent_cache: None,
-        buf: vec![0; 256 * 1024],
-        stats: LayerStats::default(),
-    };
-    let mut archive = tar::Archive::new(tar);
-    for entry in archive.entries().context("reading tar stream")? {
-        let mut entry = entry.context("reading tar stream")?;
-        let name = entry.path_bytes().into_owned();
-        a.entry(&mut entry, &name)
-            .with_context(|| format!("applying member {:?}", String::from_utf8_lossy(&name)))?;
-        a.stats.entries += 1;
-    }
-    a.parent_cache = None;
-    for (rel, atime, mtime) in std::mem::take(&mut a.dir_times) {
-        a.set_times(&rel, &atime, &mtime)
-            .with_context(|| format!("setting times of directory {rel}"))?;
-    }
-    Ok(a.stats)
+    let (queue, jobs) = sync_channel::<Job>(QUEUE);
+    let (done_tx, done) = channel::<Done>();
+    let jobs = Mutex::new(jobs);
+    std::thread::scope(|s| {
+        for _ in 0..WRITERS {
+            let done_tx = done_tx.clone();
+            let jobs = &jobs;
+            s.spawn(move || writer(jobs, done_tx));
+        }
+        drop(done_tx);
+        let mut a = Applier {
+            root,
+            seen: HashSet::new(),
+            dir_times: Vec::new(),
+            parent_cache: None,
+            buf: vec![0; 256 * 1024],
+            stats: LayerStats::default(),
+            writers: Writers {
+                queue: Some(queue),
+                done,
+                in_flight: HashMap::new(),
+                pending: 0,
+                spare: Vec::new(),
+                failed: None,
+            },
+        };
+        let r = a.apply(tar);
+        // Closing the queue ends the writers once it is empty; the scope
+        // joins them before anything (the staging dir) is cleaned up.
+        a.writers.queue = None;
+        r
+    })
 }
 
 impl Applier<'_> {
+    fn apply(&mut self, tar: impl Read) -> Result<LayerStats> {
+        let mut archive = tar::Archive::new(tar);
+        for entry in archive.entries().context("reading tar stream")? {
+            let mut entry = entry.context("reading tar stream")?;
+            let name = entry.path_bytes().into_owned();
+            self.entry(&mut entry, &name)
+                .with_context(|| format!("applying member {:?}", String::from_utf8_lossy(&name)))?;
+            self.stats.entries += 1;
+        }
+        self.writers.barrier()?;
+        self.parent_cache = None;
+        for (rel, atime, mtime) in std::mem::take(&mut self.dir_times) {
+            self.set_times(&rel, &atime, &mtime)
+                .with_context(|| format!("setting times of directory {rel}"))?;
+        }
+        Ok(self.stats)
+    }
+
     fn parent(&mut self, rel: &RelPath) -> Result<RawFd> {
-        let hit = matches!(&self.parent_cache, Some((p, _)) if p == rel);
+        let hit = matches!(&self.parent_cache, Some(p) if p.rel == *rel);
         if !hit {
             let fd = self.root.dir(rel, true)?;
-            self.parent_cache = Some((rel.clone(), fd));
+            let st = fstat(fd.as_raw_fd())?;
+            self.parent_cache = Some(Parent {
+                rel: rel.clone(),
+                fd: Arc::new(fd),
+                id: (st.st_dev, st.st_ino),
+            });
         }
-        Ok(self.parent_cache.as_ref().expect("just set").1.as_raw_fd())
+        Ok(self.parent_cache.as_ref().expect("just set").fd.as_raw_fd())
+    }
+
+    /// The key of `name` in the cached parent.
+    fn key(&self, name: &OsStr) -> Key {
+        let (dev, ino) = self.parent_cache.as_ref().expect("parent looked up").id;
+        (dev, ino, name.to_os_string())
     }
 
     fn removed_something(&mut self) {
@@ -293,7 +457,38 @@ impl Applier<'_> {
 
         let meta = Meta::read(entry)?;
         let pfd = self.parent(&parent)?;
+        let key = self.key(&base);
+        self.writers.wait_for(&key)?;
         match kind {
+            EntryType::Regular | EntryType::Continuous if entry.size() <= SMALL_FILE => {
+                match fstatat(Some(pfd), base.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+                    Err(Errno::ENOENT) => {}
+                    Ok(_) => {
+                        self.make_room(pfd, &base, false)?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                let size = entry.size();
+                let mut data = self.writers.spare.pop().unwrap_or_default();
+                data.clear();
+                data.reserve_exact(size as usize);
+                (&mut *entry)
+                    .take(size)
+                    .read_to_end(&mut data)
+                    .context("reading member content")?;
+                if data.len() as u64 != size {
+                    bail!("truncated: {} of {size} content bytes present", data.len());
+                }
+                self.stats.bytes += size;
+                let dir = Arc::clone(&self.parent_cache.as_ref().expect("looked up").fd);
+                self.writers.submit(Job {
+                    dir,
+                    key,
+                    data,
+                    meta,
+                    member: name.to_vec(),
+                })?;
+            }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 let file = self.create_file(pfd, &base)?;
                 let size = entry.size();
@@ -339,18 +534,14 @@ impl Applier<'_> {
                 let (tparent, tname) = target
                     .split()
                     .ok_or_else(|| anyhow!("hardlink to the rootfs root"))?;
-                let tfd = match self.root.dir(&tparent, false) {
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                        if let Placement::Overlay { lowers } = self.placement {
-                            return self.copy_from_lower(lowers, &target, pfd, &base, rel);
-                        }
-                        return Err(anyhow!(e).context(format!("hardlink target {target}")));
-                    }
-                    r => r.with_context(|| format!("hardlink target {target}"))?,
-                };
-                // The target's parent lookup may have invalidated nothing,
-                // but `pfd` must be re-fetched if make_room drops the cache.
+                let tfd = self
+                    .root
+                    .dir(&tparent, false)
+                    .with_context(|| format!("hardlink target {target}"))?;
                 let tname = tname.to_os_string();
+                let st = fstat(tfd.as_raw_fd())?;
+                self.writers
+                    .wait_for(&(st.st_dev, st.st_ino, tname.clone()))?;
                 let link = |pfd: RawFd| {
                     // No AT_SYMLINK_FOLLOW: a link to a symlink links the
                     // symlink itself, never what it points to.
@@ -362,15 +553,8 @@ impl Applier<'_> {
                         AtFlags::empty(),
                     )
                 };
-                match self.retry_on_exist(pfd, &base, link) {
-                    Err(e) if e.downcast_ref::<Errno>() == Some(&Errno::ENOENT) => {
-                        if let Placement::Overlay { lowers } = self.placement {
-                            return self.copy_from_lower(lowers, &target, pfd, &base, rel);
-                        }
-                        return Err(e.context(format!("hardlink to {target}")));
-                    }
-                    r => r.with_context(|| format!("hardlink to {target}"))?,
-                }
+                self.retry_on_exist(pfd, &base, link)
+                    .with_context(|| format!("hardlink to {target}"))?;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 let h = entry.header();
@@ -409,56 +593,6 @@ impl Applier<'_> {
         }
         self.seen.insert(rel);
         Ok(())
-    }
-
-    /// Overlay mode: a hardlink to a file of a lower layer cannot cross
-    /// layers, so it becomes a copy (content, owner, mode, times).
-    fn copy_from_lower(
-        &mut self,
-        lowers: &[Rootfs],
-        target: &RelPath,
-        pfd: RawFd,
-        base: &OsStr,
-        rel: RelPath,
-    ) -> Result<()> {
-        let (tparent, tname) = target.split().expect("checked by caller");
-        for lower in lowers {
-            let dfd = match lower.dir(&tparent, false) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                r => r?,
-            };
-            let st = match fstatat(Some(dfd.as_raw_fd()), tname, AtFlags::AT_SYMLINK_NOFOLLOW) {
-                Err(Errno::ENOENT) => continue,
-                r => r?,
-            };
-            let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
-            if kind != SFlag::S_IFREG {
-                bail!("hardlink to {target}: a lower layer has no regular file there");
-            }
-            let src = openat(
-                Some(dfd.as_raw_fd()),
-                tname,
-                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )?;
-            // SAFETY: `src` was just opened and is owned by nobody else.
-            let src = File::from(unsafe { OwnedFd::from_raw_fd(src) });
-            let dst = self.create_file(pfd, base)?;
-            let n = copy(&src, &dst, &mut self.buf)?;
-            self.stats.bytes += n;
-            let meta = Meta {
-                mode: st.st_mode & 0o7777,
-                uid: st.st_uid,
-                gid: st.st_gid,
-                mtime: TimeSpec::new(st.st_mtime, st.st_mtime_nsec),
-                atime: TimeSpec::new(st.st_atime, st.st_atime_nsec),
-                xattrs: Vec::new(),
-            };
-            apply_meta_fd(&dst, &meta, false)?;
-            self.seen.insert(rel);
-            return Ok(());
-        }
-        bail!("hardlink to {target}: not found in this or any lower layer")
     }
 
     fn create_file(&mut self, pfd: RawFd, base: &OsStr) -> Result<File> {
@@ -513,13 +647,15 @@ impl Applier<'_> {
         // fd may also be something below `base`, so drop it.
         let keep = self.parent_cache.take();
         if is_dir {
+            // Files of this layer may still be being written below it.
+            self.writers.barrier()?;
             remove_all_at(pfd, base)?;
         } else {
             unlinkat(Some(pfd), base, UnlinkatFlags::NoRemoveDir)?;
         }
-        if let Some((p, fd)) = keep {
-            if fd.as_raw_fd() == pfd {
-                self.parent_cache = Some((p, fd));
+        if let Some(p) = keep {
+            if p.fd.as_raw_fd() == pfd {
+                self.parent_cache = Some(p);
             }
         }
         Ok(false)
@@ -529,21 +665,9 @@ impl Applier<'_> {
         if self.seen.contains(target) {
             return Ok(());
         }
+        // What it removes may be a tree with files still being written.
+        self.writers.barrier()?;
         let (parent, name) = target.split().expect("whiteout names a child");
-        if let Placement::Overlay { .. } = self.placement {
-            let name = name.to_os_string();
-            let pfd = self.parent(&parent)?;
-            self.retry_on_exist(pfd, &name, |pfd| {
-                mknodat(
-                    Some(pfd),
-                    name.as_os_str(),
-                    SFlag::S_IFCHR,
-                    Mode::empty(),
-                    0,
-                )
-            })?;
-            return Ok(());
-        }
         let pfd = match self.root.dir(&parent, false) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             r => r?,
@@ -554,14 +678,7 @@ impl Applier<'_> {
     }
 
     fn opaque(&mut self, dir: &RelPath) -> Result<()> {
-        if let Placement::Overlay { .. } = self.placement {
-            let fd = self.root.dir(dir, true)?;
-            let d = reopen_dir(fd.as_raw_fd(), OsStr::new("."))?;
-            let name = CString::new("trusted.overlay.opaque").expect("no NUL");
-            set_xattr(Some(d.as_raw_fd()), &CString::default(), &name, b"y")
-                .context("setting trusted.overlay.opaque")?;
-            return Ok(());
-        }
+        self.writers.barrier()?;
         let fd = match self.root.dir(dir, false) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             r => r?,
@@ -884,49 +1001,53 @@ mod tests {
     }
 
     #[test]
-    fn overlay_placement_marks_instead_of_deleting() {
-        use std::os::unix::fs::{FileTypeExt, MetadataExt};
-        let lower_dir = tempfile::tempdir().unwrap();
-        let lower = Rootfs::open(lower_dir.path()).unwrap();
-        apply_layer(
-            &lower,
-            &tar(&[
-                ("d", D, ""),
-                ("d/t", F, "target"),
-                ("o", D, ""),
-                ("o/x", F, "1"),
-            ])[..],
-        )
-        .unwrap();
-        let upper_dir = tempfile::tempdir().unwrap();
-        let upper = Rootfs::open(upper_dir.path()).unwrap();
-        let l2 = tar(&[
-            ("d/.wh.gone", F, ""),
-            ("o/.wh..wh..opq", F, ""),
-            ("o/y", F, "2"),
-            ("h", H, "d/t"),
-        ]);
-        let lowers = [lower];
-        apply_layer_as(&upper, &l2[..], &Placement::Overlay { lowers: &lowers }).unwrap();
-        let wh = std::fs::symlink_metadata(upper_dir.path().join("d/gone")).unwrap();
-        assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
-        let mut v = [0u8; 4];
-        let p = CString::new(upper_dir.path().join("o").to_str().unwrap()).unwrap();
-        let name = CString::new("trusted.overlay.opaque").unwrap();
-        // SAFETY: valid C strings and a buffer with its length.
-        let n = unsafe { libc::getxattr(p.as_ptr(), name.as_ptr(), v.as_mut_ptr().cast(), 4) };
-        assert_eq!(&v[..n.max(0) as usize], b"y");
-        assert_eq!(
-            std::fs::read_to_string(upper_dir.path().join("o/y")).unwrap(),
-            "2"
-        );
-        assert_eq!(
-            std::fs::read_to_string(upper_dir.path().join("h")).unwrap(),
-            "target"
-        );
-        assert!(
-            !upper_dir.path().join("o/x").exists(),
-            "lower content is not copied up"
-        );
+    fn later_members_at_the_same_place_wait_for_earlier_ones() {
+        // Many rounds, so a member overtaking an earlier one still being
+        // written (by a writer thread) would show.
+        let mut entries: Vec<(String, EntryType, String)> = Vec::new();
+        for i in 0..200 {
+            let d = format!("d{i}");
+            entries.push((d.clone(), D, String::new()));
+            entries.push((format!("{d}/twice"), F, "first".into()));
+            entries.push((format!("{d}/twice"), F, "second".into()));
+            entries.push((format!("{d}/t"), F, "target".into()));
+            entries.push((format!("{d}/hl"), H, format!("{d}/t")));
+            entries.push((format!("{d}/becomes-dir"), F, "x".into()));
+            entries.push((format!("{d}/becomes-dir"), D, String::new()));
+            entries.push((format!("{d}/becomes-link"), F, "x".into()));
+            entries.push((format!("{d}/becomes-link"), S, "t".into()));
+            // The same file by another spelling, through a symlink.
+            entries.push((format!("{d}/alias"), S, ".".into()));
+            entries.push((format!("{d}/via"), F, "direct".into()));
+            entries.push((format!("{d}/alias/via"), F, "aliased".into()));
+            // A tree of this layer replaced by a file.
+            entries.push((format!("{d}/tree/leaf"), F, "x".into()));
+            entries.push((format!("{d}/tree"), F, "flat".into()));
+        }
+        let borrowed: Vec<(&str, EntryType, &str)> = entries
+            .iter()
+            .map(|(n, k, d)| (n.as_str(), *k, d.as_str()))
+            .collect();
+        let (t, l) = apply_all(&[tar(&borrowed)]);
+        let mut want = Vec::new();
+        for i in 0..200 {
+            let d = format!("d{i}");
+            want.extend([
+                format!("{d}/"),
+                format!("{d}/alias -> ."),
+                format!("{d}/becomes-dir/"),
+                format!("{d}/becomes-link -> t"),
+                format!("{d}/hl=target"),
+                format!("{d}/t=target"),
+                format!("{d}/tree=flat"),
+                format!("{d}/twice=second"),
+                format!("{d}/via=aliased"),
+            ]);
+        }
+        want.sort();
+        assert_eq!(l, want);
+        use std::os::unix::fs::MetadataExt;
+        let ino = |p: &str| std::fs::metadata(t.path().join(p)).unwrap().ino();
+        assert_eq!(ino("d7/hl"), ino("d7/t"));
     }
 }

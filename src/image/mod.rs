@@ -7,9 +7,10 @@
 //! writes stay inside the rootfs (see `rootfs`). The bundle is built in a
 //! temporary sibling directory and renamed into place only when complete.
 //!
-//! Layers are decoded (read, hashed, decompressed, hashed again) on one
-//! thread and applied on another, connected by a small bounded channel, so
-//! both cores work and memory stays bounded whatever the layer size.
+//! Layers are decoded (read and hashed, decompressed on a read-ahead
+//! thread, hashed again) on one thread and applied on another (whose small
+//! files go to writer threads, see `layer`), connected by small bounded
+//! channels, so memory stays bounded whatever the layer size.
 
 pub mod blob;
 pub mod config;
@@ -366,94 +367,183 @@ fn decode_layer(
     recycle: &Receiver<Vec<u8>>,
     progress: Option<&dyn Progress>,
 ) -> Result<()> {
-    let raw = match &l.blob {
-        Some((d, _)) => img.store.open_blob(d)?,
-        None => img
-            .store
-            .open(&l.member)
-            .map_err(|e| anyhow!("layer {} is missing: {e}", l.member))?,
-    };
-    let raw = Counted {
-        inner: raw,
-        progress,
-    };
-    let mut blob_ok = None;
-    let raw: Box<dyn Read + Send> = match &l.blob {
-        Some((d, size)) => {
-            let v = VerifyingReader::new(raw, d, Some(*size), format!("blob {d}"));
-            blob_ok = Some(v.verified_flag());
-            Box::new(v)
-        }
-        None => Box::new(raw),
-    };
-    let mut buffered = BufReader::with_capacity(CHUNK, raw);
-    let compression = match l.compression {
-        Some(c) => c,
-        None => Compression::sniff(buffered.fill_buf().context("reading layer")?),
-    };
-    let tar: Box<dyn Read + Send> = match compression {
-        Compression::None => Box::new(buffered),
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
-        Compression::Zstd => {
-            Box::new(zstd::stream::read::Decoder::with_buffer(buffered).context("starting zstd")?)
-        }
-    };
-    let mut diff_ok = None;
-    let mut tar: Box<dyn Read + Send> = match &l.diff_id {
-        Some(d) => {
-            let v =
-                VerifyingReader::new(tar, d, None, format!("uncompressed content (diff_id {d})"));
-            diff_ok = Some(v.verified_flag());
-            Box::new(v)
-        }
-        None => tar,
-    };
-    loop {
-        let mut buf = recycle.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
-        buf.resize(CHUNK, 0);
-        let mut filled = 0;
-        while filled < CHUNK {
-            match tar.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let e = anyhow!(e).context(match compression {
-                        Compression::None => "reading layer",
-                        Compression::Gzip => "decompressing layer (gzip)",
-                        Compression::Zstd => "decompressing layer (zstd)",
-                    });
-                    // A decompressor may fail (bad CRC) before the blob's
-                    // end where its digest is checked: name the real cause.
-                    return Err(match (&l.blob, blob_ok.as_ref()) {
-                        (Some((d, size)), Some(ok)) if !ok.load(Ordering::Acquire) => {
-                            match verify_blob(img, d, *size) {
-                                Err(bad) => bad.context(format!("{e:#}")),
-                                Ok(()) => e,
+    std::thread::scope(|s| {
+        let raw = match &l.blob {
+            Some((d, _)) => img.store.open_blob(d)?,
+            None => img
+                .store
+                .open(&l.member)
+                .map_err(|e| anyhow!("layer {} is missing: {e}", l.member))?,
+        };
+        let raw = Counted {
+            inner: raw,
+            progress,
+        };
+        let mut blob_ok = None;
+        let raw: Box<dyn Read + Send> = match &l.blob {
+            Some((d, size)) => {
+                let v = VerifyingReader::new(raw, d, Some(*size), format!("blob {d}"));
+                blob_ok = Some(v.verified_flag());
+                Box::new(v)
+            }
+            None => Box::new(raw),
+        };
+        let mut buffered = BufReader::with_capacity(CHUNK, raw);
+        let compression = match l.compression {
+            Some(c) => c,
+            None => Compression::sniff(buffered.fill_buf().context("reading layer")?),
+        };
+        let tar: Box<dyn Read + Send> = match compression {
+            Compression::None => Box::new(buffered),
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+            Compression::Zstd => Box::new(
+                zstd::stream::read::Decoder::with_buffer(buffered).context("starting zstd")?,
+            ),
+        };
+        // Decompressing (the slowest step) and hashing what it produces run
+        // on two threads: this one hashes.
+        let tar = read_ahead(s, tar);
+        let mut diff_ok = None;
+        let mut tar: Box<dyn Read + Send> = match &l.diff_id {
+            Some(d) => {
+                let v = VerifyingReader::new(
+                    tar,
+                    d,
+                    None,
+                    format!("uncompressed content (diff_id {d})"),
+                );
+                diff_ok = Some(v.verified_flag());
+                Box::new(v)
+            }
+            None => Box::new(tar),
+        };
+        loop {
+            let mut buf = recycle.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
+            buf.resize(CHUNK, 0);
+            let mut filled = 0;
+            while filled < CHUNK {
+                match tar.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let e = anyhow!(e).context(match compression {
+                            Compression::None => "reading layer",
+                            Compression::Gzip => "decompressing layer (gzip)",
+                            Compression::Zstd => "decompressing layer (zstd)",
+                        });
+                        // A decompressor may fail (bad CRC) before the blob's
+                        // end where its digest is checked: name the real cause.
+                        return Err(match (&l.blob, blob_ok.as_ref()) {
+                            (Some((d, size)), Some(ok)) if !ok.load(Ordering::Acquire) => {
+                                match verify_blob(img, d, *size) {
+                                    Err(bad) => bad.context(format!("{e:#}")),
+                                    Ok(()) => e,
+                                }
                             }
-                        }
-                        _ => e,
-                    });
+                            _ => e,
+                        });
+                    }
                 }
             }
+            if filled == 0 {
+                break;
+            }
+            if INTERRUPTED.load(Ordering::Relaxed) {
+                bail!("interrupted");
+            }
+            buf.truncate(filled);
+            if tx.send(Msg::Data(buf)).is_err() {
+                return Ok(());
+            }
         }
-        if filled == 0 {
-            break;
+        for flag in [blob_ok, diff_ok].into_iter().flatten() {
+            if !flag.load(Ordering::Acquire) {
+                bail!("layer stream ended before it was fully verified");
+            }
         }
-        if INTERRUPTED.load(Ordering::Relaxed) {
-            bail!("interrupted");
+        Ok(())
+    })
+}
+
+/// How many chunks a `read_ahead` stage may be ahead of its consumer.
+const AHEAD: usize = 4;
+
+/// Reads `inner` on a thread of `s`, a chunk at a time, up to AHEAD
+/// chunks ahead of the returned reader: one more pipeline stage. Errors
+/// arrive in order, after the data before them; the thread ends at EOF,
+/// an error, or when the reader is dropped.
+fn read_ahead<'s, R: Read + Send + 's>(s: &'s std::thread::Scope<'s, '_>, mut inner: R) -> Ahead {
+    let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(AHEAD);
+    let (recycle, spare) = channel::<Vec<u8>>();
+    s.spawn(move || loop {
+        let mut buf = spare.try_recv().unwrap_or_default();
+        buf.resize(CHUNK, 0);
+        let r = loop {
+            match inner.read(&mut buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => break r,
+            }
+        };
+        let last = !matches!(r, Ok(n) if n > 0);
+        let msg = r.map(|n| {
+            buf.truncate(n);
+            buf
+        });
+        if tx.send(msg).is_err() || last {
+            return;
         }
-        buf.truncate(filled);
-        if tx.send(Msg::Data(buf)).is_err() {
-            return Ok(());
-        }
+    });
+    Ahead {
+        rx,
+        recycle,
+        cur: Vec::new(),
+        pos: 0,
+        done: false,
     }
-    for flag in [blob_ok, diff_ok].into_iter().flatten() {
-        if !flag.load(Ordering::Acquire) {
-            bail!("layer stream ended before it was fully verified");
+}
+
+/// The consuming end of `read_ahead`. An empty chunk is the end.
+struct Ahead {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    recycle: Sender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl BufRead for Ahead {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos == self.cur.len() && !self.done {
+            // After an error, EOF, as VerifyingReader does.
+            self.done = true;
+            let next = self
+                .rx
+                .recv()
+                .map_err(|_| io::Error::other("read-ahead thread stopped"))??;
+            if !next.is_empty() {
+                self.done = false;
+                let old = std::mem::replace(&mut self.cur, next);
+                let _ = self.recycle.send(old);
+                self.pos = 0;
+            }
         }
+        Ok(&self.cur[self.pos..])
     }
-    Ok(())
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.cur.len());
+    }
+}
+
+impl Read for Ahead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let data = self.fill_buf()?;
+        let n = buf.len().min(data.len());
+        buf[..n].copy_from_slice(&data[..n]);
+        self.consume(n);
+        Ok(n)
+    }
 }
 
 /// Reads a whole blob just to check its size and digest.

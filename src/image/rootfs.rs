@@ -1,10 +1,12 @@
 //! Path containment for writing into a rootfs. Every lookup goes through
-//! openat2(2) relative to a directory fd of the rootfs with RESOLVE_BENEATH:
-//! a parent path that would leave the rootfs (through `..`, an absolute
-//! symlink or a symlink climbing out) fails with EXDEV in the kernel, so no
-//! check-then-use race exists. The last component of a name is always
-//! handled with *at() calls that do not follow it.
+//! openat2(2) relative to a directory fd of the rootfs with RESOLVE_IN_ROOT:
+//! symlinks on the way resolve as they would in the container, with the
+//! rootfs as `/` (an absolute symlink, or `..` climbing above the top, stays
+//! inside), as umoci and containerd resolve them. The kernel does this
+//! confinement, so no check-then-use race exists. The last component of a
+//! name is always handled with *at() calls that do not follow it.
 
+use std::collections::VecDeque;
 use std::ffi::{CStr, OsStr, OsString};
 use std::fs::File;
 use std::io;
@@ -14,9 +16,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
-use nix::fcntl::{openat, openat2, OFlag, OpenHow, ResolveFlag};
-use nix::sys::stat::mkdirat;
-use nix::sys::stat::Mode;
+use nix::fcntl::{openat, openat2, readlinkat, AtFlags, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{fstatat, mkdirat, Mode, SFlag};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
 /// A tar member name reduced to plain components, relative to the rootfs
@@ -96,12 +97,12 @@ fn owned(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-/// openat2 with RESOLVE_BENEATH, retrying the EAGAIN the kernel returns
+/// openat2 with RESOLVE_IN_ROOT, retrying the EAGAIN the kernel returns
 /// when a concurrent rename could have affected the lookup.
-fn open_beneath(dir: RawFd, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
+fn open_in_root(dir: RawFd, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
     let how = OpenHow::new()
         .flags(flags | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
     let mut tries = 0;
     loop {
         match openat2(dir, path, how) {
@@ -113,10 +114,6 @@ fn open_beneath(dir: RawFd, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
 
 fn explain(rel: &RelPath, e: Errno) -> io::Error {
     match e {
-        Errno::EXDEV => io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!("{rel} resolves outside the rootfs (through a symlink)"),
-        ),
         Errno::ELOOP => io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("{rel}: too many levels of symlinks"),
@@ -136,30 +133,82 @@ impl Rootfs {
         Ok(Rootfs { fd: owned(fd) })
     }
 
-    /// An O_PATH fd of directory `rel`, which must resolve beneath the root.
+    /// A rootfs whose root is the directory (or detached mount) `fd`.
+    pub fn from_fd(fd: OwnedFd) -> Rootfs {
+        Rootfs { fd }
+    }
+
+    /// An O_PATH fd of directory `rel`, resolved inside the root.
     /// With `create`, missing directories are made (mode 0755, owned by the
     /// caller) as tar layers may omit parent entries.
     pub fn dir(&self, rel: &RelPath, create: bool) -> io::Result<OwnedFd> {
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
-        match open_beneath(self.fd.as_raw_fd(), rel.for_syscall(), flags) {
+        match open_in_root(self.fd.as_raw_fd(), rel.for_syscall(), flags) {
             Ok(fd) => return Ok(fd),
             Err(Errno::ENOENT) if create => {}
             Err(e) => return Err(explain(rel, e)),
         }
-        // Walk down, creating what is missing; each step is re-resolved
-        // from the root so a component that is a symlink is still confined.
-        let mut cur = RelPath(PathBuf::new());
-        let mut fd = open_beneath(self.fd.as_raw_fd(), Path::new("."), flags)
-            .map_err(|e| explain(&cur, e))?;
-        for comp in rel.0.iter() {
-            cur = cur.join(comp);
-            match mkdirat(Some(fd.as_raw_fd()), comp, Mode::from_bits_truncate(0o755)) {
-                Ok(()) | Err(Errno::EEXIST) => {}
-                Err(e) => return Err(explain(&cur, e)),
+        self.make_dirs(rel).map_err(|e| explain(rel, e))
+    }
+
+    /// The slow path of `dir`: walks `rel` a component at a time, making
+    /// missing directories (mode 0755) and expanding symlinks itself, so a
+    /// symlink to a directory that does not exist yet gets it made where
+    /// the link points, as umoci and containerd do. `..` and absolute
+    /// targets act on the stack of directories walked, never above its
+    /// bottom, the root; each step opens one name with O_NOFOLLOW.
+    fn make_dirs(&self, rel: &RelPath) -> nix::Result<OwnedFd> {
+        let mut stack = vec![self.fd.try_clone().map_err(|_| Errno::EMFILE)?];
+        let mut todo: VecDeque<OsString> = rel.0.iter().map(OsStr::to_os_string).collect();
+        let mut links = 0;
+        while let Some(comp) = todo.pop_front() {
+            match comp.as_bytes() {
+                b"" | b"." => continue,
+                b".." => {
+                    if stack.len() > 1 {
+                        stack.pop();
+                    }
+                    continue;
+                }
+                _ => {}
             }
-            fd = open_beneath(self.fd.as_raw_fd(), &cur.0, flags).map_err(|e| explain(&cur, e))?;
+            let cur = stack.last().expect("never empty").as_raw_fd();
+            match fstatat(Some(cur), comp.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Err(Errno::ENOENT) => {
+                    match mkdirat(Some(cur), comp.as_os_str(), Mode::from_bits_truncate(0o755)) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(st)
+                    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK =>
+                {
+                    links += 1;
+                    if links > 40 {
+                        return Err(Errno::ELOOP);
+                    }
+                    let target = readlinkat(Some(cur), comp.as_os_str())?;
+                    let target = target.as_bytes();
+                    if target.starts_with(b"/") {
+                        stack.truncate(1);
+                    }
+                    for c in target.split(|&b| b == b'/').rev() {
+                        todo.push_front(OsStr::from_bytes(c).to_os_string());
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+            let next = openat(
+                Some(cur),
+                comp.as_os_str(),
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )?;
+            stack.push(owned(next));
         }
-        Ok(fd)
+        Ok(stack.pop().expect("never empty"))
     }
 
     /// Opens `rel` for reading the way the container would see it: symlinks
@@ -266,7 +315,7 @@ mod tests {
     }
 
     #[test]
-    fn dir_refuses_symlinks_leading_out_and_follows_inner_ones() {
+    fn dir_resolves_symlinks_inside_the_root() {
         let t = tempfile::tempdir().unwrap();
         let root = t.path().join("root");
         std::fs::create_dir_all(root.join("usr/lib")).unwrap();
@@ -274,17 +323,38 @@ mod tests {
         symlink("/", root.join("abs")).unwrap();
         symlink("../outside", root.join("up")).unwrap();
         symlink("usr/lib", root.join("lib")).unwrap();
+        symlink("/usr/../../../var/run", root.join("run")).unwrap();
         let r = Rootfs::open(&root).unwrap();
-        for bad in ["abs/tmp", "up", "up/x"] {
-            let e = r
-                .dir(&RelPath::clean(bad.as_bytes()).unwrap(), true)
-                .unwrap_err();
-            assert!(e.to_string().contains("outside the rootfs"), "{bad}: {e}");
-        }
-        assert!(!t.path().join("outside/x").exists());
-        r.dir(&RelPath::clean(b"lib/new/deep").unwrap(), true)
-            .unwrap();
+        let made = |p: &str| {
+            r.dir(&RelPath::clean(p.as_bytes()).unwrap(), true)
+                .unwrap_or_else(|e| panic!("{p}: {e}"));
+        };
+        made("abs/tmp");
+        made("up/x");
+        made("lib/new/deep");
+        made("run/lock");
+        made("abs/abs/up/y");
+        assert!(root.join("tmp").is_dir());
+        assert!(root.join("outside/x").is_dir() && root.join("outside/y").is_dir());
         assert!(root.join("usr/lib/new/deep").is_dir());
+        assert!(root.join("var/run/lock").is_dir());
+        assert_eq!(names(&t.path().join("outside")), Vec::<String>::new());
+        symlink("loop", root.join("loop")).unwrap();
+        let e = r
+            .dir(&RelPath::clean(b"loop/x").unwrap(), true)
+            .unwrap_err();
+        assert!(e.to_string().contains("levels of symlinks"), "{e}");
+        std::fs::write(root.join("file"), "").unwrap();
+        assert!(r.dir(&RelPath::clean(b"file/x").unwrap(), true).is_err());
+    }
+
+    fn names(d: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
     }
 
     #[test]

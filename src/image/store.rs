@@ -16,21 +16,24 @@
 //! rcontain never leaves a partial layer under a final name; the loser of
 //! a race discards its copy. Layers are named by ChainID (the layer's
 //! diff_id chained with those below it) rather than diff_id, since how a
-//! layer is laid down (hardlinks to lower files become copies) depends on
-//! the layers under it.
+//! layer is laid down depends on the layers under it: it is applied through
+//! an overlay of them (see `overlay_of`), so its directory holds what the
+//! kernel copied up from them.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
 
 use super::blob::{Algorithm, Digest};
-use super::layer::{apply_layer_as, Placement};
+use super::layer;
 use super::layout::{self, Platform};
 use super::rootfs::Rootfs;
 use super::{config, pipeline, unique, Progress};
@@ -83,6 +86,84 @@ fn valid_id(id: &str) -> Result<()> {
 
 /// Removes a temporary directory unless disarmed.
 struct TempDir(Option<PathBuf>);
+
+/// overlayfs' `lowerdir` for layer directories given bottom first.
+fn lowerdir(dirs: &[PathBuf]) -> Result<String> {
+    let mut lower = Vec::new();
+    for d in dirs.iter().rev() {
+        lower.push(option_path(d)?);
+    }
+    Ok(lower.join(":"))
+}
+
+fn option_path(d: &Path) -> Result<&str> {
+    let s = d.to_str().ok_or_else(|| anyhow!("non-UTF-8 store path"))?;
+    if s.contains([',', ':']) {
+        bail!("store path {s} contains ',' or ':', which overlayfs options cannot hold");
+    }
+    Ok(s)
+}
+
+/// A detached (mounted nowhere, gone with its fd) overlay of the layers
+/// `lowers` (bottom first) with `upper` as its upper directory. A layer
+/// applied through it with the flat rules lands in `upper` in overlay form
+/// by the kernel's own rules, as containerd's overlay snapshotter does it:
+/// removals become whiteouts, a directory made anew is opaque, parents and
+/// hardlink targets are copied up with their metadata (so a hardlink to a
+/// lower layer's file is a hardlink, target and link both in this layer),
+/// and symlinks in lower layers resolve as in the container. Features that
+/// would make `upper` depend on these exact lowers (index, metacopy,
+/// redirect_dir) are off, as it is reused under other stacks later.
+fn overlay_of(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<Rootfs> {
+    // fsconfig takes at most 256 bytes a value: directories are named by
+    // the short /proc/self/fd links of fds held here, and the lowers given
+    // one at a time ("lowerdir+", Linux 6.8) where the kernel has that.
+    let open = |p: &Path| {
+        crate::sys::open(
+            p,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("opening {}", p.display()))
+    };
+    let fds: Vec<OwnedFd> = lowers
+        .iter()
+        .rev()
+        .chain([upper.to_path_buf(), work.to_path_buf()].iter())
+        .map(|p| open(p))
+        .collect::<Result<_>>()?;
+    let links: Vec<String> = fds
+        .iter()
+        .map(|fd| format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .collect();
+    let (lower, rest) = links.split_at(lowers.len());
+    let fixed = [
+        ("upperdir", rest[0].as_str()),
+        ("workdir", rest[1].as_str()),
+        ("index", "off"),
+        ("metacopy", "off"),
+        ("redirect_dir", "off"),
+    ];
+    let one_by_one: Vec<(&str, &str)> = lower
+        .iter()
+        .map(|l| ("lowerdir+", l.as_str()))
+        .chain(fixed)
+        .collect();
+    let attrs = libc::MOUNT_ATTR_NOSUID;
+    let fd = match crate::sys::detached_mount("overlay", &one_by_one, attrs) {
+        Err(nix::errno::Errno::EINVAL) => {
+            let joined = lower.join(":");
+            let opts: Vec<(&str, &str)> = [("lowerdir", joined.as_str())]
+                .into_iter()
+                .chain(fixed)
+                .collect();
+            crate::sys::detached_mount("overlay", &opts, attrs)
+        }
+        r => r,
+    }
+    .with_context(|| format!("mounting an overlay to apply {}", upper.display()))?;
+    Ok(Rootfs::from_fd(fd))
+}
 
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -171,16 +252,19 @@ impl Store {
         let wanted: Vec<bool> = dirs.iter().map(|d| !d.exists()).collect();
         pipeline(&img, &wanted, progress, |i, tar| {
             let final_dir = &dirs[i];
-            let tmp = final_dir.with_file_name(format!(".{}.tmp-{}", chains[i].hex(), unique()));
+            let tmp_name = format!(".{}.tmp-{}", chains[i].hex(), unique());
+            let tmp = final_dir.with_file_name(&tmp_name);
             fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
             let mut guard = TempDir(Some(tmp.clone()));
-            let root = Rootfs::open(&tmp)?;
-            let lowers: Vec<Rootfs> = dirs[..i]
-                .iter()
-                .rev()
-                .map(|d| Rootfs::open(d))
-                .collect::<Result<_>>()?;
-            let stats = apply_layer_as(&root, tar, &Placement::Overlay { lowers: &lowers })?;
+            let stats = if i == 0 {
+                layer::apply_layer(&Rootfs::open(&tmp)?, tar)?
+            } else {
+                let work = final_dir.with_file_name(tmp_name + ".work");
+                fs::create_dir(&work).with_context(|| format!("creating {}", work.display()))?;
+                let _work = TempDir(Some(work.clone()));
+                let root = overlay_of(&dirs[..i], &tmp, &work)?;
+                layer::apply_layer(&root, tar)?
+            };
             match fs::rename(&tmp, final_dir) {
                 Ok(()) => guard.0 = None,
                 // Another rcontain stored the same layer first: keep theirs.
@@ -278,18 +362,14 @@ impl Store {
         for d in ["upper", "work", "rootfs"] {
             fs::create_dir(bundle.join(d))?;
         }
-        let mut lower = Vec::new();
-        for c in rec.chain.iter().rev() {
-            let d = self.layer_dir(c)?;
-            let s = d.to_str().ok_or_else(|| anyhow!("non-UTF-8 store path"))?;
-            if s.contains([',', ':']) {
-                bail!("store path {s} contains ',' or ':', which overlayfs options cannot hold");
-            }
-            lower.push(s.to_string());
-        }
+        let dirs: Vec<PathBuf> = rec
+            .chain
+            .iter()
+            .map(|c| self.layer_dir(c))
+            .collect::<Result<_>>()?;
         let opts = format!(
             "lowerdir={},upperdir={},workdir={}",
-            lower.join(":"),
+            lowerdir(&dirs)?,
             bundle.join("upper").display(),
             bundle.join("work").display()
         );
