@@ -195,6 +195,39 @@ fn readonly_root() {
     assert_eq!(out.trim(), "wrote");
 }
 
+/// linux.rootfsPropagation as the container's / shows it in mountinfo's
+/// optional fields. An unbindable tree cannot be bind mounted, so the
+/// rootfs must be set up before / becomes unbindable.
+#[test]
+fn rootfs_propagation() {
+    let env = TestEnv::new("rootprop");
+    for prop in ["shared", "slave", "private", "unbindable"] {
+        let out = env.run_ok(&["cat", "/proc/self/mountinfo"], |c, _| {
+            c["linux"]["rootfsPropagation"] = json!(prop)
+        });
+        let root = out
+            .lines()
+            .rev()
+            .find(|l| l.split(' ').nth(4) == Some("/"))
+            .unwrap_or_else(|| panic!("{prop}: no / in {out}"));
+        let optional: Vec<&str> = root
+            .split(" - ")
+            .next()
+            .unwrap()
+            .split(' ')
+            .skip(6)
+            .collect();
+        let has = |p: &str| optional.iter().any(|f| f.starts_with(p));
+        match prop {
+            "shared" => assert!(has("shared:"), "{prop}: {root}"),
+            "unbindable" => assert!(has("unbindable"), "{prop}: {root}"),
+            // Neither must let the container's mounts out to the host.
+            _ => assert!(!has("shared:") && !has("unbindable"), "{prop}: {root}"),
+        }
+    }
+    env.assert_nothing_left();
+}
+
 #[test]
 fn masked_and_readonly_paths() {
     let env = TestEnv::new("masked");
