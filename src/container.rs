@@ -104,7 +104,9 @@ impl Parent for CreateParent<'_> {
 
     fn run_hooks(&mut self, pid: i32) -> Result<()> {
         if let Some(h) = self.spec.hooks() {
-            let st = (self.hook_state)(pid, "creating");
+            // The environment exists (lifecycle step 2 is over): the spec's
+            // "created", as crun and runtime-tools say; runc says "creating".
+            let st = (self.hook_state)(pid, "created");
             hooks::run_all("prestart", h.prestart().as_ref(), &st)?;
             hooks::run_all("createRuntime", h.create_runtime().as_ref(), &st)?;
         }

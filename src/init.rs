@@ -219,7 +219,8 @@ fn setup(
         hooks::run_all(
             "startContainer",
             h.start_container().as_ref(),
-            &(cfg.hook_state)(host_pid, "running"),
+            // The user's program has not run yet (runc says the same).
+            &(cfg.hook_state)(host_pid, "created"),
         )?;
     }
     exec_process(process, linux, filter, cfg.caps, cfg.preserve_fds, &exe)
