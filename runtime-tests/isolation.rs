@@ -756,6 +756,32 @@ fn hook_start_container_failure_aborts() {
     failing_hook_aborts("hfsct", "startContainer", "exit 1", None);
 }
 
+/// The init fails after `start` has reached it (here a startContainer
+/// hook; capabilities the runtime lacks, a cwd or an execve failing are
+/// the same path): `start` itself must fail with the init's error and
+/// leave the container stopped, poststart hooks not run (runtime-spec,
+/// startContainer: "MUST generate an error, stop the container").
+#[test]
+fn start_fails_when_the_init_fails_before_exec() {
+    let env = TestEnv::new("hfstart");
+    let (mut b, logdir) = hook_bundle(&env, &["sh", "-c", "echo process >> /hooklog/log"]);
+    add_log_mount(&mut b.config, &logdir);
+    b.config["hooks"] = json!({
+        "startContainer": [hook("startContainer", &logdir, "exit 3")],
+        "poststart": [hook("poststart", &logdir, "")],
+    });
+    b.save();
+    let id = env.id("s");
+    env.rt(&["create", "-b", b.path(), &id]).expect_ok("create");
+    let out = env.rt(&["start", &id]);
+    assert!(!out.ok(), "start succeeded: {out:#?}");
+    assert!(out.stderr.contains("startContainer"), "{out:#?}");
+    assert_eq!(env.state(&id)["status"], "stopped");
+    assert_eq!(log_of(&logdir), ["startContainer"]);
+    env.rt(&["delete", &id]).expect_ok("delete");
+    env.assert_nothing_left();
+}
+
 #[test]
 fn hook_timeout_is_a_failure() {
     failing_hook_aborts("hftimeout", "createRuntime", "sleep 30", Some(1));
