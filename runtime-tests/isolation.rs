@@ -121,6 +121,31 @@ fn namespaces_new_ones_differ_from_host_others_shared() {
     env.assert_nothing_left();
 }
 
+/// Without a mount namespace the container's mounts (rootfs, /proc, /dev,
+/// ...) are made in the host's mount namespace: delete must take every one
+/// of them down again (runc 1.1.5 and crun 1.8.1 leave them behind).
+#[test]
+fn no_mount_namespace_leaves_no_mounts_on_the_host() {
+    let env = TestEnv::new("nomntns");
+    let mut b = env.bundle(&["true"]);
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "mount");
+    b.save();
+    let id = env.id("m");
+    env.rt(&["create", "-b", b.path(), &id]).expect_ok("create");
+    let during = mounts_under(&b.dir);
+    assert!(
+        during.iter().any(|m| m.ends_with("/rootfs/proc")),
+        "the container's mounts are not in the host's namespace: {during:#?}"
+    );
+    env.rt(&["start", &id]).expect_ok("start");
+    env.wait_for("exit", || env.state(&id)["status"] == "stopped");
+    env.rt(&["delete", &id]).expect_ok("delete");
+    env.assert_nothing_left();
+}
+
 #[test]
 fn mounts_tmpfs_bind_and_special_filesystems() {
     let env = TestEnv::new("mounts");
