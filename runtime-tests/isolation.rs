@@ -812,24 +812,37 @@ fn hook_timeout_is_a_failure() {
     failing_hook_aborts("hftimeout", "createRuntime", "sleep 30", Some(1));
 }
 
-/// poststart/poststop failures only warn: the lifecycle goes on.
+/// poststart/poststop failures only warn: the hooks after the failing one
+/// run and the lifecycle goes on.
 fn failing_hook_warns(name: &str, kind: &str) {
     let env = TestEnv::new(name);
     let (mut b, logdir) = hook_bundle(&env, &["sh", "-c", "echo process >> /hooklog/log"]);
     add_log_mount(&mut b.config, &logdir);
-    b.config["hooks"] = json!({ kind: [hook(kind, &logdir, "exit 1")] });
+    let next = format!("{kind}-next");
+    b.config["hooks"] = json!({ kind: [hook(kind, &logdir, "exit 1"), hook(&next, &logdir, "")] });
     b.save();
     let id = env.id("hw");
     env.rt(&["create", "-b", b.path(), &id]).expect_ok("create");
-    env.rt(&["start", &id])
-        .expect_ok("start despite failing hook");
+    let start = env.rt(&["start", &id]);
+    start.expect_ok("start despite failing hook");
     env.wait_for("container ran", || {
         log_of(&logdir).iter().any(|l| l == "process")
     });
     env.wait_for("stopped", || env.state(&id)["status"] == "stopped");
-    env.rt(&["delete", &id])
-        .expect_ok("delete despite failing hook");
-    assert!(log_of(&logdir).iter().any(|l| l == kind), "hook never ran");
+    let delete = env.rt(&["delete", &id]);
+    delete.expect_ok("delete despite failing hook");
+    let warned = if kind == "poststart" { &start } else { &delete };
+    assert!(
+        warned.stderr.contains(&format!("hooks.{kind}[0]")),
+        "no warning: {warned:#?}"
+    );
+    let log = log_of(&logdir);
+    let pos = |k: &str| log.iter().position(|l| l == k);
+    assert!(pos(kind).is_some(), "hook never ran: {log:?}");
+    assert!(
+        pos(&next) > pos(kind),
+        "the hook after the failing one: {log:?}"
+    );
     env.assert_nothing_left();
 }
 

@@ -341,13 +341,11 @@ impl Runtime {
         std::fs::remove_file(&fifo).with_context(|| format!("removing {}", fifo.display()))?;
         let spec = self.saved_spec(id)?;
         if let Some(h) = spec.hooks() {
-            if let Err(e) = hooks::run_all(
+            hooks::run_all_warning(
                 "poststart",
                 h.poststart().as_ref(),
                 &hook_state_json(&st, st.pid, "running"),
-            ) {
-                logging::warn(&format!("{e:#}"));
-            }
+            );
         }
         Ok(())
     }
@@ -419,13 +417,11 @@ impl Runtime {
                 .with_context(|| format!("deleting container {id:?}"))?;
         }
         if let Some(h) = spec.as_ref().and_then(|s| s.hooks().as_ref()) {
-            if let Err(e) = hooks::run_all(
+            hooks::run_all_warning(
                 "poststop",
                 h.poststop().as_ref(),
                 &hook_state_json(&st, 0, "stopped"),
-            ) {
-                logging::warn(&format!("{e:#}"));
-            }
+            );
         }
         self.store.remove(id)
     }
