@@ -29,6 +29,10 @@ declare -A result
 # up on delete leaves mounts there.
 suite_mounts() { awk '$5 ~ "^/tmp/ocitest" {print $5}' /proc/self/mountinfo | sort; }
 suite_mounts > "$logdir/mounts.before"
+# Bundle directories the suite itself fails to remove (tests that exit
+# through util.Fatal or return before their cleanup), whatever the runtime.
+suite_dirs() { find /tmp -maxdepth 1 -name 'ocitest*' -type d | sort; }
+suite_dirs > "$logdir/dirs.before"
 runtimes=()
 for rt in "$@"; do
     rtpath=$(command -v "$rt" || echo "$rt")
@@ -70,6 +74,9 @@ for rt in "$@"; do
     [ "${result[$name.__mounts]}" = 0 ] ||
         echo "$name left ${result[$name.__mounts]} mounts under /tmp/ocitest*: $logdir/$name.mounts-left" >&2
     suite_mounts > "$logdir/mounts.before"
+    suite_dirs | comm -13 "$logdir/dirs.before" - > "$logdir/$name.dirs-left"
+    result[$name.__dirs]=$(wc -l < "$logdir/$name.dirs-left")
+    suite_dirs > "$logdir/dirs.before"
 done
 
 {
@@ -84,6 +91,7 @@ done
     printf '| **passed** |'; for n in "${runtimes[@]}"; do printf ' **%s** |' "${result[$n.__total]}"; done; echo
     printf '| silent passes |'; for n in "${runtimes[@]}"; do printf ' %s |' "${result[$n.__silent]}"; done; echo
     printf '| mounts left in the host namespace |'; for n in "${runtimes[@]}"; do printf ' %s |' "${result[$n.__mounts]}"; done; echo
+    printf '| /tmp/ocitest* dirs left |'; for n in "${runtimes[@]}"; do printf ' %s |' "${result[$n.__dirs]}"; done; echo
 } > "$out"
 echo
 cat "$out"
