@@ -35,7 +35,12 @@ suite_dirs() { find /tmp -maxdepth 1 -name 'ocitest*' -type d | sort; }
 suite_dirs > "$logdir/dirs.before"
 runtimes=()
 for rt in "$@"; do
-    rtpath=$(command -v "$rt" || echo "$rt")
+    # The tests run from the suite's directory: a relative path must not
+    # be resolved from there.
+    case "$rt" in
+        */*) rtpath=$(realpath "$rt") ;;
+        *) rtpath=$(command -v "$rt" || echo "$rt") ;;
+    esac
     name=$(basename "$rtpath")
     runtimes+=("$name")
     pass=0; silent=0; total=0
