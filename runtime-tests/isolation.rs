@@ -121,6 +121,31 @@ fn namespaces_new_ones_differ_from_host_others_shared() {
     env.assert_nothing_left();
 }
 
+/// Without a mount namespace the container's mounts (rootfs, /proc, /dev,
+/// ...) are made in the host's mount namespace: delete must take every one
+/// of them down again (runc 1.1.5 and crun 1.8.1 leave them behind).
+#[test]
+fn no_mount_namespace_leaves_no_mounts_on_the_host() {
+    let env = TestEnv::new("nomntns");
+    let mut b = env.bundle(&["true"]);
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "mount");
+    b.save();
+    let id = env.id("m");
+    env.rt(&["create", "-b", b.path(), &id]).expect_ok("create");
+    let during = mounts_under(&b.dir);
+    assert!(
+        during.iter().any(|m| m.ends_with("/rootfs/proc")),
+        "the container's mounts are not in the host's namespace: {during:#?}"
+    );
+    env.rt(&["start", &id]).expect_ok("start");
+    env.wait_for("exit", || env.state(&id)["status"] == "stopped");
+    env.rt(&["delete", &id]).expect_ok("delete");
+    env.assert_nothing_left();
+}
+
 #[test]
 fn mounts_tmpfs_bind_and_special_filesystems() {
     let env = TestEnv::new("mounts");
@@ -193,6 +218,39 @@ fn readonly_root() {
         |c, _| c["root"]["readonly"] = json!(false),
     );
     assert_eq!(out.trim(), "wrote");
+}
+
+/// linux.rootfsPropagation as the container's / shows it in mountinfo's
+/// optional fields. An unbindable tree cannot be bind mounted, so the
+/// rootfs must be set up before / becomes unbindable.
+#[test]
+fn rootfs_propagation() {
+    let env = TestEnv::new("rootprop");
+    for prop in ["shared", "slave", "private", "unbindable"] {
+        let out = env.run_ok(&["cat", "/proc/self/mountinfo"], |c, _| {
+            c["linux"]["rootfsPropagation"] = json!(prop)
+        });
+        let root = out
+            .lines()
+            .rev()
+            .find(|l| l.split(' ').nth(4) == Some("/"))
+            .unwrap_or_else(|| panic!("{prop}: no / in {out}"));
+        let optional: Vec<&str> = root
+            .split(" - ")
+            .next()
+            .unwrap()
+            .split(' ')
+            .skip(6)
+            .collect();
+        let has = |p: &str| optional.iter().any(|f| f.starts_with(p));
+        match prop {
+            "shared" => assert!(has("shared:"), "{prop}: {root}"),
+            "unbindable" => assert!(has("unbindable"), "{prop}: {root}"),
+            // Neither must let the container's mounts out to the host.
+            _ => assert!(!has("shared:") && !has("unbindable"), "{prop}: {root}"),
+        }
+    }
+    env.assert_nothing_left();
 }
 
 #[test]
@@ -927,10 +985,16 @@ fn hooks_all_six_in_order_with_state_on_stdin() {
         if k != "poststop" {
             assert!(st["pid"].as_i64().unwrap_or(0) > 0, "{k}: {st}");
         }
+        // Until the user's program runs the container is "created", from
+        // prestart on: runtime-spec's status is "creating" only while the
+        // environment is being built, before any hook.
+        let status = match k {
+            "poststart" => "running",
+            "poststop" => "stopped",
+            _ => "created",
+        };
+        assert_eq!(st["status"], status, "{k}: {st}");
     }
-    let stop: Value =
-        serde_json::from_str(&fs::read_to_string(logdir.join("poststop.json")).unwrap()).unwrap();
-    assert_eq!(stop["status"], "stopped", "{stop}");
     env.assert_nothing_left();
 }
 
@@ -974,29 +1038,68 @@ fn hook_start_container_failure_aborts() {
     failing_hook_aborts("hfsct", "startContainer", "exit 1", None);
 }
 
+/// The init fails after `start` has reached it (here a startContainer
+/// hook; capabilities the runtime lacks, a cwd or an execve failing are
+/// the same path): `start` itself must fail with the init's error and
+/// leave the container stopped, poststart hooks not run (runtime-spec,
+/// startContainer: "MUST generate an error, stop the container").
+#[test]
+fn start_fails_when_the_init_fails_before_exec() {
+    let env = TestEnv::new("hfstart");
+    let (mut b, logdir) = hook_bundle(&env, &["sh", "-c", "echo process >> /hooklog/log"]);
+    add_log_mount(&mut b.config, &logdir);
+    b.config["hooks"] = json!({
+        "startContainer": [hook("startContainer", &logdir, "exit 3")],
+        "poststart": [hook("poststart", &logdir, "")],
+    });
+    b.save();
+    let id = env.id("s");
+    env.rt(&["create", "-b", b.path(), &id]).expect_ok("create");
+    let out = env.rt(&["start", &id]);
+    assert!(!out.ok(), "start succeeded: {out:#?}");
+    assert!(out.stderr.contains("startContainer"), "{out:#?}");
+    assert_eq!(env.state(&id)["status"], "stopped");
+    assert_eq!(log_of(&logdir), ["startContainer"]);
+    env.rt(&["delete", &id]).expect_ok("delete");
+    env.assert_nothing_left();
+}
+
 #[test]
 fn hook_timeout_is_a_failure() {
     failing_hook_aborts("hftimeout", "createRuntime", "sleep 30", Some(1));
 }
 
-/// poststart/poststop failures only warn: the lifecycle goes on.
+/// poststart/poststop failures only warn: the hooks after the failing one
+/// run and the lifecycle goes on.
 fn failing_hook_warns(name: &str, kind: &str) {
     let env = TestEnv::new(name);
     let (mut b, logdir) = hook_bundle(&env, &["sh", "-c", "echo process >> /hooklog/log"]);
     add_log_mount(&mut b.config, &logdir);
-    b.config["hooks"] = json!({ kind: [hook(kind, &logdir, "exit 1")] });
+    let next = format!("{kind}-next");
+    b.config["hooks"] = json!({ kind: [hook(kind, &logdir, "exit 1"), hook(&next, &logdir, "")] });
     b.save();
     let id = env.id("hw");
     env.rt(&["create", "-b", b.path(), &id]).expect_ok("create");
-    env.rt(&["start", &id])
-        .expect_ok("start despite failing hook");
+    let start = env.rt(&["start", &id]);
+    start.expect_ok("start despite failing hook");
     env.wait_for("container ran", || {
         log_of(&logdir).iter().any(|l| l == "process")
     });
     env.wait_for("stopped", || env.state(&id)["status"] == "stopped");
-    env.rt(&["delete", &id])
-        .expect_ok("delete despite failing hook");
-    assert!(log_of(&logdir).iter().any(|l| l == kind), "hook never ran");
+    let delete = env.rt(&["delete", &id]);
+    delete.expect_ok("delete despite failing hook");
+    let warned = if kind == "poststart" { &start } else { &delete };
+    assert!(
+        warned.stderr.contains(&format!("hooks.{kind}[0]")),
+        "no warning: {warned:#?}"
+    );
+    let log = log_of(&logdir);
+    let pos = |k: &str| log.iter().position(|l| l == k);
+    assert!(pos(kind).is_some(), "hook never ran: {log:?}");
+    assert!(
+        pos(&next) > pos(kind),
+        "the hook after the failing one: {log:?}"
+    );
     env.assert_nothing_left();
 }
 

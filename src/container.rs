@@ -97,7 +97,9 @@ impl Parent for CreateParent<'_> {
 
     fn run_hooks(&mut self, pid: i32) -> Result<()> {
         if let Some(h) = self.spec.hooks() {
-            let st = (self.hook_state)(pid, "creating");
+            // The environment exists (lifecycle step 2 is over): the spec's
+            // "created", as crun and runtime-tools say; runc says "creating".
+            let st = (self.hook_state)(pid, "created");
             hooks::run_all("prestart", h.prestart().as_ref(), &st)?;
             hooks::run_all("createRuntime", h.create_runtime().as_ref(), &st)?;
         }
@@ -278,9 +280,12 @@ impl Runtime {
         // its end open (close-on-exec) until it execs the user's program:
         // EOF after the byte means the program runs, so a signal sent right
         // after `start` reaches it rather than the runtime's init code.
-        // If the init died before writing, no byte ever comes: check it is
-        // alive while waiting.
+        // Anything after the byte is why the init failed before execve
+        // (a startContainer hook, capabilities, ...): `start` must fail
+        // then, not the container's stderr alone tell. If the init died
+        // before writing, no byte ever comes: check it is alive meanwhile.
         let mut started = false;
+        let mut failure = Vec::new();
         loop {
             let mut pfd = [nix::poll::PollFd::new(
                 std::os::fd::AsFd::as_fd(&f),
@@ -295,10 +300,15 @@ impl Runtime {
                     }
                 })?;
             if n > 0 {
-                let mut b = [0u8; 1];
-                match nix::unistd::read(f.as_raw_fd(), &mut b) {
-                    Ok(1) => started = true,
+                let mut buf = [0u8; 4096];
+                match nix::unistd::read(f.as_raw_fd(), &mut buf) {
                     Ok(0) if started => break,
+                    Ok(k) if k > 0 => {
+                        let skip = usize::from(!started);
+                        started = true;
+                        failure.extend_from_slice(&buf[skip..k]);
+                        continue;
+                    }
                     _ => {}
                 }
             }
@@ -309,16 +319,28 @@ impl Runtime {
                 bail!("cannot start container {id:?}: its init process has exited");
             }
         }
+        if !failure.is_empty() {
+            // The init exits right after reporting: wait for that, so the
+            // container is stopped once `start` has failed.
+            for _ in 0..500 {
+                if !state::process_alive(st.pid, st.init_start_time) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            bail!(
+                "cannot start container {id:?}: {}",
+                String::from_utf8_lossy(&failure).trim_end()
+            );
+        }
         std::fs::remove_file(&fifo).with_context(|| format!("removing {}", fifo.display()))?;
         let spec = self.saved_spec(id)?;
         if let Some(h) = spec.hooks() {
-            if let Err(e) = hooks::run_all(
+            hooks::run_all_warning(
                 "poststart",
                 h.poststart().as_ref(),
                 &hook_state_json(&st, st.pid, "running"),
-            ) {
-                logging::warn(&format!("{e:#}"));
-            }
+            );
         }
         Ok(())
     }
@@ -390,13 +412,11 @@ impl Runtime {
                 .with_context(|| format!("deleting container {id:?}"))?;
         }
         if let Some(h) = spec.as_ref().and_then(|s| s.hooks().as_ref()) {
-            if let Err(e) = hooks::run_all(
+            hooks::run_all_warning(
                 "poststop",
                 h.poststop().as_ref(),
                 &hook_state_json(&st, 0, "stopped"),
-            ) {
-                logging::warn(&format!("{e:#}"));
-            }
+            );
         }
         self.store.remove(id)
     }

@@ -17,6 +17,20 @@ pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state: &[u8]) -> Result<()
     Ok(())
 }
 
+/// poststart and poststop: a failing hook is a warning and the remaining
+/// hooks still run ("the remaining hooks and lifecycle continue as if the
+/// hook had succeeded").
+pub fn run_all_warning(kind: &str, hooks: Option<&Vec<Hook>>, state: &[u8]) {
+    for (i, h) in hooks.into_iter().flatten().enumerate() {
+        if let Err(e) = run(h, state) {
+            crate::logging::warn(&format!(
+                "hooks.{kind}[{i}] ({}): {e:#}",
+                h.path().display()
+            ));
+        }
+    }
+}
+
 fn run(h: &Hook, state: &[u8]) -> Result<()> {
     let out = memfd()?;
     let mut cmd = Command::new(h.path());

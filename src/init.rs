@@ -47,17 +47,32 @@ pub struct InitConfig<'a> {
 /// namespace (see spawn).
 pub fn run(cfg: &InitConfig, chan: &Channel, enter_ns: bool, unshare_flags: u64) -> ! {
     let mut ready = false;
-    let err = match setup(cfg, chan, enter_ns, unshare_flags, &mut ready) {
+    let mut fifo = None;
+    let err = match setup(cfg, chan, enter_ns, unshare_flags, &mut ready, &mut fifo) {
         Ok(never) => match never {},
         Err(e) => e,
     };
     let msg = format!("{err:#}");
-    if ready || chan.send(&Msg::Error(msg.clone())).is_err() {
-        // After Ready the runtime has gone: the container's stderr is the
-        // only place left to report to.
+    if !ready {
+        if chan.send(&Msg::Error(msg.clone())).is_err() {
+            eprintln!("rcontain: {msg}");
+        }
+    } else if !fifo.is_some_and(|f| report_to_start(&f, &msg)) {
+        // After Ready `create` has gone, and `start` is not listening
+        // (yet, or any more): the container's stderr is the only place
+        // left to report to.
         eprintln!("rcontain: {msg}");
     }
     std::process::exit(if ready { 127 } else { 1 })
+}
+
+/// Tells `start`, reading exec.fifo, why the user's program will not run.
+fn report_to_start(fifo: &OwnedFd, msg: &str) -> bool {
+    // Should `start` have gone, the write fails with EPIPE: SIGPIPE (no
+    // longer ignored once the signals are reset for execve) must not
+    // turn that into a death by signal instead of exit status 127.
+    let _ = nix::sys::signal::SigSet::from(nix::sys::signal::Signal::SIGPIPE).thread_block();
+    nix::unistd::write(fifo, msg.as_bytes()).is_ok_and(|n| n == msg.len())
 }
 
 pub enum Never {}
@@ -68,6 +83,7 @@ fn setup(
     enter_ns: bool,
     unshare_flags: u64,
     ready: &mut bool,
+    fifo_out: &mut Option<OwnedFd>,
 ) -> Result<Never> {
     let spec = cfg.spec;
     let process = spec.process().as_ref().expect("validated");
@@ -221,14 +237,17 @@ fn setup(
             r => break r.context("opening exec.fifo")?,
         }
     };
-    // Kept open until execve closes it: `start` waits for that EOF.
+    // Kept open until execve closes it: `start` waits for that EOF, and
+    // reads why if the init fails before.
     nix::unistd::write(&fifo, b"0").context("writing exec.fifo")?;
+    *fifo_out = Some(fifo);
 
     if let Some(h) = spec.hooks() {
         hooks::run_all(
             "startContainer",
             h.start_container().as_ref(),
-            &(cfg.hook_state)(host_pid, "running"),
+            // The user's program has not run yet (runc says the same).
+            &(cfg.hook_state)(host_pid, "created"),
         )?;
     }
     exec_process(

@@ -35,9 +35,16 @@ pub fn prepare(
         // slave by default, or what linux.rootfsPropagation asks for.
         let prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
             Some(p) => {
-                mounts::propagation_flag(p)
-                    .ok_or_else(|| anyhow!("linux.rootfsPropagation: unknown value {p:?}"))?
-                    | MsFlags::MS_REC
+                let f = mounts::propagation_flag(p)
+                    .ok_or_else(|| anyhow!("linux.rootfsPropagation: unknown value {p:?}"))?;
+                // An unbindable tree could not be bind mounted as the
+                // rootfs below: keep it private (what unbindable implies)
+                // until finalize makes the new / unbindable.
+                if f.contains(MsFlags::MS_UNBINDABLE) {
+                    MsFlags::MS_PRIVATE | MsFlags::MS_REC
+                } else {
+                    f | MsFlags::MS_REC
+                }
             }
             None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
         };

@@ -1,6 +1,9 @@
-//! `linux.seccomp`: compiled by libseccomp in the runtime before the
-//! container init is forked (so bad input fails early and cleanly), loaded
-//! by the init just before it execs the container process.
+//! `linux.seccomp`: compiled by libseccomp into a BPF program in the
+//! runtime before the container init is forked (so bad input fails early
+//! and cleanly), loaded by the init just before it execs the container
+//! process. Loading is one seccomp(2) call: libseccomp's own load would
+//! generate the program again, in the init, between `start` and execve
+//! (several ms for a typical engine profile).
 
 use crate::names::json_name;
 use anyhow::{bail, Context, Result};
@@ -12,7 +15,7 @@ use oci_spec::runtime::{
     LinuxSeccompFilterFlag as Flag, LinuxSeccompOperator as Op, State, SECCOMP_FD_NAME,
 };
 use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -20,11 +23,23 @@ use std::path::Path;
 const MAX_ARG_INDEX: usize = 5;
 
 /// A filter compiled from `linux.seccomp`, ready to load.
-#[derive(Debug)]
 pub struct Filter {
-    ctx: ScmpFilterContext,
+    program: Vec<libc::sock_filter>,
+    /// SECCOMP_FILTER_FLAG_* for seccomp(2).
+    flags: libc::c_ulong,
     notify: bool,
     skipped: Vec<String>,
+}
+
+impl std::fmt::Debug for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Filter")
+            .field("instructions", &self.program.len())
+            .field("flags", &self.flags)
+            .field("notify", &self.notify)
+            .field("skipped", &self.skipped)
+            .finish()
+    }
 }
 
 impl Filter {
@@ -46,29 +61,12 @@ impl Filter {
     /// (close-on-exec) notification fd when the filter uses
     /// `SCMP_ACT_NOTIFY`.
     pub fn load(&self) -> Result<Option<OwnedFd>> {
-        self.ctx.load().map_err(|e| match e.sysrawrc() {
-            Some(rc) if rc == -libc::EACCES => anyhow::anyhow!(
-                "loading seccomp filter: {} (needs noNewPrivileges or CAP_SYS_ADMIN)",
-                nix::errno::Errno::from_raw(-rc)
+        crate::sys::seccomp_set_filter(&self.program, self.flags).map_err(|e| match e {
+            nix::errno::Errno::EACCES => anyhow::anyhow!(
+                "loading seccomp filter: {e} (needs noNewPrivileges or CAP_SYS_ADMIN)"
             ),
-            Some(rc) if rc < 0 => anyhow::anyhow!(
-                "loading seccomp filter: {}",
-                nix::errno::Errno::from_raw(-rc)
-            ),
-            _ => anyhow::anyhow!("loading seccomp filter: {e}"),
-        })?;
-        if !self.notify {
-            return Ok(None);
-        }
-        let raw = self
-            .ctx
-            .get_notify_fd()
-            .context("getting the seccomp notification fd")?;
-        // SAFETY: the kernel created this fd for the filter just loaded;
-        // libseccomp only caches the number and never closes it unless its
-        // global state is reset, which this crate never does. So the fd is
-        // open and owned by nobody else.
-        Ok(Some(unsafe { OwnedFd::from_raw_fd(raw) }))
+            e => anyhow::anyhow!("loading seccomp filter: {e}"),
+        })
     }
 }
 
@@ -82,16 +80,6 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
         bail!("linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action: the runtime's own syscalls before exec would wait for a listener");
     }
     let mut ctx = ScmpFilterContext::new(default).context("linux.seccomp: creating filter")?;
-    // libseccomp would otherwise set no_new_privs itself when loading;
-    // that must follow process.noNewPrivileges only.
-    ctx.set_ctl_nnp(false)
-        .context("linux.seccomp: clearing the NNP attribute")?;
-    // Report the kernel's errno from load instead of a generic ECANCELED
-    // (API level 4 and later).
-    if libseccomp::get_api() >= 4 {
-        ctx.set_api_sysrawrc(true)
-            .context("linux.seccomp: asking for raw error codes")?;
-    }
 
     for (i, &arch) in s.architectures().iter().flatten().enumerate() {
         // Fails for architectures libseccomp does not know, and for those
@@ -106,22 +94,20 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
     }
 
     let supported = supported_flags();
+    let mut flags: libc::c_ulong = 0;
     for (i, &flag) in s.flags().iter().flatten().enumerate() {
-        let field = || format!("linux.seccomp.flags[{i}]");
         if !supported.contains(&flag) {
             bail!(
-                "{}: {} is not supported by this kernel and libseccomp",
-                field(),
+                "linux.seccomp.flags[{i}]: {} is not supported by this kernel and libseccomp",
                 json_name(&flag)
             );
         }
-        match flag {
-            Flag::SeccompFilterFlagTsync => ctx.set_ctl_tsync(true),
-            Flag::SeccompFilterFlagLog => ctx.set_ctl_log(true),
-            Flag::SeccompFilterFlagSpecAllow => ctx.set_ctl_ssb(true),
-            Flag::SeccompFilterFlagWaitKillableRecv => ctx.set_ctl_waitkill(true),
-        }
-        .with_context(field)?;
+        flags |= match flag {
+            Flag::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
+            Flag::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
+            Flag::SeccompFilterFlagSpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+            Flag::SeccompFilterFlagWaitKillableRecv => libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+        };
     }
 
     let mut notify = false;
@@ -152,11 +138,54 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
     if notify && s.listener_path().is_none() {
         bail!("linux.seccomp.listenerPath: required when a rule uses SCMP_ACT_NOTIFY");
     }
+    if notify {
+        flags |= libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
+        // The kernel refuses TSYNC with a listener unless told to fail
+        // with ESRCH rather than return a thread id.
+        if flags & libc::SECCOMP_FILTER_FLAG_TSYNC != 0 {
+            flags |= libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+        }
+    }
     Ok(Filter {
-        ctx,
+        program: export_bpf(&ctx)?,
+        flags,
         notify,
         skipped,
     })
+}
+
+/// The BPF program libseccomp generates for `ctx`, as seccomp(2) takes it.
+fn export_bpf(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>> {
+    use std::io::{Read, Seek};
+    let fd = nix::sys::memfd::memfd_create(
+        c"seccomp-bpf",
+        nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
+    )
+    .context("linux.seccomp: memfd_create")?;
+    ctx.export_bpf(std::os::fd::AsFd::as_fd(&fd))
+        .context("linux.seccomp: generating the BPF program")?;
+    let mut file = std::fs::File::from(fd);
+    let mut bytes = Vec::new();
+    file.rewind()
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .context("linux.seccomp: reading the BPF program")?;
+    // struct sock_filter { u16 code; u8 jt; u8 jf; u32 k; } in host order.
+    let insn = std::mem::size_of::<libc::sock_filter>();
+    if bytes.is_empty() || bytes.len() % insn != 0 {
+        bail!(
+            "linux.seccomp: libseccomp produced a {} byte BPF program",
+            bytes.len()
+        );
+    }
+    Ok(bytes
+        .chunks_exact(insn)
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect())
 }
 
 /// The filter flags this kernel and libseccomp can honour.
@@ -365,19 +394,27 @@ mod tests {
         .unwrap();
         assert_eq!(f.skipped_syscalls(), ["no_such_syscall_xyz"]);
         assert!(!f.uses_notify());
-        assert!(f.ctx.get_ctl_tsync().unwrap());
-        assert!(!f.ctx.get_ctl_nnp().unwrap());
-        assert!(f.ctx.is_arch_present(ScmpArch::X86).unwrap());
-        assert!(f.ctx.is_arch_present(ScmpArch::native()).unwrap());
-        assert_eq!(f.ctx.get_act_default().unwrap(), ScmpAction::Errno(38));
+        assert_eq!(f.flags, libc::SECCOMP_FILTER_FLAG_TSYNC);
+        // The program checks for the i386 ABI and returns the default
+        // action, ERRNO(38).
+        assert!(f.program.iter().any(|i| i.k == AUDIT_ARCH_I386), "{f:?}");
+        assert!(returns(&f, libc::SECCOMP_RET_ERRNO | 38), "{f:?}");
+    }
+
+    const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+
+    /// Whether the program has a `ret K` instruction.
+    fn returns(f: &Filter, k: u32) -> bool {
+        const BPF_RET_K: u16 = 0x06;
+        f.program.iter().any(|i| i.code == BPF_RET_K && i.k == k)
     }
 
     #[test]
     fn default_action_errno_defaults_to_eperm() {
         let f = compile(&spec(r#"{"defaultAction":"SCMP_ACT_ERRNO"}"#)).unwrap();
-        assert_eq!(
-            f.ctx.get_act_default().unwrap(),
-            ScmpAction::Errno(libc::EPERM)
+        assert!(
+            returns(&f, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+            "{f:?}"
         );
     }
 
@@ -463,12 +500,12 @@ mod tests {
             match compile(&parsed) {
                 Ok(f) => {
                     assert!(supported.contains(&want), "{flag}");
-                    let set = match want {
-                        Flag::SeccompFilterFlagLog => f.ctx.get_ctl_log(),
-                        Flag::SeccompFilterFlagSpecAllow => f.ctx.get_ctl_ssb(),
-                        _ => f.ctx.get_ctl_waitkill(),
+                    let bit = match want {
+                        Flag::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
+                        Flag::SeccompFilterFlagSpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+                        _ => libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
                     };
-                    assert!(set.unwrap(), "{flag} not set on the filter");
+                    assert_eq!(f.flags, bit, "{flag} not set on the filter");
                 }
                 Err(e) => {
                     assert!(!supported.contains(&want), "{flag}: {e:#}");

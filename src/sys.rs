@@ -177,6 +177,34 @@ pub fn setns(fd: BorrowedFd, nstype: i32) -> nix::Result<()> {
     Errno::result(unsafe { libc::setns(fd.as_raw_fd(), nstype) }).map(drop)
 }
 
+/// seccomp(SECCOMP_SET_MODE_FILTER) with `flags` (SECCOMP_FILTER_FLAG_*).
+/// Returns the listener fd when `flags` asks for one (NEW_LISTENER).
+pub fn seccomp_set_filter(
+    program: &[libc::sock_filter],
+    flags: libc::c_ulong,
+) -> nix::Result<Option<OwnedFd>> {
+    let prog = libc::sock_fprog {
+        len: u16::try_from(program.len()).map_err(|_| Errno::E2BIG)?,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` describes `program`, which outlives the call; the
+    // kernel only reads (copies) the instructions.
+    let r = Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog as *const libc::sock_fprog,
+        )
+    })?;
+    if flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER == 0 {
+        return Ok(None);
+    }
+    // SAFETY: with NEW_LISTENER the kernel returns a new (close-on-exec)
+    // fd for the filter's listener that nothing else owns.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(r as RawFd) }))
+}
+
 /// Reset every signal to its default disposition and unblock all of them.
 /// Ignored dispositions and the blocked mask survive execve, and the Rust
 /// runtime ignores SIGPIPE: the container must not inherit either.
