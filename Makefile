@@ -26,8 +26,14 @@ CONFORMANCE_REFERENCES ?= runc crun
 
 all: build
 
+# The release binary is linked statically (static-pie: still randomised)
+# with packed relative relocations: at every start there is then no ld.so,
+# shared libc, libm or libgcc_s to map and relocate, and only the code the
+# runtime really uses is in its image. crt-static only works for the binary
+# (proc-macro crates cannot be static), hence `cargo rustc`.
+LINK_FLAGS ?= -C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs
 build:
-	$(CARGO) build --release
+	$(CARGO) rustc --release --bin rcontain -- $(LINK_FLAGS) -C strip=symbols
 
 $(EXAMPLE)/config.json: bundles/make-bundle.sh bundles/config.template.json
 	bundles/make-bundle.sh $(EXAMPLE)
