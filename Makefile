@@ -34,7 +34,8 @@ all: build
 LINK_FLAGS ?= -C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs
 # The functions the start path executes go first, together
 # (link/make-order.sh says why and regenerates the list); names the list
-# has and the binary does not are ignored.
+# has and the binary does not are ignored. --symbol-ordering-file is lld's,
+# rustc's own linker on x86_64 Linux since Rust 1.90.
 ORDER_FLAGS ?= -C link-arg=-Wl,--symbol-ordering-file=$(CURDIR)/link/rcontain.order \
 	-C link-arg=-Wl,--no-warn-symbol-ordering
 
