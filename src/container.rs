@@ -572,14 +572,23 @@ pub(crate) fn prepare_process(
     Ok((filter, caps))
 }
 
-/// The user creating the container, by name as runc reports it.
+/// The user creating the container, by name as runc reports it. Like
+/// runc, from /etc/passwd itself rather than through NSS: the binary is
+/// linked statically, where NSS would dlopen the host's shared glibc.
 fn owner_name() -> String {
-    let uid = nix::unistd::getuid();
-    nix::unistd::User::from_uid(uid)
+    let uid = nix::unistd::getuid().as_raw();
+    std::fs::read_to_string("/etc/passwd")
         .ok()
-        .flatten()
-        .map(|u| u.name)
+        .and_then(|text| passwd_name(&text, uid))
         .unwrap_or_else(|| uid.to_string())
+}
+
+fn passwd_name(text: &str, uid: u32) -> Option<String> {
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next().filter(|n| !n.is_empty())?;
+        (f.nth(1)?.parse() == Ok(uid)).then(|| name.to_string())
+    })
 }
 
 fn connect(path: &Path) -> Result<OwnedFd> {
@@ -625,5 +634,19 @@ pub fn wait_gone(pid: i32, start_time: Option<u64>) {
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::passwd_name;
+
+    #[test]
+    fn passwd_names() {
+        let pw = "root:x:0:0:root:/root:/bin/bash\n# comment\n:x:5::\nnobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\nbad:x:zz:1\n";
+        assert_eq!(passwd_name(pw, 0).as_deref(), Some("root"));
+        assert_eq!(passwd_name(pw, 65534).as_deref(), Some("nobody"));
+        assert_eq!(passwd_name(pw, 5), None);
+        assert_eq!(passwd_name(pw, 1000), None);
     }
 }
