@@ -418,3 +418,29 @@ fn log_json_lines_have_level_msg_time() {
     assert!(errors >= 1, "no error line for the failed start: {text}");
     env.assert_nothing_left();
 }
+
+/// A reader that goes away (`rcontain list | head -1`) ends the output
+/// quietly, as a C tool dying of SIGPIPE would: exit 0, no panic message.
+#[test]
+fn closed_stdout_ends_output_quietly() {
+    let env = TestEnv::new("epipe");
+    for args in [&["features"][..], &["list"][..]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(&env.rt.bin)
+            .args(&env.rt.global)
+            .arg("--root")
+            .arg(&env.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.is_empty(),
+            "{args:?} into a closed pipe: {:?}, stderr {stderr:?}",
+            out.status
+        );
+    }
+}

@@ -29,15 +29,15 @@ pub fn run(rt: &Runtime, a: EventsArgs) -> Result<()> {
         bail!("container {:?} is not running", a.id);
     }
     let cg = super::container_cgroup(rt, &a.id)?;
-    let event = |typ: &str, data: Option<Value>| {
+    let event = |typ: &str, data: Option<Value>| -> Result<()> {
         let mut e = json!({"type": typ, "id": a.id});
         if let Some(d) = data {
             e["data"] = d;
         }
-        println!("{e}");
+        outln!("{e}")
     };
     if a.stats {
-        event("stats", Some(cg.stats()?));
+        event("stats", Some(cg.stats()?))?;
         return Ok(());
     }
     // no memory controller: stats only
@@ -49,7 +49,7 @@ pub fn run(rt: &Runtime, a: EventsArgs) -> Result<()> {
             Some(n) => {
                 if let Some(count) = n.wait_timeout(wait)? {
                     for _ in 0..count {
-                        event("oom", None);
+                        event("oom", None)?;
                     }
                 }
             }
@@ -63,7 +63,7 @@ pub fn run(rt: &Runtime, a: EventsArgs) -> Result<()> {
             return Ok(());
         }
         if Instant::now() >= next {
-            event("stats", Some(cg.stats()?));
+            event("stats", Some(cg.stats()?))?;
             next += interval;
         }
     }

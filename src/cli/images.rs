@@ -11,31 +11,33 @@ pub fn images(store: &Path, quiet: bool) -> Result<()> {
     let images = s.images()?;
     if quiet {
         for r in &images {
-            println!("{}", r.id);
+            outln!("{}", r.id)?;
         }
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<19} {:>6} {:>10}  NAMES",
-        "IMAGE ID", "LAYERS", "CONTAINERS"
-    );
+        "IMAGE ID",
+        "LAYERS",
+        "CONTAINERS"
+    )?;
     for r in &images {
         let users = containers.iter().filter(|(_, i)| *i == r.id).count();
         let short = r.id.strip_prefix("sha256:").unwrap_or(&r.id);
-        println!(
+        outln!(
             "{:<19} {:>6} {:>10}  {}",
             &short[..12.min(short.len())],
             r.chain.len(),
             users,
             r.names.join(", ")
-        );
+        )?;
     }
     Ok(())
 }
 
 pub fn prune(store: &Path) -> Result<()> {
     for what in Store::open(store)?.prune()? {
-        println!("removed {what}");
+        outln!("removed {what}")?;
     }
     Ok(())
 }

@@ -1,6 +1,22 @@
 //! runc-compatible command line: global flags, one subcommand per
 //! lifecycle operation. Each handler is a few lines over `rcontain::*`.
 
+/// print! to stdout, returning an error instead of panicking when the reader
+/// has gone (`rcontain list | head -1`); main() ends quietly on that error,
+/// as a C tool dying of SIGPIPE would.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// println! through [`out!`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod events;
 mod exec;
 mod images;
@@ -182,6 +198,27 @@ impl CreateArgs {
     }
 }
 
+/// The reader of stdout went away: the end of the output, not a failure.
+#[derive(Debug)]
+struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stdout closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+fn write_stdout(args: std::fmt::Arguments) -> Result<()> {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    match o.write_fmt(args).and_then(|()| o.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        r => r.context("writing to stdout"),
+    }
+}
+
 pub fn main() -> i32 {
     if let Err(e) = rcontain::selfexe::restore_mount_ns() {
         eprintln!("rcontain: {e:#}");
@@ -200,6 +237,7 @@ pub fn main() -> i32 {
     }
     match dispatch(cli) {
         Ok(code) => code,
+        Err(e) if e.downcast_ref::<StdoutClosed>().is_some() => 0,
         Err(e) => {
             let msg = format!("{e:#}").replace('\n', " ");
             if logging::has_file() {
@@ -231,7 +269,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             rt.create(&opts.opts(&id), None)?;
         }
         Cmd::Start { id } => rt.start(&id)?,
-        Cmd::State { id } => println!("{}", rt.state_json(&id)?),
+        Cmd::State { id } => outln!("{}", rt.state_json(&id)?)?,
         Cmd::Kill { all, id, signal } => {
             let sig = rcontain::signals::parse_signal(&signal)?;
             rt.kill(&id, sig, all)?
@@ -272,12 +310,12 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Unpack(a) => unpack::run(a)?,
         Cmd::Images { quiet } => images::images(&cli.store, quiet)?,
         Cmd::Prune => images::prune(&cli.store)?,
-        Cmd::Features => println!(
+        Cmd::Features => outln!(
             "{}",
             serde_json::to_string_pretty(&rcontain::features::features(Some(
                 rcontain::cgroups::features()
             )))?
-        ),
+        )?,
         Cmd::Ps(a) => ps::run(&rt, a)?,
         Cmd::Pause { id } => pause::pause(&rt, &id)?,
         Cmd::Resume { id } => pause::resume(&rt, &id)?,
@@ -297,7 +335,7 @@ fn list(rt: &Runtime, format: &str, quiet: bool) -> Result<()> {
     let all = rt.list()?;
     if quiet {
         for (st, _) in &all {
-            println!("{}", st.id);
+            outln!("{}", st.id)?;
         }
         return Ok(());
     }
@@ -306,7 +344,7 @@ fn list(rt: &Runtime, format: &str, quiet: bool) -> Result<()> {
             .iter()
             .map(|(st, s)| rcontain::container::report(st, *s))
             .collect();
-        println!("{}", serde_json::to_string(&v)?);
+        outln!("{}", serde_json::to_string(&v)?)?;
         return Ok(());
     }
     let rows: Vec<[String; 6]> =
@@ -332,7 +370,7 @@ fn list(rt: &Runtime, format: &str, quiet: bool) -> Result<()> {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}", w = w + 3))
             .collect();
-        println!("{}", line.concat().trim_end());
+        outln!("{}", line.concat().trim_end())?;
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ pub struct PsArgs {
 pub fn run(rt: &Runtime, a: PsArgs) -> Result<()> {
     let pids = super::container_cgroup(rt, &a.id)?.pids()?;
     if a.format == "json" {
-        println!("{}", serde_json::to_string(&pids)?);
+        outln!("{}", serde_json::to_string(&pids)?)?;
         return Ok(());
     }
     let args = if a.ps_args.is_empty() {
@@ -40,7 +40,7 @@ pub fn run(rt: &Runtime, a: PsArgs) -> Result<()> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    print!("{}", filter(&String::from_utf8_lossy(&out.stdout), &pids)?);
+    out!("{}", filter(&String::from_utf8_lossy(&out.stdout), &pids)?)?;
     Ok(())
 }
 
