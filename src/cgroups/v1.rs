@@ -229,9 +229,9 @@ fn apply_cpu(d: &Path, cpu: &LinuxCpu) -> Result<()> {
 fn apply_memory(d: &Path, mem: &LinuxMemory) -> Result<()> {
     let limit = mem.limit().unwrap_or(0);
     let mut swap = mem.swap().unwrap_or(0);
-    let has_memsw = d.join("memory.memsw.limit_in_bytes").exists();
     // unlimited memory with no swap given: unlimited memory+swap as well
-    if limit == -1 && swap == 0 && has_memsw {
+    // (the file exists only with swap accounting; looked up only then)
+    if limit == -1 && swap == 0 && d.join("memory.memsw.limit_in_bytes").exists() {
         swap = -1;
     }
     let set_limit = || -> Result<()> {
