@@ -184,7 +184,11 @@ for n in "${names[@]}"; do
     # the i-th lines of .run and .lim are one back-to-back pair
     paired=$(paste "$f.run" "$f.lim" | awk '{ print $2 - $1 }' | stats | cut -d' ' -f1)
     cpu() { awk '{ s += $1 } END { printf "%.2f", s / NR }' "$1"; }
-    limits+=("$n $(stats < "$f.run") $(stats < "$f.lim") $paired $(cpu "$f.run.cpu") $(cpu "$f.lim.cpu")")
+    # mean of the paired CPU differences and twice its standard error
+    cpu_cost=$(paste "$f.run.cpu" "$f.lim.cpu" | awk '{ d = $2 - $1; s += d; ss += d * d }
+        END { m = s / NR; v = NR > 1 ? (ss - NR * m * m) / (NR - 1) : 0;
+              printf "%.2f %.2f", m, 2 * sqrt((v > 0 ? v : 0) / NR) }')
+    limits+=("$n $(stats < "$f.run") $(stats < "$f.lim") $paired $(cpu "$f.run.cpu") $(cpu "$f.lim.cpu") $cpu_cost")
 done
 
 # name run_med run_min run_p90 csd_med csd_min csd_p90 rss_kb size
@@ -206,7 +210,7 @@ table() {
 }
 
 # name plain_med plain_min plain_p90 lim_med lim_min lim_p90 paired_diff_med
-#      plain_cpu lim_cpu
+#      plain_cpu lim_cpu cpu_cost cpu_cost_2se
 lookup_limits() { local r; for r in "${limits[@]}"; do [ "${r%% *}" = "$1" ] && echo "$r"; done; return 0; }
 cost() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
 # a ratio to a cost that is zero or noise-negative means nothing
@@ -214,19 +218,18 @@ ratio_pos() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; 
 crun_wall= crun_cpu=
 if [ -n "$(lookup_limits crun)" ]; then
     set -- $(lookup_limits crun)
-    crun_wall=$8 crun_cpu=$(cost "${10}" "$9")
+    crun_wall=$8 crun_cpu=${11}
 fi
 
 limits_table() {
-    echo "| runtime | run median ms | run with limits median ms | with limits min ms | with limits p90 ms | cgroup setup cost ms (median of paired differences) | difference of medians ms | cost vs crun | CPU ms per run | CPU ms per run with limits | cgroup setup CPU ms | CPU cost vs crun |"
+    echo "| runtime | run median ms | run with limits median ms | with limits min ms | with limits p90 ms | cgroup setup cost ms (median of paired differences) | difference of medians ms | cost vs crun | CPU ms per run | CPU ms per run with limits | cgroup setup CPU ms (± 2 SE) | CPU cost vs crun |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
     for r in "${limits[@]}"; do
         set -- $r
-        local c vw="-" vc="-"
-        c=$(cost "${10}" "$9")
+        local vw="-" vc="-"
         [ -n "$crun_wall" ] && vw=$(ratio_pos "$8" "$crun_wall")
-        [ -n "$crun_cpu" ] && vc=$(ratio_pos "$c" "$crun_cpu")
-        echo "| $1 | $2 | $5 | $6 | $7 | $8 | $(cost "$5" "$2") | $vw | $9 | ${10} | $c | $vc |"
+        [ -n "$crun_cpu" ] && vc=$(ratio_pos "${11}" "$crun_cpu")
+        echo "| $1 | $2 | $5 | $6 | $7 | $8 | $(cost "$5" "$2") | $vw | $9 | ${10} | ${11} ± ${12} | $vc |"
     done
 }
 
@@ -273,7 +276,8 @@ mkdir -p "$(dirname "$doc")"
     echo "machine; CPU time much less so: \"CPU ms per run\" is the mean user +"
     echo "sys time of the runtime and everything it waited for (its init, the"
     echo "container's \`true\`), from bash's \`times\`, and the cgroup setup CPU"
-    echo "cost its difference with and without limits."
+    echo "cost the mean of its paired differences with and without limits, with"
+    echo "twice its standard error: costs closer than that are not told apart."
     echo
     echo "$ltbl"
     echo
