@@ -776,3 +776,24 @@ fn on_v2_the_init_never_counts_in_the_runtimes_cgroup() {
         assert!(!e.rc(&["state", &e.id]).status.success());
     }
 }
+
+/// On v2 an exec'd process is born in the container's cgroup too, so a
+/// full pids.max refuses it, where a fork outside and a move into the
+/// cgroup would have exceeded the limit.
+#[test]
+fn on_v2_exec_is_held_to_pids_max() {
+    if !v2() {
+        eprintln!("skipped: needs cgroup v2");
+        return;
+    }
+    let e = Env::new(
+        "execpids",
+        &["sleep", "1000"],
+        json!({"pids": {"limit": 1}}),
+    );
+    e.run_detached();
+    let out = e.rc(&["exec", &e.id, "true"]);
+    assert!(!out.status.success(), "exec beyond pids.max 1 succeeded");
+    assert!(stderr(&out).contains("EAGAIN"), "{}", stderr(&out));
+    assert_eq!(e.cgroup_file("pids", "pids.current"), "1");
+}

@@ -60,7 +60,7 @@ pub fn fork_into(flags: u64, cgroup: Option<BorrowedFd>, what: &str) -> Result<(
             }
             // the cgroup's pids.max: a fork outside and a move would dodge it
             Err(Errno::EAGAIN) => {
-                bail!("clone3 into the container's cgroup: {}", Errno::EAGAIN.desc())
+                bail!("clone3 into the container's cgroup: {} (its pids.max reached?)", Errno::EAGAIN)
             }
             Err(e) => logging::debug(&format!(
                 "clone3 CLONE_INTO_CGROUP refused ({e}): {what} cloned outside, then moved into its cgroup"
