@@ -9,6 +9,16 @@
 # (same statistics), peak RSS of the runtime process as GNU time reports it
 # (median of 20 runs), and binary size. Prints a table with ratios against
 # runc and crun and writes docs/benchmarks.md (BENCH_DOC to override).
+#
+# A second bundle, identical but for linux.resources (memory limit, cpu
+# shares/quota/period, pids limit), is `run` as often, each of its runs
+# paired with one of the plain bundle (order alternating): the median of
+# the paired differences (and the difference of the medians) is what
+# setting those limits costs each runtime (its cgroup setup beyond the
+# empty cgroups every runtime makes anyway), shown next to crun's in a
+# second table, with the mean CPU time (user + sys of the runtime and all
+# it waited for) of both kinds of run, which load from other processes
+# disturbs far less than wall-clock time.
 # Every runtime gets its own --root temp dir; everything is removed after.
 set -euo pipefail
 
@@ -21,22 +31,51 @@ doc=${BENCH_DOC:-$repo/docs/benchmarks.md}
 # --- one runtime, called in a subprocess (possibly in its own mount ns) ----
 if [ "${1:-}" = --measure ]; then
     shift
-    name=$1 bin=$2 root=$3 bundle=$4 out=$5
+    name=$1 bin=$2 root=$3 bundle=$4 limited=$5 out=$6
     if [ "${UNMOUNT_UNIFIED:-}" = 1 ]; then
         umount /sys/fs/cgroup/unified
     fi
-    us() { local t=${EPOCHREALTIME/./}; echo "${t#0}"; }
-    for i in 1 2; do "$bin" --root "$root" run -b "$bundle" "warm$i" >/dev/null; done
+    # No command substitution inside a measured window: its fork would be
+    # timed, and its CPU time counted with the runtime's.
+    #   wall clock: ${EPOCHREALTIME/./} is microseconds;
+    #   CPU: user + sys of every waited-for child (the runtime, its init, the
+    #   container), from `times` (milliseconds), summed into REPLY.
+    child_cpu() {
+        local self u s t
+        times > "$out.times"
+        { read -r self; read -r u s; } < "$out.times"
+        REPLY=0
+        for t in "$u" "$s"; do
+            local m=${t%%m*} sec=${t#*m}
+            sec=${sec%s}
+            REPLY=$((REPLY + 10#$m * 60000 + 10#${sec/./}))
+        done
+    }
+    for i in 1 2; do
+        "$bin" --root "$root" run -b "$bundle" "warm$i" >/dev/null
+        "$bin" --root "$root" run -b "$limited" "warml$i" >/dev/null
+    done
+    # plain and limited runs in pairs, the order alternating, so neither
+    # always follows the other's cgroup removal
     for ((i = 0; i < runs; i++)); do
-        t0=$(us); "$bin" --root "$root" run -b "$bundle" "r$i" >/dev/null; t1=$(us)
-        echo $((t1 - t0)) >> "$out.run"
+        if ((i % 2)); then kinds="lim run"; else kinds="run lim"; fi
+        for kind in $kinds; do
+            if [ "$kind" = run ]; then b=$bundle id=r$i; else b=$limited id=l$i; fi
+            child_cpu; c0=$REPLY
+            t0=${EPOCHREALTIME/./}
+            "$bin" --root "$root" run -b "$b" "$id" >/dev/null
+            t1=${EPOCHREALTIME/./}
+            child_cpu
+            echo $((t1 - t0)) >> "$out.$kind"
+            echo $((REPLY - c0)) >> "$out.$kind.cpu"
+        done
     done
     for ((i = 0; i < runs; i++)); do
-        t0=$(us)
+        t0=${EPOCHREALTIME/./}
         "$bin" --root "$root" create -b "$bundle" "c$i" >/dev/null
         "$bin" --root "$root" start "c$i"
         "$bin" --root "$root" delete -f "c$i"
-        t1=$(us)
+        t1=${EPOCHREALTIME/./}
         echo $((t1 - t0)) >> "$out.csd"
     done
     for ((i = 0; i < rss_runs; i++)); do
@@ -65,6 +104,13 @@ trap cleanup EXIT
 
 "$repo/bundles/make-bundle.sh" "$work/bundle" true
 bundle=$work/bundle
+# Same rootfs, same config, plus limits every runtime sets on v1 and v2.
+limited=$work/bundle-limits
+mkdir -p "$limited"
+jq --arg root "$bundle/rootfs" '.root.path = $root | .linux.resources = {
+        memory: {limit: 268435456},
+        cpu: {shares: 512, quota: 50000, period: 100000},
+        pids: {limit: 100}}' "$bundle/config.json" > "$limited/config.json"
 
 names=()
 notes=()
@@ -112,10 +158,10 @@ for ((r = 1; r <= rounds; r++)); do
         if [ -n "${needs_ns[$n]:-}" ]; then
             UNMOUNT_UNIFIED=1 BENCH_RUNS=$per_round BENCH_RSS_RUNS=$rss_per_round \
                 unshare -m --propagation private \
-                "$0" --measure "$n" "${bins[$n]}" "$root" "$bundle" "$work/res-$n"
+                "$0" --measure "$n" "${bins[$n]}" "$root" "$bundle" "$limited" "$work/res-$n"
         else
             BENCH_RUNS=$per_round BENCH_RSS_RUNS=$rss_per_round \
-                "$0" --measure "$n" "${bins[$n]}" "$root" "$bundle" "$work/res-$n"
+                "$0" --measure "$n" "${bins[$n]}" "$root" "$bundle" "$limited" "$work/res-$n"
         fi
     done
 done
@@ -129,11 +175,20 @@ stats() { # reads microseconds, one per line; prints "median min p90" in ms
         printf "%.2f %.2f %.2f\n", m/1000, v[1]/1000, p/1000 }'
 }
 results=()
+limits=()
 for n in "${names[@]}"; do
     f=$work/res-$n
     size=$(stat -L -c %s "${bins[$n]}")
     rss=$(sort -n "$f.rss" | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
     results+=("$n $(stats < "$f.run") $(stats < "$f.csd") $rss $size")
+    # the i-th lines of .run and .lim are one back-to-back pair
+    paired=$(paste "$f.run" "$f.lim" | awk '{ print $2 - $1 }' | stats | cut -d' ' -f1)
+    cpu() { awk '{ s += $1 } END { printf "%.2f", s / NR }' "$1"; }
+    # mean of the paired CPU differences and twice its standard error
+    cpu_cost=$(paste "$f.run.cpu" "$f.lim.cpu" | awk '{ d = $2 - $1; s += d; ss += d * d }
+        END { m = s / NR; v = NR > 1 ? (ss - NR * m * m) / (NR - 1) : 0;
+              printf "%.2f %.2f", m, 2 * sqrt((v > 0 ? v : 0) / NR) }')
+    limits+=("$n $(stats < "$f.run") $(stats < "$f.lim") $paired $(cpu "$f.run.cpu") $(cpu "$f.lim.cpu") $cpu_cost")
 done
 
 # name run_med run_min run_p90 csd_med csd_min csd_p90 rss_kb size
@@ -154,6 +209,30 @@ table() {
     done
 }
 
+# name plain_med plain_min plain_p90 lim_med lim_min lim_p90 paired_diff_med
+#      plain_cpu lim_cpu cpu_cost cpu_cost_2se
+lookup_limits() { local r; for r in "${limits[@]}"; do [ "${r%% *}" = "$1" ] && echo "$r"; done; return 0; }
+cost() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
+# a ratio to a cost that is zero or noise-negative means nothing
+ratio_pos() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
+crun_wall= crun_cpu=
+if [ -n "$(lookup_limits crun)" ]; then
+    set -- $(lookup_limits crun)
+    crun_wall=$8 crun_cpu=${11}
+fi
+
+limits_table() {
+    echo "| runtime | run median ms | run with limits median ms | with limits min ms | with limits p90 ms | cgroup setup cost ms (median of paired differences) | difference of medians ms | cost vs crun | CPU ms per run | CPU ms per run with limits | cgroup setup CPU ms (± 2 SE) | CPU cost vs crun |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    for r in "${limits[@]}"; do
+        set -- $r
+        local vw="-" vc="-"
+        [ -n "$crun_wall" ] && vw=$(ratio_pos "$8" "$crun_wall")
+        [ -n "$crun_cpu" ] && vc=$(ratio_pos "${11}" "$crun_cpu")
+        echo "| $1 | $2 | $5 | $6 | $7 | $8 | $(cost "$5" "$2") | $vw | $9 | ${10} | ${11} ± ${12} | $vc |"
+    done
+}
+
 versions() {
     for n in "${names[@]}"; do
         echo "- $n: $("${bins[$n]}" --version 2>/dev/null | head -1) (${bins[$n]})"
@@ -161,8 +240,11 @@ versions() {
 }
 
 tbl=$(table)
+ltbl=$(limits_table)
 echo
 echo "$tbl"
+echo
+echo "$ltbl"
 for note in "${notes[@]}"; do echo "note: $note"; done
 
 mkdir -p "$(dirname "$doc")"
@@ -179,6 +261,25 @@ mkdir -p "$(dirname "$doc")"
     echo "runtime process for \`run\` (median of $rss_runs runs)."
     echo
     echo "$tbl"
+    echo
+    echo "## Cost of resource limits"
+    echo
+    echo "The same bundle with \`linux.resources\` = memory limit 256 MiB, cpu"
+    echo "shares 512, quota 50000 / period 100000, pids limit 100, \`run\` $runs times"
+    echo "by each runtime, each run paired with one of the plain bundle (order"
+    echo "alternating) in the rounds above. The cgroup setup cost is the median"
+    echo "of the paired differences (limits minus no limits; pairing cancels"
+    echo "slow changes of the machine's load), the difference of the medians"
+    echo "next to it: what writing the limits (and whatever else a runtime does"
+    echo "for them) adds to a \`run\`. \"cost vs crun\" divides the former by crun's."
+    echo "Wall-clock differences this small drown in the noise of a shared"
+    echo "machine; CPU time much less so: \"CPU ms per run\" is the mean user +"
+    echo "sys time of the runtime and everything it waited for (its init, the"
+    echo "container's \`true\`), from bash's \`times\`, and the cgroup setup CPU"
+    echo "cost the mean of its paired differences with and without limits, with"
+    echo "twice its standard error: costs closer than that are not told apart."
+    echo
+    echo "$ltbl"
     echo
     for note in "${notes[@]}"; do echo "Note: $note"; echo; done
     echo "## Machine"

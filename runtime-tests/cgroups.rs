@@ -89,7 +89,7 @@ impl Guard {
             .unwrap();
         let pid = child.id() as i32;
         self.children.push(child);
-        self.m.add_pid(pid).unwrap();
+        self.m.add_pid(pid, false).unwrap();
         pid
     }
 
@@ -525,7 +525,7 @@ fn run_inside(g: &mut Guard, script: &str) -> Vec<String> {
         assert!(Instant::now() < deadline, "the shell never stopped");
         std::thread::sleep(Duration::from_millis(5));
     }
-    g.m.add_pid(pid).unwrap();
+    g.m.add_pid(pid, false).unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGCONT,
@@ -634,7 +634,7 @@ fn oom_is_reported() {
     while !std::fs::read_to_string(&stat).unwrap().contains(") T ") {
         std::thread::sleep(Duration::from_millis(5));
     }
-    g.m.add_pid(pid).unwrap();
+    g.m.add_pid(pid, false).unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGCONT,

@@ -447,3 +447,353 @@ fn output_formats_match_runc() {
     e.ok(&["resume", &e.id]);
     theirs_ok(&["resume"]);
 }
+
+/// How `create` is started for the placement tests.
+#[derive(Default, Clone, Copy)]
+struct Spawn<'a> {
+    /// clone3 fails with this errno, as on kernels before 5.7 (ENOSYS,
+    /// E2BIG) or under seccomp profiles that deny it (ENOSYS, EPERM)
+    clone3_errno: Option<i32>,
+    /// the runtime itself runs in this cgroup2 directory
+    runtime_cgroup: Option<&'a Path>,
+}
+
+impl Env {
+    fn edit_config(&self, f: impl FnOnce(&mut Value)) {
+        let path = self.bundle().join("config.json");
+        let mut cfg: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        f(&mut cfg);
+        std::fs::write(&path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    }
+
+    /// New namespaces of these types; "user" maps ids 0.. to 100000..
+    fn add_namespaces(&self, types: &[&str]) {
+        self.edit_config(|cfg| {
+            for t in types {
+                cfg["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({ "type": t }));
+            }
+            if types.contains(&"user") {
+                let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+                cfg["linux"]["uidMappings"] = map.clone();
+                cfg["linux"]["gidMappings"] = map;
+            }
+        });
+        if types.contains(&"user") {
+            // the container's root makes the mount points
+            let rootfs = self.bundle().join("rootfs");
+            let mut todo = vec![rootfs];
+            while let Some(p) = todo.pop() {
+                std::os::unix::fs::lchown(&p, Some(100000), Some(100000)).unwrap();
+                if p.is_dir() && !p.is_symlink() {
+                    todo.extend(std::fs::read_dir(&p).unwrap().map(|d| d.unwrap().path()));
+                }
+            }
+        }
+    }
+
+    /// `--debug create`: whether it succeeded, its debug log, its stderr.
+    fn create_debug(&self, how: Spawn) -> (bool, String, String) {
+        let log = self.base.join("debug.log");
+        let err = self.base.join("create.err");
+        let _ = std::fs::remove_file(&log);
+        let mut cmd = Command::new(bin());
+        cmd.arg("--root")
+            .arg(self.base.join("state"))
+            .arg("--debug")
+            .arg("--log")
+            .arg(&log)
+            .args(["create", "--bundle"])
+            .arg(self.bundle())
+            .arg(&self.id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            // a file: the init keeps create's stderr open
+            .stderr(std::fs::File::create(&err).unwrap());
+        let procs = how.runtime_cgroup.map(|d| {
+            use std::os::unix::ffi::OsStrExt;
+            std::ffi::CString::new(d.join("cgroup.procs").as_os_str().as_bytes()).unwrap()
+        });
+        let errno = how.clone3_errno;
+        // SAFETY: the closure runs between fork and exec in a multi-threaded
+        // test process; it only makes syscalls on data prepared before the
+        // fork and allocates nothing.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(move || {
+                if let Some(p) = &procs {
+                    join_cgroup(p)?;
+                }
+                if let Some(e) = errno {
+                    deny_clone3(e)?;
+                }
+                Ok(())
+            });
+        }
+        let ok = cmd.status().unwrap().success();
+        (
+            ok,
+            std::fs::read_to_string(&log).unwrap_or_default(),
+            std::fs::read_to_string(&err).unwrap_or_default(),
+        )
+    }
+
+    fn pid(&self) -> i32 {
+        let v: Value = serde_json::from_str(&self.ok(&["state", &self.id])).unwrap();
+        v["pid"].as_i64().unwrap() as i32
+    }
+
+    /// `pid` is in the container's cgroup in every hierarchy.
+    fn assert_in_cgroup(&self, pid: i32) {
+        let want = format!("/rcontain-{}", self.id);
+        let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        for line in own.lines() {
+            assert_eq!(line.splitn(3, ':').nth(2), Some(want.as_str()), "{own}");
+        }
+    }
+
+    /// In the container's cgroup namespace its cgroup is the root, for the
+    /// init and for an exec'd process; the exec'd one was cloned into it.
+    fn assert_cgroup_ns_root(&self) {
+        let out = self.rc(&[
+            "--debug",
+            "exec",
+            &self.id,
+            "cat",
+            "/proc/1/cgroup",
+            "/proc/self/cgroup",
+        ]);
+        assert!(out.status.success(), "exec: {}", stderr(&out));
+        let seen = String::from_utf8_lossy(&out.stdout);
+        assert!(!seen.is_empty());
+        for line in seen.lines() {
+            assert!(line.ends_with(":/"), "not the namespace's root: {seen}");
+        }
+        assert!(
+            stderr(&out).contains("exec process ")
+                && stderr(&out).contains("cloned into its cgroup"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+/// Join the cgroup2 directory whose cgroup.procs is `procs`, from pre_exec:
+/// only syscalls, no allocation.
+fn join_cgroup(procs: &std::ffi::CStr) -> std::io::Result<()> {
+    use nix::fcntl::{open, OFlag};
+    let fd = open(
+        procs,
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let r = nix::unistd::write(
+        // SAFETY: `fd` was just opened and is closed right after.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+        b"0",
+    );
+    let _ = nix::unistd::close(fd);
+    r.map(drop).map_err(Into::into)
+}
+
+/// A seccomp filter on this process and its children: clone3 fails with
+/// `errno`, everything else is allowed. From pre_exec: no allocation.
+fn deny_clone3(errno: i32) -> std::io::Result<()> {
+    let insn = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let filter = [
+        // seccomp_data.nr; clone3 has the same number on every architecture
+        insn(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0),
+        insn(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            0,
+            1,
+            libc::SYS_clone3 as u32,
+        ),
+        insn(
+            libc::BPF_RET | libc::BPF_K,
+            0,
+            0,
+            libc::SECCOMP_RET_ERRNO | errno as u32,
+        ),
+        insn(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ];
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` describes `filter`, both alive for the call; the kernel
+    // copies the program. Root has CAP_SYS_ADMIN, so no no_new_privs needed.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The init is cloned into its cgroup (clone3 CLONE_INTO_CGROUP into the
+/// cgroup2 directory, which hybrid hosts have too), and a cgroup namespace
+/// made after that shows the container its own cgroup as root. The same
+/// when an intermediate process forks the init (a time namespace); in a
+/// user namespace that process cannot, and the runtime moves the init.
+#[test]
+fn the_init_is_born_in_its_cgroup() {
+    for (name, extra, born_line) in [
+        ("born", &["cgroup"][..], true),
+        ("bornmid", &["cgroup", "time"][..], true),
+        ("bornuserns", &["cgroup", "time", "user"][..], false),
+    ] {
+        let e = Env::new(name, &["sleep", "1000"], json!({"pids": {"limit": 10}}));
+        e.add_namespaces(extra);
+        let (ok, log, err) = e.create_debug(Spawn::default());
+        assert!(ok, "{name}: create: {err}");
+        let pid = e.pid();
+        if born_line {
+            assert!(
+                log.contains(&format!(
+                    "init {pid} cloned into its cgroup (clone3 CLONE_INTO_CGROUP)"
+                )),
+                "{name}: {log}"
+            );
+        } else {
+            assert!(
+                log.contains(
+                    "in a user namespace: init cloned outside, then moved into its cgroup"
+                ),
+                "{name}: {log}"
+            );
+        }
+        e.assert_in_cgroup(pid);
+        e.assert_cgroup_ns_root();
+        e.ok(&["start", &e.id]);
+        assert_eq!(e.status(), "running");
+        e.ok(&["delete", "--force", &e.id]);
+        assert!(!e.cgroup_exists(), "{name}: cgroup left behind");
+
+        // an init that fails after it was cloned into its cgroup leaves nothing
+        e.edit_config(|c| c["process"]["args"] = json!(["/no/such/program"]));
+        let (ok, _, err) = e.create_debug(Spawn::default());
+        assert!(!ok, "{name}: create of a missing program succeeded");
+        assert!(err.contains("/no/such/program"), "{name}: {err}");
+        assert!(!e.cgroup_exists(), "{name}: cgroup left behind");
+        assert!(!e.rc(&["state", &e.id]).status.success());
+    }
+}
+
+/// Where clone3 is refused, the init is cloned as before and moved into
+/// its cgroup before it runs container code: the container works the same.
+#[test]
+fn without_clone3_the_init_is_moved_into_its_cgroup() {
+    for (errno, name) in [
+        (libc::ENOSYS, "noclone3"),
+        (libc::E2BIG, "oldclone3"),
+        (libc::EPERM, "deniedclone3"),
+    ] {
+        let e = Env::new(name, &["sleep", "1000"], json!({"pids": {"limit": 10}}));
+        e.add_namespaces(&["cgroup"]);
+        let (ok, log, err) = e.create_debug(Spawn {
+            clone3_errno: Some(errno),
+            ..Spawn::default()
+        });
+        assert!(ok, "{name}: create: {err}");
+        let refused = format!(
+            "clone3 CLONE_INTO_CGROUP refused ({}): init cloned outside, then moved into its cgroup",
+            nix::errno::Errno::from_raw(errno)
+        );
+        assert!(log.contains(&refused), "{name}: {log}");
+        e.assert_in_cgroup(e.pid());
+        e.assert_cgroup_ns_root();
+        e.ok(&["start", &e.id]);
+        assert_eq!(e.status(), "running");
+        e.ok(&["delete", "--force", &e.id]);
+        assert!(!e.cgroup_exists(), "{name}: cgroup left behind");
+    }
+}
+
+/// The kernel's own evidence on cgroup v2 that the init never ran in the
+/// runtime's cgroup: `create` runs in a cgroup whose pids.max leaves no
+/// room for another process (the intermediate process, when there is one,
+/// excepted). Cloned into its own cgroup, the init is not counted there;
+/// forced to be cloned outside (no clone3), the same create fails with
+/// EAGAIN and leaves nothing behind.
+#[test]
+fn on_v2_the_init_never_counts_in_the_runtimes_cgroup() {
+    let root = Path::new("/sys/fs/cgroup");
+    let delegated =
+        std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap_or_default();
+    if !v2() || !delegated.split_whitespace().any(|c| c == "pids") {
+        eprintln!(
+            "skipped: needs cgroup v2 with the pids controller in {}",
+            root.display()
+        );
+        return;
+    }
+    struct Cgroup(PathBuf);
+    impl Drop for Cgroup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    for (name, extra, room) in [("nursery", &[][..], 1), ("nurserymid", &["time"][..], 2)] {
+        let e = Env::new(name, &["sleep", "1000"], json!({"pids": {"limit": 10}}));
+        e.add_namespaces(extra);
+        let runtime = Cgroup(root.join(format!("rcontain-{}-runtime", e.id)));
+        std::fs::create_dir(&runtime.0).unwrap();
+        std::fs::write(runtime.0.join("pids.max"), room.to_string()).unwrap();
+        let in_runtime_cgroup = Spawn {
+            runtime_cgroup: Some(&runtime.0),
+            ..Spawn::default()
+        };
+
+        let (ok, log, err) = e.create_debug(in_runtime_cgroup);
+        assert!(ok, "{name}: create: {err}{log}");
+        e.assert_in_cgroup(e.pid());
+        e.ok(&["delete", "--force", &e.id]);
+
+        let (ok, log, err) = e.create_debug(Spawn {
+            clone3_errno: Some(libc::ENOSYS),
+            ..in_runtime_cgroup
+        });
+        assert!(
+            !ok,
+            "{name}: cloned outside, the init fit in pids.max {room}: {log}"
+        );
+        assert!(err.contains("EAGAIN"), "{name}: {err}");
+        assert!(!e.cgroup_exists(), "{name}: cgroup left behind");
+        assert!(!e.rc(&["state", &e.id]).status.success());
+    }
+}
+
+/// On v2 an exec'd process is born in the container's cgroup too, so a
+/// full pids.max refuses it, where a fork outside and a move into the
+/// cgroup would have exceeded the limit.
+#[test]
+fn on_v2_exec_is_held_to_pids_max() {
+    if !v2() {
+        eprintln!("skipped: needs cgroup v2");
+        return;
+    }
+    let e = Env::new(
+        "execpids",
+        &["sleep", "1000"],
+        json!({"pids": {"limit": 1}}),
+    );
+    e.run_detached();
+    let out = e.rc(&["exec", &e.id, "true"]);
+    assert!(!out.status.success(), "exec beyond pids.max 1 succeeded");
+    assert!(stderr(&out).contains("EAGAIN"), "{}", stderr(&out));
+    assert_eq!(e.cgroup_file("pids", "pids.current"), "1");
+}

@@ -16,8 +16,9 @@ pub enum Msg {
     Hooks,
     /// init -> parent: set up and waiting for `start`.
     Ready,
-    /// intermediate -> parent: the init's pid (when a second fork was needed).
-    Pid(i32),
+    /// intermediate -> parent: the init's pid (when a second fork was
+    /// needed) and whether it was born in the container's cgroup2 directory.
+    Pid(i32, bool),
     /// init -> parent: setup failed; the message says why.
     Error(String),
     /// init -> parent: the seccomp notification fd (for listenerPath).
@@ -49,9 +50,10 @@ impl Channel {
             Msg::MapIds => buf.push(b'm'),
             Msg::Hooks => buf.push(b'h'),
             Msg::Ready => buf.push(b'r'),
-            Msg::Pid(p) => {
+            Msg::Pid(p, in_cgroup) => {
                 buf.push(b'p');
                 buf.extend_from_slice(&p.to_le_bytes());
+                buf.push(u8::from(*in_cgroup));
             }
             Msg::Error(s) => {
                 buf.push(b'e');
@@ -93,7 +95,10 @@ impl Channel {
             b'm' => Msg::MapIds,
             b'h' => Msg::Hooks,
             b'r' => Msg::Ready,
-            b'p' if payload.len() == 4 => Msg::Pid(i32::from_le_bytes(payload.try_into().unwrap())),
+            b'p' if payload.len() == 5 => Msg::Pid(
+                i32::from_le_bytes(payload[..4].try_into().unwrap()),
+                payload[4] != 0,
+            ),
             b'e' => Msg::Error(String::from_utf8_lossy(payload).into_owned()),
             b's' => {
                 Msg::SeccompFd(fd.ok_or_else(|| anyhow::anyhow!("seccomp message without an fd"))?)
@@ -124,7 +129,8 @@ mod tests {
             Msg::MapIds,
             Msg::Hooks,
             Msg::Ready,
-            Msg::Pid(4242),
+            Msg::Pid(4242, true),
+            Msg::Pid(7, false),
             Msg::Error("boom: x".into()),
         ] {
             a.send(&m).unwrap();

@@ -13,7 +13,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -85,9 +85,9 @@ impl Parent for CreateParent<'_> {
         send_seccomp_fd(linux, &(self.hook_state)(pid, "creating"), pid, &fd)
     }
 
-    fn init_created(&mut self, pid: i32) -> Result<()> {
+    fn init_created(&mut self, pid: i32, in_cgroup2: bool) -> Result<()> {
         // Before the init runs any container code (it waits for Continue).
-        self.cgroup.add_pid(pid)?;
+        self.cgroup.add_pid(pid, in_cgroup2)?;
         if let Some(adj) = self.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
                 .map_err(|e| anyhow!("process.oomScoreAdj: writing {adj}: {e}"))?;
@@ -160,6 +160,7 @@ impl Runtime {
         };
         cg.create(resources)?;
         undo.cgroup = Some(&cg);
+        let cgroup_dir = cg.unified_dir_fd()?;
         let fifo = dir.join(state::FIFO);
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
             .with_context(|| format!("creating {}", fifo.display()))?;
@@ -215,6 +216,7 @@ impl Runtime {
         let pid = spawn::spawn(
             &cfg,
             linux,
+            cgroup_dir.as_ref().map(|d| d.as_fd()),
             &mut CreateParent {
                 spec,
                 cgroup: &cg,

@@ -120,8 +120,15 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
     } else {
         Some(foreground::block_signals()?)
     };
+    let cg = crate::container::cgroup_of(&st)?;
+    let cgroup_dir = cg
+        .as_ref()
+        .map(|c| c.unified_dir_fd())
+        .transpose()?
+        .flatten();
     let (chan, child) = crate::channel::pair()?;
-    let pid = sys::clone_fork(0).context("fork")?;
+    let (pid, in_cgroup2) =
+        crate::spawn::fork_into(0, cgroup_dir.as_ref().map(|d| d.as_fd()), "exec process")?;
     if pid == 0 {
         drop(chan);
         let e = match child_setup(
@@ -144,8 +151,8 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
     drop(console);
     // The child execs with the channel close-on-exec: EOF means it did.
     let r = (|| -> Result<()> {
-        if let Some(cg) = crate::container::cgroup_of(&st)? {
-            cg.add_pid(pid)?;
+        if let Some(cg) = &cg {
+            cg.add_pid(pid, in_cgroup2)?;
         }
         chan.send(&Msg::Continue)?;
         loop {

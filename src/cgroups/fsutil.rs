@@ -4,14 +4,38 @@
 use anyhow::{anyhow, bail, Context, Result};
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Write one value with a single write(2), as cgroupfs expects.
 /// `what` names the spec field ("memory.limit") for the error message.
 pub fn write(dir: &Path, file: &str, value: &str, what: &str) -> Result<()> {
+    write_on(&mut OpenOptions::new(), dir, file, value, what).map(drop)
+}
+
+/// `write`, then read the number back through the same fd (one pread, no
+/// second open): for values the kernel may silently adjust.
+pub fn write_read_back_u64(dir: &Path, file: &str, value: &str, what: &str) -> Result<u64> {
+    let f = write_on(OpenOptions::new().read(true), dir, file, value, what)?;
     let path = dir.join(file);
-    let mut f = OpenOptions::new().write(true).open(&path).map_err(|e| {
+    let mut buf = [0u8; 32];
+    let n = f
+        .read_at(&mut buf, 0)
+        .with_context(|| format!("read {}", path.display()))?;
+    parse_u64(&String::from_utf8_lossy(&buf[..n]))
+        .with_context(|| format!("parse {}", path.display()))
+}
+
+fn write_on(
+    opts: &mut OpenOptions,
+    dir: &Path,
+    file: &str,
+    value: &str,
+    what: &str,
+) -> Result<std::fs::File> {
+    let path = dir.join(file);
+    let mut f = opts.write(true).open(&path).map_err(|e| {
         if e.kind() == ErrorKind::NotFound {
             anyhow!(
                 "cannot set {what}: {} does not exist (not offered by this kernel or controller not enabled)",
@@ -22,7 +46,8 @@ pub fn write(dir: &Path, file: &str, value: &str, what: &str) -> Result<()> {
         }
     })?;
     f.write_all(value.as_bytes())
-        .with_context(|| format!("cannot set {what}: write {value:?} to {}", path.display()))
+        .with_context(|| format!("cannot set {what}: write {value:?} to {}", path.display()))?;
+    Ok(f)
 }
 
 pub fn read(dir: &Path, file: &str) -> Result<String> {

@@ -269,9 +269,12 @@ impl Manager {
         v1::apply(self, r, &rules, true)
     }
 
-    /// Move `pid` into the container's cgroup in every hierarchy.
-    pub fn add_pid(&self, pid: i32) -> Result<()> {
-        for dir in self.all_dirs() {
+    /// Move `pid` into the container's cgroup in every hierarchy but the
+    /// cgroup2 one if it was born there (`in_unified`, see `unified_dir_fd`).
+    pub fn add_pid(&self, pid: i32, in_unified: bool) -> Result<()> {
+        let unified = self.v2_dir().filter(|_| !in_unified);
+        let v1 = self.hierarchies.iter().map(|h| join(&h.mount, &self.path));
+        for dir in v1.chain(unified) {
             fsutil::write(
                 &dir,
                 "cgroup.procs",
@@ -283,24 +286,21 @@ impl Manager {
         Ok(())
     }
 
-    /// v2 only: the cgroup directory, for clone3(CLONE_INTO_CGROUP).
-    pub fn v2_dir_fd(&self) -> Result<Option<OwnedFd>> {
-        if self.mode != Mode::V2 {
+    /// The container's directory in the cgroup2 hierarchy (v2, and hybrid,
+    /// where it is joined too), for clone3(CLONE_INTO_CGROUP).
+    pub fn unified_dir_fd(&self) -> Result<Option<OwnedFd>> {
+        let Some(dir) = self.v2_dir() else {
             return Ok(None);
-        }
-        let dir = self.v2_dir().expect("v2 mode has a unified hierarchy");
-        let fd = nix::fcntl::open(
+        };
+        let fd = crate::sys::open(
             &dir,
-            nix::fcntl::OFlag::O_DIRECTORY
-                | nix::fcntl::OFlag::O_RDONLY
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
                 | nix::fcntl::OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         )
         .with_context(|| format!("open {}", dir.display()))?;
-        // SAFETY: open returned a new fd that nothing else owns.
-        Ok(Some(unsafe {
-            <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
-        }))
+        Ok(Some(fd))
     }
 
     /// Change the resources of a live container; fields absent in `r` keep

@@ -2,7 +2,7 @@
 //! hierarchy, resources written to each controller's own files.
 
 use super::devices::{self, Rule};
-use super::fsutil::{read, read_u64, write};
+use super::fsutil::{read, read_u64, write, write_read_back_u64};
 use super::{check_values, translate, Hierarchy, Manager};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
@@ -185,8 +185,7 @@ fn apply_devices(d: &Path, rules: &[Rule], creating: bool) -> Result<()> {
 
 fn apply_cpu(d: &Path, cpu: &LinuxCpu) -> Result<()> {
     if let Some(shares) = cpu.shares().filter(|&s| s != 0) {
-        write(d, "cpu.shares", &shares.to_string(), "cpu.shares")?;
-        let got = read_u64(d, "cpu.shares")?;
+        let got = write_read_back_u64(d, "cpu.shares", &shares.to_string(), "cpu.shares")?;
         if got != shares {
             bail!("cannot set cpu.shares: the kernel changed {shares} to {got} in {}/cpu.shares (valid range 2..=262144)", d.display());
         }
@@ -229,9 +228,9 @@ fn apply_cpu(d: &Path, cpu: &LinuxCpu) -> Result<()> {
 fn apply_memory(d: &Path, mem: &LinuxMemory) -> Result<()> {
     let limit = mem.limit().unwrap_or(0);
     let mut swap = mem.swap().unwrap_or(0);
-    let has_memsw = d.join("memory.memsw.limit_in_bytes").exists();
     // unlimited memory with no swap given: unlimited memory+swap as well
-    if limit == -1 && swap == 0 && has_memsw {
+    // (the file exists only with swap accounting; looked up only then)
+    if limit == -1 && swap == 0 && d.join("memory.memsw.limit_in_bytes").exists() {
         swap = -1;
     }
     let set_limit = || -> Result<()> {

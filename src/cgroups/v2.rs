@@ -12,8 +12,14 @@ use std::time::{Duration, Instant};
 
 pub(super) fn validate(root: &Path, r: &LinuxResources) -> Result<()> {
     check_values(r)?;
-    let available = read(root, "cgroup.controllers")?;
+    // read only when a value needs a controller: a config without limits
+    // needs none, and its create skips the read
+    let available = std::cell::OnceCell::new();
     let need = |c: &str, what: &str| -> Result<()> {
+        if available.get().is_none() {
+            let _ = available.set(read(root, "cgroup.controllers")?);
+        }
+        let available: &String = available.get().expect("set above");
         if available.split_whitespace().any(|x| x == c) {
             Ok(())
         } else {
