@@ -819,11 +819,17 @@ fn store_runs_images_with_many_layers() {
     let t = tmp();
     let img = t.path().join("img");
     let script = "cat /bottom /top; test -e /mid || echo mid is whited out; ls /d | wc -l";
-    write_layout_cmd(
-        &img,
-        layers.into_iter().map(TestLayer::plain).collect(),
-        &["sh", "-c", script],
-    );
+    let layout = |dir: &Path, cmd: &[&str]| {
+        write_layout_cmd(
+            dir,
+            layers.iter().cloned().map(TestLayer::plain).collect(),
+            cmd,
+        )
+    };
+    layout(&img, &["sh", "-c", script]);
+    // Refused only once its rootfs is mounted: nothing to run.
+    let no_cmd = t.path().join("no-cmd");
+    layout(&no_cmd, &[]);
     // Long enough that the layers' paths alone fill a page.
     let store = t.path().join(format!("store-{}", "x".repeat(60)));
     let state = t.path().join("state");
@@ -854,6 +860,16 @@ fn store_runs_images_with_many_layers() {
     drop(g);
     assert!(!bundle.exists(), "bundle (upper, work) left after remove");
     assert_eq!(under_store(), 0, "mount left under the store");
+
+    let e = s
+        .create_bundle(no_cmd.to_str().unwrap(), None, "no-cmd", None)
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("nothing to run"), "{e:#}");
+    assert!(
+        names(&store.join("containers")).is_empty(),
+        "failed create left its bundle"
+    );
+    assert_eq!(under_store(), 0, "failed create left its mount");
 
     let id = format!("img-deep-{}", std::process::id());
     let o = run(rc(&state, &store).args(["run", "--image", img.to_str().unwrap(), &id]));
