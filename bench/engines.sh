@@ -14,6 +14,8 @@ set -u
 export LC_ALL=C
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
+# Sourced first: it notes whether /run/containerd was there before.
+. "$TOP/runtime-tests/engines-lib.sh"
 RUNS=${RUNS:-25}
 [ "$RUNS" -ge 20 ] || { echo "bench/engines.sh: RUNS must be >= 20" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "bench/engines.sh: must run as root" >&2; exit 2; }
@@ -29,62 +31,27 @@ for c in containerd ctr jq; do command -v $c >/dev/null || apt-get install -y -q
 
 W=$(mktemp -d /tmp/rcontain-bench-engines.XXXXXX)
 CG=rcontain-bench-$$
-RUN_CTD_EXISTED=0; [ -e /run/containerd ] && RUN_CTD_EXISTED=1
 HAD_RUNCTRS=0; [ -e /run/containers ] && HAD_RUNCTRS=1
 HAD_VARLIB=0; [ -e /var/lib/containers ] && HAD_VARLIB=1
 CTD_PID=
 cleanup() {
     set +e
-    if [ -n "$CTD_PID" ]; then
-        kill -TERM "$CTD_PID"
-        for _ in $(seq 100); do kill -0 "$CTD_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$CTD_PID" 2>/dev/null; wait "$CTD_PID" 2>/dev/null
-    fi
+    stop_pid "$CTD_PID"
     [ -f "$W/containers.conf" ] && CONTAINERS_CONF=$W/containers.conf timeout 30 "${P[@]}" rm -a -f -t 0 >/dev/null 2>&1
-    for p in /proc/[0-9]*; do
-        p=${p#/proc/}
-        [ "$p" = $$ ] && continue
-        tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -q -- "$W/" && kill -KILL "$p" 2>/dev/null
-    done
-    sleep 0.2
-    for m in $(awk -v w="$W/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m"; done
-    find /sys/fs/cgroup/*/"$CG" -depth -type d -exec rmdir {} \; 2>/dev/null
-    [ $RUN_CTD_EXISTED = 0 ] && { rmdir /run/containerd/s /run/containerd/fifo /run/containerd/runc 2>/dev/null; rmdir /run/containerd 2>/dev/null; }
+    remove_leftovers
     [ $HAD_RUNCTRS = 0 ] && rm -rf /run/containers
     [ $HAD_VARLIB = 0 ] && rm -rf /var/lib/containers
     rm -rf "$W"
+    # A leftover is a FAIL line: the numbers may be off, say so.
+    [ "$FAILS" = 0 ] || exit 1
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-IMG=${BUSYBOX_IMAGE_DIR:-}
-if [ -z "$IMG" ]; then
-    clients=${CLIENTS:-$TOP/../shared/clients}
-    [ -x "$clients/make-busybox-image.sh" ] ||
-        clients=$(git -C "$TOP" rev-parse --path-format=absolute --git-common-dir 2>/dev/null)/../../shared/clients
-    [ -x "$clients/make-busybox-image.sh" ] || { echo "bench/engines.sh: shared/clients/make-busybox-image.sh not found (set CLIENTS or BUSYBOX_IMAGE_DIR)" >&2; exit 2; }
-    IMG=$W/image
-    "$clients/make-busybox-image.sh" "$IMG" >"$W/make-image.log" 2>&1 || { echo "make-busybox-image.sh failed" >&2; exit 1; }
-fi
+busybox_image
 NAME=$(cat "$IMG/IMAGE_NAME")
-
-cat >"$W/ctd.toml" <<EOF
-version = 2
-root = "$W/ctd-root"
-state = "$W/ctd-state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$W/ctd.sock"
-[ttrpc]
-  address = "$W/ctd.sock.ttrpc"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$W/ctd-opt"
-EOF
-containerd --config "$W/ctd.toml" >"$W/containerd.log" 2>&1 &
-CTD_PID=$!
+start_containerd || { echo "ctr images import failed" >&2; exit 1; }
 C=(ctr --address "$W/ctd.sock")
-for _ in $(seq 100); do "${C[@]}" version >/dev/null 2>&1 && break; sleep 0.1; done
-"${C[@]}" images import "$IMG/oci.tar" >/dev/null 2>&1 || { echo "ctr images import failed" >&2; exit 1; }
 mkdir -p "$W/fifo"
 
 P=(podman --root "$W/pm-storage" --runroot "$W/pm-run" --tmpdir "$W/pm-libpod" --storage-driver overlay

@@ -1,5 +1,5 @@
-# runtime-tests/engines-lib.sh: sourced by engines.sh, probe-engines.sh and
-# cri-handler.sh, which set TOP (the repository) first.
+# runtime-tests/engines-lib.sh: sourced by engines.sh, probe-engines.sh,
+# cri-handler.sh and bench/engines.sh, which set TOP (the repository) first.
 #
 # pass/fail print the PASS/FAIL lines engines.sh collects; FAILS counts the
 # failures, `finish` turns them into the RESULT line and the exit status.
@@ -73,4 +73,35 @@ remove_leftovers() {
         rmdir /run/containerd/s /run/containerd/fifo /run/containerd/runc 2>/dev/null
         rmdir /run/containerd 2>/dev/null
     fi
+}
+
+# Stops the process $1 (if any): TERM, up to 30 s to exit, then KILL.
+stop_pid() {
+    [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 0
+    kill -TERM "$1"
+    for _ in $(seq 300); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
+
+# Starts a private containerd (root, state, sockets under $W, no CRI) as
+# CTD_PID, its socket $W/ctd.sock, and imports $IMG/oci.tar into it; fails
+# when the import does.
+start_containerd() {
+    cat >"$W/ctd.toml" <<EOF
+version = 2
+root = "$W/ctd-root"
+state = "$W/ctd-state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$W/ctd.sock"
+[ttrpc]
+  address = "$W/ctd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$W/ctd-opt"
+EOF
+    containerd --config "$W/ctd.toml" >"$W/containerd.log" 2>&1 &
+    CTD_PID=$!
+    for _ in $(seq 100); do ctr --address "$W/ctd.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
+    ctr --address "$W/ctd.sock" images import "$IMG/oci.tar" >/dev/null 2>&1
 }

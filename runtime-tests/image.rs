@@ -794,6 +794,101 @@ fn store_imports_deep_images() {
     assert_eq!(layer_dirs(&store).len(), 12);
 }
 
+/// A container's rootfs is one overlay of all its image's layers: more
+/// than one mount(2) options page of store paths (docker allows 127).
+#[test]
+fn store_runs_images_with_many_layers() {
+    const N: usize = 60;
+    let busybox = std::fs::read("/bin/busybox").unwrap();
+    let mut layers = vec![RawTar::default()
+        .dir("bin/")
+        .entry("bin/busybox", b'0', "", 0o755, &busybox)
+        .symlink("bin/sh", "busybox")
+        .file("bottom", "from the bottom\n")
+        .finish()];
+    for i in 1..N {
+        let mut l = RawTar::default().dir("d/").file(&format!("d/f{i}"), "");
+        l = match i {
+            20 => l.file("mid", "hidden later"),
+            40 => l.file(".wh.mid", ""),
+            _ if i == N - 1 => l.file("top", "from the top\n"),
+            _ => l,
+        };
+        layers.push(l.finish());
+    }
+    let t = tmp();
+    let img = t.path().join("img");
+    let script = "cat /bottom /top; test -e /mid || echo mid is whited out; ls /d | wc -l";
+    let layout = |dir: &Path, cmd: &[&str]| {
+        write_layout_cmd(
+            dir,
+            layers.iter().cloned().map(TestLayer::plain).collect(),
+            cmd,
+        )
+    };
+    layout(&img, &["sh", "-c", script]);
+    // Refused only once its rootfs is mounted: nothing to run.
+    let no_cmd = t.path().join("no-cmd");
+    layout(&no_cmd, &[]);
+    // Long enough that the layers' paths alone fill a page.
+    let store = t.path().join(format!("store-{}", "x".repeat(60)));
+    let state = t.path().join("state");
+    let under_store = || {
+        let m = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let p = store.to_str().unwrap();
+        m.lines().filter(|l| l.contains(p)).count()
+    };
+
+    let s = Store::open(&store).unwrap();
+    let bundle = s
+        .create_bundle(img.to_str().unwrap(), None, "deep", None)
+        .unwrap();
+    let g = BundleGuard(&s, "deep");
+    let r = bundle.join("rootfs");
+    assert!(mounted(&r));
+    assert_eq!(layer_dirs(&store).len(), N);
+    assert_eq!(
+        std::fs::read_to_string(r.join("bottom")).unwrap(),
+        "from the bottom\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(r.join("top")).unwrap(),
+        "from the top\n"
+    );
+    assert!(!r.join("mid").exists(), "whiteout of layer 40 not applied");
+    assert_eq!(names(&r.join("d")).len(), N - 1);
+    drop(g);
+    assert!(!bundle.exists(), "bundle (upper, work) left after remove");
+    assert_eq!(under_store(), 0, "mount left under the store");
+
+    let e = s
+        .create_bundle(no_cmd.to_str().unwrap(), None, "no-cmd", None)
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("nothing to run"), "{e:#}");
+    assert!(
+        names(&store.join("containers")).is_empty(),
+        "failed create left its bundle"
+    );
+    assert_eq!(under_store(), 0, "failed create left its mount");
+
+    let id = format!("img-deep-{}", std::process::id());
+    let o = run(rc(&state, &store).args(["run", "--image", img.to_str().unwrap(), &id]));
+    let _ = s.remove_bundle(&id);
+    assert!(o.status.success(), "run --image: {}", stderr(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!(
+            "from the bottom\nfrom the top\nmid is whited out\n{}\n",
+            N - 1
+        )
+    );
+    assert!(
+        names(&store.join("containers")).is_empty(),
+        "bundle left in the store"
+    );
+    assert_eq!(under_store(), 0, "mount left under the store");
+}
+
 #[test]
 fn store_shares_layers_and_prunes_only_unused() {
     let t = tmp();

@@ -43,14 +43,6 @@ HAD_RUNCTRS=0; [ -e /run/containers ] && HAD_RUNCTRS=1
 HAD_VARLIB=0; [ -e /var/lib/containers ] && HAD_VARLIB=1
 CTD_PID= DPID=
 
-stop_pid() {
-    [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 0
-    kill -TERM "$1"
-    for _ in $(seq 300); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$1" 2>/dev/null
-    wait "$1" 2>/dev/null
-}
-
 cleanup() {
     set +e
     [ -n "$DPID" ] && { timeout 30 docker -H "unix://$W/docker.sock" rm -f $(docker -H "unix://$W/docker.sock" ps -aq 2>/dev/null) >/dev/null 2>&1; stop_pid "$DPID"; }
@@ -114,26 +106,8 @@ caller_direct() {
     timeout 60 "$2" --root "$W/state-$1" run --bundle "$b" "probe-$1-$$" >"$3" 2>"$3.err" </dev/null
 }
 
-ctd_start() {
-    cat >"$W/ctd.toml" <<EOF
-version = 2
-root = "$W/ctd-root"
-state = "$W/ctd-state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$W/ctd.sock"
-[ttrpc]
-  address = "$W/ctd.sock.ttrpc"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$W/ctd-opt"
-EOF
-    containerd --config "$W/ctd.toml" >"$W/containerd.log" 2>&1 &
-    CTD_PID=$!
-    for _ in $(seq 100); do ctr --address "$W/ctd.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
-    ctr --address "$W/ctd.sock" images import "$IMG/oci.tar" >/dev/null 2>&1
-}
 caller_containerd() {
-    [ -n "$CTD_PID" ] || ctd_start || return 1
+    [ -n "$CTD_PID" ] || start_containerd || return 1
     mkdir -p "$W/fifo"
     timeout 60 ctr --address "$W/ctd.sock" run --rm --runc-binary "$2" --runc-root "$W/ctd-rt-$1" \
         --fifo-dir "$W/fifo" --cgroup "/$CG/ctd-$1" "$NAME" "probe-$1" sh -c "$PROBE" >"$3" 2>"$3.err" </dev/null

@@ -169,6 +169,26 @@ pub fn detached_mount(fstype: &str, opts: &[(&str, &str)], attrs: u64) -> nix::R
     }
 }
 
+/// move_mount(2): attaches the detached mount `m` (from `detached_mount`)
+/// at `target`, as mount(2) would have mounted it there.
+pub fn attach_mount(m: BorrowedFd, target: &std::path::Path) -> nix::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let target = CString::new(target.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let empty = c"";
+    // SAFETY: valid C strings and an fd borrowed for the call's duration.
+    Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            m.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
 /// mount_setattr(2) on a path relative to `dir`, recursively when asked.
 pub fn mount_setattr(
     dir: BorrowedFd,

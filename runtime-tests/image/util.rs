@@ -174,6 +174,11 @@ fn put_blob(dir: &Path, data: &[u8]) -> String {
 /// Writes an OCI layout at `dir` with the given layers and `Cmd ["sh"]`,
 /// tagged "latest". Compressed media types get gzip.
 pub fn write_layout(dir: &Path, layers: Vec<TestLayer>) {
+    write_layout_cmd(dir, layers, &["sh"]);
+}
+
+/// `write_layout` with the image config's `Cmd` given.
+pub fn write_layout_cmd(dir: &Path, layers: Vec<TestLayer>, cmd: &[&str]) {
     std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     let mut descs = Vec::new();
@@ -202,7 +207,7 @@ pub fn write_layout(dir: &Path, layers: Vec<TestLayer>) {
     }
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "amd64", "os": "linux",
-        "config": {"Cmd": ["sh"]},
+        "config": {"Cmd": cmd},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     }))
     .unwrap();

@@ -17,18 +17,18 @@
 //! a race discards its copy. Layers are named by ChainID (the layer's
 //! diff_id chained with those below it) rather than diff_id, since how a
 //! layer is laid down depends on the layers under it: it is applied through
-//! an overlay of them (see `overlay_of`), so its directory holds what the
+//! an overlay of them (see `overlay`), so its directory holds what the
 //! kernel copied up from them.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use nix::fcntl::OFlag;
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{umount2, MntFlags};
 use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
 
@@ -87,34 +87,29 @@ fn valid_id(id: &str) -> Result<()> {
 /// Removes a temporary directory unless disarmed.
 struct TempDir(Option<PathBuf>);
 
-/// overlayfs' `lowerdir` for layer directories given bottom first.
-fn lowerdir(dirs: &[PathBuf]) -> Result<String> {
-    let mut lower = Vec::new();
-    for d in dirs.iter().rev() {
-        lower.push(option_path(d)?);
-    }
-    Ok(lower.join(":"))
-}
+/// Overlay options that would make an upper directory depend on the exact
+/// lowers under it; off where a layer is applied, as its directory is
+/// reused under other stacks later.
+const REUSABLE_UPPER: [(&str, &str); 3] = [
+    ("index", "off"),
+    ("metacopy", "off"),
+    ("redirect_dir", "off"),
+];
 
-fn option_path(d: &Path) -> Result<&str> {
-    let s = d.to_str().ok_or_else(|| anyhow!("non-UTF-8 store path"))?;
-    if s.contains([',', ':']) {
-        bail!("store path {s} contains ',' or ':', which overlayfs options cannot hold");
-    }
-    Ok(s)
-}
+/// fsconfig(2) copies at most this many bytes of a value, NUL included.
+const FSCONFIG_VALUE_MAX: usize = 256;
 
-/// A detached (mounted nowhere, gone with its fd) overlay of the layers
-/// `lowers` (bottom first) with `upper` as its upper directory. A layer
-/// applied through it with the flat rules lands in `upper` in overlay form
-/// by the kernel's own rules, as containerd's overlay snapshotter does it:
-/// removals become whiteouts, a directory made anew is opaque, parents and
-/// hardlink targets are copied up with their metadata (so a hardlink to a
-/// lower layer's file is a hardlink, target and link both in this layer),
-/// and symlinks in lower layers resolve as in the container. Features that
-/// would make `upper` depend on these exact lowers (index, metacopy,
-/// redirect_dir) are off, as it is reused under other stacks later.
-fn overlay_of(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<Rootfs> {
+/// A detached (mounted nowhere, gone with its fd) overlay of the layer
+/// directories `lowers` (bottom first) with `upper` and `work`, plus the
+/// options `extra`. Both the store's layer imports and container rootfs
+/// mounts use it, so they hold as many layers as the kernel allows.
+fn overlay(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    extra: &[(&str, &str)],
+    attrs: u64,
+) -> Result<OwnedFd> {
     // fsconfig takes at most 256 bytes a value: directories are named by
     // the short /proc/self/fd links of fds held here, and the lowers given
     // one at a time ("lowerdir+", Linux 6.8) where the kernel has that.
@@ -137,32 +132,39 @@ fn overlay_of(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<Rootfs> {
         .map(|fd| format!("/proc/self/fd/{}", fd.as_raw_fd()))
         .collect();
     let (lower, rest) = links.split_at(lowers.len());
-    let fixed = [
+    let fixed: Vec<(&str, &str)> = [
         ("upperdir", rest[0].as_str()),
         ("workdir", rest[1].as_str()),
-        ("index", "off"),
-        ("metacopy", "off"),
-        ("redirect_dir", "off"),
-    ];
+    ]
+    .into_iter()
+    .chain(extra.iter().copied())
+    .collect();
     let one_by_one: Vec<(&str, &str)> = lower
         .iter()
         .map(|l| ("lowerdir+", l.as_str()))
-        .chain(fixed)
+        .chain(fixed.iter().copied())
         .collect();
-    let attrs = libc::MOUNT_ATTR_NOSUID;
-    let fd = match crate::sys::detached_mount("overlay", &one_by_one, attrs) {
+    match crate::sys::detached_mount("overlay", &one_by_one, attrs) {
         Err(nix::errno::Errno::EINVAL) => {
+            // Before Linux 6.8 all lowers share one value.
             let joined = lower.join(":");
+            if joined.len() >= FSCONFIG_VALUE_MAX {
+                bail!(
+                    "{} layers are too many for this kernel's overlayfs: without \
+                     lowerdir+ (Linux 6.8) they must fit in one {FSCONFIG_VALUE_MAX}-byte \
+                     option, which holds about {}",
+                    lowers.len(),
+                    FSCONFIG_VALUE_MAX / (lower[0].len() + 1)
+                );
+            }
             let opts: Vec<(&str, &str)> = [("lowerdir", joined.as_str())]
                 .into_iter()
-                .chain(fixed)
+                .chain(fixed.iter().copied())
                 .collect();
-            crate::sys::detached_mount("overlay", &opts, attrs)
+            Ok(crate::sys::detached_mount("overlay", &opts, attrs)?)
         }
-        r => r,
+        r => Ok(r?),
     }
-    .with_context(|| format!("mounting an overlay to apply {}", upper.display()))?;
-    Ok(Rootfs::from_fd(fd))
 }
 
 impl Drop for TempDir {
@@ -262,8 +264,24 @@ impl Store {
                 let work = final_dir.with_file_name(tmp_name + ".work");
                 fs::create_dir(&work).with_context(|| format!("creating {}", work.display()))?;
                 let _work = TempDir(Some(work.clone()));
-                let root = overlay_of(&dirs[..i], &tmp, &work)?;
-                layer::apply_layer(&root, tar)?
+                // Applied through an overlay of the layers below with the
+                // flat rules, the layer lands in `tmp` in overlay form by
+                // the kernel's own rules, as containerd's overlay
+                // snapshotter does it: removals become whiteouts, a
+                // directory made anew is opaque, parents and hardlink
+                // targets are copied up with their metadata (so a hardlink
+                // to a lower layer's file is a hardlink, target and link
+                // both in this layer), and symlinks in lower layers resolve
+                // as in the container.
+                let root = overlay(
+                    &dirs[..i],
+                    &tmp,
+                    &work,
+                    &REUSABLE_UPPER,
+                    libc::MOUNT_ATTR_NOSUID,
+                )
+                .with_context(|| format!("mounting an overlay to apply {}", tmp.display()))?;
+                layer::apply_layer(&Rootfs::from_fd(root), tar)?
             };
             match fs::rename(&tmp, final_dir) {
                 Ok(()) => guard.0 = None,
@@ -367,25 +385,16 @@ impl Store {
             .iter()
             .map(|c| self.layer_dir(c))
             .collect::<Result<_>>()?;
-        let opts = format!(
-            "lowerdir={},upperdir={},workdir={}",
-            lowerdir(&dirs)?,
-            bundle.join("upper").display(),
-            bundle.join("work").display()
-        );
-        mount(
-            Some("overlay"),
-            &bundle.join("rootfs"),
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(opts.as_str()),
-        )
-        .with_context(|| {
-            format!(
-                "mounting the overlay rootfs at {}",
-                bundle.join("rootfs").display()
-            )
-        })?;
+        let rootfs = bundle.join("rootfs");
+        overlay(&dirs, &bundle.join("upper"), &bundle.join("work"), &[], 0)
+            .and_then(|m| Ok(crate::sys::attach_mount(m.as_fd(), &rootfs)?))
+            .with_context(|| {
+                format!(
+                    "mounting the overlay of {} layers at {}",
+                    dirs.len(),
+                    rootfs.display()
+                )
+            })?;
         // Mark before anything else can fail, so remove_bundle unmounts.
         fs::write(bundle.join("image"), &rec.id)?;
         let img: config::ImageConfig =
