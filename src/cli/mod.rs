@@ -224,6 +224,17 @@ pub fn main() -> i32 {
         eprintln!("rcontain: {e:#}");
         return 1;
     }
+    // create, run and exec re-exec through a read-only view of the binary
+    // (selfexe). Doing it before clap builds its command tree spares
+    // building that tree twice, once in each image. Any argument spelled
+    // like one of the three triggers it (`state run` re-execs needlessly,
+    // harmlessly); dispatch checks again on the parsed command, which costs
+    // one statfs once the binary is read-only. An error is reported after
+    // parsing, through the log an engine reads.
+    let early = std::env::args_os()
+        .skip(1)
+        .any(|a| a == "create" || a == "run" || a == "exec")
+        .then(rcontain::selfexe::ensure_read_only_exe);
     let cli = Cli::parse();
     if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format == "json", cli.debug) {
         eprintln!(
@@ -235,7 +246,11 @@ pub fn main() -> i32 {
         );
         return 1;
     }
-    match dispatch(cli) {
+    let result = match early {
+        Some(Err(e)) => Err(e),
+        _ => dispatch(cli),
+    };
+    match result {
         Ok(code) => code,
         Err(e) if e.downcast_ref::<StdoutClosed>().is_some() => 0,
         Err(e) => {
