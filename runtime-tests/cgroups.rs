@@ -6,6 +6,9 @@
 //! when an assertion fails. The same binary runs inside the pure cgroup-v2
 //! VM (runtime-tests/vm-cgroups.sh).
 
+mod common;
+
+use common::start_detached;
 use oci_spec::runtime::LinuxResources;
 use rcontain::cgroups::{self, Manager, Mode};
 use serde_json::{json, Value};
@@ -708,22 +711,12 @@ impl Runc {
             bundle,
             id: format!("rcontain-it-{}-{name}", std::process::id()),
         };
-        // the detached container inherits runc's stdio: no pipes, or
-        // reading them would wait for the container to exit
-        let log = base.join("runc.err");
-        let status = rc
-            .cmd(&["run", "-d", "--bundle"])
-            .arg(&rc.bundle)
-            .arg(&rc.id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "runc run: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
+        start_detached(
+            rc.cmd(&["run", "-d", "--bundle"])
+                .arg(&rc.bundle)
+                .arg(&rc.id),
+            &base.join("runc.err"),
+            "runc run",
         );
         rc
     }

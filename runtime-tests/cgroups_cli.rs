@@ -4,6 +4,9 @@
 //! and print as runc's do, and nothing is left behind. Each test has its
 //! own --root and container ids; guards delete the containers on failure.
 
+mod common;
+
+use common::start_detached;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -88,24 +91,17 @@ impl Env {
     }
 
     fn start_with(&self, cmd: &str, flags: &[&str]) {
-        let log = self.base.join("run.err");
-        let st = Command::new(bin())
-            .arg("--root")
-            .arg(self.base.join("state"))
-            .arg(cmd)
-            .args(flags)
-            .arg("--bundle")
-            .arg(self.bundle())
-            .arg(&self.id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .status()
-            .unwrap();
-        assert!(
-            st.success(),
-            "{cmd}: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
+        start_detached(
+            Command::new(bin())
+                .arg("--root")
+                .arg(self.base.join("state"))
+                .arg(cmd)
+                .args(flags)
+                .arg("--bundle")
+                .arg(self.bundle())
+                .arg(&self.id),
+            &self.base.join("run.err"),
+            cmd,
         );
     }
 
@@ -385,22 +381,15 @@ fn output_formats_match_runc() {
         }
     }
     let runc = Runc(e.base.join("runc-state"), format!("{}-runc", e.id));
-    let log = e.base.join("runc.err");
-    let st = Command::new("runc")
-        .arg("--root")
-        .arg(&runc.0)
-        .args(["run", "-d", "--bundle"])
-        .arg(&runc_bundle)
-        .arg(&runc.1)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .status()
-        .unwrap();
-    assert!(
-        st.success(),
-        "runc run: {}",
-        std::fs::read_to_string(&log).unwrap_or_default()
+    start_detached(
+        Command::new("runc")
+            .arg("--root")
+            .arg(&runc.0)
+            .args(["run", "-d", "--bundle"])
+            .arg(&runc_bundle)
+            .arg(&runc.1),
+        &e.base.join("runc.err"),
+        "runc run",
     );
 
     let theirs_ok = |args: &[&str]| {
