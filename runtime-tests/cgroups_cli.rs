@@ -132,6 +132,17 @@ impl Env {
             .iter()
             .any(|c| Path::new("/sys/fs/cgroup").join(c).join(&rel).exists())
     }
+
+    /// Neither the container's cgroup nor its state is left; `what` says
+    /// which step failed to clean up.
+    #[track_caller]
+    fn assert_gone(&self, what: &str) {
+        assert!(!self.cgroup_exists(), "{what}: cgroup left behind");
+        assert!(
+            !self.rc(&["state", &self.id]).status.success(),
+            "{what}: state left behind"
+        );
+    }
 }
 
 impl Drop for Env {
@@ -260,8 +271,7 @@ fn delete_force_of_a_paused_container() {
     e.run_detached();
     e.ok(&["pause", &e.id]);
     e.ok(&["delete", "--force", &e.id]);
-    assert!(!e.cgroup_exists());
-    assert!(!e.rc(&["state", &e.id]).status.success());
+    e.assert_gone("delete --force");
 }
 
 #[test]
@@ -334,8 +344,7 @@ fn a_limit_the_host_cannot_honour_fails_create_cleanly() {
     let out = e.rc(&["create", "--bundle", e.bundle().to_str().unwrap(), &e.id]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("swappiness"), "{}", stderr(&out));
-    assert!(!e.cgroup_exists());
-    assert!(!e.rc(&["state", &e.id]).status.success());
+    e.assert_gone("failed create");
 }
 
 /// The same bundle under runc: the cgroup commands print alike.
@@ -677,8 +686,7 @@ fn the_init_is_born_in_its_cgroup() {
         let (ok, _, err) = e.create_debug(Spawn::default());
         assert!(!ok, "{name}: create of a missing program succeeded");
         assert!(err.contains("/no/such/program"), "{name}: {err}");
-        assert!(!e.cgroup_exists(), "{name}: cgroup left behind");
-        assert!(!e.rc(&["state", &e.id]).status.success());
+        e.assert_gone(name);
     }
 }
 
@@ -761,8 +769,7 @@ fn on_v2_the_init_never_counts_in_the_runtimes_cgroup() {
             "{name}: cloned outside, the init fit in pids.max {room}: {log}"
         );
         assert!(err.contains("EAGAIN"), "{name}: {err}");
-        assert!(!e.cgroup_exists(), "{name}: cgroup left behind");
-        assert!(!e.rc(&["state", &e.id]).status.success());
+        e.assert_gone(name);
     }
 }
 
