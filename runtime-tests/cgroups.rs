@@ -6,6 +6,9 @@
 //! when an assertion fails. The same binary runs inside the pure cgroup-v2
 //! VM (runtime-tests/vm-cgroups.sh).
 
+mod common;
+
+use common::start_detached;
 use oci_spec::runtime::LinuxResources;
 use rcontain::cgroups::{self, Manager, Mode};
 use serde_json::{json, Value};
@@ -93,6 +96,34 @@ impl Guard {
         pid
     }
 
+    /// Start `sh -c script` in the cgroup: the shell stops itself first and
+    /// is moved in while stopped, so everything after the `kill -STOP`
+    /// happens inside. `out` gives its stdout and stderr. Returns its pid.
+    fn spawn_inside(&mut self, script: &str, out: fn() -> Stdio) -> i32 {
+        let child = Command::new("sh")
+            .args(["-c", &format!("kill -STOP $$; {script}")])
+            .stdout(out())
+            .stderr(out())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        self.children.push(child);
+        let stat = format!("/proc/{pid}/stat");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&stat).unwrap().contains(") T ") {
+            assert!(Instant::now() < deadline, "the shell never stopped");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.m.add_pid(pid, false).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGCONT,
+        )
+        .unwrap();
+        pid
+    }
+
     /// Wait (bounded) for child `i` to exit; its exit status or None.
     fn wait_exit(&mut self, i: usize) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -134,6 +165,13 @@ fn dir_of(mode: Mode, path: &Path, file: &str) -> PathBuf {
         .find(|h| h.controllers.iter().any(|c| c == controller))
         .unwrap_or_else(|| panic!("no v1 hierarchy for {file}"));
     h.mount.join(rel)
+}
+
+/// Every `(file, value)` pair as the cgroup's file reads back.
+fn assert_files(mode: Mode, path: &Path, want: &[(&str, &str)]) {
+    for (file, value) in want {
+        assert_eq!(read(mode, path, file), *value, "{file}");
+    }
 }
 
 fn read(mode: Mode, path: &Path, file: &str) -> String {
@@ -309,23 +347,35 @@ fn lifecycle_with_every_resource() {
 
     let rd = |f: &str| read(mode, &path, f);
     if mode == Mode::V2 {
-        assert_eq!(rd("cpu.weight"), "20");
-        assert_eq!(rd("cpu.max"), "50000 100000");
-        assert_eq!(rd("cpu.max.burst"), "10000");
-        assert_eq!(rd("memory.max"), "67108864");
-        assert_eq!(rd("memory.swap.max"), "67108864");
-        assert_eq!(rd("memory.low"), "33554432");
-        assert_eq!(rd("memory.high"), "62914560");
+        assert_files(
+            mode,
+            &path,
+            &[
+                ("cpu.weight", "20"),
+                ("cpu.max", "50000 100000"),
+                ("cpu.max.burst", "10000"),
+                ("memory.max", "67108864"),
+                ("memory.swap.max", "67108864"),
+                ("memory.low", "33554432"),
+                ("memory.high", "62914560"),
+            ],
+        );
     } else {
-        assert_eq!(rd("cpu.shares"), "512");
-        assert_eq!(rd("cpu.cfs_quota_us"), "50000");
-        assert_eq!(rd("cpu.cfs_burst_us"), "10000");
-        assert_eq!(rd("cpu.rt_runtime_us"), "10000");
-        assert_eq!(rd("memory.limit_in_bytes"), "67108864");
-        assert_eq!(rd("memory.memsw.limit_in_bytes"), "134217728");
-        assert_eq!(rd("memory.kmem.tcp.limit_in_bytes"), "16777216");
+        assert_files(
+            mode,
+            &path,
+            &[
+                ("cpu.shares", "512"),
+                ("cpu.cfs_quota_us", "50000"),
+                ("cpu.cfs_burst_us", "10000"),
+                ("cpu.rt_runtime_us", "10000"),
+                ("memory.limit_in_bytes", "67108864"),
+                ("memory.memsw.limit_in_bytes", "134217728"),
+                ("memory.kmem.tcp.limit_in_bytes", "16777216"),
+                ("memory.swappiness", "10"),
+            ],
+        );
         assert!(rd("memory.oom_control").contains("oom_kill_disable 1"));
-        assert_eq!(rd("memory.swappiness"), "10");
         assert!(rd("devices.list").contains("c 1:3 rwm"));
         assert!(!rd("devices.list").contains("a *:* rwm"));
         if mode == Mode::Hybrid {
@@ -339,8 +389,7 @@ fn lifecycle_with_every_resource() {
             assert!(procs.split_whitespace().any(|p| p == pid.to_string()));
         }
     }
-    assert_eq!(rd("pids.max"), "42");
-    assert_eq!(rd("cpuset.cpus"), "0");
+    assert_files(mode, &path, &[("pids.max", "42"), ("cpuset.cpus", "0")]);
     assert_eq!(g.m.pids().unwrap(), vec![pid]);
 
     // update: new values land, untouched ones stay
@@ -348,21 +397,27 @@ fn lifecycle_with_every_resource() {
         &json!({"memory": {"limit": 100663296, "swap": 201326592}, "cpu": {"shares": 1024, "period": 200000}, "pids": {"limit": 7}}),
     );
     g.m.update(&up).unwrap();
-    assert_eq!(rd("pids.max"), "7");
-    if mode == Mode::V2 {
-        assert_eq!(rd("memory.max"), "100663296");
-        assert_eq!(rd("memory.swap.max"), "100663296");
-        assert_eq!(rd("cpu.weight"), "39");
-        assert_eq!(rd("cpu.max"), "50000 200000");
-        assert_eq!(rd("memory.low"), "33554432");
+    let want: &[_] = if mode == Mode::V2 {
+        &[
+            ("pids.max", "7"),
+            ("memory.max", "100663296"),
+            ("memory.swap.max", "100663296"),
+            ("cpu.weight", "39"),
+            ("cpu.max", "50000 200000"),
+            ("memory.low", "33554432"),
+        ]
     } else {
-        assert_eq!(rd("memory.limit_in_bytes"), "100663296");
-        assert_eq!(rd("memory.memsw.limit_in_bytes"), "201326592");
-        assert_eq!(rd("cpu.shares"), "1024");
-        assert_eq!(rd("cpu.cfs_period_us"), "200000");
-        assert_eq!(rd("cpu.cfs_quota_us"), "50000");
-        assert_eq!(rd("memory.soft_limit_in_bytes"), "33554432");
-    }
+        &[
+            ("pids.max", "7"),
+            ("memory.limit_in_bytes", "100663296"),
+            ("memory.memsw.limit_in_bytes", "201326592"),
+            ("cpu.shares", "1024"),
+            ("cpu.cfs_period_us", "200000"),
+            ("cpu.cfs_quota_us", "50000"),
+            ("memory.soft_limit_in_bytes", "33554432"),
+        ]
+    };
+    assert_files(mode, &path, want);
 
     // freeze / thaw
     assert!(!g.m.is_frozen().unwrap());
@@ -506,31 +561,10 @@ fn failed_create_removes_what_it_made() {
     }
 }
 
-/// Run `script` in a shell inside the guard's cgroup: the shell stops
-/// itself first and is moved in while stopped, so everything after the
-/// `kill -STOP` happens inside. Returns its stdout words.
+/// Run `script` in a shell inside the guard's cgroup (`Guard::spawn_inside`).
+/// Returns its stdout words.
 fn run_inside(g: &mut Guard, script: &str) -> Vec<String> {
-    let child = Command::new("sh")
-        .args(["-c", &format!("kill -STOP $$; {script}")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as i32;
-    g.children.push(child);
-    let stat = format!("/proc/{pid}/stat");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&stat).unwrap().contains(") T ") {
-        assert!(Instant::now() < deadline, "the shell never stopped");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    g.m.add_pid(pid, false).unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGCONT,
-    )
-    .unwrap();
+    g.spawn_inside(script, Stdio::piped);
     let out = g.children.pop().unwrap().wait_with_output().unwrap();
     eprintln!("{script}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout)
@@ -621,25 +655,7 @@ fn oom_is_reported() {
     g.m.create(Some(&resources(&rv))).unwrap();
     let mut n = g.m.oom_events().unwrap();
     // `tail` keeps the current line, and /dev/zero has no newline
-    let child = Command::new("sh")
-        .args(["-c", "kill -STOP $$; exec tail /dev/zero"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as i32;
-    g.children.push(child);
-    let stat = format!("/proc/{pid}/stat");
-    while !std::fs::read_to_string(&stat).unwrap().contains(") T ") {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    g.m.add_pid(pid, false).unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGCONT,
-    )
-    .unwrap();
+    g.spawn_inside("exec tail /dev/zero", Stdio::null);
     let mut total = 0;
     // v2 may first report the memory.events change of hitting memory.max
     while total == 0 {
@@ -695,22 +711,12 @@ impl Runc {
             bundle,
             id: format!("rcontain-it-{}-{name}", std::process::id()),
         };
-        // the detached container inherits runc's stdio: no pipes, or
-        // reading them would wait for the container to exit
-        let log = base.join("runc.err");
-        let status = rc
-            .cmd(&["run", "-d", "--bundle"])
-            .arg(&rc.bundle)
-            .arg(&rc.id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "runc run: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
+        start_detached(
+            rc.cmd(&["run", "-d", "--bundle"])
+                .arg(&rc.bundle)
+                .arg(&rc.id),
+            &base.join("runc.err"),
+            "runc run",
         );
         rc
     }

@@ -4,6 +4,9 @@
 //! and print as runc's do, and nothing is left behind. Each test has its
 //! own --root and container ids; guards delete the containers on failure.
 
+mod common;
+
+use common::start_detached;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -88,24 +91,17 @@ impl Env {
     }
 
     fn start_with(&self, cmd: &str, flags: &[&str]) {
-        let log = self.base.join("run.err");
-        let st = Command::new(bin())
-            .arg("--root")
-            .arg(self.base.join("state"))
-            .arg(cmd)
-            .args(flags)
-            .arg("--bundle")
-            .arg(self.bundle())
-            .arg(&self.id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .status()
-            .unwrap();
-        assert!(
-            st.success(),
-            "{cmd}: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
+        start_detached(
+            Command::new(bin())
+                .arg("--root")
+                .arg(self.base.join("state"))
+                .arg(cmd)
+                .args(flags)
+                .arg("--bundle")
+                .arg(self.bundle())
+                .arg(&self.id),
+            &self.base.join("run.err"),
+            cmd,
         );
     }
 
@@ -135,6 +131,17 @@ impl Env {
         ["", "pids", "memory", "freezer", "unified"]
             .iter()
             .any(|c| Path::new("/sys/fs/cgroup").join(c).join(&rel).exists())
+    }
+
+    /// Neither the container's cgroup nor its state is left; `what` says
+    /// which step failed to clean up.
+    #[track_caller]
+    fn assert_gone(&self, what: &str) {
+        assert!(!self.cgroup_exists(), "{what}: cgroup left behind");
+        assert!(
+            !self.rc(&["state", &self.id]).status.success(),
+            "{what}: state left behind"
+        );
     }
 }
 
@@ -264,8 +271,7 @@ fn delete_force_of_a_paused_container() {
     e.run_detached();
     e.ok(&["pause", &e.id]);
     e.ok(&["delete", "--force", &e.id]);
-    assert!(!e.cgroup_exists());
-    assert!(!e.rc(&["state", &e.id]).status.success());
+    e.assert_gone("delete --force");
 }
 
 #[test]
@@ -338,8 +344,7 @@ fn a_limit_the_host_cannot_honour_fails_create_cleanly() {
     let out = e.rc(&["create", "--bundle", e.bundle().to_str().unwrap(), &e.id]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("swappiness"), "{}", stderr(&out));
-    assert!(!e.cgroup_exists());
-    assert!(!e.rc(&["state", &e.id]).status.success());
+    e.assert_gone("failed create");
 }
 
 /// The same bundle under runc: the cgroup commands print alike.
@@ -385,22 +390,15 @@ fn output_formats_match_runc() {
         }
     }
     let runc = Runc(e.base.join("runc-state"), format!("{}-runc", e.id));
-    let log = e.base.join("runc.err");
-    let st = Command::new("runc")
-        .arg("--root")
-        .arg(&runc.0)
-        .args(["run", "-d", "--bundle"])
-        .arg(&runc_bundle)
-        .arg(&runc.1)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .status()
-        .unwrap();
-    assert!(
-        st.success(),
-        "runc run: {}",
-        std::fs::read_to_string(&log).unwrap_or_default()
+    start_detached(
+        Command::new("runc")
+            .arg("--root")
+            .arg(&runc.0)
+            .args(["run", "-d", "--bundle"])
+            .arg(&runc_bundle)
+            .arg(&runc.1),
+        &e.base.join("runc.err"),
+        "runc run",
     );
 
     let theirs_ok = |args: &[&str]| {
@@ -688,8 +686,7 @@ fn the_init_is_born_in_its_cgroup() {
         let (ok, _, err) = e.create_debug(Spawn::default());
         assert!(!ok, "{name}: create of a missing program succeeded");
         assert!(err.contains("/no/such/program"), "{name}: {err}");
-        assert!(!e.cgroup_exists(), "{name}: cgroup left behind");
-        assert!(!e.rc(&["state", &e.id]).status.success());
+        e.assert_gone(name);
     }
 }
 
@@ -772,8 +769,7 @@ fn on_v2_the_init_never_counts_in_the_runtimes_cgroup() {
             "{name}: cloned outside, the init fit in pids.max {room}: {log}"
         );
         assert!(err.contains("EAGAIN"), "{name}: {err}");
-        assert!(!e.cgroup_exists(), "{name}: cgroup left behind");
-        assert!(!e.rc(&["state", &e.id]).status.success());
+        e.assert_gone(name);
     }
 }
 

@@ -134,6 +134,25 @@ pub fn wait_child(mut child: Child, what: &str) -> ExitStatus {
     }
 }
 
+/// Run `cmd`, a detached `run -d` or a `create`, with stdin and stdout on
+/// /dev/null and stderr in the file `log`: the container inherits them, so
+/// a pipe would stay open and reading it would wait for the container to
+/// exit. Panics with `what` and the log unless it succeeded.
+#[track_caller]
+pub fn start_detached(cmd: &mut Command, log: &Path, what: &str) {
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(log).unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "{what}: {}",
+        fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
 /// One test's sandbox: a temp dir holding its bundles and its private
 /// `--root`, and the ids it created. Dropping it force-deletes containers,
 /// kills stragglers, detaches leaked mounts and removes the dir.

@@ -3,6 +3,7 @@
 //! same cgroup values from rcontain as from runc on the same host.
 
 use anyhow::{bail, Result};
+use oci_spec::runtime::{LinuxBlockIo, LinuxThrottleDevice};
 
 /// cpu.shares (v1, 2..=262144) to cpu.weight (v2, 1..=10000), linear.
 pub fn shares_to_weight(shares: u64) -> u64 {
@@ -109,6 +110,48 @@ pub fn rdma_line(device: &str, handles: Option<u32>, objects: Option<u32>) -> Op
     (handles.is_some() || objects.is_some()).then_some(s)
 }
 
+/// Which of the four blockIO throttles a device limit is; v1 and v2 each
+/// name it their own way (a blkio file, an io.max key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Throttle {
+    ReadBps,
+    WriteBps,
+    ReadIops,
+    WriteIops,
+}
+
+/// Every device limit of the blockIO throttle lists, with which throttle it
+/// is and the spec field it came from (for the error message), list by list
+/// in the spec's order, so both versions write them in the same order.
+pub fn throttles(
+    bio: &LinuxBlockIo,
+) -> impl Iterator<Item = (Throttle, &LinuxThrottleDevice, &'static str)> {
+    [
+        (
+            Throttle::ReadBps,
+            bio.throttle_read_bps_device(),
+            "blockIO.throttleReadBpsDevice",
+        ),
+        (
+            Throttle::WriteBps,
+            bio.throttle_write_bps_device(),
+            "blockIO.throttleWriteBpsDevice",
+        ),
+        (
+            Throttle::ReadIops,
+            bio.throttle_read_iops_device(),
+            "blockIO.throttleReadIOPSDevice",
+        ),
+        (
+            Throttle::WriteIops,
+            bio.throttle_write_iops_device(),
+            "blockIO.throttleWriteIOPSDevice",
+        ),
+    ]
+    .into_iter()
+    .flat_map(|(which, list, what)| list.iter().flatten().map(move |t| (which, t, what)))
+}
+
 /// Parse a cpuset list ("0-3,8,10-11") into the numbers it names.
 pub fn parse_cpu_list(s: &str) -> Result<Vec<u16>> {
     let mut out = Vec::new();
@@ -181,6 +224,26 @@ mod tests {
         assert_eq!(cpu_max(None, Some(250000)).as_deref(), Some("max 250000"));
         assert_eq!(pids_max(0), None);
         assert_eq!(pids_max(-1).as_deref(), Some("max"));
+    }
+
+    #[test]
+    fn throttles_in_spec_order() {
+        let bio: LinuxBlockIo = serde_json::from_str(
+            r#"{"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1}, {"major": 8, "minor": 16, "rate": 2}],
+                "throttleWriteIOPSDevice": [{"major": 8, "minor": 0, "rate": 3}]}"#,
+        )
+        .unwrap();
+        let got: Vec<_> = throttles(&bio)
+            .map(|(which, t, what)| (which, t.minor(), t.rate(), what))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Throttle::ReadBps, 0, 1, "blockIO.throttleReadBpsDevice"),
+                (Throttle::ReadBps, 16, 2, "blockIO.throttleReadBpsDevice"),
+                (Throttle::WriteIops, 0, 3, "blockIO.throttleWriteIOPSDevice"),
+            ]
+        );
     }
 
     #[test]

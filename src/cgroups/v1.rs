@@ -3,7 +3,8 @@
 
 use super::devices::{self, Rule};
 use super::fsutil::{read, read_u64, write, write_read_back_u64};
-use super::{check_values, translate, Hierarchy, Manager};
+use super::translate::{self, Throttle};
+use super::{check_values, Hierarchy, Manager};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 use std::path::{Path, PathBuf};
@@ -332,37 +333,19 @@ fn apply_blkio(d: &Path, bio: &LinuxBlockIo) -> Result<()> {
             )?;
         }
     }
-    let throttles = [
-        (
-            bio.throttle_read_bps_device(),
-            "blkio.throttle.read_bps_device",
-            "blockIO.throttleReadBpsDevice",
-        ),
-        (
-            bio.throttle_write_bps_device(),
-            "blkio.throttle.write_bps_device",
-            "blockIO.throttleWriteBpsDevice",
-        ),
-        (
-            bio.throttle_read_iops_device(),
-            "blkio.throttle.read_iops_device",
-            "blockIO.throttleReadIOPSDevice",
-        ),
-        (
-            bio.throttle_write_iops_device(),
-            "blkio.throttle.write_iops_device",
-            "blockIO.throttleWriteIOPSDevice",
-        ),
-    ];
-    for (list, file, what) in throttles {
-        for t in list.iter().flatten() {
-            write(
-                d,
-                file,
-                &format!("{}:{} {}", t.major(), t.minor(), t.rate()),
-                what,
-            )?;
-        }
+    for (which, t, what) in translate::throttles(bio) {
+        let file = match which {
+            Throttle::ReadBps => "blkio.throttle.read_bps_device",
+            Throttle::WriteBps => "blkio.throttle.write_bps_device",
+            Throttle::ReadIops => "blkio.throttle.read_iops_device",
+            Throttle::WriteIops => "blkio.throttle.write_iops_device",
+        };
+        write(
+            d,
+            file,
+            &format!("{}:{} {}", t.major(), t.minor(), t.rate()),
+            what,
+        )?;
     }
     Ok(())
 }

@@ -1,9 +1,10 @@
 //! cgroup v2: one directory in the unified hierarchy; v1-style spec values
 //! are translated (translate.rs), devices are an eBPF program.
 
+use super::check_values;
 use super::devices::{self, Rule};
 use super::fsutil::{parse_u64, read, read_opt, read_u64, write};
-use super::{check_values, translate};
+use super::translate::{self, Throttle};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 use std::os::fd::AsFd;
@@ -253,37 +254,19 @@ fn apply_io(dir: &Path, bio: &LinuxBlockIo) -> Result<()> {
             )?;
         }
     }
-    let throttles = [
-        (
-            bio.throttle_read_bps_device(),
-            "rbps",
-            "blockIO.throttleReadBpsDevice",
-        ),
-        (
-            bio.throttle_write_bps_device(),
-            "wbps",
-            "blockIO.throttleWriteBpsDevice",
-        ),
-        (
-            bio.throttle_read_iops_device(),
-            "riops",
-            "blockIO.throttleReadIOPSDevice",
-        ),
-        (
-            bio.throttle_write_iops_device(),
-            "wiops",
-            "blockIO.throttleWriteIOPSDevice",
-        ),
-    ];
-    for (list, key, what) in throttles {
-        for t in list.iter().flatten() {
-            write(
-                dir,
-                "io.max",
-                &format!("{}:{} {key}={}", t.major(), t.minor(), t.rate()),
-                what,
-            )?;
-        }
+    for (which, t, what) in translate::throttles(bio) {
+        let key = match which {
+            Throttle::ReadBps => "rbps",
+            Throttle::WriteBps => "wbps",
+            Throttle::ReadIops => "riops",
+            Throttle::WriteIops => "wiops",
+        };
+        write(
+            dir,
+            "io.max",
+            &format!("{}:{} {key}={}", t.major(), t.minor(), t.rate()),
+            what,
+        )?;
     }
     Ok(())
 }
