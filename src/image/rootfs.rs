@@ -200,13 +200,12 @@ impl Rootfs {
                 Ok(_) => {}
                 Err(e) => return Err(e),
             }
-            let next = openat(
+            stack.push(crate::sys::openat(
                 Some(cur),
                 comp.as_os_str(),
                 OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
                 Mode::empty(),
-            )?;
-            stack.push(owned(next));
+            )?);
         }
         Ok(stack.pop().expect("never empty"))
     }
