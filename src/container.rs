@@ -324,12 +324,7 @@ impl Runtime {
         if !failure.is_empty() {
             // The init exits right after reporting: wait for that, so the
             // container is stopped once `start` has failed.
-            for _ in 0..500 {
-                if !state::process_alive(st.pid, st.init_start_time) {
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
+            wait_gone(st.pid, Some(st.init_start_time));
             bail!(
                 "cannot start container {id:?}: {}",
                 String::from_utf8_lossy(&failure).trim_end()
@@ -586,11 +581,8 @@ fn owner_name() -> String {
 }
 
 fn passwd_name(text: &str, uid: u32) -> Option<String> {
-    text.lines().find_map(|l| {
-        let mut f = l.split(':');
-        let name = f.next().filter(|n| !n.is_empty())?;
-        (f.nth(1)?.parse() == Ok(uid)).then(|| name.to_string())
-    })
+    crate::process::passwd_entries(text)
+        .find_map(|(u, f)| (u == uid && !f[0].is_empty()).then(|| f[0].to_string()))
 }
 
 fn connect(path: &Path) -> Result<OwnedFd> {

@@ -397,10 +397,8 @@ fn with_home(env: &[String], uid: u32) -> Vec<String> {
 
 /// The home directory of `uid` in passwd(5) text.
 fn passwd_home(text: &str, uid: u32) -> Option<String> {
-    text.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 6 && f[2].parse() == Ok(uid) && !f[5].is_empty()).then(|| f[5].to_string())
-    })
+    process::passwd_entries(text)
+        .find_map(|(u, f)| (u == uid && f.len() >= 6 && !f[5].is_empty()).then(|| f[5].to_string()))
 }
 
 /// A file the container controls: read only a regular file (a fifo or a
