@@ -427,15 +427,7 @@ fn closed_stdout_ends_output_quietly() {
     for args in [&["features"][..], &["list"][..]] {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
-        let out = Command::new(&env.rt.bin)
-            .args(&env.rt.global)
-            .arg("--root")
-            .arg(&env.root)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(writer)
-            .output()
-            .unwrap();
+        let out = env.command(args).stdout(writer).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             out.status.success() && stderr.is_empty(),

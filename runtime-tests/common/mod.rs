@@ -224,18 +224,25 @@ impl TestEnv {
         b
     }
 
+    /// The runtime with its global flags, `--root` and `args`; stdin null.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.rt.bin);
+        c.args(&self.rt.global)
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
     /// Start a runtime command and return the child (stdio to files in the
     /// test dir, see `finish`).
     pub fn spawn_rt(&self, args: &[&str]) -> (Child, PathBuf, PathBuf) {
         let n = self.seq.fetch_add(1, Ordering::SeqCst);
         let so = self.dir.join(format!("out{n}"));
         let se = self.dir.join(format!("err{n}"));
-        let child = Command::new(&self.rt.bin)
-            .args(&self.rt.global)
-            .arg("--root")
-            .arg(&self.root)
-            .args(args)
-            .stdin(Stdio::null())
+        let child = self
+            .command(args)
             .stdout(fs::File::create(&so).unwrap())
             .stderr(fs::File::create(&se).unwrap())
             .spawn()
