@@ -51,7 +51,7 @@ pub fn run(rt: &Runtime, args: &CreateArgs, detach: bool, arg: &str, img: ImageR
     } else {
         arg.to_string()
     };
-    rcontain::foreground::run(rt, &args.opts(&id), detach)
+    rcontain::container::foreground::run(rt, &args.opts(&id), detach)
 }
 
 /// Imports the image into the store, makes the container's overlay
@@ -69,7 +69,7 @@ fn run_image(
     let s = Store::open(store)?;
     let mut args = args.clone();
     args.bundle = s.create_bundle(image, platform, id, None)?;
-    let r = rcontain::foreground::run(rt, &args.opts(id), detach);
+    let r = rcontain::container::foreground::run(rt, &args.opts(id), detach);
     if r.is_err() || !detach {
         s.remove_bundle(id)?;
     }

@@ -27,7 +27,7 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 use tar::EntryType;
 
-use super::rootfs::{list_dir, remove_all_at, RelPath, Rootfs};
+use super::inroot::{list_dir, remove_all_at, RelPath, Rootfs};
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";

@@ -33,9 +33,9 @@ use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
 
 use super::blob::{Algorithm, Digest};
+use super::inroot::Rootfs;
 use super::layer;
 use super::layout::{self, Platform};
-use super::rootfs::Rootfs;
 use super::{config, pipeline, unique, Progress};
 
 pub const DEFAULT_STORE: &str = "/var/lib/rcontain";
@@ -400,7 +400,7 @@ impl Store {
         let img: config::ImageConfig =
             serde_json::from_value(rec.config.clone()).context("image config")?;
         let root = Rootfs::open(&bundle.join("rootfs"))?;
-        let spec = config::runtime_spec(crate::specgen::default_spec(), &img, &root)?;
+        let spec = config::runtime_spec(crate::oci::specgen::default_spec(), &img, &root)?;
         fs::write(
             bundle.join("config.json"),
             serde_json::to_vec_pretty(&spec)?,
