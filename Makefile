@@ -72,7 +72,7 @@ test: build unit-test runtime-test script-test
 # release binary, and linking each of them with fat LTO would take longer
 # than running them.
 unit-test:
-	$(CARGO) test --lib --bins -- --test-threads=$(TEST_THREADS)
+	$(CARGO) test --workspace --lib --bins -- --test-threads=$(TEST_THREADS)
 
 runtime-test:
 	RCONTAIN_BIN=$(RCONTAIN) $(CARGO) test --no-fail-fast \

@@ -8,9 +8,13 @@
 //! (`container::hooks`), process attributes (`process`: user, rlimits,
 //! capabilities, seccomp) and finally execve.
 
-pub mod cgroups;
+// The kernel wrappers, cgroups and images are crates of their own (useful
+// without the rest of the runtime); the runtime names them as its modules.
+pub use rcontain_cgroups as cgroups;
+pub use rcontain_image as image;
+pub use rcontain_sys as sys;
+
 pub mod container;
-pub mod image;
 pub mod logging;
 pub mod namespaces;
 pub mod oci;
@@ -18,7 +22,6 @@ pub mod process;
 pub mod rootfs;
 pub mod signals;
 pub mod start;
-pub mod sys;
 pub mod terminal;
 
 #[cfg(test)]

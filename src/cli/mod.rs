@@ -25,6 +25,7 @@ mod ps;
 mod run;
 mod unpack;
 mod update;
+mod update_flags;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};

@@ -5,6 +5,7 @@ use super::CreateArgs;
 use anyhow::Result;
 use rcontain::container::Runtime;
 use rcontain::image::store::Store;
+use rcontain::oci::specgen::default_spec;
 use std::path::Path;
 
 /// Running from an image: where the store is, and `--image`/`--platform`.
@@ -68,7 +69,7 @@ fn run_image(
 ) -> Result<i32> {
     let s = Store::open(store)?;
     let mut args = args.clone();
-    args.bundle = s.create_bundle(image, platform, id, None)?;
+    args.bundle = s.create_bundle(image, platform, id, &default_spec(), None)?;
     let r = rcontain::container::foreground::run(rt, &args.opts(id), detach);
     if r.is_err() || !detach {
         s.remove_bundle(id)?;
