@@ -191,6 +191,7 @@ impl Runtime {
             .into_iter()
             .collect();
         let mut st = State {
+            version: state::STATE_VERSION,
             oci_version: spec.version().clone(),
             id: o.id.clone(),
             pid: 0,
