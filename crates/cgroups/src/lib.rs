@@ -561,6 +561,9 @@ fn join(root: &Path, rel: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
+mod fixture_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
