@@ -185,6 +185,17 @@ enum Cmd {
     Events(events::EventsArgs),
 }
 
+impl Cmd {
+    /// The `--preserve-fds` of the commands that take it, else 0.
+    fn preserve_fds(&self) -> u32 {
+        match self {
+            Cmd::Create { opts, .. } | Cmd::Run { opts, .. } => opts.preserve_fds,
+            Cmd::Exec(a) => a.preserve_fds,
+            _ => 0,
+        }
+    }
+}
+
 impl CreateArgs {
     fn opts(&self, id: &str) -> CreateOpts {
         CreateOpts {
@@ -237,6 +248,9 @@ pub fn main() -> i32 {
         .any(|a| a == "create" || a == "run" || a == "exec")
         .then(rcontain::process::selfexe::ensure_read_only_exe);
     let cli = Cli::parse();
+    // Before the runtime opens anything (the log file included): what the
+    // caller leaked beyond --preserve-fds goes now.
+    let fds = rcontain::start::callerfds::keep_only_preserved(cli.cmd.preserve_fds());
     if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format == "json", cli.debug) {
         eprintln!(
             "rcontain: --log {}: {e}",
@@ -247,8 +261,8 @@ pub fn main() -> i32 {
         );
         return 1;
     }
-    let result = match early {
-        Some(Err(e)) => Err(e),
+    let result = match (early, fds) {
+        (Some(Err(e)), _) | (_, Err(e)) => Err(e),
         _ => dispatch(cli),
     };
     match result {
