@@ -37,7 +37,7 @@ pub struct InitConfig<'a> {
     /// Name of the new session keyring, unless --no-new-keyring.
     pub keyring: Option<&'a str>,
     pub seccomp: Option<&'a seccomp::Filter>,
-    pub caps: Option<&'a CapSets>,
+    pub caps: &'a CapSets,
     /// State JSON (without pid) for hooks the init runs itself.
     pub hook_state: &'a dyn Fn(i32, &str) -> Vec<u8>,
 }
@@ -272,7 +272,7 @@ pub fn exec_process(
     process: &Process,
     linux: &Linux,
     filter: Option<&seccomp::Filter>,
-    caps: Option<&CapSets>,
+    caps: &CapSets,
     preserve_fds: u32,
     exe: &CString,
     chan: &Channel,
@@ -332,9 +332,6 @@ pub fn exec_process(
         if let Some(f) = filter {
             load(f)?;
         }
-    }
-    if let Some(c) = caps {
-        c.drop_bounding()?;
     }
     process::set_identity(process.user(), caps)?;
     if nnp {

@@ -1,0 +1,212 @@
+//! Credentials an image must not be able to subvert: (a) capabilities and
+//! supplementary groups decided from files the image ships at /proc (no
+//! /proc mount), or kept from the runtime when setgroups(2) is denied.
+//! Every attack comes with a positive control showing the probe would see
+//! the effect it looks for.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::fs;
+use std::os::unix::process::CommandExt;
+
+const ZERO: &str = "0000000000000000";
+
+/// The runtime's own supplementary groups in these tests: what must never
+/// reach a container process that did not ask for them.
+const RUNTIME_GROUPS: [u32; 3] = [0, 6, 42];
+
+/// Drop the /proc mount (and the paths that only make sense on it).
+fn without_proc(cfg: &mut Value) {
+    cfg["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["destination"] != "/proc");
+    cfg["linux"]["maskedPaths"] = json!([]);
+    cfg["linux"]["readonlyPaths"] = json!([]);
+}
+
+/// `create` (with the runtime holding RUNTIME_GROUPS) and `start` the
+/// bundle, whose process must sleep; returns /proc/PID/status of the
+/// container process as the host sees it, then kills and deletes it.
+fn status_of_running(env: &TestEnv, b: &Bundle) -> String {
+    let id = env.id("cr");
+    let log = env.dir.join(format!("create-{id}.log"));
+    let mut cmd = env.command(&["create", "-b", b.path(), &id]);
+    // SAFETY: setgroups is async-signal-safe; nothing is allocated here.
+    unsafe {
+        cmd.pre_exec(|| {
+            let g = RUNTIME_GROUPS.map(nix::unistd::Gid::from_raw);
+            nix::unistd::setgroups(&g).map_err(std::io::Error::from)
+        });
+    }
+    start_detached(&mut cmd, &log, "create");
+    env.rt(&["start", &id]).expect_ok("start");
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    env.kill_and_delete(&id, Some("KILL"));
+    status
+}
+
+fn field(status: &str, name: &str) -> String {
+    status_field(status, name).unwrap_or_else(|| panic!("no {name} in {status}"))
+}
+
+/// A rootfs without a /proc mount whose image ships a procfs look-alike
+/// saying the kernel knows only capabilities 0 and 1.
+fn fake_cap_last_cap(b: &Bundle) {
+    let k = b.rootfs().join("proc/sys/kernel");
+    fs::create_dir_all(&k).unwrap();
+    fs::write(k.join("cap_last_cap"), "1\n").unwrap();
+}
+
+/// (a) No `process.capabilities` means no capabilities at all, bounding
+/// set included, whatever the image ships at /proc/sys/kernel/cap_last_cap.
+/// Without no_new_privs a root process gets its bounding set as permitted
+/// at execve, so a bounding set left full is full capabilities.
+#[test]
+fn a_absent_capabilities_object_means_none_despite_fake_cap_last_cap() {
+    let env = TestEnv::new("nocaps");
+    let mut b = env.bundle(&["sleep", "1000"]);
+    without_proc(&mut b.config);
+    b.config["process"]["noNewPrivileges"] = json!(false);
+    b.config["process"]
+        .as_object_mut()
+        .unwrap()
+        .remove("capabilities");
+    fake_cap_last_cap(&b);
+    b.save();
+    let st = status_of_running(&env, &b);
+    for f in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(field(&st, f), ZERO, "{f} with no capabilities object: {st}");
+    }
+
+    // Positive control: the same image, capabilities asked for, and the
+    // probe sees them (CAP_KILL 5, CAP_SYS_ADMIN 21).
+    let mut b = env.bundle(&["sleep", "1000"]);
+    without_proc(&mut b.config);
+    let set = json!(["CAP_KILL", "CAP_SYS_ADMIN"]);
+    b.config["process"]["capabilities"] =
+        json!({"bounding": set, "permitted": set, "effective": set});
+    fake_cap_last_cap(&b);
+    b.save();
+    let st = status_of_running(&env, &b);
+    for f in ["CapPrm", "CapEff", "CapBnd"] {
+        assert_eq!(field(&st, f), "0000000000200020", "{f}: {st}");
+    }
+    env.assert_nothing_left();
+}
+
+/// (a) The image ships /proc/self/setgroups saying "deny" (no /proc
+/// mount): a uid 1000 process must still lose the runtime's groups.
+#[test]
+fn a_fake_setgroups_file_does_not_keep_runtime_groups() {
+    let env = TestEnv::new("fakesetgroups");
+    let mut b = env.bundle(&["sleep", "1000"]);
+    without_proc(&mut b.config);
+    b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    let s = b.rootfs().join("proc/self");
+    fs::create_dir_all(&s).unwrap();
+    fs::write(s.join("setgroups"), "deny\n").unwrap();
+    b.save();
+    let st = status_of_running(&env, &b);
+    assert_eq!(field(&st, "Uid"), "1000\t1000\t1000\t1000");
+    assert_eq!(field(&st, "Groups"), "", "runtime groups kept: {st}");
+
+    // Positive control: the probe sees groups the config asks for.
+    b.config["process"]["user"]["additionalGids"] = json!([1234, 1235]);
+    b.save();
+    let st = status_of_running(&env, &b);
+    assert_eq!(field(&st, "Groups"), "1234 1235", "{st}");
+    env.assert_nothing_left();
+}
+
+/// A user namespace (identity map of 0..65536, setgroups denied) held by
+/// a sleeping process; killed on drop.
+struct HeldUserns {
+    child: std::process::Child,
+}
+
+impl HeldUserns {
+    fn new(setgroups: &str) -> HeldUserns {
+        let child = std::process::Command::new("unshare")
+            .args(["--user", "sleep", "1000"])
+            .spawn()
+            .expect("unshare --user");
+        let pid = child.id();
+        let ours = fs::read_link("/proc/self/ns/user").unwrap();
+        let deadline = std::time::Instant::now() + CMD_TIMEOUT;
+        while fs::read_link(format!("/proc/{pid}/ns/user")).ok() == Some(ours.clone()) {
+            assert!(std::time::Instant::now() < deadline, "unshare never ran");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        fs::write(format!("/proc/{pid}/uid_map"), "0 0 65536").unwrap();
+        fs::write(format!("/proc/{pid}/setgroups"), setgroups).unwrap();
+        fs::write(format!("/proc/{pid}/gid_map"), "0 0 65536").unwrap();
+        HeldUserns { child }
+    }
+
+    fn path(&self) -> String {
+        format!("/proc/{}/ns/user", self.child.id())
+    }
+}
+
+impl Drop for HeldUserns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn joining_userns(env: &TestEnv, ns: &HeldUserns, user: Value) -> Bundle {
+    let mut b = env.bundle(&["sleep", "1000"]);
+    b.config["process"]["user"] = user;
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user", "path": ns.path()}));
+    b.save();
+    b
+}
+
+/// (a) Joining a user namespace whose setgroups is "deny": the kernel
+/// refuses setgroups(2) there, and the runtime's own groups (0 among them,
+/// mapped to 0 in the container) must not stay with a uid 1000 process.
+#[test]
+fn a_denied_setgroups_in_user_namespace_does_not_keep_runtime_groups() {
+    let env = TestEnv::new("denysetgroups");
+    let ns = HeldUserns::new("deny");
+    assert_eq!(
+        fs::read_to_string(format!("/proc/{}/setgroups", ns.child.id()))
+            .unwrap()
+            .trim(),
+        "deny"
+    );
+    let b = joining_userns(&env, &ns, json!({"uid": 1000, "gid": 1000}));
+    let st = status_of_running(&env, &b);
+    assert_eq!(field(&st, "Uid"), "1000\t1000\t1000\t1000");
+    assert_eq!(field(&st, "Groups"), "", "runtime groups kept: {st}");
+
+    // Asking for groups setgroups cannot give fails clearly.
+    let b = joining_userns(
+        &env,
+        &ns,
+        json!({"uid": 1000, "gid": 1000, "additionalGids": [1234]}),
+    );
+    let id = env.id("cr");
+    let out = env.rt(&["run", "-b", b.path(), &id]);
+    assert!(!out.ok(), "{out:?}");
+    assert!(out.stderr.contains("additionalGids"), "{out:?}");
+
+    // Positive control: where setgroups is allowed the probe sees the groups.
+    let allow = HeldUserns::new("allow");
+    let b = joining_userns(
+        &env,
+        &allow,
+        json!({"uid": 1000, "gid": 1000, "additionalGids": [1234]}),
+    );
+    let st = status_of_running(&env, &b);
+    assert_eq!(field(&st, "Groups"), "1234", "{st}");
+    env.assert_nothing_left();
+}
