@@ -1,15 +1,18 @@
-//! Credentials an image must not be able to subvert: (a) capabilities and
-//! supplementary groups decided from files the image ships at /proc (no
-//! /proc mount), or kept from the runtime when setgroups(2) is denied.
-//! Every attack comes with a positive control showing the probe would see
-//! the effect it looks for.
+//! Credentials and special files an image must not be able to subvert:
+//! (a) capabilities and supplementary groups decided from files the image
+//! ships at /proc (no /proc mount), or kept from the runtime when
+//! setgroups(2) is denied; (c) /proc or /sys as a symlink in the rootfs
+//! (CVE-2019-19921, CVE-2023-27561). Every attack comes with a positive control showing the
+//! probe would see the effect it looks for.
 
 mod common;
 
 use common::*;
 use serde_json::{json, Value};
 use std::fs;
+use std::os::unix::fs::symlink;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 
 const ZERO: &str = "0000000000000000";
 
@@ -208,5 +211,153 @@ fn a_denied_setgroups_in_user_namespace_does_not_keep_runtime_groups() {
     );
     let st = status_of_running(&env, &b);
     assert_eq!(field(&st, "Groups"), "1234", "{st}");
+    env.assert_nothing_left();
+}
+
+/// (c) The rootfs's /proc (or /sys) is a symlink; `link` makes it point
+/// at `target`. The runtime must refuse to mount procfs/sysfs there, mount
+/// nothing on the host and leave nothing behind.
+fn pseudo_fs_on_symlink(name: &str, dest: &str, link: impl FnOnce(&Path, &Path) -> String) {
+    let env = TestEnv::new(name);
+    let host = env.dir.join("host-target");
+    fs::create_dir(&host).unwrap();
+    let mut b = env.bundle(&["true"]);
+    let d = b.rootfs().join(dest.trim_start_matches('/'));
+    let _ = fs::remove_dir(&d);
+    let target = link(&d, &host);
+    fs::create_dir_all(b.rootfs().join(target.trim_start_matches('/'))).unwrap();
+    b.config["linux"]["maskedPaths"] = json!([]);
+    b.config["linux"]["readonlyPaths"] = json!([]);
+    b.save();
+    let out = env.run(&b);
+    eprintln!("runtime answered: {out:?}");
+    assert!(!out.ok(), "{dest} on a symlink was accepted: {out:?}");
+    assert!(
+        out.stderr.contains(dest) && out.stderr.contains("symlink"),
+        "unclear error: {}",
+        out.stderr
+    );
+    assert!(mounts_under(&host).is_empty());
+    assert_eq!(fs::read_dir(&host).unwrap().count(), 0);
+    env.assert_nothing_left();
+
+    // Positive control: the same bundle with a real directory runs.
+    fs::remove_file(&d).unwrap();
+    fs::create_dir(&d).unwrap();
+    env.run(&b).expect_ok("run with a real directory");
+    env.assert_nothing_left();
+}
+
+#[test]
+fn c_proc_absolute_symlink_refused() {
+    pseudo_fs_on_symlink("procabs", "/proc", |l, host| {
+        symlink(host, l).unwrap();
+        host.to_str().unwrap().to_string()
+    });
+}
+
+#[test]
+fn c_proc_relative_symlink_refused() {
+    pseudo_fs_on_symlink("procrel", "/proc", |l, host| {
+        let t = format!(
+            "{}{}",
+            "../".repeat(20),
+            host.to_str().unwrap().trim_start_matches('/')
+        );
+        symlink(t, l).unwrap();
+        host.to_str().unwrap().to_string()
+    });
+}
+
+#[test]
+fn c_proc_in_root_symlink_refused() {
+    pseudo_fs_on_symlink("procin", "/proc", |l, _| {
+        symlink("fakeproc", l).unwrap();
+        "fakeproc".into()
+    });
+}
+
+#[test]
+fn c_sys_absolute_symlink_refused() {
+    pseudo_fs_on_symlink("sysabs", "/sys", |l, host| {
+        symlink(host, l).unwrap();
+        host.to_str().unwrap().to_string()
+    });
+}
+
+#[test]
+fn c_sys_in_root_symlink_refused() {
+    pseudo_fs_on_symlink("sysin", "/sys", |l, _| {
+        symlink("fakesys", l).unwrap();
+        "fakesys".into()
+    });
+}
+
+/// (c) A mount whose destination reaches into /proc through a symlink in
+/// the image (here a tmpfs meant to cover /proc/sys) is refused, as any
+/// mount over procfs other than the few lxcfs files runc allows.
+#[test]
+fn c_mount_into_proc_through_symlink_refused() {
+    let env = TestEnv::new("intoproc");
+    let mut b = env.bundle(&["true"]);
+    symlink("/proc/sys", b.rootfs().join("sysctl")).unwrap();
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/sysctl", "type": "tmpfs", "source": "tmpfs"}));
+    b.save();
+    let out = env.run(&b);
+    assert!(!out.ok(), "tmpfs over /proc/sys accepted: {out:?}");
+    assert!(
+        out.stderr.contains("procfs"),
+        "unclear error: {}",
+        out.stderr
+    );
+    env.assert_nothing_left();
+
+    // Positive control: the same link to a non-procfs directory is fine.
+    fs::remove_file(b.rootfs().join("sysctl")).unwrap();
+    symlink("/tmp", b.rootfs().join("sysctl")).unwrap();
+    env.run(&b).expect_ok("tmpfs through a symlink elsewhere");
+    env.assert_nothing_left();
+}
+
+/// (c) Over /proc only the files lxcfs emulates may be mounted (as runc);
+/// anything else inside procfs is refused. A masked path the kernel's
+/// procfs does not have is still skipped, as runc does.
+#[test]
+fn c_mounts_inside_proc_are_limited_to_lxcfs_files() {
+    let env = TestEnv::new("procfiles");
+    let fake = env.dir.join("meminfo");
+    fs::write(&fake, "MemTotal: 42 kB\n").unwrap();
+    let mut b = env.bundle(&["cat", "/proc/meminfo"]);
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/proc/meminfo", "type": "bind",
+        "source": fake.to_str().unwrap(), "options": ["bind", "ro"]
+    }));
+    b.config["linux"]["maskedPaths"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("/proc/no-such-entry"));
+    b.save();
+    let out = env.run(&b);
+    out.expect_ok("bind over /proc/meminfo");
+    assert_eq!(out.stdout, "MemTotal: 42 kB\n");
+    env.assert_nothing_left();
+
+    let mut b = env.bundle(&["true"]);
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/proc/sys/kernel/core_pattern", "type": "bind",
+        "source": fake.to_str().unwrap(), "options": ["bind", "ro"]
+    }));
+    b.save();
+    let out = env.run(&b);
+    assert!(!out.ok(), "mount inside procfs accepted: {out:?}");
+    assert!(
+        out.stderr
+            .contains("/proc/sys/kernel/core_pattern is inside /proc"),
+        "unclear error: {}",
+        out.stderr
+    );
     env.assert_nothing_left();
 }
