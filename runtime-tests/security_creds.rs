@@ -1,8 +1,10 @@
 //! Credentials and special files an image must not be able to subvert:
 //! (a) capabilities and supplementary groups decided from files the image
 //! ships at /proc (no /proc mount), or kept from the runtime when
-//! setgroups(2) is denied; (c) /proc or /sys as a symlink in the rootfs
-//! (CVE-2019-19921, CVE-2023-27561). Every attack comes with a positive control showing the
+//! setgroups(2) is denied; (b) /dev/console for a terminal, with the image
+//! planting symlinks at /dev/console and /dev/pts (CVE-2025-52565 class);
+//! (c) /proc or /sys as a symlink in the rootfs (CVE-2019-19921,
+//! CVE-2023-27561). Every attack comes with a positive control showing the
 //! probe would see the effect it looks for.
 
 mod common;
@@ -10,7 +12,10 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::fs;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::symlink;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 
@@ -211,6 +216,193 @@ fn a_denied_setgroups_in_user_namespace_does_not_keep_runtime_groups() {
     );
     let st = status_of_running(&env, &b);
     assert_eq!(field(&st, "Groups"), "1234", "{st}");
+    env.assert_nothing_left();
+}
+
+/// Runs `create --console-socket` for `b` (whose process prints and then
+/// sleeps), starts it and returns what it printed on the pty, once `END`
+/// appears, plus the received master. The caller kills and deletes `id`.
+fn run_on_console(env: &TestEnv, b: &Bundle, id: &str) -> Result<(String, OwnedFd), String> {
+    let sock = env.dir.join(format!("console-{id}.sock"));
+    let listener = UnixListener::bind(&sock).unwrap();
+    let log = env.dir.join(format!("create-{id}.log"));
+    let mut cmd = env.command(&[
+        "create",
+        "-b",
+        b.path(),
+        "--console-socket",
+        sock.to_str().unwrap(),
+        id,
+    ]);
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let mut child = child;
+    let master = loop {
+        match listener.accept() {
+            Ok((conn, _)) => {
+                conn.set_nonblocking(false).unwrap();
+                match rcontain::terminal::recv_fd(conn.as_fd()) {
+                    Ok(fd) => break fd,
+                    // The runtime hung up without a pty: say why it failed.
+                    Err(e) => {
+                        let st = wait_child(child, "create");
+                        return Err(format!(
+                            "create exited ({st}) without a pty ({e:#}): {}",
+                            fs::read_to_string(&log).unwrap_or_default()
+                        ));
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if let Some(st) = child.try_wait().unwrap() {
+                    return Err(format!(
+                        "create exited ({st}) without a pty: {}",
+                        fs::read_to_string(&log).unwrap_or_default()
+                    ));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    let st = wait_child(child, "create");
+    if !st.success() {
+        return Err(format!(
+            "create failed: {}",
+            fs::read_to_string(&log).unwrap_or_default()
+        ));
+    }
+    env.rt(&["start", id]).expect_ok("start");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&out).contains("END") {
+        let n = nix::unistd::read(master.as_raw_fd(), &mut buf).unwrap();
+        assert!(n > 0, "pty closed: {}", String::from_utf8_lossy(&out));
+        out.extend_from_slice(&buf[..n]);
+    }
+    Ok((String::from_utf8_lossy(&out).replace('\r', ""), master))
+}
+
+const CONSOLE_PROBE: &str = "stat -L -c 'console %t:%T %F' /dev/console; \
+     stat -L -c 'stdin %t:%T' /proc/self/fd/0; echo END; exec sleep 1000";
+
+/// The probe's "console X:Y" and "stdin X:Y" values.
+fn probe_values(out: &str) -> (String, String) {
+    let get = |k: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} ")))
+            .unwrap_or("")
+            .to_string()
+    };
+    (get("console"), get("stdin"))
+}
+
+/// (b) With process.terminal the pty must be bound onto /dev/console
+/// (runtime-spec), so /dev/console is the very tty of stdin. Positive
+/// control: the probe tells different ttys apart (/dev/tty vs the pty).
+#[test]
+fn b_terminal_binds_pty_onto_dev_console() {
+    let env = TestEnv::new("console");
+    let mut b = env.bundle(&["sh", "-c", CONSOLE_PROBE]);
+    b.config["process"]["terminal"] = json!(true);
+    b.save();
+    let id = env.id("con");
+    let r = run_on_console(&env, &b, &id);
+    if r.is_ok() {
+        env.kill_and_delete(&id, Some("KILL"));
+    }
+    let (out, _master) = r.unwrap();
+    let (console, stdin) = probe_values(&out);
+    // Unix98 pty slaves have majors 136-143 (busybox prints hex).
+    assert!(stdin.starts_with('8'), "{out}");
+    assert_eq!(console, format!("{stdin} character special file"), "{out}");
+    // Positive control: /dev/tty (5:0) is reported as such.
+    assert_ne!(stdin, "5:0");
+    env.assert_nothing_left();
+}
+
+/// (b) The image plants /dev/console as a symlink to a host file (absolute
+/// path) and has no /dev tmpfs over its own /dev: the bind must land on a
+/// file inside the rootfs, never on the host file.
+#[test]
+fn b_console_symlink_in_image_cannot_redirect_bind() {
+    let env = TestEnv::new("consolesym");
+    let host = env.dir.join("host-target");
+    fs::write(&host, "host file\n").unwrap();
+    let mut b = env.bundle(&["sh", "-c", CONSOLE_PROBE]);
+    b.config["process"]["terminal"] = json!(true);
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["destination"] != "/dev");
+    b.save();
+    let dev = b.rootfs().join("dev");
+    fs::create_dir_all(dev.join("pts")).unwrap();
+    let _ = fs::remove_file(dev.join("console"));
+    symlink(&host, dev.join("console")).unwrap();
+    // Positive control: followed from the host, the planted link is the
+    // host file.
+    assert_eq!(
+        fs::metadata(dev.join("console")).unwrap().ino(),
+        fs::metadata(&host).unwrap().ino()
+    );
+    let id = env.id("cs");
+    let r = run_on_console(&env, &b, &id);
+    let host_mounts = mounts_under(&host);
+    if r.is_ok() {
+        env.kill_and_delete(&id, Some("KILL"));
+    }
+    let (out, _master) = r.unwrap();
+    assert!(
+        host_mounts.is_empty(),
+        "mounted on the host: {host_mounts:?}"
+    );
+    assert_eq!(fs::read_to_string(&host).unwrap(), "host file\n");
+    let (console, stdin) = probe_values(&out);
+    assert_eq!(console, format!("{stdin} character special file"), "{out}");
+    env.assert_nothing_left();
+}
+
+/// (b) The image plants /dev/pts/ptmx as a symlink and the config mounts
+/// no devpts: the pty must come from a devpts of the container's own, or
+/// the terminal is refused; never a pty of the host's devpts.
+#[test]
+fn b_planted_ptmx_symlink_is_not_used() {
+    let env = TestEnv::new("ptmxsym");
+    let mut b = env.bundle(&["sh", "-c", CONSOLE_PROBE]);
+    b.config["process"]["terminal"] = json!(true);
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["destination"] != "/dev" && m["destination"] != "/dev/pts");
+    b.save();
+    let pts = b.rootfs().join("dev/pts");
+    fs::create_dir_all(&pts).unwrap();
+    // The host's ptmx as the image would name it, and a node of our own.
+    nix::sys::stat::mknod(
+        &b.rootfs().join("dev/hostptmx"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(5, 2),
+    )
+    .unwrap();
+    symlink("/dev/hostptmx", pts.join("ptmx")).unwrap();
+    let host_pts = fs::metadata("/dev/pts").unwrap().dev();
+    let id = env.id("pt");
+    let r = run_on_console(&env, &b, &id);
+    let _ = env.rt(&["delete", "-f", &id]);
+    match r {
+        Err(e) => assert!(e.contains("devpts"), "unclear refusal: {e}"),
+        Ok((out, master)) => {
+            let slave = rcontain::sys::pty_peer(master.as_fd()).unwrap();
+            let dev = nix::sys::stat::fstat(slave.as_raw_fd()).unwrap().st_dev;
+            assert_ne!(dev, host_pts, "the container got a host pty: {out}");
+        }
+    }
     env.assert_nothing_left();
 }
 

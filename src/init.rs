@@ -171,11 +171,11 @@ fn setup(
     }
 
     let pty = match (process.terminal().unwrap_or(false), cfg.console) {
-        (true, Some(sock)) => Some(terminal::open_pty(
-            &root,
-            process.console_size().as_ref(),
-            sock,
-        )?),
+        (true, Some(sock)) => {
+            let slave = terminal::open_pty(&root, process.console_size().as_ref(), sock)?;
+            terminal::bind_console(&root, &slave)?;
+            Some(slave)
+        }
         _ => None,
     };
 
