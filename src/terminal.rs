@@ -10,7 +10,9 @@
 //! ptmx, and /dev/console is made a plain file in the rootfs, never
 //! followed, before the slave's fd is bound onto it.
 
-use crate::{fdpass, safepath, sys};
+use crate::rootfs::safepath;
+use crate::start::fdpass;
+use crate::sys;
 use anyhow::{anyhow, bail, Context, Result};
 use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};

@@ -6,15 +6,21 @@ use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-/// One normalised rule; `None` major/minor is the `*` wildcard.
+/// One normalised rule; `None` major/minor is the `*` wildcard. Persisted
+/// as part of a `Manager`: the serialized names are a format.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rule {
+    #[serde(rename = "allow")]
     pub allow: bool,
     /// 'a', 'b' or 'c'
+    #[serde(rename = "kind")]
     pub kind: char,
+    #[serde(rename = "major")]
     pub major: Option<i64>,
+    #[serde(rename = "minor")]
     pub minor: Option<i64>,
     /// subset of "rwm"
+    #[serde(rename = "access")]
     pub access: String,
 }
 

@@ -12,7 +12,6 @@ mod fsutil;
 pub mod oom;
 pub mod stats;
 pub mod translate;
-pub mod update_flags;
 mod v1;
 mod v2;
 
@@ -31,10 +30,14 @@ pub const DEFAULT_PARENT: &str = "rcontain";
 /// How long `destroy` keeps killing and retrying a busy cgroup.
 const DESTROY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The variant names are persisted (see `Manager`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Mode {
+    #[serde(rename = "V1")]
     V1,
+    #[serde(rename = "Hybrid")]
     Hybrid,
+    #[serde(rename = "V2")]
     V2,
 }
 
@@ -71,15 +74,17 @@ pub fn features() -> oci_spec::runtime::Cgroup {
 /// ("name=systemd" for named hierarchies).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hierarchy {
+    #[serde(rename = "mount")]
     pub mount: PathBuf,
+    #[serde(rename = "controllers")]
     pub controllers: Vec<String>,
 }
 
 /// Mounted v1 hierarchies from /proc/self/mountinfo.
 pub fn v1_hierarchies() -> Result<Vec<Hierarchy>> {
     let mountinfo =
-        crate::sys::read_proc("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-    let known = crate::sys::read_proc("/proc/cgroups").context("read /proc/cgroups")?;
+        rcontain_sys::read_proc("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let known = rcontain_sys::read_proc("/proc/cgroups").context("read /proc/cgroups")?;
     Ok(parse_v1_mounts(&mountinfo, &known))
 }
 
@@ -146,16 +151,27 @@ pub fn cgroup_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// Where a container's cgroups are. It is saved in the container's state
+/// (state.json "cgroup") and read back by every later command, possibly
+/// of a newer rcontain: the serialized names below (and in `Hierarchy`,
+/// `Mode` and `devices::Rule`) are a persisted format, spelled out so that
+/// renaming a field cannot change it. `reads_the_first_release_record`
+/// reads one written by the first release.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manager {
+    #[serde(rename = "mode")]
     mode: Mode,
     /// relative to each hierarchy root, starting with "/"
+    #[serde(rename = "path")]
     path: PathBuf,
     /// v1 hierarchies in use (V1, Hybrid); empty on V2
+    #[serde(rename = "hierarchies")]
     hierarchies: Vec<Hierarchy>,
     /// cgroup2 mount: /sys/fs/cgroup (V2) or /sys/fs/cgroup/unified (Hybrid)
+    #[serde(rename = "unified")]
     unified: Option<PathBuf>,
     /// allow rules for linux.devices, applied after the spec's rules
+    #[serde(rename = "device_nodes")]
     device_nodes: Vec<devices::Rule>,
 }
 
@@ -292,7 +308,7 @@ impl Manager {
         let Some(dir) = self.v2_dir() else {
             return Ok(None);
         };
-        let fd = crate::sys::open(
+        let fd = rcontain_sys::open(
             &dir,
             nix::fcntl::OFlag::O_PATH
                 | nix::fcntl::OFlag::O_DIRECTORY
@@ -550,6 +566,44 @@ fn join(root: &Path, rel: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_first_release_record() {
+        // As rcontain 0.1.0 (state.json without a version) saved it.
+        let v0 = r#"{"device_nodes":[{"access":"rwm","allow":true,"kind":"c","major":10,"minor":229}],
+            "hierarchies":[{"controllers":["cpu"],"mount":"/sys/fs/cgroup/cpu"},
+                           {"controllers":["name=systemd"],"mount":"/sys/fs/cgroup/systemd"}],
+            "mode":"Hybrid","path":"/rcontain/c1","unified":"/sys/fs/cgroup/unified"}"#;
+        let m: Manager = serde_json::from_str(v0).unwrap();
+        assert_eq!(
+            m,
+            Manager {
+                mode: Mode::Hybrid,
+                path: "/rcontain/c1".into(),
+                hierarchies: vec![
+                    Hierarchy {
+                        mount: "/sys/fs/cgroup/cpu".into(),
+                        controllers: vec!["cpu".into()],
+                    },
+                    Hierarchy {
+                        mount: "/sys/fs/cgroup/systemd".into(),
+                        controllers: vec!["name=systemd".into()],
+                    },
+                ],
+                unified: Some("/sys/fs/cgroup/unified".into()),
+                device_nodes: vec![devices::Rule {
+                    allow: true,
+                    kind: 'c',
+                    major: Some(10),
+                    minor: Some(229),
+                    access: "rwm".into(),
+                }],
+            }
+        );
+        // and writes it back in the same words
+        let back: serde_json::Value = serde_json::to_value(&m).unwrap();
+        assert_eq!(back, serde_json::from_str::<serde_json::Value>(v0).unwrap());
+    }
 
     #[test]
     fn paths() {

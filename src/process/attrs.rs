@@ -7,8 +7,8 @@
 //! `set_personality`, (seccomp load here if noNewPrivileges is false),
 //! `set_identity`, `set_no_new_privs`, (seccomp load here otherwise), exec.
 
-use crate::capabilities::CapSets;
-use crate::names::json_name;
+use crate::oci::names::json_name;
+use crate::process::capabilities::CapSets;
 use anyhow::{bail, Context, Result};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
@@ -390,7 +390,7 @@ pub fn set_personality(p: &LinuxPersonality) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capabilities;
+    use crate::process::capabilities;
     use crate::testutil::{in_child, is_root, rerun_alone};
 
     fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> T {

@@ -18,9 +18,9 @@
 //!
 //! The runtime is single-threaded whenever it forks (see sys::clone_fork).
 
-use crate::channel::{Channel, Msg};
-use crate::init::{self, InitConfig};
 use crate::namespaces::id_map;
+use crate::start::channel::{Channel, Msg};
+use crate::start::init::{self, InitConfig};
 use crate::{logging, sys};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
@@ -80,7 +80,7 @@ pub fn spawn(
     cgroup: Option<BorrowedFd>,
     parent: &mut dyn Parent,
 ) -> Result<i32> {
-    let (chan, child) = crate::channel::pair()?;
+    let (chan, child) = crate::start::channel::pair()?;
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     let direct = cfg.ns.direct_clone();
@@ -177,7 +177,7 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, cha
     let r = (|| -> Result<(i32, bool)> {
         // A joined user namespace may deny setgroups: the runtime's groups
         // must be gone before entering it (the init checks in the end).
-        crate::process::drop_groups();
+        crate::process::attrs::drop_groups();
         cfg.ns.enter(|t| t == LinuxNamespaceType::User)?;
         if cfg.ns.creates(LinuxNamespaceType::User) {
             nix::sched::unshare(CloneFlags::CLONE_NEWUSER)

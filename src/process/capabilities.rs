@@ -6,7 +6,7 @@
 //! container /proc/sys/kernel/cap_last_cap may be the image's own file, and
 //! a lie there would leave capabilities in the bounding set.
 
-use crate::names::json_name;
+use crate::oci::names::json_name;
 use anyhow::{bail, Result};
 use caps::{CapSet, Capability, CapsHashSet};
 use oci_spec::runtime::{Capabilities, LinuxCapabilities};
