@@ -2,6 +2,7 @@
 //! differential checks against umoci, images made by skopeo and umoci,
 //! hostile layers, and broken blobs. Run as root (devices, ownership).
 
+mod common;
 #[path = "image/util.rs"]
 mod util;
 

@@ -385,7 +385,7 @@ impl Runtime {
             vec![st.pid]
         };
         for p in targets {
-            let r = nix::errno::Errno::result(unsafe_kill(p, sig));
+            let r = crate::sys::kill(p, sig);
             // Processes may exit while we signal them; only the init matters.
             if p == st.pid {
                 r.map_err(|e| anyhow!("sending signal {sig} to container {id:?}: {}", e.desc()))?;
@@ -472,12 +472,6 @@ pub fn container_pids(init: i32) -> Vec<i32> {
         .collect();
     pids.sort();
     pids
-}
-
-fn unsafe_kill(pid: i32, sig: i32) -> i32 {
-    // SAFETY: kill(2) with plain integers; the signal number may be a
-    // realtime one that nix's Signal enum cannot represent.
-    unsafe { libc::kill(pid, sig) }
 }
 
 pub fn report(st: &State, status: Status) -> state::Report<'_> {

@@ -419,10 +419,7 @@ impl Manager {
         }
         let result = self.pids().and_then(|pids| {
             for pid in pids {
-                // SAFETY: kill(2) with plain integers; realtime signals have
-                // no nix::Signal, hence libc.
-                let r = nix::errno::Errno::result(unsafe { libc::kill(pid, sig) });
-                match r {
+                match rcontain_sys::kill(pid, sig) {
                     Ok(_) | Err(nix::errno::Errno::ESRCH) => {}
                     Err(e) => bail!("kill({pid}, {sig}): {e}"),
                 }
@@ -562,6 +559,9 @@ pub fn hugepage_sizes() -> Result<Vec<String>> {
 fn join(root: &Path, rel: &Path) -> PathBuf {
     root.join(rel.strip_prefix("/").unwrap_or(rel))
 }
+
+#[cfg(test)]
+mod fixture_tests;
 
 #[cfg(test)]
 mod tests {

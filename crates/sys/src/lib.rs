@@ -4,6 +4,8 @@
 //! lives here, each one small and documented with the invariant it relies
 //! on. Callers get safe functions returning `nix::Result`.
 
+pub mod bpf;
+
 use nix::errno::Errno;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -369,4 +371,10 @@ pub fn openat<P: ?Sized + nix::NixPath>(
     let fd = nix::fcntl::openat(dir, path, flags, mode)?;
     // SAFETY: openat just returned this fd; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// kill(2) with a raw signal number: realtime signals have no nix::Signal.
+pub fn kill(pid: i32, sig: i32) -> nix::Result<()> {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    Errno::result(unsafe { libc::kill(pid, sig) }).map(drop)
 }
