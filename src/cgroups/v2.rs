@@ -234,6 +234,19 @@ fn apply_io(dir: &Path, bio: &LinuxBlockIo) -> Result<()> {
     } else {
         ("io.weight", "blockIO.weight (as io.weight)")
     };
+    let weights = bio.weight().is_some_and(|w| w != 0)
+        || bio
+            .weight_device()
+            .iter()
+            .flatten()
+            .any(|w| w.weight().is_some());
+    if weights && !bfq && !dir.join(file).exists() {
+        bail!(
+            "cannot set linux.resources.blockIO.weight: {} has neither io.bfq.weight nor \
+             io.weight (this kernel offers I/O weights only with the BFQ scheduler or io.cost)",
+            dir.display()
+        );
+    }
     let conv = |w: u16| {
         if bfq {
             u64::from(w)
