@@ -656,6 +656,35 @@ fn limits_the_host_lacks_fail_cleanly() {
     }
 }
 
+/// memory.swap equal to memory.limit leaves no room for swap on every
+/// layout: v1's memsw limit is the memory limit, v2's memory.swap.max is 0
+/// (runc writes the same). Without swap accounting v1 cannot honour it
+/// (create fails naming memory.swap, as runc's does), and v2 leaves it
+/// alone, as runc does.
+#[test]
+fn swap_equal_to_the_memory_limit_means_no_swap() {
+    let mode = setup();
+    let g = Guard::new("noswap");
+    let r = resources(&json!({"memory": {"limit": 33554432, "swap": 33554432}}));
+    let (file, has) = host::swap_file();
+    if has {
+        g.m.create(Some(&r)).unwrap();
+        let want = if mode == Mode::V2 { "0" } else { "33554432" };
+        assert_eq!(read(mode, g.m.path(), file), want, "{file}");
+        return;
+    }
+    Skips::default().lack(format!("{file} (swap accounting): a swap limit"));
+    if mode == Mode::V2 {
+        g.m.create(Some(&r)).unwrap();
+        assert_eq!(read(mode, g.m.path(), "memory.max"), "33554432");
+    } else {
+        let e = g.m.create(Some(&r)).unwrap_err();
+        assert!(format!("{e:#}").contains("memory.swap"), "{e:#}");
+        let left = common::cgroups_named(&g.m.path().to_string_lossy()[1..]);
+        assert!(left.is_empty(), "left behind {left:?}");
+    }
+}
+
 #[test]
 fn destroy_kills_what_is_left_even_when_paused() {
     let mode = setup();
