@@ -10,6 +10,7 @@
 pub mod capabilities;
 pub mod cgroups;
 pub mod channel;
+pub mod check;
 pub mod container;
 pub mod devices;
 pub mod exec;

@@ -130,12 +130,39 @@ pub fn clone_into_cgroup_probe() -> Result<(), Errno> {
     }
 }
 
+/// Whether the kernel has mount_setattr(2) (Linux 5.12, what idmapped
+/// mounts are made with): a call with a too small attribute size fails
+/// with EINVAL where the syscall exists, ENOSYS where not; nothing changes.
+pub fn mount_setattr_probe() -> Result<(), Errno> {
+    // SAFETY: a NULL attribute pointer with size 0 is rejected before the
+    // kernel reads anything or looks the (invalid) fd up.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            -1,
+            c"".as_ptr(),
+            0,
+            std::ptr::null::<libc::mount_attr>(),
+            0usize,
+        )
+    };
+    match Errno::result(r) {
+        Err(Errno::EINVAL) => Ok(()),
+        Err(e) => Err(e),
+        Ok(_) => Ok(()),
+    }
+}
+
 /// Whether filesystem `fstype` accepts the string option `key`=`value`
-/// (fsopen + one fsconfig, nothing is mounted): e.g. overlay's
-/// "lowerdir+" (Linux 6.8), which `detached_mount` users rely on.
+/// (fsopen + fsconfig, nothing is mounted): e.g. overlay's "lowerdir+"
+/// (Linux 6.8), which `detached_mount` users rely on. A filesystem still
+/// on the legacy mount API (overlay before 6.5) takes any key until the
+/// mount is made; it is recognised by also taking a key no filesystem has,
+/// and answered EOPNOTSUPP: such a kernel has none of the new keys.
 pub fn fs_accepts_option(fstype: &str, key: &str, value: &str) -> nix::Result<()> {
     let cstr = |s: &str| CString::new(s).map_err(|_| Errno::EINVAL);
     let (fstype, key, value) = (cstr(fstype)?, cstr(key)?, cstr(value)?);
+    let bogus = c"rcontain-no-such-option";
     // SAFETY: plain syscalls with valid C strings; the fd is owned here.
     unsafe {
         let fs = Errno::result(libc::syscall(
@@ -144,15 +171,21 @@ pub fn fs_accepts_option(fstype: &str, key: &str, value: &str) -> nix::Result<()
             libc::FSOPEN_CLOEXEC,
         ))?;
         let fs = OwnedFd::from_raw_fd(fs as RawFd);
-        Errno::result(libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            libc::FSCONFIG_SET_STRING,
-            key.as_ptr(),
-            value.as_ptr(),
-            0,
-        ))
-        .map(drop)
+        let set = |k: &std::ffi::CStr| {
+            Errno::result(libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                libc::FSCONFIG_SET_STRING,
+                k.as_ptr(),
+                value.as_ptr(),
+                0,
+            ))
+            .map(drop)
+        };
+        if set(bogus).is_ok() {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        set(&key)
     }
 }
 
