@@ -19,10 +19,7 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 fn root_required() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "the cgroup integration tests must run as root"
-    );
+    common::require_root();
 }
 
 /// crun and runc need hugetlb as a v1 controller on hybrid hosts; mount

@@ -30,7 +30,7 @@ struct Env {
 impl Env {
     /// A busybox bundle running `args` with `resources`, and a state root.
     fn new(name: &str, args: &[&str], resources: Value) -> Env {
-        assert!(nix::unistd::geteuid().is_root(), "run as root");
+        common::require_root();
         let base =
             std::env::temp_dir().join(format!("rcontain-cgcli-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);

@@ -11,7 +11,7 @@
 //! the kernel's seccomp actions.
 
 use crate::cgroups::{self, Mode};
-use crate::spec::Bundle;
+use crate::oci::spec::Bundle;
 use anyhow::Result;
 use oci_spec::runtime::{LinuxResources, LinuxSeccompAction, Spec};
 use serde::Serialize;
