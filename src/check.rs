@@ -82,6 +82,9 @@ pub struct CgroupHost {
     /// Every file a container's cgroup gets (for linux.resources.unified)
     #[serde(skip)]
     pub all_files: BTreeSet<String>,
+    /// Why the files could not be probed (then none shows as present)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -125,7 +128,12 @@ const V2_FILES: &[&str] = &[
 /// Probe this host. Makes (and removes) one empty cgroup per hierarchy.
 pub fn host() -> Result<Host> {
     let mode = cgroups::detect()?;
-    let files = cgroups::probe_files("rcontain-check")?;
+    // without root (or with a read-only cgroupfs) nothing can be probed:
+    // every file then shows as lacking, and `probe` says why
+    let (files, probe) = match cgroups::probe_files("rcontain-check") {
+        Ok(f) => (f, None),
+        Err(e) => (BTreeSet::new(), Some(format!("{e:#}"))),
+    };
     let wanted = if mode == Mode::V2 { V2_FILES } else { V1_FILES };
     let controllers = match mode {
         Mode::V2 => {
@@ -166,6 +174,7 @@ pub fn host() -> Result<Host> {
                 .collect(),
             hugepage_sizes: cgroups::hugepage_sizes()?,
             all_files: files,
+            probe,
         },
         clone_into_cgroup: match (mode, crate::sys::clone_into_cgroup_probe()) {
             (Mode::V1, _) => Support::no("no cgroup2 hierarchy to be born in"),

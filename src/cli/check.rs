@@ -52,6 +52,9 @@ fn text(h: &Host, findings: Option<&[Finding]>) -> Result<()> {
     };
     outln!("  files          {}", names(have))?;
     outln!("  lacking        {}", names(lack))?;
+    if let Some(why) = &h.cgroup.probe {
+        outln!("  not probed     {why}")?;
+    }
     outln!("  hugepages      {}", h.cgroup.hugepage_sizes.join(" "))?;
     let namespaces: Vec<&str> = h
         .namespaces
