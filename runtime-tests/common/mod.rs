@@ -6,6 +6,8 @@
 //! validate the tests themselves), else the `rcontain` binary cargo built.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod host;
+
 use serde_json::{json, Value};
 use std::fs;
 use std::io::Write;

@@ -216,7 +216,7 @@ impl Runtime {
             preserve_fds: o.preserve_fds,
             keyring: (!o.no_new_keyring).then_some(keyring.as_str()),
             seccomp: filter.as_ref(),
-            caps: caps.as_ref(),
+            caps: &caps,
             hook_state: &hook_state,
         };
         let pid = spawn::spawn(
@@ -545,14 +545,15 @@ pub fn cgroup_of(st: &State) -> Result<Option<cgroups::Manager>> {
 pub(crate) fn prepare_process(
     process: &oci_spec::runtime::Process,
     linux: &oci_spec::runtime::Linux,
-) -> Result<(Option<seccomp::Filter>, Option<capabilities::CapSets>)> {
+) -> Result<(Option<seccomp::Filter>, capabilities::CapSets)> {
     crate::process::attrs::validate(process, Some(linux))?;
     let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
-    let caps = process
-        .capabilities()
-        .as_ref()
-        .map(capabilities::parse)
-        .transpose()?;
+    // No capabilities object means none at all; decided here, where the
+    // kernel is asked, not in the container.
+    let caps = match process.capabilities() {
+        Some(c) => capabilities::parse(c)?,
+        None => capabilities::none(),
+    };
     if let Some(names) = filter
         .as_ref()
         .map(|f| f.skipped_syscalls())
@@ -563,7 +564,7 @@ pub(crate) fn prepare_process(
             names.join(", ")
         ));
     }
-    for w in caps.as_ref().map(|c| c.warnings()).unwrap_or_default() {
+    for w in caps.warnings() {
         logging::warn(w);
     }
     Ok((filter, caps))

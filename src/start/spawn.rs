@@ -176,6 +176,9 @@ fn drive(
 fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, chan: Channel) -> ! {
     // Returns what the init's fork needs: its flags and cgroup.
     let r = (|| -> Result<(u64, Option<BorrowedFd>)> {
+        // A joined user namespace may deny setgroups: the runtime's groups
+        // must be gone before entering it (the init checks in the end).
+        crate::process::attrs::drop_groups();
         cfg.ns.enter(|t| t == LinuxNamespaceType::User)?;
         if cfg.ns.creates(LinuxNamespaceType::User) {
             nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
