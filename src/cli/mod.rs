@@ -220,10 +220,13 @@ fn write_stdout(args: std::fmt::Arguments) -> Result<()> {
 }
 
 pub fn main() -> i32 {
-    if let Err(e) = rcontain::selfexe::restore_mount_ns() {
-        eprintln!("rcontain: {e:#}");
-        return 1;
-    }
+    let via_private_ns = match rcontain::selfexe::restore_mount_ns() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("rcontain: {e:#}");
+            return 1;
+        }
+    };
     // create, run and exec re-exec through a read-only view of the binary
     // (selfexe). Doing it before clap builds its command tree spares
     // building that tree twice, once in each image. Any argument spelled
@@ -245,6 +248,9 @@ pub fn main() -> i32 {
                 .display()
         );
         return 1;
+    }
+    if via_private_ns {
+        logging::debug(rcontain::selfexe::FALLBACK_NOTE);
     }
     let result = match early {
         Some(Err(e)) => Err(e),
