@@ -737,7 +737,7 @@ fn receive_state(
     use std::io::Read;
     use std::os::fd::AsFd;
     let mut buf = vec![0u8; 1 << 16];
-    let (n, fd) = rcontain::fdpass::recv(conn.as_fd(), &mut buf).unwrap();
+    let (n, fd) = rcontain::start::fdpass::recv(conn.as_fd(), &mut buf).unwrap();
     let fd = fd?;
     let reader = std::io::Cursor::new(&buf[..n]).chain(conn);
     let state = serde_json::Deserializer::from_reader(reader)

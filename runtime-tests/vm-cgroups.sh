@@ -9,7 +9,7 @@ set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
 vm=${RCONTAIN_VM:-}
 if [ -z "$vm" ]; then
-    for c in "$repo/../shared/vm/run-in-vm.sh" "$repo/../../shared/vm/run-in-vm.sh" /work/shared/vm/run-in-vm.sh; do
+    for c in "$repo/../shared/vm/run-in-vm.sh" "$repo/../../shared/vm/run-in-vm.sh"; do
         if [ -x "$c" ]; then vm=$c; break; fi
     done
 fi

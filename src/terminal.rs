@@ -3,7 +3,9 @@
 //! socket with SCM_RIGHTS (what containerd and conmon expect), its slave
 //! made the init's controlling terminal and stdio.
 
-use crate::{fdpass, safepath, sys};
+use crate::rootfs::safepath;
+use crate::start::fdpass;
+use crate::sys;
 use anyhow::{anyhow, Context, Result};
 use oci_spec::runtime::Box as ConsoleSize;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};

@@ -25,6 +25,7 @@ mod ps;
 mod run;
 mod unpack;
 mod update;
+mod update_flags;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -42,7 +43,7 @@ fn version() -> String {
         "version {}\ncommit: {}\nspec: {}\nlibseccomp: {maj}.{min}.{mic}",
         env!("CARGO_PKG_VERSION"),
         env!("RCONTAIN_COMMIT"),
-        rcontain::specgen::OCI_VERSION
+        rcontain::oci::specgen::OCI_VERSION
     )
 }
 
@@ -220,7 +221,7 @@ fn write_stdout(args: std::fmt::Arguments) -> Result<()> {
 }
 
 pub fn main() -> i32 {
-    let via_private_ns = match rcontain::selfexe::restore_mount_ns() {
+    let via_private_ns = match rcontain::process::selfexe::restore_mount_ns() {
         Ok(v) => v,
         Err(e) => {
             eprintln!("rcontain: {e:#}");
@@ -237,7 +238,7 @@ pub fn main() -> i32 {
     let early = std::env::args_os()
         .skip(1)
         .any(|a| a == "create" || a == "run" || a == "exec")
-        .then(rcontain::selfexe::ensure_read_only_exe);
+        .then(rcontain::process::selfexe::ensure_read_only_exe);
     let cli = Cli::parse();
     if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format == "json", cli.debug) {
         eprintln!(
@@ -250,7 +251,7 @@ pub fn main() -> i32 {
         return 1;
     }
     if via_private_ns {
-        logging::debug(rcontain::selfexe::FALLBACK_NOTE);
+        logging::debug(rcontain::process::selfexe::FALLBACK_NOTE);
     }
     let result = match early {
         Some(Err(e)) => Err(e),
@@ -280,9 +281,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
         bail!("--rootless: rootless containers are not supported yet");
     }
     // Everything that forks a process into a container runs from a sealed
-    // binary nothing can write to (see rcontain::selfexe).
+    // binary nothing can write to (see rcontain::process::selfexe).
     if matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Exec(_)) {
-        rcontain::selfexe::ensure_read_only_exe()?;
+        rcontain::process::selfexe::ensure_read_only_exe()?;
     }
     let rt = Runtime::new(&cli.root);
     match cli.cmd {
@@ -321,11 +322,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 bail!("{}: already exists; remove it first", path.display());
             }
             let spec = if rootless {
-                rcontain::specgen::rootless_spec()
+                rcontain::oci::specgen::rootless_spec()
             } else {
-                rcontain::specgen::default_spec()
+                rcontain::oci::specgen::default_spec()
             };
-            std::fs::write(&path, rcontain::specgen::to_pretty_json(&spec)?)
+            std::fs::write(&path, rcontain::oci::specgen::to_pretty_json(&spec)?)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         Cmd::Unpack(a) => unpack::run(a)?,
@@ -333,7 +334,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Prune => images::prune(&cli.store)?,
         Cmd::Features => outln!(
             "{}",
-            serde_json::to_string_pretty(&rcontain::features::features(Some(
+            serde_json::to_string_pretty(&rcontain::oci::features::features(Some(
                 rcontain::cgroups::features()
             )))?
         )?,

@@ -5,6 +5,7 @@ use super::CreateArgs;
 use anyhow::Result;
 use rcontain::container::Runtime;
 use rcontain::image::store::Store;
+use rcontain::oci::specgen::default_spec;
 use std::path::Path;
 
 /// Running from an image: where the store is, and `--image`/`--platform`.
@@ -51,7 +52,7 @@ pub fn run(rt: &Runtime, args: &CreateArgs, detach: bool, arg: &str, img: ImageR
     } else {
         arg.to_string()
     };
-    rcontain::foreground::run(rt, &args.opts(&id), detach)
+    rcontain::container::foreground::run(rt, &args.opts(&id), detach)
 }
 
 /// Imports the image into the store, makes the container's overlay
@@ -68,8 +69,8 @@ fn run_image(
 ) -> Result<i32> {
     let s = Store::open(store)?;
     let mut args = args.clone();
-    args.bundle = s.create_bundle(image, platform, id, None)?;
-    let r = rcontain::foreground::run(rt, &args.opts(id), detach);
+    args.bundle = s.create_bundle(image, platform, id, &default_spec(), None)?;
+    let r = rcontain::container::foreground::run(rt, &args.opts(id), detach);
     if r.is_err() || !detach {
         s.remove_bundle(id)?;
     }

@@ -94,6 +94,7 @@ pub fn run(args: UnpackArgs) -> Result<()> {
         bundle: args.bundle,
         platform: args.platform,
         progress: progress.clone(),
+        base: rcontain::oci::specgen::default_spec(),
     });
     if let (Err(_), Some(p)) = (&r, &progress) {
         p.finish();

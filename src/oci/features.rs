@@ -2,8 +2,9 @@
 //! build of rcontain on this host can do. Only what is implemented is
 //! claimed; what other modules own (cgroups, mount options) is passed in.
 
-use crate::names::json_name;
-use crate::{capabilities, seccomp, specgen};
+use crate::oci::names::json_name;
+use crate::oci::specgen;
+use crate::process::{capabilities, seccomp};
 use oci_spec::runtime::{
     Apparmor, Arch, Cgroup, Features, IDMap, IntelRdt, LinuxFeature, LinuxNamespaceType,
     LinuxSeccompAction as Action, LinuxSeccompFilterFlag as Flag, MountExtensions, Seccomp,
@@ -311,11 +312,11 @@ mod tests {
         let listed = strings(&v["mountOptions"]);
         assert_eq!(listed.len(), MOUNT_OPTIONS.len());
         for o in listed {
-            let parsed = crate::mounts::parse_options(&[o.to_string()]);
+            let parsed = crate::rootfs::mounts::parse_options(&[o.to_string()]);
             assert!(parsed.data.is_empty(), "{o} would go to the kernel as data");
         }
         // The check can fail: an unknown option is passed on as data.
-        assert!(!crate::mounts::parse_options(&["acl".to_string()])
+        assert!(!crate::rootfs::mounts::parse_options(&["acl".to_string()])
             .data
             .is_empty());
     }

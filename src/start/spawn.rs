@@ -18,9 +18,9 @@
 //!
 //! The runtime is single-threaded whenever it forks (see sys::clone_fork).
 
-use crate::channel::{Channel, Msg};
-use crate::init::{self, InitConfig};
 use crate::namespaces::id_map;
+use crate::start::channel::{Channel, Msg};
+use crate::start::init::{self, InitConfig};
 use crate::{logging, sys};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
@@ -80,7 +80,7 @@ pub fn spawn(
     cgroup: Option<BorrowedFd>,
     parent: &mut dyn Parent,
 ) -> Result<i32> {
-    let (chan, child) = crate::channel::pair()?;
+    let (chan, child) = crate::start::channel::pair()?;
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     let direct = cfg.ns.direct_clone();

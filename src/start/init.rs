@@ -8,12 +8,14 @@
 //! After that the parent is gone: it blocks opening exec.fifo for writing
 //! until `start` opens it for reading.
 
-use crate::capabilities::CapSets;
-use crate::channel::{Channel, Msg};
-use crate::mounts::{CgroupView, MountTable};
+use crate::container::hooks;
 use crate::namespaces::Namespaces;
-use crate::safepath::Procfs;
-use crate::{hooks, process, rootfs, seccomp, sys, terminal};
+use crate::process::capabilities::CapSets;
+use crate::process::{attrs as process, seccomp};
+use crate::rootfs::mounts::{CgroupView, MountTable};
+use crate::rootfs::safepath::Procfs;
+use crate::start::channel::{Channel, Msg};
+use crate::{rootfs, sys, terminal};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{Linux, LinuxNamespaceType, Process, Spec};
@@ -229,7 +231,7 @@ fn setup(
     let fifo = loop {
         match sys::openat(
             Some(cfg.state_dir.as_raw_fd()),
-            crate::state::FIFO,
+            crate::container::state::FIFO,
             nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         ) {

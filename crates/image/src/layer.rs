@@ -27,7 +27,7 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 use tar::EntryType;
 
-use super::rootfs::{list_dir, remove_all_at, RelPath, Rootfs};
+use super::inroot::{list_dir, remove_all_at, RelPath, Rootfs};
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
@@ -329,7 +329,7 @@ fn writer(jobs: &Mutex<Receiver<Job>>, done: Sender<Done>) {
 }
 
 fn write_small_file(job: &Job) -> Result<()> {
-    let fd = crate::sys::openat(
+    let fd = rcontain_sys::openat(
         Some(job.dir.as_raw_fd()),
         job.key.2.as_os_str(),
         OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,

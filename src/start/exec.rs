@@ -7,13 +7,13 @@
 //! seccomp profile and the process's own settings, and execs. The exec'd
 //! process is the runtime's direct child, so its exit status is ours.
 
-use crate::capabilities;
-use crate::channel::{Channel, Msg};
+use crate::container::foreground;
+use crate::container::state::Status;
 use crate::container::Runtime;
-use crate::foreground;
-use crate::init::{exec_process, find_executable};
-use crate::seccomp;
-use crate::state::Status;
+use crate::process::capabilities;
+use crate::process::seccomp;
+use crate::start::channel::{Channel, Msg};
+use crate::start::init::{exec_process, find_executable};
 use crate::sys;
 use crate::terminal;
 use anyhow::{anyhow, bail, Context, Result};
@@ -91,7 +91,7 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
     }
     // The container's init must still be the same process: its pid could
     // have been recycled between load and open.
-    if !crate::state::process_alive(st.pid, st.init_start_time) {
+    if !crate::container::state::process_alive(st.pid, st.init_start_time) {
         bail!("cannot exec in container {:?}: container not running", o.id);
     }
     for (t, fd) in &ns {
@@ -126,9 +126,9 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
         .map(|c| c.unified_dir_fd())
         .transpose()?
         .flatten();
-    let (chan, child) = crate::channel::pair()?;
+    let (chan, child) = crate::start::channel::pair()?;
     let (pid, in_cgroup2) =
-        crate::spawn::fork_into(0, cgroup_dir.as_ref().map(|d| d.as_fd()), "exec process")?;
+        crate::start::spawn::fork_into(0, cgroup_dir.as_ref().map(|d| d.as_fd()), "exec process")?;
     if pid == 0 {
         drop(chan);
         let e = match child_setup(
@@ -178,7 +178,7 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
         return Err(e);
     }
     if let Some(pf) = &o.pid_file {
-        crate::state::write_atomic(pf, pid.to_string().as_bytes())
+        crate::container::state::write_atomic(pf, pid.to_string().as_bytes())
             .with_context(|| format!("--pid-file {}", pf.display()))?;
     }
     match sfd.as_mut() {
@@ -200,7 +200,7 @@ fn child_setup(
     console: Option<&OwnedFd>,
     preserve_fds: u32,
     chan: &Channel,
-) -> Result<crate::init::Never> {
+) -> Result<crate::start::init::Never> {
     sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
     chan.wait_continue()?;
     for (t, fd) in ns

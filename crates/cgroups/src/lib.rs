@@ -12,7 +12,6 @@ mod fsutil;
 pub mod oom;
 pub mod stats;
 pub mod translate;
-pub mod update_flags;
 mod v1;
 mod v2;
 
@@ -78,8 +77,8 @@ pub struct Hierarchy {
 /// Mounted v1 hierarchies from /proc/self/mountinfo.
 pub fn v1_hierarchies() -> Result<Vec<Hierarchy>> {
     let mountinfo =
-        crate::sys::read_proc("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-    let known = crate::sys::read_proc("/proc/cgroups").context("read /proc/cgroups")?;
+        rcontain_sys::read_proc("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let known = rcontain_sys::read_proc("/proc/cgroups").context("read /proc/cgroups")?;
     Ok(parse_v1_mounts(&mountinfo, &known))
 }
 
@@ -292,7 +291,7 @@ impl Manager {
         let Some(dir) = self.v2_dir() else {
             return Ok(None);
         };
-        let fd = crate::sys::open(
+        let fd = rcontain_sys::open(
             &dir,
             nix::fcntl::OFlag::O_PATH
                 | nix::fcntl::OFlag::O_DIRECTORY

@@ -1,7 +1,7 @@
 //! The `mounts` of config.json: option parsing and mounting each entry at
 //! its destination resolved inside the rootfs (see safepath).
 
-use crate::safepath::{self, fd_path};
+use crate::rootfs::safepath::{self, fd_path};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::mount::{mount, MsFlags};
 use oci_spec::runtime::Mount;

@@ -200,7 +200,7 @@ impl Rootfs {
                 Ok(_) => {}
                 Err(e) => return Err(e),
             }
-            stack.push(crate::sys::openat(
+            stack.push(rcontain_sys::openat(
                 Some(cur),
                 comp.as_os_str(),
                 OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,

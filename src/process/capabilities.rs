@@ -1,7 +1,7 @@
 //! `process.capabilities`: checked in the runtime, applied by the container
 //! init (see `process::set_identity` for the order).
 
-use crate::names::json_name;
+use crate::oci::names::json_name;
 use anyhow::{bail, Result};
 use caps::{CapSet, Capability, CapsHashSet};
 use oci_spec::runtime::{Capabilities, LinuxCapabilities};

@@ -5,7 +5,7 @@
 //! generate the program again, in the init, between `start` and execve
 //! (several ms for a typical engine profile).
 
-use crate::names::json_name;
+use crate::oci::names::json_name;
 use anyhow::{bail, Context, Result};
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
@@ -347,7 +347,7 @@ pub fn connect_listener(path: &Path) -> Result<UnixStream> {
 /// spec requires.
 pub fn send_over(mut stream: UnixStream, fd: BorrowedFd<'_>, state_json: &[u8]) -> Result<()> {
     let what = || "linux.seccomp.listenerPath: sending the notify fd".to_string();
-    let sent = crate::fdpass::send(stream.as_fd(), state_json, fd).with_context(what)?;
+    let sent = crate::start::fdpass::send(stream.as_fd(), state_json, fd).with_context(what)?;
     // The fd went with the first byte; the rest of a short send follows.
     stream.write_all(&state_json[sent..]).with_context(what)?;
     Ok(())
@@ -685,7 +685,7 @@ mod tests {
 
         let (mut conn, _) = listener.accept()?;
         let mut buf = vec![0u8; 4096];
-        let (n, fd) = crate::fdpass::recv(conn.as_fd(), &mut buf)?;
+        let (n, fd) = crate::start::fdpass::recv(conn.as_fd(), &mut buf)?;
         let fd = fd.context("no fd received")?;
         buf.truncate(n);
         conn.read_to_end(&mut buf)?;

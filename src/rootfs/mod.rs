@@ -5,12 +5,15 @@
 //! before the switch, resolved inside the rootfs through an fd (safepath),
 //! while /proc is still the host's procfs that no container mount can cover.
 
-use crate::devices;
-use crate::mounts::{self, CgroupView, MountTable};
-use crate::safepath::{self, fd_path};
+pub mod dev;
+pub mod mounts;
+pub mod safepath;
+
 use anyhow::{anyhow, Context, Result};
+use mounts::{CgroupView, MountTable};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::Spec;
+use safepath::fd_path;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
@@ -96,8 +99,8 @@ pub fn prepare(
     });
     if !dev_from_host {
         let devs = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
-        devices::create_all(root.as_fd(), devs, userns)?;
-        devices::create_links(root.as_fd())?;
+        dev::create_all(root.as_fd(), devs, userns)?;
+        dev::create_links(root.as_fd())?;
     }
     if let Some(l) = linux {
         for p in l.readonly_paths().iter().flatten() {

@@ -60,7 +60,7 @@ impl Channel {
                 buf.extend_from_slice(s.as_bytes());
             }
             Msg::SeccompFd(fd) => {
-                crate::fdpass::send(self.fd.as_fd(), b"s", fd.as_fd())
+                crate::start::fdpass::send(self.fd.as_fd(), b"s", fd.as_fd())
                     .context("sending on the sync socket")?;
                 return Ok(());
             }
@@ -81,7 +81,7 @@ impl Channel {
     pub fn recv(&self) -> Result<Option<Msg>> {
         let mut buf = vec![0u8; 65536];
         let (n, fd) = loop {
-            match crate::fdpass::recv(self.fd.as_fd(), &mut buf) {
+            match crate::start::fdpass::recv(self.fd.as_fd(), &mut buf) {
                 Err(nix::errno::Errno::EINTR) => continue,
                 r => break r.context("reading the sync socket")?,
             }

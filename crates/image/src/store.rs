@@ -30,12 +30,13 @@ use anyhow::{anyhow, bail, Context, Result};
 use nix::fcntl::OFlag;
 use nix::mount::{umount2, MntFlags};
 use nix::sys::stat::Mode;
+use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
 use super::blob::{Algorithm, Digest};
+use super::inroot::Rootfs;
 use super::layer;
 use super::layout::{self, Platform};
-use super::rootfs::Rootfs;
 use super::{config, pipeline, unique, Progress};
 
 pub const DEFAULT_STORE: &str = "/var/lib/rcontain";
@@ -114,7 +115,7 @@ fn overlay(
     // the short /proc/self/fd links of fds held here, and the lowers given
     // one at a time ("lowerdir+", Linux 6.8) where the kernel has that.
     let open = |p: &Path| {
-        crate::sys::open(
+        rcontain_sys::open(
             p,
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
@@ -144,7 +145,7 @@ fn overlay(
         .map(|l| ("lowerdir+", l.as_str()))
         .chain(fixed.iter().copied())
         .collect();
-    match crate::sys::detached_mount("overlay", &one_by_one, attrs) {
+    match rcontain_sys::detached_mount("overlay", &one_by_one, attrs) {
         Err(nix::errno::Errno::EINVAL) => {
             // Before Linux 6.8 all lowers share one value.
             let joined = lower.join(":");
@@ -161,7 +162,7 @@ fn overlay(
                 .into_iter()
                 .chain(fixed.iter().copied())
                 .collect();
-            Ok(crate::sys::detached_mount("overlay", &opts, attrs)?)
+            Ok(rcontain_sys::detached_mount("overlay", &opts, attrs)?)
         }
         r => Ok(r?),
     }
@@ -355,6 +356,7 @@ impl Store {
         image: &str,
         platform: Option<&str>,
         id: &str,
+        base: &Spec,
         progress: Option<&dyn Progress>,
     ) -> Result<PathBuf> {
         valid_id(id)?;
@@ -369,14 +371,14 @@ impl Store {
             }
             _ => anyhow!("creating {}: {e}", bundle.display()),
         })?;
-        let r = self.fill_bundle(&bundle, &rec);
+        let r = self.fill_bundle(&bundle, &rec, base);
         if r.is_err() {
             let _ = self.remove_bundle(id);
         }
         r.map(|()| bundle)
     }
 
-    fn fill_bundle(&self, bundle: &Path, rec: &ImageRecord) -> Result<()> {
+    fn fill_bundle(&self, bundle: &Path, rec: &ImageRecord, base: &Spec) -> Result<()> {
         for d in ["upper", "work", "rootfs"] {
             fs::create_dir(bundle.join(d))?;
         }
@@ -387,7 +389,7 @@ impl Store {
             .collect::<Result<_>>()?;
         let rootfs = bundle.join("rootfs");
         overlay(&dirs, &bundle.join("upper"), &bundle.join("work"), &[], 0)
-            .and_then(|m| Ok(crate::sys::attach_mount(m.as_fd(), &rootfs)?))
+            .and_then(|m| Ok(rcontain_sys::attach_mount(m.as_fd(), &rootfs)?))
             .with_context(|| {
                 format!(
                     "mounting the overlay of {} layers at {}",
@@ -400,7 +402,7 @@ impl Store {
         let img: config::ImageConfig =
             serde_json::from_value(rec.config.clone()).context("image config")?;
         let root = Rootfs::open(&bundle.join("rootfs"))?;
-        let spec = config::runtime_spec(crate::specgen::default_spec(), &img, &root)?;
+        let spec = config::runtime_spec(base.clone(), &img, &root)?;
         fs::write(
             bundle.join("config.json"),
             serde_json::to_vec_pretty(&spec)?,

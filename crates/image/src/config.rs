@@ -12,7 +12,7 @@ use oci_spec::runtime::{Spec, User};
 use serde::Deserialize;
 
 use super::blob::Digest;
-use super::rootfs::Rootfs;
+use super::inroot::Rootfs;
 
 /// The parts of an image config (OCI or Docker) that matter here. Docker
 /// writes `null` for empty lists and maps, hence the Options.
@@ -376,7 +376,7 @@ mod tests {
             },
             "rootfs": {"type": "layers", "diff_ids": []}
         }));
-        let spec = runtime_spec(crate::specgen::default_spec(), &img, &r).unwrap();
+        let spec = runtime_spec(Spec::default(), &img, &r).unwrap();
         let p = spec.process().as_ref().unwrap();
         assert_eq!(p.args().as_ref().unwrap(), &["/bin/sh", "-c", "echo hi"]);
         let env = p.env().as_ref().unwrap();
@@ -398,23 +398,17 @@ mod tests {
     fn conversion_errors_name_the_field() {
         let (_t, r) = rootfs_with(PASSWD, GROUP);
         let e = runtime_spec(
-            crate::specgen::default_spec(),
+            Spec::default(),
             &image(serde_json::json!({"config": {}})),
             &r,
         )
         .unwrap_err();
         assert!(format!("{e:#}").contains("config.Entrypoint"), "{e:#}");
         let img = image(serde_json::json!({"config": {"Cmd": ["x"], "User": "ghost"}}));
-        let e = format!(
-            "{:#}",
-            runtime_spec(crate::specgen::default_spec(), &img, &r).unwrap_err()
-        );
+        let e = format!("{:#}", runtime_spec(Spec::default(), &img, &r).unwrap_err());
         assert!(e.contains("config.User") && e.contains("ghost"), "{e}");
         let img = image(serde_json::json!({"config": {"Cmd": ["x"], "WorkingDir": "rel"}}));
-        let e = format!(
-            "{:#}",
-            runtime_spec(crate::specgen::default_spec(), &img, &r).unwrap_err()
-        );
+        let e = format!("{:#}", runtime_spec(Spec::default(), &img, &r).unwrap_err());
         assert!(e.contains("config.WorkingDir"), "{e}");
     }
 
@@ -425,7 +419,7 @@ mod tests {
                        "ExposedPorts": null, "Volumes": null}
         }));
         let (_t, r) = rootfs_with("", "");
-        let spec = runtime_spec(crate::specgen::default_spec(), &img, &r).unwrap();
+        let spec = runtime_spec(Spec::default(), &img, &r).unwrap();
         assert_eq!(
             spec.process().as_ref().unwrap().args().as_ref().unwrap(),
             &["sh"]

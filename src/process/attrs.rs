@@ -7,8 +7,8 @@
 //! `set_personality`, (seccomp load here if noNewPrivileges is false),
 //! `set_identity`, `set_no_new_privs`, (seccomp load here otherwise), exec.
 
-use crate::capabilities::{self, CapSets};
-use crate::names::json_name;
+use crate::oci::names::json_name;
+use crate::process::capabilities::{self, CapSets};
 use anyhow::{bail, Context, Result};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};

@@ -1,6 +1,6 @@
 //! Device nodes and the standard /dev symlinks inside the rootfs.
 
-use crate::safepath::{self, fd_path};
+use crate::rootfs::safepath::{self, fd_path};
 use anyhow::{anyhow, Result};
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{makedev, mknodat, Mode, SFlag};

@@ -2,17 +2,22 @@
 //! start, state, kill, delete, plus `run` (create + start + wait + delete)
 //! and `list`. This is the library API the CLI calls.
 
-use crate::init::InitConfig;
+pub mod foreground;
+pub mod hooks;
+pub mod state;
+
+use crate::cgroups;
 use crate::logging;
 use crate::namespaces::Namespaces;
-use crate::spawn::{self, Parent};
-use crate::spec::Bundle;
-use crate::state::{self, State, Status, Store};
-use crate::{capabilities, cgroups, hooks, seccomp};
+use crate::oci::spec::Bundle;
+use crate::process::{capabilities, seccomp};
+use crate::start::init::InitConfig;
+use crate::start::spawn::{self, Parent};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
+use state::{State, Status, Store};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -546,7 +551,7 @@ pub(crate) fn prepare_process(
     process: &oci_spec::runtime::Process,
     linux: &oci_spec::runtime::Linux,
 ) -> Result<(Option<seccomp::Filter>, Option<capabilities::CapSets>)> {
-    crate::process::validate(process, Some(linux))?;
+    crate::process::attrs::validate(process, Some(linux))?;
     let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
     let caps = process
         .capabilities()
@@ -581,7 +586,7 @@ fn owner_name() -> String {
 }
 
 fn passwd_name(text: &str, uid: u32) -> Option<String> {
-    crate::process::passwd_entries(text)
+    crate::process::attrs::passwd_entries(text)
         .find_map(|(u, f)| (u == uid && !f[0].is_empty()).then(|| f[0].to_string()))
 }
 

@@ -14,9 +14,9 @@
 
 pub mod blob;
 pub mod config;
+pub mod inroot;
 pub mod layer;
 pub mod layout;
-pub mod rootfs;
 pub mod store;
 
 use std::io::{self, BufRead, BufReader, Read};
@@ -27,11 +27,12 @@ use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
+use oci_spec::runtime::Spec;
 
 use blob::{Digest, VerifyingReader};
+use inroot::Rootfs;
 use layer::LayerStats;
 use layout::{Compression, Image, LayerRef, Platform};
-use rootfs::Rootfs;
 
 /// Progress of an unpack, reported from the decoding thread.
 pub trait Progress: Send + Sync {
@@ -58,6 +59,9 @@ pub struct UnpackOptions {
     /// `OS/ARCH[/VARIANT]`; the host's when None.
     pub platform: Option<String>,
     pub progress: Option<Arc<dyn Progress>>,
+    /// The runtime config the image's settings (user, env, entrypoint,
+    /// cwd, ...) are applied to: the runtime's default config.
+    pub base: Spec,
 }
 
 /// What was unpacked.
@@ -90,7 +94,7 @@ pub fn unpack(opts: &UnpackOptions) -> Result<Unpacked> {
 
     let stats = apply_layers(&img, &root, opts.progress.as_deref())
         .with_context(|| format!("image {}", img.name))?;
-    let spec = config::runtime_spec(crate::specgen::default_spec(), &img.config, &root)
+    let spec = config::runtime_spec(opts.base.clone(), &img.config, &root)
         .with_context(|| format!("image {}", img.name))?;
     let cfg = staging.path.join("config.json");
     let json = serde_json::to_vec_pretty(&spec).context("serializing config.json")?;
