@@ -227,9 +227,15 @@ slopes() {
 }
 
 plot_note=
-if python3 -c 'import matplotlib' 2>/dev/null; then
+# The first python3 with matplotlib: the one on PATH may be a separate
+# install (pyenv, venv) without the distribution's packages.
+py=
+for p in python3 /usr/bin/python3; do
+    if "$p" -c 'import matplotlib' 2>/dev/null; then py=$p; break; fi
+done
+if [ -n "$py" ]; then
     mkdir -p "$(dirname "$plot")"
-    python3 - "$tsv" "$plot" <<'PY'
+    "$py" - "$tsv" "$plot" <<'PY'
 import sys, collections
 import matplotlib
 matplotlib.use("Agg")
@@ -253,7 +259,7 @@ for ax, par in zip(axes[0], pars):
         ax.plot([m for m, _ in pts], [v for _, v in pts], marker="o", label=name)
     ax.set_title(f"{par} parallel start{'s' if par > 1 else ''}")
     ax.set_xlabel("extra host mounts")
-    ax.set_ylabel("median `run` latency (ms)")
+    ax.set_ylabel("median latency of one run (ms)")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend()
