@@ -15,7 +15,10 @@
 # runs one after the other), in SWEEP_ROUNDS rounds (default 4) that
 # alternate between the runtimes, their order rotating each round.
 # Reported per (mounts, P, runtime): median and p90 wall-clock latency of
-# one `run`, and starts per second (runs / wall-clock time of the batches).
+# one `run`, starts per second (runs / wall-clock time of the batches), and
+# CPU time per run (user + sys of the runtime and all it waited for, its
+# init and the container's `true`, from bash's `times`): on a loaded
+# machine wall-clock time is mostly waiting for a CPU, CPU time much less.
 #
 # SWEEP_EXTRA="name=/path/to/runtime ..." adds runtimes (e.g. another build
 # of rcontain) to the comparison.
@@ -47,6 +50,18 @@ if [ "${1:-}" = --batch ]; then
     if [ "${UNMOUNT_UNIFIED:-}" = 1 ]; then
         umount /sys/fs/cgroup/unified
     fi
+    # user + sys ms of every waited-for descendant so far, from `times`
+    child_cpu() {
+        local self u s t m sec
+        times > "$out.times"
+        { read -r self; read -r u s; } < "$out.times"
+        REPLY=0
+        for t in "$u" "$s"; do
+            m=${t%%m*} sec=${t#*m}
+            sec=${sec%s}
+            REPLY=$((REPLY + 10#$m * 60000 + 10#${sec/./}))
+        done
+    }
     worker() {
         local w=$1 i t0 t1
         for ((i = 0; i < per; i++)); do
@@ -59,13 +74,15 @@ if [ "${1:-}" = --batch ]; then
             fi
         done
     }
+    child_cpu; c0=$REPLY
     b0=${EPOCHREALTIME/./}
     for ((w = 0; w < par; w++)); do worker "$w" & done
     wait
     b1=${EPOCHREALTIME/./}
+    child_cpu
     cat "$out".lat.* >> "$out.lat" 2>/dev/null || true
     rm -f "$out".lat.*
-    echo "$((par * per)) $((b1 - b0))" >> "$out.tp"
+    echo "$((par * per)) $((b1 - b0)) $((REPLY - c0))" >> "$out.tp"
     exit 0
 fi
 
@@ -167,9 +184,10 @@ stats() { # microseconds, one per line -> "median p90" in ms
         printf "%.2f %.2f\n", m/1000, v[int(NR*0.9 + 0.999999)]/1000 }'
 }
 rate() { awk '{ n += $1; t += $2 } END { if (t > 0) printf "%.1f", n / (t / 1e6); else print "-" }' "$1"; }
+cpu() { awk '{ n += $1; c += $3 } END { if (n > 0) printf "%.2f", c / n; else print "-" }' "$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "-" && b != "-" && b > 0) printf "%.2f", a / b; else print "-" }'; }
 
-# one TSV line per (mounts, P, runtime): mounts par name median p90 starts/s
+# one TSV line per (mounts, P, runtime): mounts par name median p90 starts/s cpu
 tsv=$work/sweep.tsv
 : > "$tsv"
 failed=0
@@ -178,7 +196,8 @@ for count in $mounts_list; do
         for n in "${names[@]}"; do
             f=$work/res-$count-$par-$n
             read -r med p90 < <(stats < "$f.lat" 2>/dev/null || echo "- -")
-            printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$count" "$par" "$n" "$med" "$p90" "$(rate "$f.tp")" >> "$tsv"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$count" "$par" "$n" "$med" "$p90" \
+                "$(rate "$f.tp")" "$(cpu "$f.tp")" >> "$tsv"
             if [ -s "$f.fail" ]; then
                 failed=1
                 notes+=("$n: $(wc -l < "$f.fail") of the runs with $count mounts and $par parallel failed: $(sort -u "$f.err" | head -3 | tr '\n' ' ')")
@@ -189,38 +208,44 @@ done
 get() { awk -F'\t' -v c="$1" -v p="$2" -v n="$3" -v k="$4" '$1 == c && $2 == p && $3 == n { print $k }' "$tsv"; }
 have() { [ -n "${bins[$1]:-}" ]; }
 
+# table TITLE COLUMN... : one row per (mounts, P), per runtime the TSV
+# columns given (4 median, 5 p90, 6 starts/s, 7 CPU), then rcontain's
+# ratio to crun and runc of the first one.
 table() {
+    local title=$1 n k count par
+    shift
     local h1="| extra host mounts (lines in mountinfo) | parallel starts |" h2="|---|---|"
-    local n
-    for n in "${names[@]}"; do h1+=" $n median ms | $n p90 ms | $n starts/s |"; h2+="---|---|---|"; done
+    for n in "${names[@]}"; do
+        for k in "$@"; do h1+=" $n ${title_of[$k]} |"; h2+="---|"; done
+    done
     have crun && { h1+=" rcontain / crun |"; h2+="---|"; }
     have runc && { h1+=" rcontain / runc |"; h2+="---|"; }
     echo "$h1"; echo "$h2"
     for count in $mounts_list; do
         for par in $par_list; do
-            local row="| $count ($(cat "$work/table-$count")) | $par |"
+            local row="| $count ($(cat "$work/table-$count")) | $par |" rc
             for n in "${names[@]}"; do
-                row+=" $(get "$count" "$par" "$n" 4) | $(get "$count" "$par" "$n" 5) | $(get "$count" "$par" "$n" 6) |"
+                for k in "$@"; do row+=" $(get "$count" "$par" "$n" "$k") |"; done
             done
-            local rc
-            rc=$(get "$count" "$par" rcontain 4)
-            have crun && row+=" $(ratio "${rc:--}" "$(get "$count" "$par" crun 4)") |"
-            have runc && row+=" $(ratio "${rc:--}" "$(get "$count" "$par" runc 4)") |"
+            rc=$(get "$count" "$par" rcontain "$1")
+            have crun && row+=" $(ratio "${rc:--}" "$(get "$count" "$par" crun "$1")") |"
+            have runc && row+=" $(ratio "${rc:--}" "$(get "$count" "$par" runc "$1")") |"
             echo "$row"
         done
     done
 }
+declare -A title_of=([4]="median ms" [5]="p90 ms" [6]="starts/s" [7]="CPU ms/run")
 
-# Least-squares slope of the median latency against the mount count, in ms
-# per 1000 mounts, per runtime and parallelism.
+# Least-squares slope of column $1 (4 median, 7 CPU) against the mount
+# count, in ms per 1000 mounts, per runtime and parallelism.
 slopes() {
     local par n
     for par in $par_list; do
         local line="- $par parallel:"
         for n in "${names[@]}"; do
-            line+=" $n $(awk -F'\t' -v p="$par" -v n="$n" '$2 == p && $3 == n && $4 != "-" {
-                    x = $1 / 1000; y = $4; k++; sx += x; sy += y; sxx += x * x; sxy += x * y }
-                END { d = k * sxx - sx * sx; if (k > 1 && d > 0) printf "%.2f", (k * sxy - sx * sy) / d; else printf "-" }' "$tsv"),"
+            line+=" $n $(awk -F'\t' -v p="$par" -v n="$n" -v k="$1" '$2 == p && $3 == n && $k != "-" {
+                    x = $1 / 1000; y = $k; c++; sx += x; sy += y; sxx += x * x; sxy += x * y }
+                END { d = c * sxx - sx * sx; if (c > 1 && d > 0) printf "%.2f", (c * sxy - sx * sy) / d; else printf "-" }' "$tsv"),"
         done
         echo "${line%,}"
     done
@@ -241,28 +266,31 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 tsv, out = sys.argv[1], sys.argv[2]
-data = collections.defaultdict(list)  # (par, runtime) -> [(mounts, median)]
+# (row, par, runtime) -> [(mounts, value)]; row 0 median latency, row 1 CPU
+data = collections.defaultdict(list)
 pars = []
 for line in open(tsv):
-    mounts, par, name, med, _p90, _tp = line.rstrip("\n").split("\t")
-    if med == "-":
-        continue
-    data[(int(par), name)].append((int(mounts), float(med)))
+    mounts, par, name, med, _p90, _rate, cpu = line.rstrip("\n").split("\t")
+    for row, v in ((0, med), (1, cpu)):
+        if v != "-":
+            data[(row, int(par), name)].append((int(mounts), float(v)))
     if int(par) not in pars:
         pars.append(int(par))
-fig, axes = plt.subplots(1, len(pars), figsize=(4.2 * len(pars), 3.8), squeeze=False)
-for ax, par in zip(axes[0], pars):
-    for (p, name), pts in sorted(data.items()):
-        if p != par:
-            continue
-        pts.sort()
-        ax.plot([m for m, _ in pts], [v for _, v in pts], marker="o", label=name)
-    ax.set_title(f"{par} parallel start{'s' if par > 1 else ''}")
-    ax.set_xlabel("extra host mounts")
-    ax.set_ylabel("median latency of one run (ms)")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend()
+labels = ("median latency of one run (ms)", "CPU time per run (ms)")
+fig, axes = plt.subplots(2, len(pars), figsize=(4.2 * len(pars), 7), squeeze=False)
+for row in (0, 1):
+    for ax, par in zip(axes[row], pars):
+        for (r, p, name), pts in sorted(data.items()):
+            if r != row or p != par:
+                continue
+            pts.sort()
+            ax.plot([m for m, _ in pts], [v for _, v in pts], marker="o", label=name)
+        ax.set_title(f"{par} parallel start{'s' if par > 1 else ''}")
+        ax.set_xlabel("extra host mounts")
+        ax.set_ylabel(labels[row])
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
 fig.suptitle("run of /bin/true against the host's mount table")
 fig.tight_layout()
 fig.savefig(out, dpi=90)
@@ -271,11 +299,15 @@ else
     plot_note="The plot was not made: python3 with matplotlib is missing (apt-get install python3-matplotlib)."
 fi
 
-tbl=$(table)
+tbl=$(table latency 4 5)
+tbl2=$(table cpu 7 6)
 echo
 echo "$tbl"
 echo
-slopes
+echo "$tbl2"
+echo
+slopes 4
+slopes 7
 for note in "${notes[@]}"; do echo "note: $note"; done
 
 section() {
@@ -290,20 +322,34 @@ section() {
     echo "bundle at least $runs times per line (each of the $rounds batches rounded"
     echo "up to a multiple of the parallelism), with that many runs going on at"
     echo "once (workers starting their runs one after the other), in $rounds rounds"
-    echo "alternating between the runtimes. Latency is the wall-clock time of one \`run\` command; starts/s"
-    echo "is the number of runs over the wall-clock time of their batches."
-    echo "Ratios divide medians measured in the same run of this script."
+    echo "alternating between the runtimes. Latency is the wall-clock time of one"
+    echo "\`run\` command; ratios divide medians measured in the same run of this"
+    echo "script."
     echo
     echo "$tbl"
     echo
-    echo "Median latency growth, ms per 1000 extra mounts (least-squares slope):"
+    echo "CPU time per run is the user + sys time of the runtime and everything"
+    echo "it waited for (its init, the container's \`true\`), from bash's \`times\`"
+    echo "around each batch, divided by its runs: on a loaded machine wall-clock"
+    echo "time is mostly waiting for a CPU, CPU time much less so. Starts/s is the"
+    echo "number of runs over the wall-clock time of their batches; the ratios are"
+    echo "of CPU time."
     echo
-    slopes
+    echo "$tbl2"
+    echo
+    echo "Growth per 1000 extra mounts (least-squares slope over the counts), ms"
+    echo "of median latency:"
+    echo
+    slopes 4
+    echo
+    echo "ms of CPU time per run:"
+    echo
+    slopes 7
     echo
     if [ -n "$plot_note" ]; then
         echo "$plot_note"
     else
-        echo "![median run latency against extra host mounts]($(basename "$plot"))"
+        echo "![median latency and CPU time of a run against extra host mounts]($(basename "$plot"))"
     fi
     echo
     for note in "${notes[@]}"; do echo "Note: $note"; echo; done
