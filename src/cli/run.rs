@@ -3,7 +3,7 @@
 
 use super::CreateArgs;
 use anyhow::Result;
-use rcontain::container::Runtime;
+use rcontain::container::{CreateOpts, Runtime};
 use rcontain::image::store::Store;
 use rcontain::oci::specgen::default_spec;
 use std::path::Path;
@@ -70,7 +70,11 @@ fn run_image(
     let s = Store::open(store)?;
     let mut args = args.clone();
     args.bundle = s.create_bundle(image, platform, id, &default_spec(), None)?;
-    let r = rcontain::container::foreground::run(rt, &args.opts(id), detach);
+    let opts = CreateOpts {
+        image_rootfs: true,
+        ..args.opts(id)
+    };
+    let r = rcontain::container::foreground::run(rt, &opts, detach);
     if r.is_err() || !detach {
         s.remove_bundle(id)?;
     }

@@ -24,6 +24,7 @@ use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -178,10 +179,23 @@ impl Drop for TempDir {
 
 impl Store {
     /// Opens (creating if needed) the store at `root`.
+    /// Layer directories hold image content as it is: setuid-root files,
+    /// device nodes. So the store is closed to everyone but root at its
+    /// top (also when it already existed), as docker's is since
+    /// CVE-2021-41091, and so is every directory in it.
     pub fn open(root: &Path) -> Result<Store> {
+        let private = |p: &Path| {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(p)
+                .with_context(|| format!("creating store {}", p.display()))
+        };
+        private(root)?;
+        fs::set_permissions(root, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making store {} private", root.display()))?;
         for sub in ["layers/sha256", "images", "containers"] {
-            fs::create_dir_all(root.join(sub))
-                .with_context(|| format!("creating store {}", root.join(sub).display()))?;
+            private(&root.join(sub))?;
         }
         Ok(Store {
             root: root.to_path_buf(),
@@ -279,7 +293,7 @@ impl Store {
                     &tmp,
                     &work,
                     &REUSABLE_UPPER,
-                    libc::MOUNT_ATTR_NOSUID,
+                    libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV,
                 )
                 .with_context(|| format!("mounting an overlay to apply {}", tmp.display()))?;
                 layer::apply_layer(&Rootfs::from_fd(root), tar)?
@@ -365,12 +379,15 @@ impl Store {
         let _lock = self.lock(false)?;
         let rec = self.import_locked(image, platform, progress)?;
         let bundle = self.root.join("containers").join(id);
-        fs::create_dir(&bundle).map_err(|e| match e.kind() {
-            io::ErrorKind::AlreadyExists => {
-                anyhow!("container {id} already has a bundle in the store")
-            }
-            _ => anyhow!("creating {}: {e}", bundle.display()),
-        })?;
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&bundle)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::AlreadyExists => {
+                    anyhow!("container {id} already has a bundle in the store")
+                }
+                _ => anyhow!("creating {}: {e}", bundle.display()),
+            })?;
         let r = self.fill_bundle(&bundle, &rec, base);
         if r.is_err() {
             let _ = self.remove_bundle(id);
@@ -388,15 +405,24 @@ impl Store {
             .map(|c| self.layer_dir(c))
             .collect::<Result<_>>()?;
         let rootfs = bundle.join("rootfs");
-        overlay(&dirs, &bundle.join("upper"), &bundle.join("work"), &[], 0)
-            .and_then(|m| Ok(rcontain_sys::attach_mount(m.as_fd(), &rootfs)?))
-            .with_context(|| {
-                format!(
-                    "mounting the overlay of {} layers at {}",
-                    dirs.len(),
-                    rootfs.display()
-                )
-            })?;
+        // The host's view of the rootfs: its setuid files and device nodes
+        // do nothing there (the container's own mount of it clears both
+        // flags in its mount namespace, see CreateOpts::image_rootfs).
+        overlay(
+            &dirs,
+            &bundle.join("upper"),
+            &bundle.join("work"),
+            &[],
+            libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV,
+        )
+        .and_then(|m| Ok(rcontain_sys::attach_mount(m.as_fd(), &rootfs)?))
+        .with_context(|| {
+            format!(
+                "mounting the overlay of {} layers at {}",
+                dirs.len(),
+                rootfs.display()
+            )
+        })?;
         // Mark before anything else can fail, so remove_bundle unmounts.
         fs::write(bundle.join("image"), &rec.id)?;
         let img: config::ImageConfig =
