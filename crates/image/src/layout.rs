@@ -6,15 +6,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
+use nix::fcntl::OFlag;
 use serde::Deserialize;
 
 use super::blob::{read_verified, Digest};
 use super::config::ImageConfig;
+use super::inroot::open_in_root;
 
 /// Largest manifest, index or config we read into memory.
 const MAX_JSON: u64 = 16 << 20;
@@ -299,7 +302,9 @@ impl Store {
 
     fn has(&self, name: &str) -> bool {
         match self {
-            Store::Dir(d) => d.join(name).exists(),
+            Store::Dir(d) => {
+                !matches!(open_in_dir(d, name), Err(e) if e.kind() == io::ErrorKind::NotFound)
+            }
             Store::Tar { members, links, .. } => {
                 members.contains_key(name) || links.contains_key(name)
             }
@@ -309,7 +314,7 @@ impl Store {
     /// Opens a file of the layout/archive by relative name, unverified.
     pub fn open(&self, name: &str) -> io::Result<Box<dyn Read + Send>> {
         match self {
-            Store::Dir(d) => Ok(Box::new(File::open(d.join(name))?)),
+            Store::Dir(d) => Ok(Box::new(open_in_dir(d, name)?)),
             Store::Tar {
                 file,
                 members,
@@ -350,6 +355,29 @@ impl Store {
         let r = self.open_blob(d)?;
         read_verified(r, d, size, MAX_JSON, &format!("{what} {d}"))
     }
+}
+
+/// Opens `name` (from index.json, manifest.json, ...: the image's word)
+/// in the layout or archive directory `dir` the way a tar archive's
+/// members are found: resolved with `dir` as `/`, so absolute names, `..`
+/// and symlinks cannot leave it; and only a regular file, as a FIFO would
+/// block and a device feed without end.
+fn open_in_dir(dir: &Path, name: &str) -> io::Result<File> {
+    let d = File::open(dir)?;
+    let fd = open_in_root(
+        d.as_raw_fd(),
+        Path::new(name),
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
+    )
+    .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("{name}: {}", e.desc())))?;
+    let f = File::from(fd);
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name}: not a regular file"),
+        ));
+    }
+    Ok(f)
 }
 
 fn decompress_to_tmpfile(file: File, compression: Compression) -> Result<File> {
@@ -729,7 +757,9 @@ fn resolve_docker(store: Store, name: &str, reference: &Reference) -> Result<Ima
     let config_digest = Digest::parse(&format!("sha256:{hex}"))
         .with_context(|| format!("config file name {:?}", entry.config))?;
     let cbytes = read_verified(
-        store.open(&entry.config)?,
+        store
+            .open(&entry.config)
+            .with_context(|| format!("config {}", entry.config))?,
         &config_digest,
         None,
         MAX_JSON,

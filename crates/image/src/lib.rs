@@ -374,10 +374,10 @@ fn decode_layer(
     std::thread::scope(|s| {
         let raw = match &l.blob {
             Some((d, _)) => img.store.open_blob(d)?,
-            None => img
-                .store
-                .open(&l.member)
-                .map_err(|e| anyhow!("layer {} is missing: {e}", l.member))?,
+            None => img.store.open(&l.member).map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => anyhow!("layer {} is missing: {e}", l.member),
+                _ => anyhow!("layer {}: {e}", l.member),
+            })?,
         };
         let raw = Counted {
             inner: raw,
