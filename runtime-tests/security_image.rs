@@ -574,6 +574,52 @@ fn layers_over_the_size_limits_fail_cleanly() {
         env.assert_nothing_left();
     }
 
+    // A compressed archive is decompressed into a temporary file: no
+    // further than the image may expand.
+    let zeros = env.dir.join("zeros");
+    write_layout_cmd(
+        &zeros,
+        vec![TestLayer::plain(
+            RawTar::default()
+                .entry("z", b'0', "", 0o644, &vec![0; 4 << 20])
+                .finish(),
+        )],
+        &["sh"],
+    );
+    let archive = env.dir.join("zeros.tar.gz");
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar -C {} -c . | gzip > {}",
+            zeros.display(),
+            archive.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = util::unpack(&[
+        "--quiet",
+        "--max-image-size",
+        "2M",
+        archive.to_str().unwrap(),
+        b,
+    ]);
+    let err = util::stderr(&o);
+    assert!(!o.status.success(), "archive bomb unpacked");
+    assert!(
+        err.contains("decompresses to more than 2 MiB (--max-image-size)"),
+        "{err}"
+    );
+    assert_no_bundle(&out);
+    util::unpack_ok(&[
+        "--quiet",
+        "--max-image-size",
+        "8M",
+        archive.to_str().unwrap(),
+        b,
+    ]);
+    fs::remove_dir_all(&bundle).unwrap();
+
     // The default limit: a 1.5 KiB layer claiming 40 GiB. (File size
     // rlimit so that a runtime writing the zeros cannot fill the disk.)
     sparse_file(&src, "huge", 40 << 30);

@@ -258,7 +258,7 @@ fn normalize_member(name: &str) -> String {
 }
 
 impl Store {
-    fn open_tar(path: &Path) -> Result<Store> {
+    fn open_tar(path: &Path, max_decompressed: u64) -> Result<Store> {
         let mut file = File::open(path)?;
         let mut head = [0u8; 4];
         let n = file.read_at(&mut head, 0)?;
@@ -266,7 +266,7 @@ impl Store {
         if compression != Compression::None {
             // `docker save | gzip`: blobs need random access, so the archive
             // is decompressed once into an unnamed temporary file.
-            file = decompress_to_tmpfile(file, compression)
+            file = decompress_to_tmpfile(file, compression, max_decompressed)
                 .context("decompressing the archive into a temporary file")?;
         }
         let mut members = HashMap::new();
@@ -380,7 +380,9 @@ fn open_in_dir(dir: &Path, name: &str) -> io::Result<File> {
     Ok(f)
 }
 
-fn decompress_to_tmpfile(file: File, compression: Compression) -> Result<File> {
+/// Decompresses into an unnamed temporary file, at most `max` bytes (it is
+/// a bomb like any other).
+fn decompress_to_tmpfile(file: File, compression: Compression, max: u64) -> Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut tmp = File::options()
         .read(true)
@@ -389,12 +391,17 @@ fn decompress_to_tmpfile(file: File, compression: Compression) -> Result<File> {
         .mode(0o600)
         .open(std::env::temp_dir())?;
     let input = io::BufReader::new(file);
-    let mut r: Box<dyn Read> = match compression {
+    let r: Box<dyn Read> = match compression {
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
         Compression::None => Box::new(input),
     };
-    io::copy(&mut r, &mut tmp)?;
+    if io::copy(&mut r.take(max.saturating_add(1)), &mut tmp)? > max {
+        bail!(
+            "it decompresses to more than {} (--max-image-size)",
+            super::human(max)
+        );
+    }
     io::Seek::rewind(&mut tmp)?;
     Ok(tmp)
 }
@@ -449,12 +456,14 @@ pub struct Image {
 /// Opens the image at `path` and resolves `reference` and `platform` to
 /// one manifest. `platform_explicit` says whether the user chose the
 /// platform (then a config for another platform is an error even when it
-/// is the only image).
+/// is the only image). A compressed archive may decompress to at most
+/// `max_archive` bytes.
 pub fn resolve(
     path: &Path,
     reference: &Reference,
     platform: &Platform,
     platform_explicit: bool,
+    max_archive: u64,
 ) -> Result<Image> {
     let name = match reference {
         Reference::Any => path.display().to_string(),
@@ -466,7 +475,7 @@ pub fn resolve(
     let store = if md.is_dir() {
         Store::Dir(path.to_path_buf())
     } else {
-        Store::open_tar(path).with_context(|| format!("image {name}"))?
+        Store::open_tar(path, max_archive).with_context(|| format!("image {name}"))?
     };
     let img = if store.has("index.json") {
         resolve_oci(store, &name, reference, platform)

@@ -38,7 +38,7 @@ use super::blob::{Algorithm, Digest};
 use super::inroot::Rootfs;
 use super::layer;
 use super::layout::{self, Platform};
-use super::{config, pipeline, unique, Progress};
+use super::{config, pipeline, unique, Progress, SizeLimits};
 
 pub const DEFAULT_STORE: &str = "/var/lib/rcontain";
 
@@ -57,6 +57,7 @@ pub struct ImageRecord {
 
 pub struct Store {
     root: PathBuf,
+    limits: SizeLimits,
 }
 
 /// ChainIDs per the image-spec: the first layer's is its diff_id, each
@@ -199,7 +200,13 @@ impl Store {
         }
         Ok(Store {
             root: root.to_path_buf(),
+            limits: SizeLimits::default(),
         })
+    }
+
+    /// How far imports may expand (default: `SizeLimits::default()`).
+    pub fn with_limits(self, limits: SizeLimits) -> Store {
+        Store { limits, ..self }
     }
 
     fn lock(&self, exclusive: bool) -> Result<File> {
@@ -260,21 +267,27 @@ impl Store {
             Some(p) => (Platform::parse(p)?, true),
             None => (Platform::host(), false),
         };
-        let img = layout::resolve(&path, &reference, &platform, explicit)?;
+        let img = layout::resolve(&path, &reference, &platform, explicit, self.limits.image)?;
         let chains = chain_ids(&img.config.rootfs.diff_ids);
         let dirs: Vec<PathBuf> = chains
             .iter()
             .map(|c| self.layer_dir(&c.to_string()))
             .collect::<Result<_>>()?;
         let wanted: Vec<bool> = dirs.iter().map(|d| !d.exists()).collect();
-        pipeline(&img, &wanted, progress, |i, tar| {
+        // Layers applied here stay under their temporary names until the
+        // whole image is in, so a failed import (a layer over the size
+        // limits, a bad digest) leaves no layer behind: where each layer
+        // is meanwhile, and the temporary directories to rename.
+        let mut lowers = dirs.clone();
+        let mut staged: Vec<(usize, TempDir)> = Vec::new();
+        pipeline(&img, &wanted, progress, &self.limits, |i, tar, cap| {
             let final_dir = &dirs[i];
             let tmp_name = format!(".{}.tmp-{}", chains[i].hex(), unique());
             let tmp = final_dir.with_file_name(&tmp_name);
             fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-            let mut guard = TempDir(Some(tmp.clone()));
+            staged.push((i, TempDir(Some(tmp.clone()))));
             let stats = if i == 0 {
-                layer::apply_layer(&Rootfs::open(&tmp)?, tar)?
+                layer::apply_layer(&Rootfs::open(&tmp)?, tar, cap)?
             } else {
                 let work = final_dir.with_file_name(tmp_name + ".work");
                 fs::create_dir(&work).with_context(|| format!("creating {}", work.display()))?;
@@ -289,26 +302,31 @@ impl Store {
                 // both in this layer), and symlinks in lower layers resolve
                 // as in the container.
                 let root = overlay(
-                    &dirs[..i],
+                    &lowers[..i],
                     &tmp,
                     &work,
                     &REUSABLE_UPPER,
                     libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV,
                 )
                 .with_context(|| format!("mounting an overlay to apply {}", tmp.display()))?;
-                layer::apply_layer(&Rootfs::from_fd(root), tar)?
+                layer::apply_layer(&Rootfs::from_fd(root), tar, cap)?
             };
-            match fs::rename(&tmp, final_dir) {
-                Ok(()) => guard.0 = None,
+            lowers[i] = tmp;
+            Ok(stats)
+        })
+        .with_context(|| format!("image {}", img.name))?;
+        for (i, mut guard) in staged {
+            let final_dir = &dirs[i];
+            match fs::rename(&lowers[i], final_dir) {
+                // Renamed: nothing for the guard to remove.
+                Ok(()) => drop(guard.0.take()),
                 // Another rcontain stored the same layer first: keep theirs.
                 Err(_) if final_dir.exists() => {}
                 Err(e) => {
                     return Err(e).with_context(|| format!("storing {}", final_dir.display()))
                 }
             }
-            Ok(stats)
-        })
-        .with_context(|| format!("image {}", img.name))?;
+        }
 
         let id = img.config_digest.to_string();
         let mut names = self.record(&id).map(|r| r.names).unwrap_or_default();
