@@ -22,6 +22,12 @@ use std::path::{Path, PathBuf};
 pub const FIFO: &str = "exec.fifo";
 pub const STATE: &str = "state.json";
 pub const CONFIG: &str = "config.json";
+/// The version of state.json's format this runtime writes. It reads every
+/// version up to this one, so a newer rcontain can still stop and delete a
+/// container an older one created; version 0 (no "stateVersion") is the
+/// first release's. Bump it when a field changes meaning or shape, and
+/// keep reading the old one.
+pub const STATE_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -47,6 +53,9 @@ impl fmt::Display for Status {
 /// What is persisted in state.json.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
+    /// STATE_VERSION when written; 0 when absent (the first release).
+    #[serde(rename = "stateVersion", default)]
+    pub version: u32,
     #[serde(rename = "ociVersion")]
     pub oci_version: String,
     pub id: String,
@@ -143,7 +152,17 @@ impl Store {
             }
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
-        serde_json::from_slice(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
+        let st: State =
+            serde_json::from_slice(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        if st.version > STATE_VERSION {
+            bail!(
+                "{}: state format {} is newer than this rcontain reads ({STATE_VERSION}): \
+                 use the rcontain that created container {id:?}",
+                path.display(),
+                st.version
+            );
+        }
+        Ok(st)
     }
 
     /// Write state.json atomically (temp file + rename), so a reader never

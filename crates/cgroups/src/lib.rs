@@ -30,10 +30,14 @@ pub const DEFAULT_PARENT: &str = "rcontain";
 /// How long `destroy` keeps killing and retrying a busy cgroup.
 const DESTROY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The variant names are persisted (see `Manager`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Mode {
+    #[serde(rename = "V1")]
     V1,
+    #[serde(rename = "Hybrid")]
     Hybrid,
+    #[serde(rename = "V2")]
     V2,
 }
 
@@ -70,7 +74,9 @@ pub fn features() -> oci_spec::runtime::Cgroup {
 /// ("name=systemd" for named hierarchies).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hierarchy {
+    #[serde(rename = "mount")]
     pub mount: PathBuf,
+    #[serde(rename = "controllers")]
     pub controllers: Vec<String>,
 }
 
@@ -117,6 +123,38 @@ fn parse_v1_mounts(mountinfo: &str, proc_cgroups: &str) -> Vec<Hierarchy> {
     out
 }
 
+/// The files a container's cgroup gets on this host, over every hierarchy
+/// (v1 controllers, the cgroup2 one): many (blkio.weight, cpu.max.burst,
+/// memory.swap.max, ...) exist only below a hierarchy's root and only
+/// with some kernel builds, so an empty cgroup is made below each root
+/// under a name of its own (`tag`), listed and removed again.
+pub fn probe_files(tag: &str) -> Result<std::collections::BTreeSet<String>> {
+    let mode = detect()?;
+    let mut roots: Vec<PathBuf> = Vec::new();
+    if mode != Mode::V2 {
+        roots.extend(v1_hierarchies()?.into_iter().map(|h| h.mount));
+    }
+    match mode {
+        Mode::V2 => roots.push(PathBuf::from(ROOT)),
+        Mode::Hybrid => roots.push(Path::new(ROOT).join("unified")),
+        Mode::V1 => {}
+    }
+    let mut files = std::collections::BTreeSet::new();
+    for root in roots {
+        let probe = root.join(format!("{tag}-{}", std::process::id()));
+        std::fs::create_dir(&probe)
+            .with_context(|| format!("making the probe cgroup {}", probe.display()))?;
+        let listed = std::fs::read_dir(&probe).map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        });
+        let _ = std::fs::remove_dir(&probe);
+        files.extend(listed.with_context(|| format!("listing {}", probe.display()))?);
+    }
+    Ok(files)
+}
+
 /// The container's cgroup relative to every hierarchy root, "/a/b".
 /// Relative and absolute cgroupsPath both land under the hierarchy root:
 /// rcontain never nests containers inside the caller's own cgroup, which it
@@ -145,16 +183,27 @@ pub fn cgroup_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// Where a container's cgroups are. It is saved in the container's state
+/// (state.json "cgroup") and read back by every later command, possibly
+/// of a newer rcontain: the serialized names below (and in `Hierarchy`,
+/// `Mode` and `devices::Rule`) are a persisted format, spelled out so that
+/// renaming a field cannot change it. `reads_the_first_release_record`
+/// reads one written by the first release.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manager {
+    #[serde(rename = "mode")]
     mode: Mode,
     /// relative to each hierarchy root, starting with "/"
+    #[serde(rename = "path")]
     path: PathBuf,
     /// v1 hierarchies in use (V1, Hybrid); empty on V2
+    #[serde(rename = "hierarchies")]
     hierarchies: Vec<Hierarchy>,
     /// cgroup2 mount: /sys/fs/cgroup (V2) or /sys/fs/cgroup/unified (Hybrid)
+    #[serde(rename = "unified")]
     unified: Option<PathBuf>,
     /// allow rules for linux.devices, applied after the spec's rules
+    #[serde(rename = "device_nodes")]
     device_nodes: Vec<devices::Rule>,
 }
 
@@ -402,10 +451,7 @@ impl Manager {
         }
         let result = self.pids().and_then(|pids| {
             for pid in pids {
-                // SAFETY: kill(2) with plain integers; realtime signals have
-                // no nix::Signal, hence libc.
-                let r = nix::errno::Errno::result(unsafe { libc::kill(pid, sig) });
-                match r {
+                match rcontain_sys::kill(pid, sig) {
                     Ok(_) | Err(nix::errno::Errno::ESRCH) => {}
                     Err(e) => bail!("kill({pid}, {sig}): {e}"),
                 }
@@ -547,8 +593,49 @@ fn join(root: &Path, rel: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
+mod fixture_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_first_release_record() {
+        // As rcontain 0.1.0 (state.json without a version) saved it.
+        let v0 = r#"{"device_nodes":[{"access":"rwm","allow":true,"kind":"c","major":10,"minor":229}],
+            "hierarchies":[{"controllers":["cpu"],"mount":"/sys/fs/cgroup/cpu"},
+                           {"controllers":["name=systemd"],"mount":"/sys/fs/cgroup/systemd"}],
+            "mode":"Hybrid","path":"/rcontain/c1","unified":"/sys/fs/cgroup/unified"}"#;
+        let m: Manager = serde_json::from_str(v0).unwrap();
+        assert_eq!(
+            m,
+            Manager {
+                mode: Mode::Hybrid,
+                path: "/rcontain/c1".into(),
+                hierarchies: vec![
+                    Hierarchy {
+                        mount: "/sys/fs/cgroup/cpu".into(),
+                        controllers: vec!["cpu".into()],
+                    },
+                    Hierarchy {
+                        mount: "/sys/fs/cgroup/systemd".into(),
+                        controllers: vec!["name=systemd".into()],
+                    },
+                ],
+                unified: Some("/sys/fs/cgroup/unified".into()),
+                device_nodes: vec![devices::Rule {
+                    allow: true,
+                    kind: 'c',
+                    major: Some(10),
+                    minor: Some(229),
+                    access: "rwm".into(),
+                }],
+            }
+        );
+        // and writes it back in the same words
+        let back: serde_json::Value = serde_json::to_value(&m).unwrap();
+        assert_eq!(back, serde_json::from_str::<serde_json::Value>(v0).unwrap());
+    }
 
     #[test]
     fn paths() {
