@@ -140,6 +140,8 @@ enum Cmd {
         /// Platform to pick from a multi-platform image
         #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
         platform: Option<String>,
+        #[command(flatten)]
+        limits: unpack::SizeArgs,
         /// Container id, a bundle directory (a path with '/', or '.'), or an
         /// image (a layout directory or an archive)
         id: String,
@@ -210,6 +212,7 @@ impl CreateArgs {
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
+            image_rootfs: false,
         }
     }
 }
@@ -236,10 +239,13 @@ fn write_stdout(args: std::fmt::Arguments) -> Result<()> {
 }
 
 pub fn main() -> i32 {
-    if let Err(e) = rcontain::process::selfexe::restore_mount_ns() {
-        eprintln!("rcontain: {e:#}");
-        return 1;
-    }
+    let via_private_ns = match rcontain::process::selfexe::restore_mount_ns() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("rcontain: {e:#}");
+            return 1;
+        }
+    };
     // create, run and exec re-exec through a read-only view of the binary
     // (selfexe). Doing it before clap builds its command tree spares
     // building that tree twice, once in each image. Any argument spelled
@@ -264,6 +270,9 @@ pub fn main() -> i32 {
                 .display()
         );
         return 1;
+    }
+    if via_private_ns {
+        logging::debug(rcontain::process::selfexe::FALLBACK_NOTE);
     }
     let result = match (early, fds) {
         (Some(Err(e)), _) | (_, Err(e)) => Err(e),
@@ -317,12 +326,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
             detach,
             image,
             platform,
+            limits,
             id,
         } => {
             let img = run::ImageRun {
                 store: &cli.store,
                 image,
                 platform,
+                limits: limits.limits()?,
             };
             return run::run(&rt, &opts, detach, &id, img);
         }

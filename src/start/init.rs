@@ -35,6 +35,8 @@ pub struct InitConfig<'a> {
     /// Connected console socket, when process.terminal is set.
     pub console: Option<&'a OwnedFd>,
     pub no_pivot: bool,
+    /// See CreateOpts::image_rootfs.
+    pub image_rootfs: bool,
     pub preserve_fds: u32,
     /// Name of the new session keyring, unless --no-new-keyring.
     pub keyring: Option<&'a str>,
@@ -159,6 +161,7 @@ fn setup(
         &mount_table,
         userns,
         host_mnt,
+        cfg.image_rootfs && cfg.ns.creates(LinuxNamespaceType::Mount),
     )?;
 
     if let Some(h) = spec.hooks() {

@@ -300,6 +300,25 @@ pub fn attach_mount(m: BorrowedFd, target: &std::path::Path) -> nix::Result<()> 
     .map(drop)
 }
 
+/// open_tree(2) with OPEN_TREE_CLONE: a new bind mount of whatever `path`
+/// resolves to (magic links such as /proc/self/exe followed), attached
+/// nowhere. It lives as long as the returned fd, or anything opened or
+/// executed through it. Kernels before 5.2 answer ENOSYS.
+pub fn open_tree_clone(path: &std::ffi::CStr) -> nix::Result<OwnedFd> {
+    // SAFETY: `path` is a valid C string for the call; the flags ask for a
+    // close-on-exec fd, returned to the caller who then owns it.
+    let r = Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
+        )
+    })?;
+    // SAFETY: open_tree just returned this fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
 /// mount_setattr(2) on a path relative to `dir`, recursively when asked.
 pub fn mount_setattr(
     dir: BorrowedFd,
