@@ -200,7 +200,7 @@ fn child_setup(
     console: Option<&OwnedFd>,
     preserve_fds: u32,
     chan: &Channel,
-) -> Result<crate::start::init::Never> {
+) -> Result<std::convert::Infallible> {
     sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
     chan.wait_continue()?;
     // The container's user namespace may deny setgroups: drop the

@@ -1,10 +1,11 @@
 //! The container's init: the child that the runtime cloned, from the
 //! moment it exists until it execve()s the user's program.
 //!
-//! It runs the same binary image as the runtime (no re-exec, so no
-//! /proc/self/exe to reach), is made non-dumpable at once so that nothing
-//! in the container can open its /proc/PID/exe or fds (CVE-2019-5736 class),
-//! and talks to the parent only through the sync channel until `Ready`.
+//! It runs the runtime's binary image (a fork, not an exec: its
+//! /proc/self/exe is the read-only clone `process::selfexe` re-executed
+//! from), is made non-dumpable at once so that nothing in the container
+//! can open its /proc/PID/exe or fds (CVE-2019-5736 class), and talks to
+//! the parent only through the sync channel until `Ready`.
 //! After that the parent is gone: it blocks opening exec.fifo for writing
 //! until `start` opens it for reading.
 
@@ -19,6 +20,7 @@ use crate::{rootfs, sys, terminal};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{Linux, LinuxNamespaceType, Process, Spec};
+use std::convert::Infallible;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
@@ -82,15 +84,13 @@ fn report_to_start(fifo: &OwnedFd, msg: &str) -> bool {
     nix::unistd::write(fifo, msg.as_bytes()).is_ok_and(|n| n == msg.len())
 }
 
-pub enum Never {}
-
 fn setup(
     cfg: &InitConfig,
     chan_slot: &mut Option<Channel>,
     enter_ns: bool,
     unshare_flags: u64,
     fifo_out: &mut Option<OwnedFd>,
-) -> Result<Never> {
+) -> Result<Infallible> {
     let chan = chan_slot.as_ref().expect("the channel is open until Ready");
     let spec = cfg.spec;
     let process = spec.process().as_ref().expect("validated");
@@ -297,7 +297,7 @@ pub fn exec_process(
     exe: &CString,
     chan: Option<&Channel>,
     handshake: BorrowedFd,
-) -> Result<Never> {
+) -> Result<Infallible> {
     let load = |f: &seccomp::Filter| -> Result<()> {
         if let Some(fd) = f.load()? {
             let chan = chan.context("seccomp: a notify fd but no runtime to hand it to")?;
@@ -370,30 +370,13 @@ pub fn exec_process(
         .map(|a| CString::new(a.as_str()))
         .collect::<Result<_, _>>()
         .context("process.args: contains a NUL byte")?;
-    let mut envp: Vec<CString> = env
+    let envp: Vec<CString> = env
         .iter()
         .map(|a| CString::new(a.as_str()))
         .collect::<Result<_, _>>()
         .context("process.env: contains a NUL byte")?;
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        let home = home_dir(process.user().uid());
-        envp.push(CString::new(format!("HOME={home}")).context("HOME: contains a NUL byte")?);
-    }
     let e = nix::unistd::execve(exe, &argv, &envp).unwrap_err();
     Err(anyhow!("exec {:?}: {}", args[0], e.desc()))
-}
-
-/// The user's home from the container's /etc/passwd ("/" when unknown):
-/// like runc, a process without HOME in its env gets one.
-fn home_dir(uid: u32) -> String {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() >= 6 && f[2].parse() == Ok(uid))
-        .map(|f| f[5].to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "/".to_string())
 }
 
 /// process.env with HOME added when it is unset or empty: the user's home
