@@ -52,6 +52,12 @@ pub fn restore_mount_ns() -> Result<()> {
 /// Re-exec through a read-only bind mount of the binary unless it is
 /// already read-only. Returns only on error, or when nothing is needed.
 pub fn ensure_read_only_exe() -> Result<()> {
+    // An unprivileged user may not make the mount namespace, and needs
+    // none: its containers' roots hold no capability in the runtime's user
+    // namespace, where the init's non-dumpable exe link is checked.
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
     if exe_is_read_only() {
         return Ok(());
     }

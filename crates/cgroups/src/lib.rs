@@ -30,6 +30,20 @@ pub const DEFAULT_PARENT: &str = "rcontain";
 /// How long `destroy` keeps killing and retrying a busy cgroup.
 const DESTROY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Whether [`Manager::create`] failed because this user may not create
+/// the cgroup at all (EACCES, EPERM or EROFS making a directory): an
+/// unprivileged user to whom nothing was delegated.
+pub fn is_not_permitted(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| {
+            matches!(
+                io.raw_os_error(),
+                Some(libc::EACCES | libc::EPERM | libc::EROFS)
+            )
+        })
+}
+
 /// The variant names are persisted (see `Manager`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Mode {
