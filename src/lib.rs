@@ -14,6 +14,7 @@ pub use rcontain_cgroups as cgroups;
 pub use rcontain_image as image;
 pub use rcontain_sys as sys;
 
+pub mod check;
 pub mod container;
 pub mod logging;
 pub mod namespaces;

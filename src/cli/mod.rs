@@ -17,6 +17,7 @@ macro_rules! outln {
     };
 }
 
+mod check;
 mod events;
 mod exec;
 mod images;
@@ -186,6 +187,9 @@ enum Cmd {
     Update(update::UpdateArgs),
     /// Print resource usage and OOM events as JSON, one per line
     Events(events::EventsArgs),
+    /// Report what this host offers; with --bundle, what of the bundle it
+    /// cannot honour or shows differently from a pure cgroup-v2 host
+    Check(check::CheckArgs),
 }
 
 impl CreateArgs {
@@ -344,6 +348,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Resume { id } => pause::resume(&rt, &id)?,
         Cmd::Update(a) => update::run(&rt, a)?,
         Cmd::Events(a) => events::run(&rt, a)?,
+        Cmd::Check(a) => return check::run(a),
     }
     Ok(0)
 }

@@ -160,8 +160,7 @@ fn wait_loop(init: i32, sfd: &mut SignalFd, master: Option<&OwnedFd>) -> Result<
                 let _ = sys::set_winsize(m.as_fd(), r, c);
             }
         } else {
-            // SAFETY: kill(2) with plain integers.
-            unsafe { libc::kill(init, sig) };
+            let _ = sys::kill(init, sig);
         }
     }
 }

@@ -255,7 +255,7 @@ impl Runtime {
             preserve_fds: o.preserve_fds,
             keyring: (!o.no_new_keyring).then_some(keyring.as_str()),
             seccomp: filter.as_ref(),
-            caps: caps.as_ref(),
+            caps: &caps,
             hook_state: &hook_state,
             unprivileged: !nix::unistd::geteuid().is_root(),
         };
@@ -425,7 +425,7 @@ impl Runtime {
             vec![st.pid]
         };
         for p in targets {
-            let r = nix::errno::Errno::result(unsafe_kill(p, sig));
+            let r = crate::sys::kill(p, sig);
             // Processes may exit while we signal them; only the init matters.
             if p == st.pid {
                 r.map_err(|e| anyhow!("sending signal {sig} to container {id:?}: {}", e.desc()))?;
@@ -512,12 +512,6 @@ pub fn container_pids(init: i32) -> Vec<i32> {
         .collect();
     pids.sort();
     pids
-}
-
-fn unsafe_kill(pid: i32, sig: i32) -> i32 {
-    // SAFETY: kill(2) with plain integers; the signal number may be a
-    // realtime one that nix's Signal enum cannot represent.
-    unsafe { libc::kill(pid, sig) }
 }
 
 pub fn report(st: &State, status: Status) -> state::Report<'_> {
@@ -675,14 +669,15 @@ pub fn cgroup_of(st: &State) -> Result<Option<cgroups::Manager>> {
 pub(crate) fn prepare_process(
     process: &oci_spec::runtime::Process,
     linux: &oci_spec::runtime::Linux,
-) -> Result<(Option<seccomp::Filter>, Option<capabilities::CapSets>)> {
+) -> Result<(Option<seccomp::Filter>, capabilities::CapSets)> {
     crate::process::attrs::validate(process, Some(linux))?;
     let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
-    let caps = process
-        .capabilities()
-        .as_ref()
-        .map(capabilities::parse)
-        .transpose()?;
+    // No capabilities object means none at all; decided here, where the
+    // kernel is asked, not in the container.
+    let caps = match process.capabilities() {
+        Some(c) => capabilities::parse(c)?,
+        None => capabilities::none(),
+    };
     if let Some(names) = filter
         .as_ref()
         .map(|f| f.skipped_syscalls())
@@ -693,7 +688,7 @@ pub(crate) fn prepare_process(
             names.join(", ")
         ));
     }
-    for w in caps.as_ref().map(|c| c.warnings()).unwrap_or_default() {
+    for w in caps.warnings() {
         logging::warn(w);
     }
     Ok((filter, caps))

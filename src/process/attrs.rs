@@ -8,7 +8,7 @@
 //! `set_identity`, `set_no_new_privs`, (seccomp load here otherwise), exec.
 
 use crate::oci::names::json_name;
-use crate::process::capabilities::{self, CapSets};
+use crate::process::capabilities::CapSets;
 use anyhow::{bail, Context, Result};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
@@ -115,21 +115,16 @@ fn resource(t: PosixRlimitType) -> Resource {
 /// order that works for a non-root uid: shrink the bounding set (needs
 /// CAP_SETPCAP), set supplementary groups and gid, set uid with
 /// PR_SET_KEEPCAPS so permitted survives, then set effective, inheritable,
-/// permitted and ambient. `caps` is `None` when config.json has no
-/// `process.capabilities`: the process then gets no capabilities at all,
-/// as with runc. Finally sets the umask (0022 when not given, as runc).
+/// permitted and ambient (`capabilities::none()` when config.json has no
+/// `process.capabilities`: no capabilities at all, as with runc). Finally
+/// sets the umask (0022 when not given, as runc).
 ///
-/// Supplementary groups are left alone in a user namespace whose
-/// /proc/self/setgroups says "deny" (then additionalGids is an error).
-pub fn set_identity(user: &User, caps: Option<&CapSets>) -> Result<()> {
-    let none;
-    let caps = match caps {
-        Some(c) => c,
-        None => {
-            none = capabilities::none();
-            &none
-        }
-    };
+/// Supplementary groups: where setgroups(2) is refused (a user namespace
+/// whose setgroups says "deny") the process may keep only exactly the
+/// groups it asked for; any it still has from the runtime fail the start.
+/// Nothing is read from /proc here: inside the container that is whatever
+/// the image or the container put there.
+pub fn set_identity(user: &User, caps: &CapSets) -> Result<()> {
     caps.drop_bounding()?;
     nix::sys::prctl::set_keepcaps(true).context("process.user: PR_SET_KEEPCAPS")?;
 
@@ -139,16 +134,7 @@ pub fn set_identity(user: &User, caps: Option<&CapSets>) -> Result<()> {
         .flatten()
         .map(|&g| Gid::from_raw(g))
         .collect();
-    if setgroups_allowed() {
-        setgroups(&gids).with_context(|| {
-            format!(
-                "process.user.additionalGids: setgroups({:?})",
-                user.additional_gids()
-            )
-        })?;
-    } else if !gids.is_empty() {
-        bail!("process.user.additionalGids: setgroups is denied in this user namespace");
-    }
+    set_groups(&gids)?;
     let (uid, gid) = (Uid::from_raw(user.uid()), Gid::from_raw(user.gid()));
     // EINVAL: the id has no mapping in the container's user namespace.
     let unmapped = |e: nix::errno::Errno, map: &str| {
@@ -179,10 +165,45 @@ pub fn set_identity(user: &User, caps: Option<&CapSets>) -> Result<()> {
     Ok(())
 }
 
-/// Whether setgroups(2) may be called: not in a user namespace whose
-/// owner wrote "deny" to /proc/self/setgroups (absent file: allowed).
-fn setgroups_allowed() -> bool {
-    crate::sys::read_proc("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny")
+/// Sets the supplementary groups to `gids`. When the kernel refuses
+/// (EPERM: setgroups denied in this user namespace), that is fine only if
+/// the process already has exactly those groups, e.g. none because they
+/// were dropped before joining the namespace (`drop_groups`).
+fn set_groups(gids: &[Gid]) -> Result<()> {
+    let e = match setgroups(gids) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    let sorted = |g: &[Gid]| {
+        let mut v: Vec<u32> = g.iter().map(|g| g.as_raw()).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let held = nix::unistd::getgroups().context("getgroups")?;
+    if e == nix::errno::Errno::EPERM && sorted(&held) == sorted(gids) {
+        return Ok(());
+    }
+    if !gids.is_empty() {
+        if e == nix::errno::Errno::EPERM {
+            bail!("process.user.additionalGids: setgroups is denied in this user namespace");
+        }
+        bail!(
+            "process.user.additionalGids: setgroups({:?}): {e}",
+            sorted(gids)
+        );
+    }
+    bail!(
+        "process.user: cannot drop the runtime's supplementary groups {:?}: setgroups: {e}",
+        sorted(&held)
+    )
+}
+
+/// Drops every supplementary group, ignoring a refusal: called before
+/// joining a user namespace, where setgroups(2) may be denied, so that the
+/// runtime's groups do not follow into it (`set_groups` then checks).
+pub fn drop_groups() {
+    let _ = setgroups(&[]);
 }
 
 /// `process.noNewPrivileges: true`.
@@ -369,6 +390,7 @@ pub fn set_personality(p: &LinuxPersonality) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process::capabilities;
     use crate::testutil::{in_child, is_root, rerun_alone};
 
     fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> T {
@@ -537,7 +559,7 @@ mod tests {
         ))
         .unwrap();
         let out = in_child(|| {
-            set_identity(&user, Some(&caps))?;
+            set_identity(&user, &caps)?;
             let before = ["Uid", "Gid", "Groups", "Umask", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"]
                 .map(status)
                 .join("|");
@@ -565,24 +587,42 @@ mod tests {
         if !is_root() || rerun_alone() {
             return;
         }
-        let out = in_child(|| {
-            // A user namespace mapping only root, with setgroups denied, as
-            // an unprivileged user would set it up.
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)?;
-            std::fs::write("/proc/self/uid_map", "0 0 1")?;
-            std::fs::write("/proc/self/setgroups", "deny")?;
-            std::fs::write("/proc/self/gid_map", "0 0 1")?;
-            let groups: User = from_json(r#"{"uid":0,"gid":0,"additionalGids":[5]}"#);
-            let unmapped: User = from_json(r#"{"uid":1000,"gid":0}"#);
-            let a = set_identity(&groups, None).unwrap_err();
-            let b = set_identity(&unmapped, None).unwrap_err();
-            Ok(format!("{a:#}\n{b:#}"))
-        })
-        .unwrap();
+        // A user namespace mapping only root, with setgroups denied, as
+        // an unprivileged user would set it up, entered holding groups 0
+        // and 6, dropped first or not.
+        let in_userns = |drop: bool| {
+            in_child(move || {
+                setgroups(&[Gid::from_raw(0), Gid::from_raw(6)])?;
+                if drop {
+                    drop_groups();
+                }
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)?;
+                std::fs::write("/proc/self/uid_map", "0 0 1")?;
+                std::fs::write("/proc/self/setgroups", "deny")?;
+                std::fs::write("/proc/self/gid_map", "0 0 1")?;
+                let groups: User = from_json(r#"{"uid":0,"gid":0,"additionalGids":[5]}"#);
+                let unmapped: User = from_json(r#"{"uid":1000,"gid":0}"#);
+                let none = capabilities::none();
+                let a = set_identity(&groups, &none).unwrap_err();
+                let b = set_identity(&unmapped, &none).unwrap_err();
+                Ok(format!("{a:#}\n{b:#}"))
+            })
+            .unwrap()
+        };
         assert_eq!(
-            out,
+            in_userns(true),
             "process.user.additionalGids: setgroups is denied in this user namespace\n\
              process.user.uid: setuid(1000): EINVAL: Invalid argument (not mapped by linux.uidMappings?)"
+        );
+        // Groups from before the namespace cannot be dropped in it: an error,
+        // never a process that keeps them (6 is unmapped: the overflow gid).
+        let kept = "process.user: cannot drop the runtime's supplementary groups [0, 65534]: \
+                    setgroups: EPERM: Operation not permitted";
+        assert_eq!(
+            in_userns(false),
+            format!(
+                "process.user.additionalGids: setgroups is denied in this user namespace\n{kept}"
+            )
         );
     }
 
@@ -594,7 +634,7 @@ mod tests {
         let user: User = from_json(r#"{"uid":0,"gid":0}"#);
         let out = in_child(|| {
             nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-            set_identity(&user, None)?;
+            set_identity(&user, &capabilities::none())?;
             Ok([
                 "Uid", "Groups", "Umask", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
             ]

@@ -1,5 +1,10 @@
 //! `process.capabilities`: checked in the runtime, applied by the container
 //! init (see `process::set_identity` for the order).
+//!
+//! Which capabilities the kernel has is asked of the kernel itself
+//! (prctl(PR_CAPBSET_READ)), in the runtime, never read from a file: in the
+//! container /proc/sys/kernel/cap_last_cap may be the image's own file, and
+//! a lie there would leave capabilities in the bounding set.
 
 use crate::oci::names::json_name;
 use anyhow::{bail, Result};
@@ -16,8 +21,9 @@ pub struct CapSets {
     inheritable: CapsHashSet,
     permitted: CapsHashSet,
     ambient: CapsHashSet,
-    /// Capabilities the kernel knows but the bounding set lacks.
-    drop_from_bounding: Vec<Capability>,
+    /// Numbers of the capabilities the kernel knows but the bounding set
+    /// lacks, including any too new for the caps crate to name.
+    drop_from_bounding: Vec<u8>,
     warnings: Vec<String>,
 }
 
@@ -71,8 +77,9 @@ pub fn parse(c: &LinuxCapabilities) -> Result<CapSets> {
     }
     ambient.retain(|c| permitted.contains(c) && inheritable.contains(c));
 
-    let mut drop_from_bounding: Vec<Capability> = kernel.difference(&bounding).copied().collect();
-    drop_from_bounding.sort_by_key(Capability::index);
+    let drop_from_bounding = (0..=kernel_last_cap())
+        .filter(|&i| !bounding.iter().any(|c| c.index() == i))
+        .collect();
     Ok(CapSets {
         bounding,
         effective,
@@ -85,26 +92,36 @@ pub fn parse(c: &LinuxCapabilities) -> Result<CapSets> {
 }
 
 /// What an absent `process.capabilities` means: every set empty, the
-/// bounding set included (as in runc).
+/// bounding set included (as in runc). Call it in the runtime, like
+/// [`parse`].
 pub fn none() -> CapSets {
-    let mut drop_from_bounding: Vec<Capability> = kernel_caps().into_iter().collect();
-    drop_from_bounding.sort_by_key(Capability::index);
     CapSets {
         bounding: CapsHashSet::new(),
         effective: CapsHashSet::new(),
         inheritable: CapsHashSet::new(),
         permitted: CapsHashSet::new(),
         ambient: CapsHashSet::new(),
-        drop_from_bounding,
+        drop_from_bounding: (0..=kernel_last_cap()).collect(),
         warnings: Vec::new(),
     }
 }
 
-/// Capabilities the running kernel knows; /proc may be absent or not yet
-/// mounted in a container init, then the kernel is asked cap by cap.
+/// The highest capability number the running kernel knows: PR_CAPBSET_READ
+/// fails with EINVAL beyond it. No file is read.
+fn kernel_last_cap() -> u8 {
+    (0..64u8)
+        .take_while(|&i| crate::sys::prctl(libc::PR_CAPBSET_READ, i.into()).is_ok())
+        .last()
+        .unwrap_or(0)
+}
+
+/// Capabilities the running kernel knows, of those the caps crate names.
 fn kernel_caps() -> CapsHashSet {
-    caps::runtime::procfs_all_supported(None)
-        .unwrap_or_else(|_| caps::runtime::thread_all_supported())
+    let last = kernel_last_cap();
+    caps::all()
+        .into_iter()
+        .filter(|c| c.index() <= last)
+        .collect()
 }
 
 impl CapSets {
@@ -117,9 +134,13 @@ impl CapSets {
     /// before switching to the container's uid; `process::set_identity`
     /// does. Dropping is idempotent.
     pub fn drop_bounding(&self) -> Result<()> {
-        for &cap in &self.drop_from_bounding {
-            caps::drop(None, CapSet::Bounding, cap).map_err(|e| {
-                anyhow::anyhow!("process.capabilities.bounding: dropping {cap}: {e}")
+        for &i in &self.drop_from_bounding {
+            crate::sys::prctl(libc::PR_CAPBSET_DROP, i.into()).map_err(|e| {
+                let name = caps::all()
+                    .into_iter()
+                    .find(|c| c.index() == i)
+                    .map_or_else(|| format!("capability {i}"), |c| c.to_string());
+                anyhow::anyhow!("process.capabilities.bounding: dropping {name}: {e}")
             })?;
         }
         Ok(())
@@ -228,8 +249,10 @@ mod tests {
         assert_eq!(c.effective, CapsHashSet::from([Capability::CAP_KILL]));
         // CAP_CHOWN is not inheritable, so it cannot be ambient.
         assert_eq!(c.ambient, CapsHashSet::from([Capability::CAP_KILL]));
-        assert!(c.drop_from_bounding.contains(&Capability::CAP_SYS_ADMIN));
-        assert!(!c.drop_from_bounding.contains(&Capability::CAP_KILL));
+        assert!(c
+            .drop_from_bounding
+            .contains(&Capability::CAP_SYS_ADMIN.index()));
+        assert!(!c.drop_from_bounding.contains(&Capability::CAP_KILL.index()));
         assert!(c.warnings().is_empty());
     }
 
@@ -296,6 +319,18 @@ mod tests {
             ),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_kernel_is_asked_which_capabilities_it_has() {
+        let last: u8 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(kernel_last_cap(), last);
+        let none = none();
+        assert_eq!(none.drop_from_bounding, (0..=last).collect::<Vec<_>>());
     }
 
     #[test]

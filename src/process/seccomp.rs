@@ -63,9 +63,11 @@ impl Filter {
     pub fn load(&self) -> Result<Option<OwnedFd>> {
         crate::sys::seccomp_set_filter(&self.program, self.flags).map_err(|e| match e {
             nix::errno::Errno::EACCES => anyhow::anyhow!(
-                "loading seccomp filter: {e} (needs noNewPrivileges or CAP_SYS_ADMIN)"
+                "linux.seccomp: loading the filter: {e} (needs noNewPrivileges or CAP_SYS_ADMIN)"
             ),
-            e => anyhow::anyhow!("loading seccomp filter: {e}"),
+            // a kernel without a flag or action the filter uses (e.g. no
+            // SCMP_ACT_NOTIFY before Linux 5.0): say where it comes from
+            e => anyhow::anyhow!("linux.seccomp: loading the filter: {e}"),
         })
     }
 }
@@ -596,7 +598,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "loading seccomp filter: EACCES: Permission denied (needs noNewPrivileges or CAP_SYS_ADMIN)"
+            "linux.seccomp: loading the filter: EACCES: Permission denied (needs noNewPrivileges or CAP_SYS_ADMIN)"
         );
     }
 

@@ -9,10 +9,11 @@ pub mod dev;
 pub mod mounts;
 pub mod safepath;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use mounts::{CgroupView, MountTable};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use oci_spec::runtime::Spec;
+use nix::sys::statfs::FsType;
+use oci_spec::runtime::{Mount, Spec};
 use safepath::fd_path;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
@@ -103,14 +104,77 @@ pub fn prepare(
         dev::create_links(root.as_fd())?;
     }
     if let Some(l) = linux {
+        let pseudo = pseudo_mounts(ms);
         for p in l.readonly_paths().iter().flatten() {
-            readonly_path(root.as_fd(), p).with_context(|| format!("linux.readonlyPaths: {p}"))?;
+            readonly_path(root.as_fd(), p, &pseudo)
+                .with_context(|| format!("linux.readonlyPaths: {p}"))?;
         }
         for p in l.masked_paths().iter().flatten() {
-            mask_path(root.as_fd(), p).with_context(|| format!("linux.maskedPaths: {p}"))?;
+            mask_path(root.as_fd(), p, &pseudo)
+                .with_context(|| format!("linux.maskedPaths: {p}"))?;
         }
     }
     Ok(root)
+}
+
+/// Where the mounts put procfs or sysfs (the last mount at a destination
+/// is what is there), with the filesystem's magic.
+fn pseudo_mounts(ms: &[Mount]) -> Vec<(&Path, FsType)> {
+    let mut out: Vec<(&Path, FsType)> = Vec::new();
+    for m in ms {
+        out.retain(|(d, _)| *d != m.destination().as_path());
+        if let Some(magic) = mounts::pseudo_fs_magic(m) {
+            out.push((m.destination(), magic));
+        }
+    }
+    out
+}
+
+/// Resolves a masked or read-only path; `None` when it does not exist,
+/// which is skipped, as runc does (a kernel without /proc/acpi, …).
+/// Below a procfs or sysfs the mounts created, that mount is first checked
+/// to still be there, reached without a symlink, and the path is then
+/// resolved beneath it: a /proc swapped or gone since the mount is an
+/// error, never a path silently left unmasked; only an entry the kernel
+/// does not have inside the verified mount is skipped.
+fn resolve_protected(
+    root: BorrowedFd,
+    p: &str,
+    pseudo: &[(&Path, FsType)],
+) -> Result<Option<OwnedFd>> {
+    let below = pseudo
+        .iter()
+        .filter(|(d, _)| Path::new(p).starts_with(d))
+        .max_by_key(|(d, _)| d.as_os_str().len());
+    let (fd, what) = match below {
+        None => (safepath::open_in_root(root, p, libc::O_PATH), "rootfs"),
+        Some((d, magic)) => {
+            let base = safepath::open_no_symlinks(
+                root,
+                &d.to_string_lossy(),
+                libc::O_PATH | libc::O_DIRECTORY,
+            )
+            .map_err(|e| anyhow!("{} is no longer a directory: {}", d.display(), e.desc()))?;
+            let st = nix::sys::statfs::fstatfs(&base)
+                .map_err(|e| anyhow!("statfs {}: {}", d.display(), e.desc()))?;
+            if st.filesystem_type() != *magic {
+                bail!(
+                    "{} is no longer the filesystem mounted there; refusing to leave it unprotected",
+                    d.display()
+                );
+            }
+            let rest = Path::new(p).strip_prefix(d).unwrap_or(Path::new(""));
+            (
+                safepath::open_beneath(base.as_fd(), &rest.to_string_lossy(), libc::O_PATH),
+                "mount",
+            )
+        }
+    };
+    match fd {
+        Ok(fd) => Ok(Some(fd)),
+        Err(nix::errno::Errno::ENOENT) => Ok(None),
+        Err(e) => Err(anyhow!("resolving it in the {what}: {}", e.desc())),
+    }
 }
 
 /// Make the mount containing `rootfs`'s parent private.
@@ -129,11 +193,9 @@ fn make_parent_private(rootfs: &Path, mount_table: &MountTable) -> Result<()> {
     Ok(())
 }
 
-fn readonly_path(root: BorrowedFd, p: &str) -> Result<()> {
-    let fd = match safepath::open_in_root(root, p, libc::O_PATH) {
-        Ok(fd) => fd,
-        Err(nix::errno::Errno::ENOENT) => return Ok(()),
-        Err(e) => return Err(anyhow!("{}", e.desc())),
+fn readonly_path(root: BorrowedFd, p: &str, pseudo: &[(&Path, FsType)]) -> Result<()> {
+    let Some(fd) = resolve_protected(root, p, pseudo)? else {
+        return Ok(());
     };
     mount(
         Some(fd_path(&fd).as_str()),
@@ -143,16 +205,15 @@ fn readonly_path(root: BorrowedFd, p: &str) -> Result<()> {
         None::<&str>,
     )
     .map_err(|e| anyhow!("bind: {}", e.desc()))?;
-    let fd = safepath::open_in_root(root, p, libc::O_PATH).map_err(|e| anyhow!("{}", e.desc()))?;
+    let fd = resolve_protected(root, p, pseudo)?
+        .ok_or_else(|| anyhow!("vanished after the bind mount"))?;
     crate::sys::mount_setattr(fd.as_fd(), "", true, libc::MOUNT_ATTR_RDONLY, 0)
         .map_err(|e| anyhow!("making it read-only: {}", e.desc()))
 }
 
-fn mask_path(root: BorrowedFd, p: &str) -> Result<()> {
-    let fd = match safepath::open_in_root(root, p, libc::O_PATH) {
-        Ok(fd) => fd,
-        Err(nix::errno::Errno::ENOENT) => return Ok(()),
-        Err(e) => return Err(anyhow!("{}", e.desc())),
+fn mask_path(root: BorrowedFd, p: &str, pseudo: &[(&Path, FsType)]) -> Result<()> {
+    let Some(fd) = resolve_protected(root, p, pseudo)? else {
+        return Ok(());
     };
     let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd))
         .map_err(|e| anyhow!("{}", e.desc()))?;
@@ -277,4 +338,65 @@ pub fn finalize(spec: &Spec) -> Result<()> {
             .context("root.readonly: remounting / read-only")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::statfs::PROC_SUPER_MAGIC;
+
+    fn open_dir(p: &Path) -> OwnedFd {
+        crate::sys::open(
+            p,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
+            nix::sys::stat::Mode::empty(),
+        )
+        .unwrap()
+    }
+
+    fn resolve(root: &OwnedFd, p: &str, pseudo: &[(&Path, FsType)]) -> Result<bool, String> {
+        resolve_protected(root.as_fd(), p, pseudo)
+            .map(|fd| fd.is_some())
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    #[test]
+    fn protected_paths_below_procfs_are_checked() {
+        let proc = [(Path::new("/proc"), PROC_SUPER_MAGIC)];
+        // The host's own root and procfs: present entries resolve, entries
+        // the kernel lacks are skipped.
+        let host = open_dir(Path::new("/"));
+        assert_eq!(resolve(&host, "/proc/self/status", &proc), Ok(true));
+        assert_eq!(resolve(&host, "/proc/no-such-entry", &proc), Ok(false));
+
+        let base = std::env::temp_dir().join(format!("rcontain-protected-{}", std::process::id()));
+        let root = base.join("root");
+        std::fs::create_dir_all(root.join("fakeproc")).unwrap();
+        let rootfd = open_dir(&root);
+        // Nothing expected at /proc: a missing path is skipped.
+        assert_eq!(resolve(&rootfd, "/proc/kcore", &[]), Ok(false));
+        // procfs was mounted at /proc but is gone: an error, not a skip.
+        let e = resolve(&rootfd, "/proc/kcore", &proc).unwrap_err();
+        assert!(e.starts_with("/proc is no longer a directory"), "{e}");
+        // ... or replaced by a symlink, or by a directory of another fs.
+        std::os::unix::fs::symlink("fakeproc", root.join("proc")).unwrap();
+        let e = resolve(&rootfd, "/proc/kcore", &proc).unwrap_err();
+        assert!(e.starts_with("/proc is no longer a directory"), "{e}");
+        std::fs::remove_file(root.join("proc")).unwrap();
+        std::fs::create_dir(root.join("proc")).unwrap();
+        let e = resolve(&rootfd, "/proc/kcore", &proc).unwrap_err();
+        assert!(e.starts_with("/proc is no longer the filesystem"), "{e}");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn last_mount_at_a_destination_decides() {
+        let m = |dest: &str, typ: &str| -> Mount {
+            serde_json::from_value(serde_json::json!({"destination": dest, "type": typ})).unwrap()
+        };
+        let ms = [m("/proc", "proc"), m("/sys", "sysfs"), m("/sys", "tmpfs")];
+        let p = pseudo_mounts(&ms);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].0, Path::new("/proc"));
+    }
 }

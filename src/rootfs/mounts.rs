@@ -5,7 +5,7 @@ use crate::rootfs::safepath::{self, fd_path};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::mount::{mount, MsFlags};
 use oci_spec::runtime::Mount;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// The parsed form of a mount's `options`.
@@ -250,6 +250,100 @@ fn find_cgroup_mount(mountinfo: &str, ctrls: &str) -> Option<(usize, PathBuf)> {
     None
 }
 
+/// Files below /proc that may be mounted over, as runc allows: what lxcfs
+/// emulates. Any other mount inside procfs is refused.
+const PROC_OVERRIDES: [&str; 13] = [
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/pressure/cpu",
+    "/proc/pressure/io",
+    "/proc/pressure/memory",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// The filesystem a mount entry puts at its destination, when it is one
+/// that masked and read-only paths below it rely on (procfs, sysfs).
+pub fn pseudo_fs_magic(m: &Mount) -> Option<nix::sys::statfs::FsType> {
+    let bind = m.typ().as_deref() == Some("bind")
+        || m.options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind");
+    match m.typ().as_deref() {
+        _ if bind => None,
+        Some("proc") => Some(nix::sys::statfs::PROC_SUPER_MAGIC),
+        Some("sysfs") => Some(nix::sys::statfs::SYSFS_MAGIC),
+        _ => None,
+    }
+}
+
+/// `dest` is /proc or below it, component-wise.
+fn in_proc(dest: &str) -> bool {
+    Path::new(dest).starts_with("/proc")
+}
+
+/// Where a mount entry goes, as an O_PATH fd of the (created) mount point.
+/// procfs and sysfs, and anything at or below /proc, only on a path without
+/// a single symlink, and over /proc only procfs itself or the lxcfs files
+/// (CVE-2019-19921, CVE-2023-27561, as runc): a symlink in the image would
+/// otherwise put /proc somewhere else, or a mount over procfs files. Any
+/// other destination that resolves into a procfs is refused as well.
+fn mount_point(
+    root: BorrowedFd,
+    m: &Mount,
+    dest: &str,
+    is_dir: bool,
+    src_is_procfs: bool,
+) -> Result<OwnedFd> {
+    let typ = m.typ().as_deref().unwrap_or("");
+    let strict = pseudo_fs_magic(m).is_some() || in_proc(dest);
+    if in_proc(dest) {
+        if Path::new(dest) == Path::new("/proc") {
+            if !(typ == "proc" && pseudo_fs_magic(m).is_some() || src_is_procfs) {
+                bail!("only procfs may be mounted on /proc, not {typ:?}");
+            }
+        } else if !PROC_OVERRIDES
+            .iter()
+            .any(|p| Path::new(p) == Path::new(dest))
+        {
+            bail!(
+                "{dest} is inside /proc: only {} may be mounted there",
+                PROC_OVERRIDES.join(", ")
+            );
+        }
+    }
+    let fd = match (strict, is_dir) {
+        (true, true) => safepath::mkdir_all_no_symlinks(root, dest, 0o755),
+        (true, false) => safepath::create_file_no_symlinks(root, dest),
+        (false, true) => safepath::mkdir_all_in_root(root, dest, 0o755),
+        (false, false) => safepath::create_file_in_root(root, dest),
+    }
+    .map_err(|e| match e {
+        nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR if strict => anyhow!(
+            "creating the mount point: {dest} is a symlink, is reached through one or is not a \
+             directory in the rootfs; refusing to mount {typ} there"
+        ),
+        e => anyhow!("creating the mount point: {}", e.desc()),
+    })?;
+    if !strict && on_procfs(&fd)? {
+        bail!("{dest} resolves into a procfs (through a symlink in the rootfs); refusing to mount over it");
+    }
+    Ok(fd)
+}
+
+fn on_procfs(fd: &OwnedFd) -> Result<bool> {
+    let st = nix::sys::statfs::fstatfs(fd)
+        .map_err(|e| anyhow!("statfs of the mount point: {}", e.desc()))?;
+    Ok(st.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
+}
+
 /// Mount one config.json entry inside the rootfs behind `root`.
 pub fn mount_entry(
     root: BorrowedFd,
@@ -282,12 +376,10 @@ pub fn mount_entry(
         };
         let meta = std::fs::metadata(&src)
             .map_err(|e| anyhow!("{}: source {}: {e}", field(), src.display()))?;
-        let target = if meta.is_dir() {
-            safepath::mkdir_all_in_root(root, &dest, 0o755)
-        } else {
-            safepath::create_file_in_root(root, &dest)
-        }
-        .map_err(|e| anyhow!("{}: creating the mount point: {}", field(), e.desc()))?;
+        let src_is_procfs = nix::sys::statfs::statfs(&src)
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC);
+        let target =
+            mount_point(root, m, &dest, meta.is_dir(), src_is_procfs).with_context(field)?;
         let rec = if opts.recursive_bind {
             MsFlags::MS_REC
         } else {
@@ -303,10 +395,10 @@ pub fn mount_entry(
         .map_err(|e| anyhow!("{}: bind mounting {}: {}", field(), src.display(), e.desc()))?;
         finish_bind(root, &dest, &opts, &src).with_context(field)?;
     } else if typ == "cgroup" || typ == "cgroup2" {
-        mount_cgroup(root, &dest, &opts, cg).with_context(field)?;
+        let target = mount_point(root, m, &dest, true, false).with_context(field)?;
+        mount_cgroup(root, &dest, target, &opts, cg).with_context(field)?;
     } else {
-        let target = safepath::mkdir_all_in_root(root, &dest, 0o755)
-            .map_err(|e| anyhow!("{}: creating the mount point: {}", field(), e.desc()))?;
+        let target = mount_point(root, m, &dest, true, false).with_context(field)?;
         let data = opts.data.join(",");
         let src = m
             .source()
@@ -441,10 +533,14 @@ fn bind_cgroup(mp: &Path, path: &str, target: BorrowedFd) -> Result<PathBuf> {
 /// namespace, a fresh cgroup2 mount (rooted at the namespace's cgroup);
 /// otherwise bind mounts of the container's own cgroup directories, so the
 /// container never sees the host's tree.
-fn mount_cgroup(root: BorrowedFd, dest: &str, opts: &Options, cg: &CgroupView) -> Result<()> {
+fn mount_cgroup(
+    root: BorrowedFd,
+    dest: &str,
+    target: OwnedFd,
+    opts: &Options,
+    cg: &CgroupView,
+) -> Result<()> {
     let flags = opts.flags & !MsFlags::MS_REMOUNT;
-    let target = safepath::mkdir_all_in_root(root, dest, 0o755)
-        .map_err(|e| anyhow!("creating the mount point: {}", e.desc()))?;
     if cg.pure_v2 && cg.own_ns {
         return mount(
             Some("cgroup2"),

@@ -14,37 +14,61 @@ use nix::sys::stat::Mode;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 const RESOLVE_ROOTED: u64 = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+/// Resolution for the places where a symlink is never acceptable: where
+/// procfs and sysfs are mounted, anything over procfs, /dev/console.
+const RESOLVE_STRICT: u64 = RESOLVE_ROOTED | libc::RESOLVE_NO_SYMLINKS;
 
 /// Open `path` (interpreted inside `root`) with `flags`.
 pub fn open_in_root(root: BorrowedFd, path: &str, flags: i32) -> nix::Result<OwnedFd> {
     sys::openat2(root, rel(path), flags, 0, RESOLVE_ROOTED)
 }
 
+/// Like `open_in_root`, but ELOOP if any component of `path` is a symlink.
+pub fn open_no_symlinks(root: BorrowedFd, path: &str, flags: i32) -> nix::Result<OwnedFd> {
+    sys::openat2(root, rel(path), flags, 0, RESOLVE_STRICT)
+}
+
 /// Like `mkdir -p`, but every component is resolved inside `root`; a
 /// dangling symlink on the way is followed (inside root) and its target
 /// created. Returns an O_PATH fd of the final directory.
 pub fn mkdir_all_in_root(root: BorrowedFd, path: &str, mode: u32) -> nix::Result<OwnedFd> {
-    mkdir_all_depth(root, rel(path), mode, 0)
+    mkdir_all_depth(root, rel(path), mode, RESOLVE_ROOTED, 0)
 }
 
-fn mkdir_all_depth(root: BorrowedFd, path: &str, mode: u32, links: u32) -> nix::Result<OwnedFd> {
-    if let Ok(fd) = open_in_root(root, path, libc::O_PATH | libc::O_DIRECTORY) {
-        return Ok(fd);
+/// Open `path` below the directory `dir`, never leaving it (`..` or an
+/// absolute symlink that would is EXDEV) nor following a magic link.
+pub fn open_beneath(dir: BorrowedFd, path: &str, flags: i32) -> nix::Result<OwnedFd> {
+    let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+    sys::openat2(dir, rel(path), flags, 0, resolve)
+}
+
+/// Like `mkdir_all_in_root`, but every component must be a real
+/// directory: a symlink anywhere on the path is ELOOP, never followed.
+pub fn mkdir_all_no_symlinks(root: BorrowedFd, path: &str, mode: u32) -> nix::Result<OwnedFd> {
+    mkdir_all_depth(root, rel(path), mode, RESOLVE_STRICT, 0)
+}
+
+fn mkdir_all_depth(
+    root: BorrowedFd,
+    path: &str,
+    mode: u32,
+    resolve: u64,
+    links: u32,
+) -> nix::Result<OwnedFd> {
+    let open = |p: &str| sys::openat2(root, p, libc::O_PATH | libc::O_DIRECTORY, 0, resolve);
+    match open(path) {
+        Ok(fd) => return Ok(fd),
+        Err(Errno::ELOOP) if resolve & libc::RESOLVE_NO_SYMLINKS != 0 => return Err(Errno::ELOOP),
+        Err(_) => {}
     }
-    let mut cur = sys::openat2(
-        root,
-        ".",
-        libc::O_PATH | libc::O_DIRECTORY,
-        0,
-        RESOLVE_ROOTED,
-    )?;
+    let mut cur = open(".")?;
     let comps: Vec<&str> = path
         .split('/')
         .filter(|c| !c.is_empty() && *c != ".")
         .collect();
     for (i, comp) in comps.iter().enumerate() {
         let prefix = comps[..=i].join("/");
-        match open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY) {
+        match open(&prefix) {
             Ok(fd) => cur = fd,
             Err(Errno::ENOENT) => {
                 if *comp == ".." {
@@ -56,6 +80,10 @@ fn mkdir_all_depth(root: BorrowedFd, path: &str, mode: u32, links: u32) -> nix::
                     Mode::from_bits_truncate(mode),
                 ) {
                     Ok(()) => {}
+                    // Something other than a directory is in the way.
+                    Err(Errno::EEXIST) if resolve & libc::RESOLVE_NO_SYMLINKS != 0 => {
+                        return Err(Errno::ELOOP)
+                    }
                     Err(Errno::EEXIST) => {
                         // A dangling symlink: create its target, inside root.
                         if links >= 40 {
@@ -70,11 +98,11 @@ fn mkdir_all_depth(root: BorrowedFd, path: &str, mode: u32, links: u32) -> nix::
                         } else {
                             format!("{parent}/{target}/{rest}")
                         };
-                        return mkdir_all_depth(root, rel(&joined), mode, links + 1);
+                        return mkdir_all_depth(root, rel(&joined), mode, resolve, links + 1);
                     }
                     Err(e) => return Err(e),
                 }
-                cur = open_in_root(root, &prefix, libc::O_PATH | libc::O_DIRECTORY)?;
+                cur = open(&prefix)?;
             }
             Err(e) => return Err(e),
         }
@@ -85,11 +113,24 @@ fn mkdir_all_depth(root: BorrowedFd, path: &str, mode: u32, links: u32) -> nix::
 /// Ensure a regular file exists at `path` inside `root` (creating parent
 /// directories) and return an O_PATH fd to it: the target of a file bind mount.
 pub fn create_file_in_root(root: BorrowedFd, path: &str) -> nix::Result<OwnedFd> {
-    if let Ok(fd) = open_in_root(root, path, libc::O_PATH) {
-        return Ok(fd);
+    create_file(root, path, RESOLVE_ROOTED)
+}
+
+/// Like `create_file_in_root`, but ELOOP if any component of `path`,
+/// the file itself included, is a symlink.
+pub fn create_file_no_symlinks(root: BorrowedFd, path: &str) -> nix::Result<OwnedFd> {
+    create_file(root, path, RESOLVE_STRICT)
+}
+
+fn create_file(root: BorrowedFd, path: &str, resolve: u64) -> nix::Result<OwnedFd> {
+    let open = || sys::openat2(root, rel(path), libc::O_PATH, 0, resolve);
+    match open() {
+        Ok(fd) => return Ok(fd),
+        Err(Errno::ELOOP) if resolve & libc::RESOLVE_NO_SYMLINKS != 0 => return Err(Errno::ELOOP),
+        Err(_) => {}
     }
     let (dir, name) = split_parent(rel(path));
-    let parent = mkdir_all_in_root(root, dir, 0o755)?;
+    let parent = mkdir_all_depth(root, rel(dir), 0o755, resolve, 0)?;
     // The parent was resolved inside root; the last component is created
     // with O_NOFOLLOW semantics (O_CREAT|O_EXCL never follows a symlink).
     match sys::openat(
@@ -105,7 +146,7 @@ pub fn create_file_in_root(root: BorrowedFd, path: &str) -> nix::Result<OwnedFd>
         Err(Errno::EEXIST) => {}
         Err(e) => return Err(e),
     }
-    open_in_root(root, path, libc::O_PATH)
+    open()
 }
 
 /// The magic-link path through which the kernel reaches exactly the object
@@ -204,6 +245,46 @@ mod tests {
             .is_dir());
         assert!(root.join("x/y").is_dir());
         assert!(root.join("file").is_file());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn strict_resolution_refuses_every_symlink() {
+        let base = std::env::temp_dir().join(format!("rcontain-strict-{}", std::process::id()));
+        let root = base.join("root");
+        std::fs::create_dir_all(root.join("real")).unwrap();
+        symlink("real", root.join("link")).unwrap();
+        symlink("/nowhere", root.join("dangling")).unwrap();
+        std::fs::write(root.join("real/file"), "").unwrap();
+        symlink("file", root.join("real/filelink")).unwrap();
+        let rootfd = sys::open(
+            &root,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        let r = rootfd.as_fd();
+        mkdir_all_no_symlinks(r, "/real/a/b", 0o755).unwrap();
+        assert!(root.join("real/a/b").is_dir());
+        create_file_no_symlinks(r, "/real/a/f").unwrap();
+        assert!(root.join("real/a/f").is_file());
+        for p in ["/link", "/link/x", "/dangling", "/dangling/x"] {
+            assert_eq!(
+                mkdir_all_no_symlinks(r, p, 0o755).unwrap_err(),
+                Errno::ELOOP,
+                "{p}"
+            );
+        }
+        for p in ["/link/file", "/real/filelink", "/dangling"] {
+            assert_eq!(
+                create_file_no_symlinks(r, p).unwrap_err(),
+                Errno::ELOOP,
+                "{p}"
+            );
+        }
+        // Nothing was created through the links.
+        assert!(!root.join("nowhere").exists());
+        assert!(!root.join("real/x").exists());
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

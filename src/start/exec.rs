@@ -150,7 +150,7 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
             &ns,
             user_joined,
             filter.as_ref(),
-            caps.as_ref(),
+            &caps,
             console.as_ref(),
             o.preserve_fds,
             &child,
@@ -211,13 +211,16 @@ fn child_setup(
     ns: &[(LinuxNamespaceType, OwnedFd)],
     user_joined: bool,
     filter: Option<&seccomp::Filter>,
-    caps: Option<&capabilities::CapSets>,
+    caps: &capabilities::CapSets,
     console: Option<&OwnedFd>,
     preserve_fds: u32,
     chan: &Channel,
 ) -> Result<crate::start::init::Never> {
     sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
     chan.wait_continue()?;
+    // The container's user namespace may deny setgroups: drop the
+    // runtime's groups while still outside (exec_process checks).
+    crate::process::attrs::drop_groups();
     for (t, fd) in ns
         .iter()
         .filter(|(t, _)| !matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time))

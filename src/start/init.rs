@@ -39,7 +39,7 @@ pub struct InitConfig<'a> {
     /// Name of the new session keyring, unless --no-new-keyring.
     pub keyring: Option<&'a str>,
     pub seccomp: Option<&'a seccomp::Filter>,
-    pub caps: Option<&'a CapSets>,
+    pub caps: &'a CapSets,
     /// State JSON (without pid) for hooks the init runs itself.
     pub hook_state: &'a dyn Fn(i32, &str) -> Vec<u8>,
     /// The runtime runs without root (its euid, read before the clone: in
@@ -187,11 +187,11 @@ fn setup(
     }
 
     let pty = match (process.terminal().unwrap_or(false), cfg.console) {
-        (true, Some(sock)) => Some(terminal::open_pty(
-            &root,
-            process.console_size().as_ref(),
-            sock,
-        )?),
+        (true, Some(sock)) => {
+            let slave = terminal::open_pty(&root, process.console_size().as_ref(), sock)?;
+            terminal::bind_console(&root, &slave)?;
+            Some(slave)
+        }
         _ => None,
     };
 
@@ -288,7 +288,7 @@ pub fn exec_process(
     process: &Process,
     linux: &Linux,
     filter: Option<&seccomp::Filter>,
-    caps: Option<&CapSets>,
+    caps: &CapSets,
     preserve_fds: u32,
     exe: &CString,
     chan: &Channel,
@@ -348,9 +348,6 @@ pub fn exec_process(
         if let Some(f) = filter {
             load(f)?;
         }
-    }
-    if let Some(c) = caps {
-        c.drop_bounding()?;
     }
     process::set_identity(process.user(), caps)?;
     if nnp {

@@ -175,6 +175,9 @@ fn drive(
 /// The intermediate child: join, unshare, fork the init, report its pid.
 fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, chan: Channel) -> ! {
     let r = (|| -> Result<(i32, bool)> {
+        // A joined user namespace may deny setgroups: the runtime's groups
+        // must be gone before entering it (the init checks in the end).
+        crate::process::attrs::drop_groups();
         cfg.ns.enter(|t| t == LinuxNamespaceType::User)?;
         if cfg.ns.creates(LinuxNamespaceType::User) {
             nix::sched::unshare(CloneFlags::CLONE_NEWUSER)

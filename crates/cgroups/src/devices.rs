@@ -2,9 +2,10 @@
 //! `devices.allow`/`devices.deny` lines, and for v2 a hand-assembled
 //! BPF_PROG_TYPE_CGROUP_DEVICE program attached with bpf(2).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use rcontain_sys::bpf::{self, Insn};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// One normalised rule; `None` major/minor is the `*` wildcard. Persisted
 /// as part of a `Manager`: the serialized names are a format.
@@ -219,25 +220,6 @@ const ACC_WRITE: u32 = 4;
 const DEV_BLOCK: i32 = 1;
 const DEV_CHAR: i32 = 2;
 
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_PROG_ATTACH: libc::c_long = 8;
-const BPF_PROG_DETACH: libc::c_long = 9;
-const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
-const BPF_PROG_QUERY: libc::c_long = 16;
-const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
-const BPF_CGROUP_DEVICE: u32 = 6;
-const BPF_F_ALLOW_MULTI: u32 = 2;
-
-/// struct bpf_insn
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Insn {
-    code: u8,
-    regs: u8, // dst in the low nibble, src in the high one
-    off: i16,
-    imm: i32,
-}
-
 const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
     Insn {
         code,
@@ -317,136 +299,31 @@ pub fn assemble(rules: &[Rule]) -> Vec<Insn> {
     p
 }
 
-fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> std::io::Result<libc::c_long> {
-    // SAFETY: attr is a live, initialised repr(C) bpf_attr variant for cmd,
-    // and its size is passed so the kernel reads no further.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *mut T as *mut libc::c_void,
-            std::mem::size_of::<T>(),
-        )
-    };
-    if r < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct AttachAttr {
-    target_fd: u32,
-    attach_bpf_fd: u32,
-    attach_type: u32,
-    attach_flags: u32,
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct QueryAttr {
-    target_fd: u32,
-    attach_type: u32,
-    query_flags: u32,
-    attach_flags: u32,
-    prog_ids: u64,
-    prog_cnt: u32,
-    _pad: u32,
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct GetFdAttr {
-    prog_id: u32,
-    next_id: u32,
-    open_flags: u32,
-}
-
 fn load(prog: &[Insn]) -> Result<OwnedFd> {
-    let license = c"Apache-2.0";
     let mut log = vec![0u8; 64 * 1024];
-    let mut attr = ProgLoadAttr {
-        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
-        insn_cnt: prog.len() as u32,
-        insns: prog.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        log_level: 1,
-        log_size: log.len() as u32,
-        log_buf: log.as_mut_ptr() as u64,
-    };
-    match bpf(BPF_PROG_LOAD, &mut attr) {
-        // SAFETY: BPF_PROG_LOAD returned a new fd that nothing else owns.
-        Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) }),
-        Err(e) => {
-            let end = log.iter().position(|&b| b == 0).unwrap_or(0);
-            bail!(
-                "bpf(BPF_PROG_LOAD) of the device filter ({} instructions): {e}: {}",
-                prog.len(),
-                String::from_utf8_lossy(&log[..end]).trim()
-            )
-        }
-    }
-}
-
-/// Ids of the device programs attached to the cgroup.
-fn attached(cgroup: BorrowedFd) -> Result<Vec<u32>> {
-    let mut ids = vec![0u32; 64];
-    let mut attr = QueryAttr {
-        target_fd: cgroup.as_raw_fd() as u32,
-        attach_type: BPF_CGROUP_DEVICE,
-        prog_ids: ids.as_mut_ptr() as u64,
-        prog_cnt: ids.len() as u32,
-        ..Default::default()
-    };
-    bpf(BPF_PROG_QUERY, &mut attr)
-        .context("bpf(BPF_PROG_QUERY) of the cgroup's device programs")?;
-    ids.truncate(attr.prog_cnt as usize);
-    Ok(ids)
+    bpf::load_device_prog(prog, c"Apache-2.0", &mut log).map_err(|e| {
+        let end = log.iter().position(|&b| b == 0).unwrap_or(0);
+        anyhow!(
+            "bpf(BPF_PROG_LOAD) of the device filter ({} instructions): {e}: {}",
+            prog.len(),
+            String::from_utf8_lossy(&log[..end]).trim()
+        )
+    })
 }
 
 /// Load the filter for `rules` and make it the cgroup's only device
 /// program: the new one is attached before the old ones are detached, so
 /// no access is ever allowed by an absent filter in between.
 pub fn apply_v2(cgroup: BorrowedFd, rules: &[Rule]) -> Result<()> {
-    let old = attached(cgroup)?;
+    let old = bpf::query_device_progs(cgroup, 64)
+        .context("bpf(BPF_PROG_QUERY) of the cgroup's device programs")?;
     let prog = load(&assemble(rules))?;
-    let mut attr = AttachAttr {
-        target_fd: cgroup.as_raw_fd() as u32,
-        attach_bpf_fd: prog.as_raw_fd() as u32,
-        attach_type: BPF_CGROUP_DEVICE,
-        attach_flags: BPF_F_ALLOW_MULTI,
-    };
-    bpf(BPF_PROG_ATTACH, &mut attr).context("bpf(BPF_PROG_ATTACH) of the device filter")?;
+    bpf::attach_device_prog(cgroup, prog.as_fd(), bpf::F_ALLOW_MULTI)
+        .context("bpf(BPF_PROG_ATTACH) of the device filter")?;
     for id in old {
-        let mut get = GetFdAttr {
-            prog_id: id,
-            ..Default::default()
-        };
-        let fd = bpf(BPF_PROG_GET_FD_BY_ID, &mut get)
+        let old_prog = bpf::prog_fd_by_id(id)
             .with_context(|| format!("bpf(BPF_PROG_GET_FD_BY_ID) for old device program {id}"))?;
-        // SAFETY: BPF_PROG_GET_FD_BY_ID returned a new fd that nothing else owns.
-        let old_prog = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-        let mut detach = AttachAttr {
-            target_fd: cgroup.as_raw_fd() as u32,
-            attach_bpf_fd: old_prog.as_raw_fd() as u32,
-            attach_type: BPF_CGROUP_DEVICE,
-            attach_flags: 0,
-        };
-        bpf(BPF_PROG_DETACH, &mut detach)
+        bpf::detach_device_prog(cgroup, old_prog.as_fd())
             .with_context(|| format!("bpf(BPF_PROG_DETACH) of old device program {id}"))?;
     }
     Ok(())

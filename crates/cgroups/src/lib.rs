@@ -137,6 +137,38 @@ fn parse_v1_mounts(mountinfo: &str, proc_cgroups: &str) -> Vec<Hierarchy> {
     out
 }
 
+/// The files a container's cgroup gets on this host, over every hierarchy
+/// (v1 controllers, the cgroup2 one): many (blkio.weight, cpu.max.burst,
+/// memory.swap.max, ...) exist only below a hierarchy's root and only
+/// with some kernel builds, so an empty cgroup is made below each root
+/// under a name of its own (`tag`), listed and removed again.
+pub fn probe_files(tag: &str) -> Result<std::collections::BTreeSet<String>> {
+    let mode = detect()?;
+    let mut roots: Vec<PathBuf> = Vec::new();
+    if mode != Mode::V2 {
+        roots.extend(v1_hierarchies()?.into_iter().map(|h| h.mount));
+    }
+    match mode {
+        Mode::V2 => roots.push(PathBuf::from(ROOT)),
+        Mode::Hybrid => roots.push(Path::new(ROOT).join("unified")),
+        Mode::V1 => {}
+    }
+    let mut files = std::collections::BTreeSet::new();
+    for root in roots {
+        let probe = root.join(format!("{tag}-{}", std::process::id()));
+        std::fs::create_dir(&probe)
+            .with_context(|| format!("making the probe cgroup {}", probe.display()))?;
+        let listed = std::fs::read_dir(&probe).map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        });
+        let _ = std::fs::remove_dir(&probe);
+        files.extend(listed.with_context(|| format!("listing {}", probe.display()))?);
+    }
+    Ok(files)
+}
+
 /// The container's cgroup relative to every hierarchy root, "/a/b".
 /// Relative and absolute cgroupsPath both land under the hierarchy root:
 /// rcontain never nests containers inside the caller's own cgroup, which it
@@ -433,10 +465,7 @@ impl Manager {
         }
         let result = self.pids().and_then(|pids| {
             for pid in pids {
-                // SAFETY: kill(2) with plain integers; realtime signals have
-                // no nix::Signal, hence libc.
-                let r = nix::errno::Errno::result(unsafe { libc::kill(pid, sig) });
-                match r {
+                match rcontain_sys::kill(pid, sig) {
                     Ok(_) | Err(nix::errno::Errno::ESRCH) => {}
                     Err(e) => bail!("kill({pid}, {sig}): {e}"),
                 }
@@ -576,6 +605,9 @@ pub fn hugepage_sizes() -> Result<Vec<String>> {
 fn join(root: &Path, rel: &Path) -> PathBuf {
     root.join(rel.strip_prefix("/").unwrap_or(rel))
 }
+
+#[cfg(test)]
+mod fixture_tests;
 
 #[cfg(test)]
 mod tests {

@@ -312,6 +312,19 @@ fn apply_blkio(d: &Path, bio: &LinuxBlockIo) -> Result<()> {
     } else {
         ("blkio.weight", "blkio.weight_device")
     };
+    let weights = bio.weight().is_some_and(|w| w != 0)
+        || bio
+            .weight_device()
+            .iter()
+            .flatten()
+            .any(|w| w.weight().is_some());
+    if weights && !bfq && !d.join(weight).exists() {
+        bail!(
+            "cannot set linux.resources.blockIO.weight: {} has neither blkio.bfq.weight nor \
+             blkio.weight (this kernel offers I/O weights only with the BFQ scheduler)",
+            d.display()
+        );
+    }
     if let Some(w) = bio.weight().filter(|&w| w != 0) {
         write(d, weight, &w.to_string(), "blockIO.weight")?;
     }

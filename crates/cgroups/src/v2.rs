@@ -209,13 +209,26 @@ fn apply_memory(dir: &Path, mem: &LinuxMemory, creating: bool) -> Result<()> {
         }
     }
     let swap_max = translate::swap_to_v2(swap, limit).context("memory.swap")?;
-    if let Some(v) = translate::v2_limit(swap_max) {
-        write(
-            dir,
-            "memory.swap.max",
-            &v,
-            "memory.swap (as memory.swap.max)",
-        )?;
+    // memory+swap equal to the memory limit leaves no room for swap: "0",
+    // so that the container swaps no more than on v1 (runc writes it too)
+    let swap_max = if swap > 0 && swap_max == 0 {
+        Some("0".to_string())
+    } else {
+        translate::v2_limit(swap_max)
+    };
+    if let Some(v) = swap_max {
+        // Without swap accounting there is no memory.swap.max: "no swap"
+        // and "unlimited" are then left alone, as runc does (engines ask
+        // for them on every host); a real swap limit still fails.
+        let nothing_to_limit = v == "0" || v == "max";
+        if !nothing_to_limit || dir.join("memory.swap.max").exists() {
+            write(
+                dir,
+                "memory.swap.max",
+                &v,
+                "memory.swap (as memory.swap.max)",
+            )?;
+        }
     }
     if let Some(v) = mem.limit().and_then(translate::v2_limit) {
         write(dir, "memory.max", &v, "memory.limit (as memory.max)")?;
@@ -234,6 +247,19 @@ fn apply_io(dir: &Path, bio: &LinuxBlockIo) -> Result<()> {
     } else {
         ("io.weight", "blockIO.weight (as io.weight)")
     };
+    let weights = bio.weight().is_some_and(|w| w != 0)
+        || bio
+            .weight_device()
+            .iter()
+            .flatten()
+            .any(|w| w.weight().is_some());
+    if weights && !bfq && !dir.join(file).exists() {
+        bail!(
+            "cannot set linux.resources.blockIO.weight: {} has neither io.bfq.weight nor \
+             io.weight (this kernel offers I/O weights only with the BFQ scheduler or io.cost)",
+            dir.display()
+        );
+    }
     let conv = |w: u16| {
         if bfq {
             u64::from(w)

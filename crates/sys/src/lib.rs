@@ -4,6 +4,8 @@
 //! lives here, each one small and documented with the invariant it relies
 //! on. Callers get safe functions returning `nix::Result`.
 
+pub mod bpf;
+
 use nix::errno::Errno;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -99,6 +101,94 @@ pub fn clone_into_cgroup(flags: u64, cgroup: BorrowedFd) -> nix::Result<i32> {
         )
     };
     Errno::result(r).map(|p| p as i32)
+}
+
+/// Whether clone3(CLONE_INTO_CGROUP) is usable here, without forking:
+/// the call names a cgroup fd that cannot be open (INT_MAX is above any
+/// fd limit), so a kernel that has the flag fails with EBADF before any
+/// child exists. Any other answer (ENOSYS, E2BIG, EINVAL from kernels
+/// before 5.7, or whatever a seccomp profile returns) is why `fork_into`
+/// would fall back to a plain clone and a move. Safe in threaded callers.
+pub fn clone_into_cgroup_probe() -> Result<(), Errno> {
+    // SAFETY: clone_args is plain integers; all-zero is its "nothing" value.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.flags = CLONE_INTO_CGROUP;
+    args.exit_signal = libc::SIGCHLD as u64;
+    args.cgroup = i32::MAX as u64;
+    // SAFETY: `args` is initialised and outlives the call; the kernel looks
+    // the cgroup fd up before the child is made, and it cannot exist, so
+    // the call never returns twice.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        )
+    };
+    match Errno::result(r) {
+        Err(Errno::EBADF) => Ok(()),
+        Err(e) => Err(e),
+        Ok(_) => unreachable!("clone3 with a cgroup fd that cannot be open succeeded"),
+    }
+}
+
+/// Whether the kernel has mount_setattr(2) (Linux 5.12, what idmapped
+/// mounts are made with): a call with a too small attribute size fails
+/// with EINVAL where the syscall exists, ENOSYS where not; nothing changes.
+pub fn mount_setattr_probe() -> Result<(), Errno> {
+    // SAFETY: a NULL attribute pointer with size 0 is rejected before the
+    // kernel reads anything or looks the (invalid) fd up.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            -1,
+            c"".as_ptr(),
+            0,
+            std::ptr::null::<libc::mount_attr>(),
+            0usize,
+        )
+    };
+    match Errno::result(r) {
+        Err(Errno::EINVAL) => Ok(()),
+        Err(e) => Err(e),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Whether filesystem `fstype` accepts the string option `key`=`value`
+/// (fsopen + fsconfig, nothing is mounted): e.g. overlay's "lowerdir+"
+/// (Linux 6.8), which `detached_mount` users rely on. A filesystem still
+/// on the legacy mount API (overlay before 6.5) takes any key until the
+/// mount is made; it is recognised by also taking a key no filesystem has,
+/// and answered EOPNOTSUPP: such a kernel has none of the new keys.
+pub fn fs_accepts_option(fstype: &str, key: &str, value: &str) -> nix::Result<()> {
+    let cstr = |s: &str| CString::new(s).map_err(|_| Errno::EINVAL);
+    let (fstype, key, value) = (cstr(fstype)?, cstr(key)?, cstr(value)?);
+    let bogus = c"rcontain-no-such-option";
+    // SAFETY: plain syscalls with valid C strings; the fd is owned here.
+    unsafe {
+        let fs = Errno::result(libc::syscall(
+            libc::SYS_fsopen,
+            fstype.as_ptr(),
+            libc::FSOPEN_CLOEXEC,
+        ))?;
+        let fs = OwnedFd::from_raw_fd(fs as RawFd);
+        let set = |k: &std::ffi::CStr| {
+            Errno::result(libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                libc::FSCONFIG_SET_STRING,
+                k.as_ptr(),
+                value.as_ptr(),
+                0,
+            ))
+            .map(drop)
+        };
+        if set(bogus).is_ok() {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        set(&key)
+    }
 }
 
 /// Mark every fd from `first` upwards close-on-exec, so nothing the runtime
@@ -369,4 +459,10 @@ pub fn openat<P: ?Sized + nix::NixPath>(
     let fd = nix::fcntl::openat(dir, path, flags, mode)?;
     // SAFETY: openat just returned this fd; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// kill(2) with a raw signal number: realtime signals have no nix::Signal.
+pub fn kill(pid: i32, sig: i32) -> nix::Result<()> {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    Errno::result(unsafe { libc::kill(pid, sig) }).map(drop)
 }
