@@ -149,13 +149,18 @@ fn as_user_ok(uid: u32, gid: u32, bin: &Path) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// A command run as `uid`:`gid` with no supplementary groups.
+/// Supplementary group of the test user's processes (Debian's "users"), as
+/// a login gives them: the container cannot drop it where its user
+/// namespace denies setgroups.
+const SUPPLEMENTARY_GID: u32 = 100;
+
+/// A command run as `uid`:`gid` with one supplementary group.
 fn as_user(uid: u32, gid: u32) -> Command {
     let mut c = Command::new("setpriv");
     c.args([
         &format!("--reuid={uid}"),
         &format!("--regid={gid}"),
-        "--clear-groups",
+        &format!("--groups={SUPPLEMENTARY_GID}"),
         "--",
     ])
     .stdin(Stdio::null());

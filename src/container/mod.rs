@@ -671,6 +671,9 @@ pub(crate) fn prepare_process(
     linux: &oci_spec::runtime::Linux,
 ) -> Result<(Option<seccomp::Filter>, capabilities::CapSets)> {
     crate::process::attrs::validate(process, Some(linux))?;
+    if !nix::unistd::geteuid().is_root() {
+        crate::process::attrs::keep_user_groups();
+    }
     let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
     // No capabilities object means none at all; decided here, where the
     // kernel is asked, not in the container.
