@@ -830,3 +830,28 @@ fn setuid_binary_stays_the_user_on_the_host() {
     env.rt(&["delete", &id]).expect_ok("delete");
     env.assert_nothing_left();
 }
+
+#[test]
+fn images_say_they_need_root() {
+    let env = env_or_skip!("image");
+    let bundle = env.dir.join("unpacked");
+    for (what, args) in [
+        (
+            "unpack",
+            vec!["unpack", "some-image", bundle.to_str().unwrap()],
+        ),
+        ("run IMAGE", vec!["run", "--image", "some-image", "x"]),
+    ] {
+        let out = env.rt(&args);
+        assert!(!out.ok());
+        assert!(
+            out.stderr.contains(&format!(
+                "{what}: images without root are not supported yet"
+            )),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(!bundle.exists());
+    env.assert_nothing_left();
+}

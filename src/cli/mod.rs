@@ -353,6 +353,16 @@ fn dispatch(cli: Cli) -> Result<i32> {
     Ok(0)
 }
 
+/// Images are unpacked with their owners, which only root can set: say so
+/// at once rather than fail at the first chown (images without root are
+/// not implemented).
+fn images_need_root(what: &str) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("{what}: images without root are not supported yet (applying the layers' file owners needs root)");
+    }
+    Ok(())
+}
+
 /// The cgroup manager saved with a container.
 fn container_cgroup(rt: &Runtime, id: &str) -> Result<rcontain::cgroups::Manager> {
     let (st, _) = rt.load(id)?;

@@ -67,6 +67,7 @@ fn run_image(
     store: &Path,
     platform: Option<&str>,
 ) -> Result<i32> {
+    super::images_need_root("run IMAGE")?;
     let s = Store::open(store)?;
     let mut args = args.clone();
     args.bundle = s.create_bundle(image, platform, id, &default_spec(), None)?;
