@@ -158,7 +158,8 @@ impl Runtime {
         let (filter, caps) = prepare_process(process, linux)?;
         let resources = linux.resources().as_ref();
         let manager = cgroups::Manager::new(linux.cgroups_path().as_deref(), &o.id)?
-            .with_devices(linux.devices().as_deref().unwrap_or(&[]));
+            .with_devices(linux.devices().as_deref().unwrap_or(&[]))
+            .with_rootless(self.rootless_cgroups);
         if let Some(r) = resources {
             manager.validate(r)?;
         }

@@ -219,6 +219,15 @@ pub struct Manager {
     /// allow rules for linux.devices, applied after the spec's rules
     #[serde(rename = "device_nodes")]
     device_nodes: Vec<devices::Rule>,
+    /// Made by an unprivileged user in a delegated subtree (`--rootless`):
+    /// the device rules, an eBPF program on v2 that needs CAP_BPF or
+    /// CAP_SYS_ADMIN, are skipped when refused, as runc skips them.
+    #[serde(
+        rename = "rootless",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    rootless: bool,
 }
 
 impl Manager {
@@ -236,6 +245,7 @@ impl Manager {
             hierarchies,
             unified,
             device_nodes: Vec::new(),
+            rootless: false,
         })
     }
 
@@ -243,6 +253,12 @@ impl Manager {
     /// rules, as runc does) whenever device rules are written.
     pub fn with_devices(mut self, nodes: &[LinuxDevice]) -> Manager {
         self.device_nodes = devices::node_rules(nodes);
+        self
+    }
+
+    /// See the `rootless` field.
+    pub fn with_rootless(mut self, rootless: bool) -> Manager {
+        self.rootless = rootless;
         self
     }
 
@@ -315,7 +331,7 @@ impl Manager {
             created.extend(new.iter().cloned());
             let dir = join(root, &self.path);
             v2::enable_controllers(&dir, &new)?;
-            v2::apply(&dir, r, &rules, true)?;
+            v2::apply(&dir, r, &rules, true, self.rootless)?;
             return Ok(());
         }
         for h in &self.hierarchies {
@@ -371,7 +387,13 @@ impl Manager {
         self.validate(r)?;
         let rules = self.rules(Some(r))?;
         match self.mode {
-            Mode::V2 => v2::apply(&self.v2_dir().expect("v2 dir"), r, &rules, false),
+            Mode::V2 => v2::apply(
+                &self.v2_dir().expect("v2 dir"),
+                r,
+                &rules,
+                false,
+                self.rootless,
+            ),
             _ => v1::apply(self, r, &rules, false),
         }
     }
@@ -644,11 +666,17 @@ mod tests {
                     minor: Some(229),
                     access: "rwm".into(),
                 }],
+                rootless: false,
             }
         );
         // and writes it back in the same words
         let back: serde_json::Value = serde_json::to_value(&m).unwrap();
         assert_eq!(back, serde_json::from_str::<serde_json::Value>(v0).unwrap());
+        // A rootless manager says so, and reads back as one.
+        let r = m.with_rootless(true);
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains(r#""rootless":true"#), "{text}");
+        assert_eq!(serde_json::from_str::<Manager>(&text).unwrap(), r);
     }
 
     #[test]
