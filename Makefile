@@ -89,6 +89,7 @@ test-engines: build
 
 bench: build
 	bench/bench.sh $(RCONTAIN)
+	bench/mount-sweep.sh $(RCONTAIN)
 	bench/engines.sh $(RCONTAIN) $$(command -v runc) $$(command -v crun)
 	bundles/bench-unpack.sh
 

@@ -143,6 +143,8 @@ enum Cmd {
         /// Platform to pick from a multi-platform image
         #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
         platform: Option<String>,
+        #[command(flatten)]
+        limits: unpack::SizeArgs,
         /// Container id, a bundle directory (a path with '/', or '.'), or an
         /// image (a layout directory or an archive)
         id: String,
@@ -192,6 +194,17 @@ enum Cmd {
     Check(check::CheckArgs),
 }
 
+impl Cmd {
+    /// The `--preserve-fds` of the commands that take it, else 0.
+    fn preserve_fds(&self) -> u32 {
+        match self {
+            Cmd::Create { opts, .. } | Cmd::Run { opts, .. } => opts.preserve_fds,
+            Cmd::Exec(a) => a.preserve_fds,
+            _ => 0,
+        }
+    }
+}
+
 impl CreateArgs {
     fn opts(&self, id: &str) -> CreateOpts {
         CreateOpts {
@@ -202,6 +215,7 @@ impl CreateArgs {
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
+            image_rootfs: false,
         }
     }
 }
@@ -228,10 +242,13 @@ fn write_stdout(args: std::fmt::Arguments) -> Result<()> {
 }
 
 pub fn main() -> i32 {
-    if let Err(e) = rcontain::process::selfexe::restore_mount_ns() {
-        eprintln!("rcontain: {e:#}");
-        return 1;
-    }
+    let via_private_ns = match rcontain::process::selfexe::restore_mount_ns() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("rcontain: {e:#}");
+            return 1;
+        }
+    };
     // create, run and exec re-exec through a read-only view of the binary
     // (selfexe). Doing it before clap builds its command tree spares
     // building that tree twice, once in each image. Any argument spelled
@@ -244,6 +261,9 @@ pub fn main() -> i32 {
         .any(|a| a == "create" || a == "run" || a == "exec")
         .then(rcontain::process::selfexe::ensure_read_only_exe);
     let cli = Cli::parse();
+    // Before the runtime opens anything (the log file included): what the
+    // caller leaked beyond --preserve-fds goes now.
+    let fds = rcontain::start::callerfds::keep_only_preserved(cli.cmd.preserve_fds());
     if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format == "json", cli.debug) {
         eprintln!(
             "rcontain: --log {}: {e}",
@@ -254,8 +274,11 @@ pub fn main() -> i32 {
         );
         return 1;
     }
-    let result = match early {
-        Some(Err(e)) => Err(e),
+    if via_private_ns {
+        logging::debug(rcontain::process::selfexe::FALLBACK_NOTE);
+    }
+    let result = match (early, fds) {
+        (Some(Err(e)), _) | (_, Err(e)) => Err(e),
         _ => dispatch(cli),
     };
     match result {
@@ -310,12 +333,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
             detach,
             image,
             platform,
+            limits,
             id,
         } => {
             let img = run::ImageRun {
                 store: &cli.store,
                 image,
                 platform,
+                limits: limits.limits()?,
             };
             return run::run(&rt, &opts, detach, &id, img);
         }

@@ -38,6 +38,10 @@ pub struct CreateOpts {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// The rootfs is an image store overlay, which the host sees mounted
+    /// nosuid,nodev: the container's own mount of it gets setuid and
+    /// device nodes back.
+    pub image_rootfs: bool,
 }
 
 /// Undoes a half-made create on drop: kills the init, removes the state dir.
@@ -253,6 +257,7 @@ impl Runtime {
             state_dir: &dirfd,
             console: console.as_ref(),
             no_pivot: o.no_pivot,
+            image_rootfs: o.image_rootfs,
             preserve_fds: o.preserve_fds,
             keyring: (!o.no_new_keyring).then_some(keyring.as_str()),
             seccomp: filter.as_ref(),

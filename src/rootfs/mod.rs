@@ -24,6 +24,10 @@ use std::path::Path;
 /// without a mount namespace). Then nothing may touch the host's mount
 /// tree: the rootfs gets a private bind mount of its own, everything is
 /// mounted below it, and delete unmounts it all (`unmount_host_mounts`).
+/// `suid_dev`: clear nosuid and nodev on the rootfs bind mount (only ever
+/// in a mount namespace of the container's own), for an image store
+/// overlay that the host sees with both set.
+#[allow(clippy::too_many_arguments)]
 pub fn prepare(
     spec: &Spec,
     rootfs: &Path,
@@ -32,6 +36,7 @@ pub fn prepare(
     mount_table: &MountTable,
     userns: bool,
     host_mnt: bool,
+    suid_dev: bool,
 ) -> Result<OwnedFd> {
     let linux = spec.linux().as_ref();
     if !host_mnt {
@@ -85,6 +90,24 @@ pub fn prepare(
         nix::sys::stat::Mode::empty(),
     )
     .with_context(|| format!("opening rootfs {}", rootfs.display()))?;
+    if suid_dev {
+        // The bind above is this namespace's own mount of the overlay: the
+        // image's setuid binaries and device nodes work in the container
+        // (devices still as the device rules allow), never on the host.
+        crate::sys::mount_setattr(
+            root.as_fd(),
+            "",
+            false,
+            0,
+            libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV,
+        )
+        .map_err(|e| {
+            anyhow!(
+                "allowing setuid and devices on the image rootfs: {}",
+                e.desc()
+            )
+        })?;
+    }
 
     let ms = spec.mounts().as_deref().unwrap_or(&[]);
     for (i, m) in ms.iter().enumerate() {

@@ -250,5 +250,14 @@ fn child_setup(
     }
     let env: &[String] = p.env().as_deref().unwrap_or(&[]);
     let exe = find_executable(&p.args().as_ref().expect("validated")[0], env, p.cwd())?;
-    exec_process(p, linux, filter, caps, preserve_fds, &exe, chan)
+    exec_process(
+        p,
+        linux,
+        filter,
+        caps,
+        preserve_fds,
+        &exe,
+        Some(chan),
+        chan.as_fd(),
+    )
 }

@@ -123,7 +123,7 @@ fn drive(
         let (pid, in_cgroup2) = fork_into(flags, cgroup, "init")?;
         if pid == 0 {
             drop(chan);
-            init::run(cfg, &child, true, later);
+            init::run(cfg, child, true, later);
         }
         drop(child);
         *pid_out = Some(pid);
@@ -174,7 +174,8 @@ fn drive(
 
 /// The intermediate child: join, unshare, fork the init, report its pid.
 fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, chan: Channel) -> ! {
-    let r = (|| -> Result<(i32, bool)> {
+    // Returns what the init's fork needs: its flags and cgroup.
+    let r = (|| -> Result<(u64, Option<BorrowedFd>)> {
         // A joined user namespace may deny setgroups: the runtime's groups
         // must be gone before entering it (the init checks in the end).
         crate::process::attrs::drop_groups();
@@ -225,13 +226,12 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, cha
         if userns && cgroup.is_some() {
             logging::debug("in a user namespace: init cloned outside, then moved into its cgroup");
         }
-        let (pid, in_cgroup2) = fork_into(pidns, cgroup.filter(|_| !userns), "init")?;
-        if pid == 0 {
-            init::run(cfg, &chan, false, 0);
-        }
-        Ok((pid, in_cgroup2))
-    })();
+        Ok((pidns, cgroup.filter(|_| !userns)))
+    })()
+    .and_then(|(pidns, cgroup)| fork_into(pidns, cgroup, "init"));
     match r {
+        // The init owns the channel from here on.
+        Ok((0, _)) => init::run(cfg, chan, false, 0),
         Ok((pid, in_cgroup2)) => {
             let _ = chan.send(&Msg::Pid(pid, in_cgroup2));
             std::process::exit(0)
