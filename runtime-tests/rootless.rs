@@ -112,7 +112,8 @@ fn make_user() -> Result<TestUser, &'static str> {
         if as_user_ok(uid, gid, &p) {
             return p;
         }
-        // Not reachable by the user (a build under /root): a copy it can run.
+        // Not reachable by the user (a build under /root): a copy it can
+        // run, in $TMPDIR/rct-rootless-bin (replaced by each run).
         let dir = std::env::temp_dir().join("rct-rootless-bin");
         fs::create_dir_all(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
@@ -139,12 +140,11 @@ fn which_opt(name: &str) -> bool {
         .any(|d| Path::new(d).join(name).is_file())
 }
 
+/// Whether the user can reach and execute `bin` by its path.
 fn as_user_ok(uid: u32, gid: u32, bin: &Path) -> bool {
     as_user(uid, gid)
+        .args(["/bin/sh", "-c", "test -x \"$0\""])
         .arg(bin)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
 }
