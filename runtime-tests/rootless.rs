@@ -462,6 +462,14 @@ fn lifecycle_exec_list_ps() {
     );
     assert!(table.stdout.lines().count() >= 2, "{}", table.stdout);
 
+    // Until its trap is set, pid 1 ignores TERM: wait for the trap.
+    env.wait_for("the TERM trap", || {
+        fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| status_field(&s, "SigCgt"))
+            .and_then(|v| u64::from_str_radix(&v, 16).ok())
+            .is_some_and(|caught| caught & (1 << (libc::SIGTERM - 1)) != 0)
+    });
     env.rt(&["kill", &id, "TERM"]).expect_ok("kill");
     env.wait_for("stopped", || env.state(&id)["status"] == "stopped");
     env.rt(&["delete", &id]).expect_ok("delete");
