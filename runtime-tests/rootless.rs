@@ -542,6 +542,37 @@ fn spec_rootless_runs_as_is() {
     env.assert_nothing_left();
 }
 
+#[test]
+fn device_nodes_are_bound_from_the_host_like_runc() {
+    let env = env_or_skip!("dev");
+    let Some(dev) = ["/dev/fuse", "/dev/net/tun"].into_iter().find(|d| {
+        fs::metadata(d)
+            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_char_device(&m.file_type()))
+    }) else {
+        println!("skipped: host lacks /dev/fuse and /dev/net/tun");
+        return;
+    };
+    let rdev = fs::metadata(dev).unwrap().rdev();
+    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+    // mknod is refused in a user namespace: the node must be the host's.
+    let probe = format!("stat -c '%F %t:%T' {dev}; grep -c ' {dev} ' /proc/self/mountinfo");
+    let mut b = env.bundle(&["sh", "-c", &probe]);
+    b.config["linux"]["devices"] = json!([{
+        "path": dev, "type": "c", "major": major, "minor": minor, "fileMode": 438
+    }]);
+    env.save(&b);
+    let out = env.rt(&["run", "-b", b.path(), &env.id("dev")]);
+    out.expect_ok("run with linux.devices");
+    assert_eq!(
+        out.stdout,
+        format!("character special file {major:x}:{minor:x}\n1\n"),
+        "not the host's node bound there"
+    );
+    let theirs = env.runc(&["run", "-b", b.path(), &env.id("devrunc")]);
+    assert_eq!(theirs.stdout, out.stdout, "runc: {}", theirs.stderr);
+    env.assert_nothing_left();
+}
+
 /// The test user's subordinate ids, or None after printing why not.
 fn subordinate(env: &Env) -> Option<(u32, u32, u32)> {
     if env.user.sub.is_none() {
