@@ -60,6 +60,7 @@ fn run_image(
     id: &str,
     img: &ImageRun,
 ) -> Result<i32> {
+    super::images_need_root("run IMAGE")?;
     let s = Store::open(img.store)?.with_limits(img.limits);
     let mut args = args.clone();
     args.bundle = s.create_bundle(image, img.platform.as_deref(), id, &default_spec(), None)?;

@@ -116,6 +116,7 @@ fn stop_on_signals() -> Result<()> {
 }
 
 pub fn run(args: UnpackArgs) -> Result<()> {
+    super::images_need_root("unpack")?;
     let limits = args.limits.limits()?;
     stop_on_signals()?;
     let progress: Option<Arc<dyn Progress>> = if args.quiet || !std::io::stderr().is_terminal() {

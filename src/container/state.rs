@@ -109,6 +109,46 @@ pub fn validate_id(id: &str) -> Result<()> {
     Ok(())
 }
 
+/// The state root when `--root` is not given, as runc chooses its own:
+/// /run/rcontain for root; for anyone else `$XDG_RUNTIME_DIR/rcontain`
+/// (the per-user tmpfs systemd-logind provides), since /run is root's.
+/// Without XDG_RUNTIME_DIR (a `su` or `sudo -u` shell, a cron job), a
+/// private directory `/tmp/rcontain-UID`: /tmp is shared, so it is used
+/// only if it is a directory of our own that no one else can write to.
+pub fn default_root() -> Result<PathBuf> {
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() {
+        return Ok(PathBuf::from("/run/rcontain"));
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return Ok(Path::new(&dir).join("rcontain"));
+    }
+    let dir = std::env::temp_dir().join(format!("rcontain-{uid}"));
+    private_dir(&dir, uid.as_raw()).with_context(|| {
+        format!(
+            "XDG_RUNTIME_DIR is not set, and the fallback state root {} is not usable \
+             (set XDG_RUNTIME_DIR or pass --root)",
+            dir.display()
+        )
+    })?;
+    Ok(dir)
+}
+
+/// Makes sure `dir` is a directory owned by `uid`, writable by it alone
+/// (created with mode 0700 if missing; never through a symlink).
+fn private_dir(dir: &Path, uid: u32) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e.into()),
+        _ => {}
+    }
+    let m = std::fs::symlink_metadata(dir)?;
+    if !m.is_dir() || m.uid() != uid || m.mode() & 0o022 != 0 {
+        bail!("not a directory of uid {uid} that only it can write to");
+    }
+    Ok(())
+}
+
 pub struct Store {
     root: PathBuf,
 }
@@ -264,6 +304,28 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "/", "a b", "é"] {
             assert!(validate_id(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn private_state_root() {
+        let base = std::env::temp_dir().join(format!("rcontain-private-{}", std::process::id()));
+        let me = nix::unistd::geteuid().as_raw();
+        let dir = base.join("root");
+        std::fs::create_dir_all(&base).unwrap();
+        private_dir(&dir, me).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        private_dir(&dir, me).unwrap();
+        // Writable by others, owned by someone else, or a symlink: refused.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(private_dir(&dir, me).is_err());
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(private_dir(&dir, me + 1).is_err());
+        let link = base.join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert!(private_dir(&link, me).is_err());
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub struct InitConfig<'a> {
     pub caps: &'a CapSets,
     /// State JSON (without pid) for hooks the init runs itself.
     pub hook_state: &'a dyn Fn(i32, &str) -> Vec<u8>,
+    /// The runtime runs without root (its euid, read before the clone: in
+    /// a new user namespace ours changes as soon as uid_map is written).
+    pub unprivileged: bool,
 }
 
 /// Entry point in the child. Never returns.
@@ -96,8 +99,19 @@ fn setup(
     let process = spec.process().as_ref().expect("validated");
     let linux = spec.linux().as_ref().expect("validated");
 
-    sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
+    // An unprivileged runtime writes our id maps (itself or through
+    // newuidmap) in /proc/PID, whose files the kernel gives to root while
+    // we are non-dumpable: stay dumpable until they are written. Nothing of
+    // the container runs yet, and only the user, who owns this process
+    // anyway, could trace it meanwhile.
+    let maps_pending = enter_ns && cfg.ns.creates(LinuxNamespaceType::User) && cfg.unprivileged;
+    if !maps_pending {
+        sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
+    }
     chan.wait_continue()?;
+    if maps_pending {
+        sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
+    }
 
     let userns = cfg.ns.creates(LinuxNamespaceType::User) || cfg.ns.joins(LinuxNamespaceType::User);
     if userns {

@@ -243,22 +243,113 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, cha
     }
 }
 
+/// Writes the user namespace's id mappings of process `pid`. Root writes
+/// them itself. An unprivileged user may write only a single mapping of
+/// its own id (and, for gid_map, only after denying setgroups, which could
+/// otherwise drop a group that denies access); anything more is written by
+/// the setuid helpers newuidmap/newgidmap, which allow the ranges
+/// /etc/subuid and /etc/subgid give the user.
 fn write_id_maps(pid: i32, linux: &Linux) -> Result<()> {
-    for (file, maps) in [
-        ("uid_map", linux.uid_mappings()),
-        ("gid_map", linux.gid_mappings()),
+    let root = nix::unistd::geteuid().is_root();
+    for (kind, maps, own) in [
+        (
+            IdKind::Uid,
+            linux.uid_mappings(),
+            nix::unistd::geteuid().as_raw(),
+        ),
+        (
+            IdKind::Gid,
+            linux.gid_mappings(),
+            nix::unistd::getegid().as_raw(),
+        ),
     ] {
-        let text = id_map(maps.as_deref().unwrap_or(&[]));
-        std::fs::write(format!("/proc/{pid}/{file}"), &text).map_err(|e| {
-            anyhow!(
-                "linux.{}: writing /proc/{pid}/{file}: {e}",
-                if file == "uid_map" {
-                    "uidMappings"
-                } else {
-                    "gidMappings"
+        let maps = maps.as_deref().unwrap_or(&[]);
+        let field = kind.field();
+        if root {
+            write_map(pid, kind, maps)?;
+        } else if maps.is_empty() {
+            bail!("linux.{field}: a user namespace created without root needs a mapping");
+        } else if let [m] = maps {
+            if m.host_id() == own && m.size() == 1 {
+                if kind == IdKind::Gid {
+                    std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
+                        .map_err(|e| anyhow!("writing /proc/{pid}/setgroups: {e}"))?;
                 }
+                write_map(pid, kind, maps)?;
+            } else {
+                map_with_helper(pid, kind, maps)?;
+            }
+        } else {
+            map_with_helper(pid, kind, maps)?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum IdKind {
+    Uid,
+    Gid,
+}
+
+impl IdKind {
+    fn field(self) -> &'static str {
+        match self {
+            IdKind::Uid => "uidMappings",
+            IdKind::Gid => "gidMappings",
+        }
+    }
+    fn file(self) -> &'static str {
+        match self {
+            IdKind::Uid => "uid_map",
+            IdKind::Gid => "gid_map",
+        }
+    }
+    fn helper(self) -> &'static str {
+        match self {
+            IdKind::Uid => "newuidmap",
+            IdKind::Gid => "newgidmap",
+        }
+    }
+}
+
+fn write_map(pid: i32, kind: IdKind, maps: &[oci_spec::runtime::LinuxIdMapping]) -> Result<()> {
+    let file = kind.file();
+    std::fs::write(format!("/proc/{pid}/{file}"), id_map(maps))
+        .map_err(|e| anyhow!("linux.{}: writing /proc/{pid}/{file}: {e}", kind.field()))
+}
+
+/// `newuidmap PID ID HOST-ID COUNT...` (or newgidmap), found in PATH.
+fn map_with_helper(
+    pid: i32,
+    kind: IdKind,
+    maps: &[oci_spec::runtime::LinuxIdMapping],
+) -> Result<()> {
+    let helper = kind.helper();
+    let args = maps
+        .iter()
+        .flat_map(|m| [m.container_id(), m.host_id(), m.size()])
+        .map(|n| n.to_string());
+    let out = std::process::Command::new(helper)
+        .arg(pid.to_string())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| {
+            anyhow!(
+                "linux.{}: mapping more than this user's own id needs {helper} \
+                 (package uidmap): {e}",
+                kind.field()
             )
         })?;
+    if !out.status.success() {
+        bail!(
+            "linux.{}: {helper} failed ({}): {} (are the ranges in /etc/sub{}id?)",
+            kind.field(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim(),
+            &kind.file()[..3],
+        );
     }
     Ok(())
 }
