@@ -20,6 +20,7 @@ pub mod hooks;
 pub mod image;
 pub mod init;
 pub mod logging;
+pub mod mountinfo;
 pub mod mounts;
 mod names;
 pub mod namespaces;

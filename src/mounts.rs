@@ -201,39 +201,24 @@ impl MountTable {
         if let Some(t) = self.0.get() {
             return Ok(t);
         }
-        let t = crate::sys::read_proc("/proc/self/mountinfo")
-            .context("reading /proc/self/mountinfo")?;
+        let t = crate::mountinfo::read()?;
         Ok(self.0.get_or_init(|| t))
     }
-}
-
-/// The mount point of the mount `path` is on, from mountinfo text: the
-/// longest mount point above it.
-pub fn mount_point_of<'a>(mountinfo: &'a str, path: &Path) -> Option<&'a str> {
-    mountinfo
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|mp| path.starts_with(mp))
-        .max_by_key(|mp| mp.len())
 }
 
 /// The host mount point of the hierarchy with exactly these controllers
 /// ("" = cgroup2), mounted at its root, with its position in mountinfo.
 fn find_cgroup_mount(mountinfo: &str, ctrls: &str) -> Option<(usize, PathBuf)> {
-    for (pos, l) in mountinfo.lines().enumerate() {
-        let Some((pre, post)) = l.split_once(" - ") else {
-            continue;
-        };
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let post: Vec<&str> = post.split(' ').collect();
-        if pre.len() < 5 || post.len() < 3 || pre[3] != "/" {
+    for (pos, e) in crate::mountinfo::parse(mountinfo).enumerate() {
+        if e.root != "/" {
             continue;
         }
-        let hit = match post[0] {
+        let hit = match e.fstype.as_str() {
             "cgroup2" => ctrls.is_empty(),
             "cgroup" => {
                 let want: Vec<&str> = ctrls.split(',').collect();
-                let have: Vec<&str> = post[2]
+                let have: Vec<&str> = e
+                    .super_options
                     .split(',')
                     .filter(|o| want.contains(o) || o.starts_with("name="))
                     .collect();
@@ -244,7 +229,7 @@ fn find_cgroup_mount(mountinfo: &str, ctrls: &str) -> Option<(usize, PathBuf)> {
             _ => false,
         };
         if hit {
-            return Some((pos, PathBuf::from(pre[4])));
+            return Some((pos, PathBuf::from(e.mount_point)));
         }
     }
     None
@@ -570,18 +555,5 @@ mod tests {
             Some((3, "/sys/fs/cgroup/net_cls,net_prio".into()))
         );
         assert_eq!(find_cgroup_mount(mi, "memory"), None);
-    }
-
-    #[test]
-    fn finds_the_mount_a_path_is_on() {
-        let mi = "1 0 8:1 / / rw shared:1 - ext4 /dev/sda1 rw\n\
-                  2 1 0:30 / /tmp rw shared:2 - tmpfs tmpfs rw\n\
-                  3 2 0:31 / /tmp/b rw - tmpfs tmpfs rw\n\
-                  4 2 0:32 / /tmp/b rw - tmpfs tmpfs rw\n";
-        let of = |p: &str| mount_point_of(mi, Path::new(p)).map(|l| l.to_string());
-        assert_eq!(of("/tmp/b/rootfs").as_deref(), Some("/tmp/b"));
-        assert_eq!(of("/tmp/bundle").as_deref(), Some("/tmp"));
-        assert_eq!(of("/tmp").as_deref(), Some("/tmp"));
-        assert_eq!(of("/var/lib").as_deref(), Some("/"));
     }
 }

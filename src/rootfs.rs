@@ -113,10 +113,10 @@ pub fn prepare(
 /// Make the mount containing `rootfs`'s parent private.
 fn make_parent_private(rootfs: &Path, mount_table: &MountTable) -> Result<()> {
     let parent = rootfs.parent().unwrap_or(Path::new("/"));
-    if let Some(mp) = mounts::mount_point_of(mount_table.text()?, parent) {
+    if let Some(mp) = crate::mountinfo::mount_point_of(mount_table.text()?, parent) {
         mount(
             None::<&str>,
-            mp,
+            mp.as_str(),
             None::<&str>,
             MsFlags::MS_PRIVATE,
             None::<&str>,
@@ -223,16 +223,14 @@ pub fn switch_root(root: &OwnedFd, no_pivot: bool, host_mnt: bool) -> Result<()>
 /// Unmount everything a container without its own mount namespace left
 /// on the host below its rootfs (deepest first).
 pub fn unmount_host_mounts(rootfs: &Path) -> Result<()> {
-    let info =
-        crate::sys::read_proc("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
-    let mut points: Vec<&str> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
+    let info = crate::mountinfo::read()?;
+    let mut points: Vec<String> = crate::mountinfo::parse(&info)
+        .map(|e| e.mount_point)
         .filter(|mp| Path::new(mp).starts_with(rootfs))
         .collect();
     points.reverse();
     for mp in points {
-        match umount2(mp, MntFlags::MNT_DETACH) {
+        match umount2(mp.as_str(), MntFlags::MNT_DETACH) {
             Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
             Err(e) => return Err(anyhow!("unmounting {mp}: {}", e.desc())),
         }

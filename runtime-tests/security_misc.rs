@@ -1,0 +1,80 @@
+//! The smaller holes of issue 10 item 8, each run as the real attack with a
+//! positive control: a dumpable intermediate process joining the
+//! container's user namespace, the `--pid-file` temp name, remounts by
+//! path, /proc/self/timens_offsets written after joining a mount namespace,
+//! and mountinfo escapes (paths with spaces).
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::fs;
+use std::process::Command;
+
+/// A bundle in a directory whose name has a space, run without a mount
+/// namespace: its mounts are on the host and `delete` must find them in
+/// mountinfo, where the space is written `\040`.
+#[test]
+fn bundle_path_with_a_space_leaves_no_host_mounts() {
+    let env = TestEnv::new("space");
+    let b = env.bundle(&["true"]);
+    let spaced = env.dir.join("with space");
+    fs::rename(&b.dir, &spaced).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(spaced.join("config.json")).unwrap()).unwrap();
+    config["linux"]["namespaces"] = json!([{ "type": "pid" }, { "type": "uts" }]);
+    let src = env.dir.join("vol ume");
+    fs::create_dir(&src).unwrap();
+    config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/a dir", "type": "bind",
+        "source": src.to_str().unwrap(), "options": ["bind", "ro"]}));
+    fs::write(spaced.join("config.json"), config.to_string()).unwrap();
+    let id = env.id("s");
+    let out = env.rt(&["run", "-b", spaced.to_str().unwrap(), &id]);
+    out.expect_ok("run");
+    let left = mounts_under(&env.dir);
+    assert!(left.is_empty(), "host mounts left after delete: {left:#?}");
+    // Positive control: the same bundle under create does mount on the
+    // host, with the space escaped in mountinfo.
+    env.rt(&["create", "-b", spaced.to_str().unwrap(), &id])
+        .expect_ok("create");
+    let raw = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(raw.contains("with\\040space/rootfs/a\\040dir"), "{raw}");
+    env.rt(&["delete", "-f", &id]).expect_ok("delete -f");
+    let left = mounts_under(&env.dir);
+    assert!(left.is_empty(), "host mounts left after delete: {left:#?}");
+    env.assert_nothing_left();
+}
+
+/// rootfsPropagation "shared" with the bundle on a mount point whose path
+/// has a space: the runtime must make that mount (the rootfs's parent)
+/// private for pivot_root, which needs its mount point from mountinfo.
+#[test]
+fn shared_rootfs_propagation_under_a_mount_point_with_a_space() {
+    let env = TestEnv::new("spacemnt");
+    let mnt = env.dir.join("mnt point");
+    fs::create_dir(&mnt).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // shared, as on systemd hosts, so the runtime has to act
+    let st = Command::new("mount")
+        .arg("--make-shared")
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut b = env.bundle(&["true"]);
+    b.config["linux"]["rootfsPropagation"] = json!("shared");
+    b.save();
+    let bundle = mnt.join("bundle");
+    copy_tree(&b.dir, &bundle);
+    let id = env.id("m");
+    let out = env.rt(&["run", "-b", bundle.to_str().unwrap(), &id]);
+    let _ = nix::mount::umount2(&mnt, nix::mount::MntFlags::MNT_DETACH);
+    out.expect_ok("run");
+    env.assert_nothing_left();
+}
