@@ -9,7 +9,81 @@ mod common;
 use common::*;
 use serde_json::json;
 use std::fs;
+use std::os::unix::fs::symlink;
 use std::process::Command;
+
+/// `--pid-file` in a directory someone else can write: symlinks planted at
+/// every name the runtime may use for its temp file must not be followed.
+#[test]
+fn pid_file_does_not_follow_a_planted_temp_symlink() {
+    let env = TestEnv::new("pidfile");
+    let host = env.dir.join("host-file");
+    let dir = env.dir.join("piddir");
+    fs::create_dir(&dir).unwrap();
+    let pidfile = dir.join("c.pid");
+    let b = env.bundle(&["true"]);
+    // Positive control: a symlink at a name is followed by a plain write.
+    fs::write(&host, "host data\n").unwrap();
+    symlink(&host, dir.join("control")).unwrap();
+    fs::write(dir.join("control"), "through the link\n").unwrap();
+    assert_eq!(fs::read_to_string(&host).unwrap(), "through the link\n");
+    fs::remove_file(dir.join("control")).unwrap();
+    fs::write(&host, "host data\n").unwrap();
+
+    // The temp name used to be "c.tmp<runtime pid>": plant it for the pids
+    // the next processes will get (checked after, retried if we missed).
+    let mut hit = false;
+    for _ in 0..5 {
+        let last: u32 = fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        for p in last + 1..last + 400 {
+            let _ = symlink(&host, dir.join(format!("c.tmp{p}")));
+        }
+        let id = env.id("p");
+        let (child, _, se) = env.spawn_rt(&[
+            "create",
+            "--pid-file",
+            pidfile.to_str().unwrap(),
+            "-b",
+            b.path(),
+            &id,
+        ]);
+        let pid = child.id();
+        let st = wait_child(child, "create");
+        let err = fs::read_to_string(se).unwrap_or_default();
+        assert_eq!(
+            fs::read_to_string(&host).unwrap(),
+            "host data\n",
+            "the pid file was written through a planted symlink ({err})"
+        );
+        assert!(st.success(), "create: {err}");
+        let written: i64 = fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(Some(written), env.state(&id)["pid"].as_i64());
+        assert!(fs::symlink_metadata(&pidfile)
+            .unwrap()
+            .file_type()
+            .is_file());
+        env.rt(&["delete", "-f", &id]).expect_ok("delete -f");
+        for e in fs::read_dir(&dir).unwrap().flatten() {
+            if e.file_name().to_string_lossy().starts_with("c.tmp") {
+                fs::remove_file(e.path()).unwrap();
+            }
+        }
+        if pid > last && pid < last + 400 {
+            hit = true;
+            break;
+        }
+    }
+    assert!(hit, "never planted the runtime's pid: machine too busy?");
+    env.assert_nothing_left();
+}
 
 /// A bundle in a directory whose name has a space, run without a mount
 /// namespace: its mounts are on the host and `delete` must find them in
