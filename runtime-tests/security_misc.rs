@@ -10,7 +10,191 @@ use common::*;
 use serde_json::json;
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// A process in a new user namespace mapping 0.. to 100000.., standing for
+/// the processes of a running container whose user namespace the next
+/// container joins. Killed on drop.
+struct UserNs {
+    child: Child,
+}
+
+impl UserNs {
+    fn new() -> UserNs {
+        let child = Command::new("unshare")
+            .args(["--user", "sleep", "1000"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("unshare");
+        let pid = child.id();
+        let me = fs::read_link("/proc/self/ns/user").unwrap();
+        let deadline = Instant::now() + CMD_TIMEOUT;
+        while fs::read_link(format!("/proc/{pid}/ns/user")).ok() == Some(me.clone()) {
+            assert!(Instant::now() < deadline, "unshare --user never unshared");
+            sleep(Duration::from_millis(5));
+        }
+        for f in ["uid_map", "gid_map"] {
+            fs::write(format!("/proc/{pid}/{f}"), "0 100000 65536\n").unwrap();
+        }
+        UserNs { child }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn link(&self) -> PathBuf {
+        fs::read_link(format!("/proc/{}/ns/user", self.pid())).unwrap()
+    }
+
+    /// `readlink /proc/PID/root` run as root of the user namespace (host
+    /// uid 100000, every capability in the namespace, none outside): Some
+    /// when the kernel lets it see the process's root directory.
+    fn probe_root(&self, pid: u32) -> Option<String> {
+        let out = Command::new("nsenter")
+            .args(["-t", &self.pid().to_string(), "--user", "--"])
+            .args(["readlink", &format!("/proc/{pid}/root")])
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
+impl Drop for UserNs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn in_user_ns(pid: u32, link: &Path) -> bool {
+    fs::read_link(format!("/proc/{pid}/ns/user")).is_ok_and(|l| l == link)
+}
+
+fn ppid(pid: u32) -> Option<u32> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status_field(&s, "PPid")?.parse().ok()
+}
+
+/// Descendants of `top` (by PPid), as of now.
+fn descendants(top: u32) -> Vec<u32> {
+    let mut all = vec![top];
+    let mut i = 0;
+    let pids: Vec<u32> = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    while i < all.len() {
+        let p = all[i];
+        all.extend(pids.iter().filter(|c| ppid(**c) == Some(p)));
+        i += 1;
+    }
+    all.remove(0);
+    all
+}
+
+/// A container joining the user namespace of another one by path: the
+/// runtime's intermediate process joins it before forking the init. If it
+/// is still dumpable then, root of that namespace (which every container
+/// process may be) passes ptrace checks against a host-root process that
+/// has the host's root, cwd and the runtime's fds. strace holds the
+/// intermediate right after its setns(2) and we stop it there, then probe
+/// it from inside the namespace.
+#[test]
+fn intermediate_is_not_dumpable_when_it_joins_the_user_namespace() {
+    let env = TestEnv::new("dumpable");
+    if !env.rt.is_rcontain() {
+        eprintln!("skipped: the intermediate process is rcontain's");
+        return;
+    }
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("skipped: host lacks strace");
+        return;
+    }
+    let ns = UserNs::new();
+    let link = ns.link();
+
+    // Positive control: a host-root process that joined the namespace and
+    // is dumpable is open to the probe.
+    let mut control = Command::new("nsenter")
+        .args([
+            "-t",
+            &ns.pid().to_string(),
+            "--user",
+            "--preserve-credentials",
+        ])
+        .args(["sleep", "1000"])
+        .spawn()
+        .unwrap();
+    env.wait_for("control in the user namespace", || {
+        in_user_ns(control.id(), &link)
+    });
+    assert_eq!(
+        ns.probe_root(control.id()).as_deref(),
+        Some("/"),
+        "positive control: the probe must see a dumpable process's root"
+    );
+    let _ = control.kill();
+    let _ = control.wait();
+
+    let mut b = env.bundle(&["true"]);
+    b.config["root"]["readonly"] = json!(false);
+    b.config["linux"]["namespaces"] = json!([
+        { "type": "user", "path": format!("/proc/{}/ns/user", ns.pid()) },
+        { "type": "pid" }, { "type": "network" }, { "type": "ipc" },
+        { "type": "uts" }, { "type": "mount" }
+    ]);
+    b.save();
+    let id = env.id("d");
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=setns"])
+        .args(["-e", "inject=setns:delay_exit=500000"])
+        .arg(&env.rt.bin)
+        .args(&env.rt.global)
+        .arg("--root")
+        .arg(&env.root)
+        .args(["run", "-b", b.path(), &id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let run = cmd.spawn().unwrap();
+    let tracer = run.id();
+    let mut mid = None;
+    env.wait_for("a runtime process in the user namespace", || {
+        mid = descendants(tracer)
+            .into_iter()
+            .find(|p| in_user_ns(*p, &link));
+        mid.is_some()
+    });
+    let mid = mid.unwrap();
+    // Stopped, it stays in the namespace for as long as the probe takes.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(mid as i32),
+        nix::sys::signal::Signal::SIGSTOP,
+    );
+    let seen = ns.probe_root(mid);
+    assert!(
+        in_user_ns(mid, &link),
+        "process {mid} left the namespace before the probe"
+    );
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(mid as i32),
+        nix::sys::signal::Signal::SIGCONT,
+    );
+    wait_child(run, "strace rcontain run");
+    assert_eq!(
+        seen, None,
+        "root of the container's user namespace reached the root of runtime process {mid}"
+    );
+    let _ = env.rt(&["delete", "-f", &id]);
+    env.assert_nothing_left();
+}
 
 /// `--pid-file` in a directory someone else can write: symlinks planted at
 /// every name the runtime may use for its temp file must not be followed.
@@ -82,6 +266,60 @@ fn pid_file_does_not_follow_a_planted_temp_symlink() {
         }
     }
     assert!(hit, "never planted the runtime's pid: machine too busy?");
+    env.assert_nothing_left();
+}
+
+/// A container joining another one's mount namespace by path with its own
+/// time namespace: /proc/self/timens_offsets looked up after the join is
+/// whatever that container put at /proc (here: no procfs, a plain file).
+/// The runtime, host root, must not write into it.
+#[test]
+fn timens_offsets_are_not_written_into_a_joined_mount_namespace() {
+    let env = TestEnv::new("timens");
+    if !Path::new("/proc/self/timens_offsets").exists() {
+        eprintln!("skipped: host lacks time namespaces");
+        return;
+    }
+    // The victim container: no /proc mount, a planted file instead.
+    let mut a = env.bundle(&["sleep", "1000"]);
+    a.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["destination"] != "/proc");
+    a.config["linux"]["maskedPaths"] = json!([]);
+    a.config["linux"]["readonlyPaths"] = json!([]);
+    a.config["root"]["readonly"] = json!(false);
+    a.save();
+    let planted = a.rootfs().join("proc/self/timens_offsets");
+    fs::create_dir_all(planted.parent().unwrap()).unwrap();
+    fs::write(&planted, "planted\n").unwrap();
+    let aid = env.id("a");
+    start_detached(
+        &mut env.command(&["run", "-d", "-b", a.path(), &aid]),
+        &env.dir.join("a.log"),
+        "run -d victim",
+    );
+    let apid = env.state(&aid)["pid"].as_i64().unwrap();
+
+    let mut b = env.bundle(&["true"]);
+    b.config["linux"]["namespaces"] = json!([
+        { "type": "pid" }, { "type": "time" },
+        { "type": "mount", "path": format!("/proc/{apid}/ns/mnt") }
+    ]);
+    b.config.as_object_mut().unwrap().remove("hostname");
+    b.config["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 86400, "nanosecs": 0}});
+    b.save();
+    let out = env.run(&b);
+    assert_eq!(
+        fs::read_to_string(&planted).unwrap(),
+        "planted\n",
+        "the runtime wrote the time offsets into the joined mount namespace's /proc ({out:?})"
+    );
+    assert!(
+        !out.stderr.contains("timens_offsets"),
+        "the offsets could not be set: {out:?}"
+    );
+    env.kill_and_delete(&aid, Some("KILL"));
     env.assert_nothing_left();
 }
 

@@ -175,6 +175,26 @@ fn drive(
 /// The intermediate child: join, unshare, fork the init, report its pid.
 fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, chan: Channel) -> ! {
     let r = (|| -> Result<(i32, bool)> {
+        // Before joining anything: once in the container's user namespace,
+        // its root would pass ptrace checks against a dumpable us and reach
+        // our host root, cwd and fds through /proc/PID. The init we fork
+        // inherits this.
+        sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
+        // Opened now, in the host's /proc: after joining a mount namespace
+        // by path, /proc/self is whatever that namespace put there.
+        let offsets = time_offsets(linux);
+        let offsets_file = if cfg.ns.creates(LinuxNamespaceType::Time) && !offsets.is_empty() {
+            Some(
+                sys::open(
+                    "/proc/self/timens_offsets",
+                    nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .context("linux.timeOffsets: opening /proc/self/timens_offsets")?,
+            )
+        } else {
+            None
+        };
         cfg.ns.enter(|t| t == LinuxNamespaceType::User)?;
         if cfg.ns.creates(LinuxNamespaceType::User) {
             nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
@@ -197,23 +217,11 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, cha
             cfg.ns.new_flags(&[User, Cgroup, Pid]) as i32,
         ))
         .context("creating namespaces")?;
-        if cfg.ns.creates(LinuxNamespaceType::Time) {
-            let offsets: String = linux
-                .time_offsets()
-                .iter()
-                .flatten()
-                .map(|(clock, o)| {
-                    format!(
-                        "{clock} {} {}\n",
-                        o.secs().unwrap_or(0),
-                        o.nanosecs().unwrap_or(0)
-                    )
-                })
-                .collect();
-            if !offsets.is_empty() {
-                std::fs::write("/proc/self/timens_offsets", offsets)
-                    .context("linux.timeOffsets: writing /proc/self/timens_offsets")?;
-            }
+        if let Some(f) = offsets_file {
+            // One write: the kernel takes the offsets of one write(2) only.
+            std::fs::File::from(f)
+                .write_all(offsets.as_bytes())
+                .context("linux.timeOffsets: writing /proc/self/timens_offsets")?;
         }
         // In a user namespace the kernel checks our credentials, now the
         // container root's, against the host's cgroup.procs and refuses
@@ -238,6 +246,22 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, cha
             std::process::exit(1)
         }
     }
+}
+
+/// linux.timeOffsets in /proc/PID/timens_offsets format.
+fn time_offsets(linux: &Linux) -> String {
+    linux
+        .time_offsets()
+        .iter()
+        .flatten()
+        .map(|(clock, o)| {
+            format!(
+                "{clock} {} {}\n",
+                o.secs().unwrap_or(0),
+                o.nanosecs().unwrap_or(0)
+            )
+        })
+        .collect()
 }
 
 fn write_id_maps(pid: i32, linux: &Linux) -> Result<()> {
