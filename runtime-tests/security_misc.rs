@@ -269,6 +269,136 @@ fn pid_file_does_not_follow_a_planted_temp_symlink() {
     env.assert_nothing_left();
 }
 
+/// Remount flags (ro, nosuid, …) and propagation of bind mounts now go
+/// through the fd of the new mount: they must still land on it (the
+/// container's view, also for a destination reached through an in-root
+/// symlink) and on nothing else (the host's source stays writable).
+#[test]
+fn bind_remount_flags_land_on_the_new_mount() {
+    let env = TestEnv::new("remount");
+    let src = env.dir.join("vol");
+    fs::create_dir(&src).unwrap();
+    let out = env.run_ok(
+        &[
+            "sh",
+            "-c",
+            "grep -E ' /(data|link-target|etc/hostname2) ' /proc/self/mountinfo; \
+             touch /data/x 2>/dev/null && echo data-writable; \
+             touch /tmp/y && echo tmp-writable",
+        ],
+        |c, dir| {
+            fs::create_dir(dir.join("rootfs/link-target")).unwrap();
+            symlink("/link-target", dir.join("rootfs/via-link")).unwrap();
+            let m = c["mounts"].as_array_mut().unwrap();
+            m.push(json!({"destination": "/data", "type": "bind",
+                "source": src.to_str().unwrap(), "options": ["rbind", "ro", "nosuid", "nodev"]}));
+            m.push(json!({"destination": "/via-link", "type": "bind",
+                "source": src.to_str().unwrap(), "options": ["bind", "ro", "rprivate"]}));
+            c["root"]["readonly"] = json!(false);
+        },
+    );
+    let data = out.lines().find(|l| l.contains(" /data ")).expect(&out);
+    let opts = data.split(' ').nth(5).unwrap();
+    assert!(
+        opts.split(',').any(|o| o == "ro") && opts.contains("nosuid") && opts.contains("nodev"),
+        "{data}"
+    );
+    let link = out
+        .lines()
+        .find(|l| l.contains(" /link-target "))
+        .expect(&out);
+    assert!(
+        link.split(' ')
+            .nth(5)
+            .unwrap()
+            .split(',')
+            .any(|o| o == "ro"),
+        "{link}"
+    );
+    assert!(!out.contains("data-writable"), "{out}");
+    assert!(out.contains("tmp-writable"), "{out}");
+    fs::write(src.join("still-writable"), "").expect("the host's source became read-only");
+    env.assert_nothing_left();
+}
+
+/// The race against a shared volume, staged: the volume V is mounted at
+/// /vol and S read-only at /vol/sub. strace holds each mount(2) for a
+/// while after it returns; as soon as S is mounted, "another container"
+/// renames V/sub away and puts a symlink to / in its place. A runtime that
+/// looks /vol/sub up again for the read-only remount makes the rootfs
+/// read-only instead, and S stays writable at /vol/sub.moved.
+#[test]
+fn read_only_bind_survives_a_swapped_volume_path() {
+    let env = TestEnv::new("swap");
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("skipped: host lacks strace");
+        return;
+    }
+    let vol = env.dir.join("vol");
+    let src = env.dir.join("src");
+    fs::create_dir_all(vol.join("sub")).unwrap();
+    fs::create_dir(&src).unwrap();
+    let mut b = env.bundle(&[
+        "sh",
+        "-c",
+        "touch /vol/control; touch /vol/sub.moved/pwned /vol/sub/pwned 2>/dev/null; true",
+    ]);
+    b.config["root"]["readonly"] = json!(false);
+    b.config["linux"]["maskedPaths"] = json!([]);
+    b.config["linux"]["readonlyPaths"] = json!([]);
+    b.config["mounts"] = json!([
+        { "destination": "/proc", "type": "proc", "source": "proc" },
+        { "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"] },
+        { "destination": "/vol", "type": "bind", "source": vol.to_str().unwrap(), "options": ["bind"] },
+        { "destination": "/vol/sub", "type": "bind", "source": src.to_str().unwrap(), "options": ["bind", "ro"] }
+    ]);
+    b.save();
+    let target = format!("{}/vol/sub", b.rootfs().display());
+    let id = env.id("w");
+    let run = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=mount"])
+        .args(["-e", "inject=mount:delay_exit=300000"])
+        .arg(&env.rt.bin)
+        .args(&env.rt.global)
+        .arg("--root")
+        .arg(&env.root)
+        .args(["run", "-b", b.path(), &id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(env.dir.join("run.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let tracer = run.id();
+    let mounted = || {
+        descendants(tracer).into_iter().any(|p| {
+            fs::read_to_string(format!("/proc/{p}/mountinfo")).is_ok_and(|mi| {
+                mi.lines()
+                    .any(|l| l.split(' ').nth(4) == Some(target.as_str()))
+            })
+        })
+    };
+    let deadline = Instant::now() + CMD_TIMEOUT;
+    while !mounted() {
+        assert!(Instant::now() < deadline, "S never got mounted");
+        sleep(Duration::from_millis(2));
+    }
+    fs::rename(vol.join("sub"), vol.join("sub.moved")).unwrap();
+    symlink("/", vol.join("sub")).unwrap();
+    let st = wait_child(run, "strace rcontain run");
+    let err = fs::read_to_string(env.dir.join("run.err")).unwrap_or_default();
+    assert!(
+        !src.join("pwned").exists(),
+        "the read-only bind of {} was writable in the container ({err})",
+        src.display()
+    );
+    assert!(st.success(), "run: {err}");
+    // Positive control: the container could write to the read-write
+    // volume next to it, so only the read-only flag kept the write out.
+    assert!(vol.join("control").exists(), "{err}");
+    let _ = env.rt(&["delete", "-f", &id]);
+    env.assert_nothing_left();
+}
+
 /// A container joining another one's mount namespace by path with its own
 /// time namespace: /proc/self/timens_offsets looked up after the join is
 /// whatever that container put at /proc (here: no procfs, a plain file).

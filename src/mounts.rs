@@ -5,7 +5,7 @@ use crate::safepath::{self, fd_path};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::mount::{mount, MsFlags};
 use oci_spec::runtime::Mount;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// The parsed form of a mount's `options`.
@@ -273,20 +273,10 @@ pub fn mount_entry(
             safepath::create_file_in_root(root, &dest)
         }
         .map_err(|e| anyhow!("{}: creating the mount point: {}", field(), e.desc()))?;
-        let rec = if opts.recursive_bind {
-            MsFlags::MS_REC
-        } else {
-            MsFlags::empty()
-        };
-        mount(
-            Some(&src),
-            fd_path(&target).as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND | rec,
-            None::<&str>,
-        )
-        .map_err(|e| anyhow!("{}: bind mounting {}: {}", field(), src.display(), e.desc()))?;
-        finish_bind(root, &dest, &opts, &src).with_context(field)?;
+        let m = bind(&src, target.as_fd(), opts.recursive_bind)
+            .map_err(|e| anyhow!("{}: bind mounting {}: {}", field(), src.display(), e.desc()))?;
+        finish_bind(m.as_fd(), &opts).with_context(field)?;
+        return set_propagation_and_attrs(m.as_fd(), &opts).with_context(field);
     } else if typ == "cgroup" || typ == "cgroup2" {
         mount_cgroup(root, &dest, &opts, cg).with_context(field)?;
     } else {
@@ -309,15 +299,10 @@ pub fn mount_entry(
         // In a user namespace sysfs cannot be mounted without owning the
         // network namespace; a read-only bind of the host's is what runc does.
         if r == Err(nix::errno::Errno::EPERM) && typ == "sysfs" {
-            mount(
-                Some("/sys"),
-                fd_path(&target).as_str(),
-                None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None::<&str>,
-            )
-            .map_err(|e| anyhow!("{}: bind mounting /sys: {}", field(), e.desc()))?;
-            finish_bind(root, &dest, &opts, Path::new("/sys")).with_context(field)?;
+            let m = bind(Path::new("/sys"), target.as_fd(), true)
+                .map_err(|e| anyhow!("{}: bind mounting /sys: {}", field(), e.desc()))?;
+            finish_bind(m.as_fd(), &opts).with_context(field)?;
+            return set_propagation_and_attrs(m.as_fd(), &opts).with_context(field);
         } else {
             r.map_err(|e| {
                 anyhow!(
@@ -332,43 +317,50 @@ pub fn mount_entry(
     apply_propagation_and_attrs(root, &dest, &opts).with_context(field)
 }
 
-/// Bind mounts ignore every flag but MS_REC on the first mount(2): the
-/// flags need a remount. Flags the kernel locked (a bind of a nosuid mount
-/// from a user namespace, …) must be kept or the remount fails.
-fn finish_bind(root: BorrowedFd, dest: &str, opts: &Options, src: &Path) -> Result<()> {
+/// Bind `src` onto the mount point `target` (recursively: with the mounts
+/// below `src`). Returns an fd of the new mount, through which every later
+/// step (remount, propagation, attributes) reaches exactly that mount: a
+/// path looked up again could meanwhile lead elsewhere (a shared volume
+/// another container renames under us).
+pub fn bind(src: &Path, target: BorrowedFd, recursive: bool) -> nix::Result<OwnedFd> {
+    let m = crate::sys::clone_tree(src, recursive)?;
+    crate::sys::attach_mount_at(m.as_fd(), target)?;
+    Ok(m)
+}
+
+/// Bind mounts take their flags (ro, nosuid, …) only from a remount of the
+/// mount `m` made by `bind`. Flags the kernel locked (a bind of a nosuid
+/// mount from a user namespace, …) must be kept or the remount fails.
+fn finish_bind(m: BorrowedFd, opts: &Options) -> Result<()> {
     let flags = opts.flags & !(MsFlags::MS_REMOUNT | MsFlags::MS_REC);
     if flags.is_empty() {
         return Ok(());
     }
-    let target = safepath::open_in_root(root, dest, libc::O_PATH)
-        .map_err(|e| anyhow!("reopening the mount point: {}", e.desc()))?;
     let remount = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags;
     match mount(
         None::<&str>,
-        fd_path(&target).as_str(),
+        fd_path(m).as_str(),
         None::<&str>,
         remount,
         None::<&str>,
     ) {
-        Err(nix::errno::Errno::EPERM) => {
-            let locked = locked_flags(src);
-            mount(
-                None::<&str>,
-                fd_path(&target).as_str(),
-                None::<&str>,
-                remount | locked,
-                None::<&str>,
-            )
-            .map_err(|e| anyhow!("remounting with {:?}: {}", flags, e.desc()))
-        }
+        Err(nix::errno::Errno::EPERM) => mount(
+            None::<&str>,
+            fd_path(m).as_str(),
+            None::<&str>,
+            remount | locked_flags(m),
+            None::<&str>,
+        )
+        .map_err(|e| anyhow!("remounting with {:?}: {}", flags, e.desc())),
         r => r.map_err(|e| anyhow!("remounting with {:?}: {}", flags, e.desc())),
     }
 }
 
-fn locked_flags(src: &Path) -> MsFlags {
+/// The flags of the mount `m`: a fresh bind has its source's.
+fn locked_flags(m: BorrowedFd) -> MsFlags {
     use nix::sys::statvfs::FsFlags;
     let mut f = MsFlags::empty();
-    if let Ok(st) = nix::sys::statvfs::statvfs(src) {
+    if let Ok(st) = nix::sys::statvfs::fstatvfs(m) {
         let fl = st.flags();
         for (s, m) in [
             (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
@@ -384,16 +376,24 @@ fn locked_flags(src: &Path) -> MsFlags {
     f
 }
 
+/// For a new filesystem mounted at `dest` (mount(2) gives no fd of the
+/// mount it made): propagation and recursive attributes, on the mount now
+/// at `dest`.
 fn apply_propagation_and_attrs(root: BorrowedFd, dest: &str, opts: &Options) -> Result<()> {
     if opts.propagation.is_empty() && opts.rec_set == 0 && opts.rec_clear == 0 {
         return Ok(());
     }
     let target = safepath::open_in_root(root, dest, libc::O_PATH)
         .map_err(|e| anyhow!("reopening the mount point: {}", e.desc()))?;
+    set_propagation_and_attrs(target.as_fd(), opts)
+}
+
+/// Propagation and recursive attributes (rro, rnosuid, …) of the mount `m`.
+fn set_propagation_and_attrs(m: BorrowedFd, opts: &Options) -> Result<()> {
     for p in &opts.propagation {
         mount(
             None::<&str>,
-            fd_path(&target).as_str(),
+            fd_path(m).as_str(),
             None::<&str>,
             *p,
             None::<&str>,
@@ -401,25 +401,17 @@ fn apply_propagation_and_attrs(root: BorrowedFd, dest: &str, opts: &Options) -> 
         .map_err(|e| anyhow!("setting propagation {:?}: {}", p, e.desc()))?;
     }
     if opts.rec_set != 0 || opts.rec_clear != 0 {
-        crate::sys::mount_setattr(target.as_fd(), "", true, opts.rec_set, opts.rec_clear)
+        crate::sys::mount_setattr(m, "", true, opts.rec_set, opts.rec_clear)
             .map_err(|e| anyhow!("mount_setattr: {}", e.desc()))?;
     }
     Ok(())
 }
 
 /// Binds the container's cgroup `path` in the hierarchy mounted at `mp`
-/// onto `target`; returns the source, for `finish_bind`.
-fn bind_cgroup(mp: &Path, path: &str, target: BorrowedFd) -> Result<PathBuf> {
+/// onto `target`; returns the new mount, for `finish_bind`.
+fn bind_cgroup(mp: &Path, path: &str, target: BorrowedFd) -> Result<OwnedFd> {
     let src = mp.join(path.trim_start_matches('/'));
-    mount(
-        Some(&src),
-        fd_path(target).as_str(),
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(|e| anyhow!("bind mounting {}: {}", src.display(), e.desc()))?;
-    Ok(src)
+    bind(&src, target, false).map_err(|e| anyhow!("bind mounting {}: {}", src.display(), e.desc()))
 }
 
 /// A cgroup filesystem for the container: on a pure v2 host with a cgroup
@@ -446,8 +438,8 @@ fn mount_cgroup(root: BorrowedFd, dest: &str, opts: &Options, cg: &CgroupView) -
             .iter()
             .find(|h| h.2.is_empty())
             .ok_or_else(|| anyhow!("no cgroup2 hierarchy found in /proc/self/cgroup"))?;
-        let src = bind_cgroup(mp, path, target.as_fd())?;
-        return finish_bind(root, dest, opts, &src);
+        let m = bind_cgroup(mp, path, target.as_fd())?;
+        return finish_bind(m.as_fd(), opts);
     }
     // v1 or hybrid: a tmpfs holding one bind mount per hierarchy.
     let tmpfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -467,15 +459,13 @@ fn mount_cgroup(root: BorrowedFd, dest: &str, opts: &Options, cg: &CgroupView) -
         let sub = format!("{}/{}", dest.trim_end_matches('/'), name);
         let t = safepath::mkdir_all_in_root(root, &sub, 0o755)
             .map_err(|e| anyhow!("creating {sub}: {}", e.desc()))?;
-        let src = bind_cgroup(mp, path, t.as_fd())?;
+        let m = bind_cgroup(mp, path, t.as_fd())?;
         finish_bind(
-            root,
-            &sub,
+            m.as_fd(),
             &Options {
                 flags: flags | tmpfs_flags,
                 ..Default::default()
             },
-            &src,
         )?;
         // Hierarchies that co-mount controllers ("cpu,cpuacct") are also
         // reachable by each controller's name, as on the host.

@@ -57,30 +57,26 @@ pub fn prepare(
             make_parent_private(rootfs, mount_table)?;
         }
     }
-    mount(
-        Some(rootfs),
+    // The rootfs bound onto itself; `root` names that new mount from here
+    // on, for every later step, whatever the path comes to name.
+    let dir = crate::sys::open(
         rootfs,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
     )
-    .with_context(|| format!("bind mounting rootfs {}", rootfs.display()))?;
+    .with_context(|| format!("opening rootfs {}", rootfs.display()))?;
+    let root = mounts::bind(Path::new(&fd_path(&dir)), dir.as_fd(), true)
+        .with_context(|| format!("bind mounting rootfs {}", rootfs.display()))?;
     if host_mnt {
         mount(
             None::<&str>,
-            rootfs,
+            fd_path(&root).as_str(),
             None::<&str>,
             MsFlags::MS_PRIVATE | MsFlags::MS_REC,
             None::<&str>,
         )
         .with_context(|| format!("making rootfs {} private", rootfs.display()))?;
     }
-    let root = crate::sys::open(
-        rootfs,
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .with_context(|| format!("opening rootfs {}", rootfs.display()))?;
 
     let ms = spec.mounts().as_deref().unwrap_or(&[]);
     for (i, m) in ms.iter().enumerate() {
@@ -132,17 +128,13 @@ fn readonly_path(root: BorrowedFd, p: &str) -> Result<()> {
         Err(nix::errno::Errno::ENOENT) => return Ok(()),
         Err(e) => return Err(anyhow!("{}", e.desc())),
     };
-    mount(
-        Some(fd_path(&fd).as_str()),
-        fd_path(&fd).as_str(),
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(|e| anyhow!("bind: {}", e.desc()))?;
-    let fd = safepath::open_in_root(root, p, libc::O_PATH).map_err(|e| anyhow!("{}", e.desc()))?;
-    crate::sys::mount_setattr(fd.as_fd(), "", true, libc::MOUNT_ATTR_RDONLY, 0)
-        .map_err(|e| anyhow!("making it read-only: {}", e.desc()))
+    // Read-only before it is attached: never writable at `p`, and no
+    // second lookup of `p` that could lead to another mount.
+    let m = crate::sys::clone_tree(Path::new(&fd_path(&fd)), true)
+        .map_err(|e| anyhow!("bind: {}", e.desc()))?;
+    crate::sys::mount_setattr(m.as_fd(), "", true, libc::MOUNT_ATTR_RDONLY, 0)
+        .map_err(|e| anyhow!("making it read-only: {}", e.desc()))?;
+    crate::sys::attach_mount_at(m.as_fd(), fd.as_fd()).map_err(|e| anyhow!("bind: {}", e.desc()))
 }
 
 fn mask_path(root: BorrowedFd, p: &str) -> Result<()> {

@@ -189,6 +189,44 @@ pub fn attach_mount(m: BorrowedFd, target: &std::path::Path) -> nix::Result<()> 
     .map(drop)
 }
 
+/// open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at
+/// `path`, with the mounts below it when `recursive` (a bind mount not yet
+/// attached anywhere). Once attached with `attach_mount_at`, the fd keeps
+/// naming that mount, whatever later happens to the path it went to.
+pub fn clone_tree(path: &std::path::Path, recursive: bool) -> nix::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: a valid C string for the call; the returned fd is new and
+    // owned here.
+    let fd = Errno::result(unsafe {
+        libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags)
+    })?;
+    // SAFETY: open_tree just returned this fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// move_mount(2) of the detached mount `m` onto the directory or file
+/// `target` is an fd of (no path lookup at all).
+pub fn attach_mount_at(m: BorrowedFd, target: BorrowedFd) -> nix::Result<()> {
+    let empty = c"";
+    // SAFETY: a valid C string and fds borrowed for the call's duration.
+    Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            m.as_raw_fd(),
+            empty.as_ptr(),
+            target.as_raw_fd(),
+            empty.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
 /// mount_setattr(2) on a path relative to `dir`, recursively when asked.
 pub fn mount_setattr(
     dir: BorrowedFd,
