@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use oci_spec::runtime::{Capability, Process, Spec};
 use rcontain::container::Runtime;
-use rcontain::exec::ExecOpts;
+use rcontain::start::exec::ExecOpts;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -84,7 +84,7 @@ pub fn run(rt: &Runtime, a: ExecArgs) -> Result<i32> {
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
     };
-    rcontain::exec::exec(rt, &opts)
+    rcontain::start::exec::exec(rt, &opts)
 }
 
 fn from_flags(rt: &Runtime, a: &ExecArgs) -> Result<Process> {

@@ -17,6 +17,7 @@ macro_rules! outln {
     };
 }
 
+mod check;
 mod events;
 mod exec;
 mod images;
@@ -25,6 +26,7 @@ mod ps;
 mod run;
 mod unpack;
 mod update;
+mod update_flags;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -42,7 +44,7 @@ fn version() -> String {
         "version {}\ncommit: {}\nspec: {}\nlibseccomp: {maj}.{min}.{mic}",
         env!("CARGO_PKG_VERSION"),
         env!("RCONTAIN_COMMIT"),
-        rcontain::specgen::OCI_VERSION
+        rcontain::oci::specgen::OCI_VERSION
     )
 }
 
@@ -138,6 +140,8 @@ enum Cmd {
         /// Platform to pick from a multi-platform image
         #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
         platform: Option<String>,
+        #[command(flatten)]
+        limits: unpack::SizeArgs,
         /// Container id, a bundle directory (a path with '/', or '.'), or an
         /// image (a layout directory or an archive)
         id: String,
@@ -182,6 +186,9 @@ enum Cmd {
     Update(update::UpdateArgs),
     /// Print resource usage and OOM events as JSON, one per line
     Events(events::EventsArgs),
+    /// Report what this host offers; with --bundle, what of the bundle it
+    /// cannot honour or shows differently from a pure cgroup-v2 host
+    Check(check::CheckArgs),
 }
 
 impl CreateArgs {
@@ -194,6 +201,7 @@ impl CreateArgs {
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
+            image_rootfs: false,
         }
     }
 }
@@ -220,10 +228,13 @@ fn write_stdout(args: std::fmt::Arguments) -> Result<()> {
 }
 
 pub fn main() -> i32 {
-    if let Err(e) = rcontain::selfexe::restore_mount_ns() {
-        eprintln!("rcontain: {e:#}");
-        return 1;
-    }
+    let via_private_ns = match rcontain::process::selfexe::restore_mount_ns() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("rcontain: {e:#}");
+            return 1;
+        }
+    };
     // create, run and exec re-exec through a read-only view of the binary
     // (selfexe). Doing it before clap builds its command tree spares
     // building that tree twice, once in each image. Any argument spelled
@@ -234,7 +245,7 @@ pub fn main() -> i32 {
     let early = std::env::args_os()
         .skip(1)
         .any(|a| a == "create" || a == "run" || a == "exec")
-        .then(rcontain::selfexe::ensure_read_only_exe);
+        .then(rcontain::process::selfexe::ensure_read_only_exe);
     let cli = Cli::parse();
     if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format == "json", cli.debug) {
         eprintln!(
@@ -245,6 +256,9 @@ pub fn main() -> i32 {
                 .display()
         );
         return 1;
+    }
+    if via_private_ns {
+        logging::debug(rcontain::process::selfexe::FALLBACK_NOTE);
     }
     let result = match early {
         Some(Err(e)) => Err(e),
@@ -274,9 +288,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
         bail!("--rootless: rootless containers are not supported yet");
     }
     // Everything that forks a process into a container runs from a sealed
-    // binary nothing can write to (see rcontain::selfexe).
+    // binary nothing can write to (see rcontain::process::selfexe).
     if matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Exec(_)) {
-        rcontain::selfexe::ensure_read_only_exe()?;
+        rcontain::process::selfexe::ensure_read_only_exe()?;
     }
     let rt = Runtime::new(&cli.root);
     match cli.cmd {
@@ -298,12 +312,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
             detach,
             image,
             platform,
+            limits,
             id,
         } => {
             let img = run::ImageRun {
                 store: &cli.store,
                 image,
                 platform,
+                limits: limits.limits()?,
             };
             return run::run(&rt, &opts, detach, &id, img);
         }
@@ -315,11 +331,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 bail!("{}: already exists; remove it first", path.display());
             }
             let spec = if rootless {
-                rcontain::specgen::rootless_spec()
+                rcontain::oci::specgen::rootless_spec()
             } else {
-                rcontain::specgen::default_spec()
+                rcontain::oci::specgen::default_spec()
             };
-            std::fs::write(&path, rcontain::specgen::to_pretty_json(&spec)?)
+            std::fs::write(&path, rcontain::oci::specgen::to_pretty_json(&spec)?)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         Cmd::Unpack(a) => unpack::run(a)?,
@@ -327,7 +343,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Prune => images::prune(&cli.store)?,
         Cmd::Features => outln!(
             "{}",
-            serde_json::to_string_pretty(&rcontain::features::features(Some(
+            serde_json::to_string_pretty(&rcontain::oci::features::features(Some(
                 rcontain::cgroups::features()
             )))?
         )?,
@@ -336,6 +352,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Resume { id } => pause::resume(&rt, &id)?,
         Cmd::Update(a) => update::run(&rt, a)?,
         Cmd::Events(a) => events::run(&rt, a)?,
+        Cmd::Check(a) => return check::run(a),
     }
     Ok(0)
 }
