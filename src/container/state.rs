@@ -239,11 +239,55 @@ impl Store {
     }
 }
 
+/// Replace `path` with a file holding `data`: a new file in the same
+/// directory, renamed over it. The directory may be writable by others
+/// (a `--pid-file` in a shared directory): the temp file gets a name they
+/// cannot guess and is created with O_EXCL|O_NOFOLLOW, so nothing planted
+/// there redirects the write, and rename(2) replaces a symlink at `path`
+/// instead of following it.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("{}: not a file name", path.display()))?;
+    let mut attempts = 0;
+    let (tmp, mut f) = loop {
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".{:016x}.tmp", unguessable()));
+        let tmp = path.with_file_name(tmp_name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+        {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempts < 8 => {
+                attempts += 1
+            }
+            Err(e) => return Err(anyhow!("creating {}: {e}", tmp.display())),
+        }
+    };
+    let r = f
+        .write_all(data)
+        .with_context(|| format!("writing {}", tmp.display()))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+        });
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
+}
+
+/// 64 bits an observer cannot predict: std seeds each RandomState's keys
+/// from the OS's random source.
+fn unguessable() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(std::process::id())
 }
 
 /// Whether `pid` is a live (non-zombie) process started at `start_time`.

@@ -112,7 +112,7 @@ pub fn ensure_read_only_exe() -> Result<()> {
 /// A detached, read-only bind mount of the running binary. ENOSYS when the
 /// kernel lacks either syscall.
 fn read_only_clone() -> nix::Result<OwnedFd> {
-    let exe = crate::sys::open_tree_clone(c"/proc/self/exe")?;
+    let exe = crate::sys::open_tree_clone(c"/proc/self/exe", false)?;
     crate::sys::mount_setattr(exe.as_fd(), "", false, libc::MOUNT_ATTR_RDONLY, 0)?;
     Ok(exe)
 }

@@ -176,6 +176,32 @@ fn drive(
 fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, chan: Channel) -> ! {
     // Returns what the init's fork needs: its flags and cgroup.
     let r = (|| -> Result<(u64, Option<BorrowedFd>)> {
+        // Before joining anything: once in the container's user namespace,
+        // its root would pass ptrace checks against a dumpable us and reach
+        // our host root, cwd and fds through /proc/PID. The init we fork
+        // inherits this. Only a user namespace this process creates itself
+        // for an unprivileged runtime waits: its id maps are written by the
+        // runtime as that user, which the kernel allows only on a dumpable
+        // process's /proc files, and nothing else is in that namespace yet.
+        let maps_pending = cfg.unprivileged && cfg.ns.creates(LinuxNamespaceType::User);
+        if !maps_pending {
+            sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
+        }
+        // Opened now, in the host's /proc: after joining a mount namespace
+        // by path, /proc/self is whatever that namespace put there.
+        let offsets = time_offsets(linux);
+        let offsets_file = if cfg.ns.creates(LinuxNamespaceType::Time) && !offsets.is_empty() {
+            Some(
+                sys::open(
+                    "/proc/self/timens_offsets",
+                    nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .context("linux.timeOffsets: opening /proc/self/timens_offsets")?,
+            )
+        } else {
+            None
+        };
         // A joined user namespace may deny setgroups: the runtime's groups
         // must be gone before entering it (the init checks in the end).
         crate::process::attrs::drop_groups();
@@ -185,6 +211,9 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, cha
                 .context("creating the user namespace")?;
             chan.send(&Msg::MapIds)?;
             chan.wait_continue()?;
+            if maps_pending {
+                sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
+            }
             nix::unistd::setresgid(0.into(), 0.into(), 0.into())
                 .context("setresgid(0) in the user namespace")?;
             nix::unistd::setresuid(0.into(), 0.into(), 0.into())
@@ -201,23 +230,11 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, cha
             cfg.ns.new_flags(&[User, Cgroup, Pid]) as i32,
         ))
         .context("creating namespaces")?;
-        if cfg.ns.creates(LinuxNamespaceType::Time) {
-            let offsets: String = linux
-                .time_offsets()
-                .iter()
-                .flatten()
-                .map(|(clock, o)| {
-                    format!(
-                        "{clock} {} {}\n",
-                        o.secs().unwrap_or(0),
-                        o.nanosecs().unwrap_or(0)
-                    )
-                })
-                .collect();
-            if !offsets.is_empty() {
-                std::fs::write("/proc/self/timens_offsets", offsets)
-                    .context("linux.timeOffsets: writing /proc/self/timens_offsets")?;
-            }
+        if let Some(f) = offsets_file {
+            // One write: the kernel takes the offsets of one write(2) only.
+            std::fs::File::from(f)
+                .write_all(offsets.as_bytes())
+                .context("linux.timeOffsets: writing /proc/self/timens_offsets")?;
         }
         // In a user namespace the kernel checks our credentials, now the
         // container root's, against the host's cgroup.procs and refuses
@@ -241,6 +258,22 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, cha
             std::process::exit(1)
         }
     }
+}
+
+/// linux.timeOffsets in /proc/PID/timens_offsets format.
+fn time_offsets(linux: &Linux) -> String {
+    linux
+        .time_offsets()
+        .iter()
+        .flatten()
+        .map(|(clock, o)| {
+            format!(
+                "{clock} {} {}\n",
+                o.secs().unwrap_or(0),
+                o.nanosecs().unwrap_or(0)
+            )
+        })
+        .collect()
 }
 
 /// Writes the user namespace's id mappings of process `pid`. Root writes

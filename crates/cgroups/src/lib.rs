@@ -96,8 +96,7 @@ pub struct Hierarchy {
 
 /// Mounted v1 hierarchies from /proc/self/mountinfo.
 pub fn v1_hierarchies() -> Result<Vec<Hierarchy>> {
-    let mountinfo =
-        rcontain_sys::read_proc("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let mountinfo = rcontain_sys::mountinfo::read().context("read /proc/self/mountinfo")?;
     let known = rcontain_sys::read_proc("/proc/cgroups").context("read /proc/cgroups")?;
     Ok(parse_v1_mounts(&mountinfo, &known))
 }
@@ -109,19 +108,12 @@ fn parse_v1_mounts(mountinfo: &str, proc_cgroups: &str) -> Vec<Hierarchy> {
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     let mut out: Vec<Hierarchy> = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut post = post.split_whitespace();
-        if post.next() != Some("cgroup") {
+    for e in rcontain_sys::mountinfo::parse(mountinfo) {
+        if e.fstype != "cgroup" {
             continue;
         }
-        let super_opts = post.nth(1).unwrap_or("");
-        let Some(mount) = pre.split_whitespace().nth(4) else {
-            continue;
-        };
-        let controllers: Vec<String> = super_opts
+        let controllers: Vec<String> = e
+            .super_options
             .split(',')
             .filter(|o| o.starts_with("name=") || known.contains(o))
             .map(String::from)
@@ -129,7 +121,7 @@ fn parse_v1_mounts(mountinfo: &str, proc_cgroups: &str) -> Vec<Hierarchy> {
         // the same hierarchy can be mounted twice: keep the first
         if !controllers.is_empty() && !out.iter().any(|h| h.controllers == controllers) {
             out.push(Hierarchy {
-                mount: PathBuf::from(mount),
+                mount: PathBuf::from(e.mount_point),
                 controllers,
             });
         }

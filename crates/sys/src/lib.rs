@@ -5,6 +5,7 @@
 //! on. Callers get safe functions returning `nix::Result`.
 
 pub mod bpf;
+pub mod mountinfo;
 
 use nix::errno::Errno;
 use std::ffi::CString;
@@ -301,22 +302,41 @@ pub fn attach_mount(m: BorrowedFd, target: &std::path::Path) -> nix::Result<()> 
 }
 
 /// open_tree(2) with OPEN_TREE_CLONE: a new bind mount of whatever `path`
-/// resolves to (magic links such as /proc/self/exe followed), attached
-/// nowhere. It lives as long as the returned fd, or anything opened or
-/// executed through it. Kernels before 5.2 answer ENOSYS.
-pub fn open_tree_clone(path: &std::ffi::CStr) -> nix::Result<OwnedFd> {
+/// resolves to (magic links such as /proc/self/exe followed), with the
+/// mounts below it when `recursive`, attached nowhere. It lives as long as
+/// the returned fd, or anything opened or executed through it; once
+/// attached with `attach_mount_at`, the fd keeps naming that mount, whatever
+/// later happens to the path it went to. Kernels before 5.2 answer ENOSYS.
+pub fn open_tree_clone(path: &std::ffi::CStr, recursive: bool) -> nix::Result<OwnedFd> {
+    let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
     // SAFETY: `path` is a valid C string for the call; the flags ask for a
     // close-on-exec fd, returned to the caller who then owns it.
     let r = Errno::result(unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
-        )
+        libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags)
     })?;
     // SAFETY: open_tree just returned this fd; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// move_mount(2) of the detached mount `m` onto the directory or file
+/// `target` is an fd of (no path lookup at all).
+pub fn attach_mount_at(m: BorrowedFd, target: BorrowedFd) -> nix::Result<()> {
+    let empty = c"";
+    // SAFETY: a valid C string and fds borrowed for the call's duration.
+    Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            m.as_raw_fd(),
+            empty.as_ptr(),
+            target.as_raw_fd(),
+            empty.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })
+    .map(drop)
 }
 
 /// mount_setattr(2) on a path relative to `dir`, recursively when asked.
