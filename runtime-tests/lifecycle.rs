@@ -14,6 +14,20 @@ use std::process::{Command, Stdio};
 /// handler for, so the trap matters).
 const WAIT_TERM: &str = "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done";
 
+/// Waits until the container's pid 1 (a WAIT_TERM shell) catches SIGTERM:
+/// until its trap is set, pid 1 ignores the signal, and a TERM sent right
+/// after `run -d` would be lost on a loaded machine.
+fn wait_term_trap(env: &TestEnv, id: &str) {
+    let pid = env.state(id)["pid"].as_i64().unwrap();
+    env.wait_for("the TERM trap", || {
+        fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| status_field(&s, "SigCgt"))
+            .and_then(|v| u64::from_str_radix(&v, 16).ok())
+            .is_some_and(|caught| caught & (1 << (15 - 1)) != 0)
+    });
+}
+
 fn status_of(env: &TestEnv, id: &str) -> String {
     env.state(id)["status"]
         .as_str()
@@ -59,6 +73,7 @@ fn kill_default_signal_is_sigterm() {
     env.rt(&["run", "-d", "-b", b.path(), &id])
         .expect_ok("run -d");
     env.wait_for("status running", || status_of(&env, &id) == "running");
+    wait_term_trap(&env, &id);
     env.kill_and_delete(&id, None);
     env.assert_nothing_left();
 }
@@ -71,6 +86,7 @@ fn kill_accepts_signal_names_and_numbers() {
         let id = env.id("s");
         env.rt(&["run", "-d", "-b", b.path(), &id])
             .expect_ok("run -d");
+        wait_term_trap(&env, &id);
         env.kill_and_delete(&id, Some(sig));
     }
     env.assert_nothing_left();

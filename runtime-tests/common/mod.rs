@@ -448,19 +448,11 @@ pub fn copy_tree(from: &Path, to: &Path) {
 /// Mount points (as seen in our mount namespace) at or below `dir`.
 pub fn mounts_under(dir: &Path) -> Vec<String> {
     let prefix = dir.to_str().unwrap();
-    fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(unescape_mountinfo))
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    rcontain::sys::mountinfo::parse(&info)
+        .map(|e| e.mount_point)
         .filter(|mp| mp == prefix || mp.starts_with(&format!("{prefix}/")))
         .collect()
-}
-
-fn unescape_mountinfo(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
 }
 
 /// Processes whose root or cwd is inside `dir` (a container's, or one the

@@ -49,8 +49,9 @@ pub struct ExecArgs {
     /// SELinux process label (not supported)
     #[arg(short = 'l', long = "process-label")]
     process_label: Option<String>,
+    /// Pass N extra fds (3 .. 3+N-1) into the process
     #[arg(long = "preserve-fds", default_value_t = 0)]
-    preserve_fds: u32,
+    pub(super) preserve_fds: u32,
     /// Exec even if the container is paused
     #[arg(long = "ignore-paused")]
     ignore_paused: bool,

@@ -51,9 +51,10 @@ fn version() -> String {
 #[derive(Parser)]
 #[command(name = "rcontain", version = version(), about = "An OCI container runtime, compatible with runc's command line")]
 struct Cli {
-    /// Directory for the containers' state (a tmpfs, ideally)
-    #[arg(long, global = true, default_value = "/run/rcontain")]
-    root: PathBuf,
+    /// Directory for the containers' state (a tmpfs, ideally) [default:
+    /// /run/rcontain as root, $XDG_RUNTIME_DIR/rcontain otherwise]
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Log file (default: stderr)
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -66,8 +67,10 @@ struct Cli {
     /// Manage cgroups through systemd (not supported yet)
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
-    /// Rootless mode: true, false or auto (only false/auto as root are supported)
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    /// Rootless cgroups: true, false or auto (auto: true unless run as root).
+    /// When true, a container whose cgroups cannot be created runs without
+    /// a cgroup of its own, as long as it asks for no limits
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = ["true", "false", "auto"])]
     rootless: Option<String>,
     /// Image store for running straight from images
     #[arg(long, global = true, env = "RCONTAIN_STORE", default_value = rcontain::image::store::DEFAULT_STORE)]
@@ -140,6 +143,8 @@ enum Cmd {
         /// Platform to pick from a multi-platform image
         #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
         platform: Option<String>,
+        #[command(flatten)]
+        limits: unpack::SizeArgs,
         /// Container id, a bundle directory (a path with '/', or '.'), or an
         /// image (a layout directory or an archive)
         id: String,
@@ -189,6 +194,17 @@ enum Cmd {
     Check(check::CheckArgs),
 }
 
+impl Cmd {
+    /// The `--preserve-fds` of the commands that take it, else 0.
+    fn preserve_fds(&self) -> u32 {
+        match self {
+            Cmd::Create { opts, .. } | Cmd::Run { opts, .. } => opts.preserve_fds,
+            Cmd::Exec(a) => a.preserve_fds,
+            _ => 0,
+        }
+    }
+}
+
 impl CreateArgs {
     fn opts(&self, id: &str) -> CreateOpts {
         CreateOpts {
@@ -199,6 +215,7 @@ impl CreateArgs {
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
+            image_rootfs: false,
         }
     }
 }
@@ -244,6 +261,9 @@ pub fn main() -> i32 {
         .any(|a| a == "create" || a == "run" || a == "exec")
         .then(rcontain::process::selfexe::ensure_read_only_exe);
     let cli = Cli::parse();
+    // Before the runtime opens anything (the log file included): what the
+    // caller leaked beyond --preserve-fds goes now.
+    let fds = rcontain::start::callerfds::keep_only_preserved(cli.cmd.preserve_fds());
     if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format == "json", cli.debug) {
         eprintln!(
             "rcontain: --log {}: {e}",
@@ -257,8 +277,8 @@ pub fn main() -> i32 {
     if via_private_ns {
         logging::debug(rcontain::process::selfexe::FALLBACK_NOTE);
     }
-    let result = match early {
-        Some(Err(e)) => Err(e),
+    let result = match (early, fds) {
+        (Some(Err(e)), _) | (_, Err(e)) => Err(e),
         _ => dispatch(cli),
     };
     match result {
@@ -279,17 +299,21 @@ fn dispatch(cli: Cli) -> Result<i32> {
     if cli.systemd_cgroup && matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. }) {
         bail!("--systemd-cgroup: cgroups managed through systemd are not supported yet");
     }
-    if matches!(cli.rootless.as_deref(), Some("true"))
-        && matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. })
-    {
-        bail!("--rootless: rootless containers are not supported yet");
-    }
     // Everything that forks a process into a container runs from a sealed
     // binary nothing can write to (see rcontain::process::selfexe).
     if matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Exec(_)) {
         rcontain::process::selfexe::ensure_read_only_exe()?;
     }
-    let rt = Runtime::new(&cli.root);
+    let root = match cli.root {
+        Some(r) => r,
+        None => rcontain::container::state::default_root()?,
+    };
+    let rootless_cgroups = match cli.rootless.as_deref() {
+        Some("true") => true,
+        Some("false") => false,
+        _ => !nix::unistd::geteuid().is_root(),
+    };
+    let rt = Runtime::new(&root).rootless_cgroups(rootless_cgroups);
     match cli.cmd {
         Cmd::Create { opts, id } => {
             rt.create(&opts.opts(&id), None)?;
@@ -309,12 +333,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
             detach,
             image,
             platform,
+            limits,
             id,
         } => {
             let img = run::ImageRun {
                 store: &cli.store,
                 image,
                 platform,
+                limits: limits.limits()?,
             };
             return run::run(&rt, &opts, detach, &id, img);
         }
@@ -352,10 +378,22 @@ fn dispatch(cli: Cli) -> Result<i32> {
     Ok(0)
 }
 
+/// Images are unpacked with their owners, which only root can set: say so
+/// at once rather than fail at the first chown (images without root are
+/// not implemented).
+fn images_need_root(what: &str) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("{what}: images without root are not supported yet (applying the layers' file owners needs root)");
+    }
+    Ok(())
+}
+
 /// The cgroup manager saved with a container.
 fn container_cgroup(rt: &Runtime, id: &str) -> Result<rcontain::cgroups::Manager> {
     let (st, _) = rt.load(id)?;
-    rcontain::container::cgroup_of(&st)?.with_context(|| format!("container {id:?} has no cgroup"))
+    rcontain::container::cgroup_of(&st)?.with_context(|| {
+        format!("container {id:?} has no cgroup of its own (created rootless, without cgroups delegated to the user)")
+    })
 }
 
 fn list(rt: &Runtime, format: &str, quiet: bool) -> Result<()> {

@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 
 pub struct Runtime {
     pub store: Store,
+    /// `--rootless`: a container whose cgroups this user may not create
+    /// runs without them (when it asks for no limits), as with runc.
+    rootless_cgroups: bool,
 }
 
 #[derive(Default, Clone)]
@@ -35,6 +38,10 @@ pub struct CreateOpts {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// The rootfs is an image store overlay, which the host sees mounted
+    /// nosuid,nodev: the container's own mount of it gets setuid and
+    /// device nodes back.
+    pub image_rootfs: bool,
 }
 
 /// Undoes a half-made create on drop: kills the init, removes the state dir.
@@ -80,7 +87,7 @@ impl Drop for Undo<'_> {
 /// The parent's part in spawning (spawn kills the init itself on error).
 struct CreateParent<'a> {
     spec: &'a Spec,
-    cgroup: &'a cgroups::Manager,
+    cgroup: Option<&'a cgroups::Manager>,
     hook_state: &'a dyn Fn(i32, &str) -> Vec<u8>,
 }
 
@@ -92,7 +99,9 @@ impl Parent for CreateParent<'_> {
 
     fn init_created(&mut self, pid: i32, in_cgroup2: bool) -> Result<()> {
         // Before the init runs any container code (it waits for Continue).
-        self.cgroup.add_pid(pid, in_cgroup2)?;
+        if let Some(cg) = self.cgroup {
+            cg.add_pid(pid, in_cgroup2)?;
+        }
         if let Some(adj) = self.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
                 .map_err(|e| anyhow!("process.oomScoreAdj: writing {adj}: {e}"))?;
@@ -116,6 +125,15 @@ impl Runtime {
     pub fn new(root: &Path) -> Runtime {
         Runtime {
             store: Store::new(root),
+            rootless_cgroups: false,
+        }
+    }
+
+    /// Sets `--rootless` (see the field).
+    pub fn rootless_cgroups(self, on: bool) -> Runtime {
+        Runtime {
+            rootless_cgroups: on,
+            ..self
         }
     }
 
@@ -138,12 +156,16 @@ impl Runtime {
         let process = spec.process().as_ref().expect("validated");
         let linux = spec.linux().as_ref().expect("validated");
         let ns = Namespaces::from_spec(linux)?;
+        if !nix::unistd::geteuid().is_root() {
+            check_rootless(spec, &ns)?;
+        }
         let (filter, caps) = prepare_process(process, linux)?;
         let resources = linux.resources().as_ref();
-        let cg = cgroups::Manager::new(linux.cgroups_path().as_deref(), &o.id)?
-            .with_devices(linux.devices().as_deref().unwrap_or(&[]));
+        let manager = cgroups::Manager::new(linux.cgroups_path().as_deref(), &o.id)?
+            .with_devices(linux.devices().as_deref().unwrap_or(&[]))
+            .with_rootless(self.rootless_cgroups);
         if let Some(r) = resources {
-            cg.validate(r)?;
+            manager.validate(r)?;
         }
         let terminal = process.terminal().unwrap_or(false);
         let console = match (terminal, console, &o.console_socket) {
@@ -154,6 +176,9 @@ impl Runtime {
             (false, _, None) => None,
         };
 
+        // Declared before `undo`, which refers to it, so it is dropped after.
+        #[allow(clippy::needless_late_init)]
+        let cg: Option<cgroups::Manager>;
         let dir = self.store.reserve(&o.id)?;
         let mut undo = Undo {
             store: &self.store,
@@ -163,15 +188,34 @@ impl Runtime {
             host_mounts: shares_host_mounts(spec).then_some(bundle.rootfs.as_path()),
             armed: true,
         };
-        cg.create(resources)?;
-        undo.cgroup = Some(&cg);
-        let cgroup_dir = cg.unified_dir_fd()?;
+        cg = match manager.create(resources) {
+            Ok(()) => Some(manager),
+            Err(e)
+                if self.rootless_cgroups
+                    && linux.cgroups_path().is_none()
+                    && cgroups::is_not_permitted(&e) =>
+            {
+                without_cgroup(resources, &e)?;
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        undo.cgroup = cg.as_ref();
+        let cgroup_dir = cg
+            .as_ref()
+            .map(|c| c.unified_dir_fd())
+            .transpose()?
+            .flatten();
         let fifo = dir.join(state::FIFO);
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
             .with_context(|| format!("creating {}", fifo.display()))?;
-        if let Some((uid, gid)) = container_root_on_host(linux) {
+        if let Some((uid, gid)) =
+            container_root_on_host(linux).filter(|_| nix::unistd::geteuid().is_root())
+        {
             // The init opens the fifo as the container's root, which may be
-            // an unprivileged user on the host.
+            // an unprivileged user on the host. (An unprivileged runtime
+            // cannot give it away; the init opens it through the state dir's
+            // fd, and mode 0622 lets any uid write.)
             nix::unistd::chown(&fifo, Some(uid.into()), Some(gid.into()))
                 .with_context(|| format!("chown {}", fifo.display()))?;
         }
@@ -201,7 +245,7 @@ impl Runtime {
             owner: owner_name(),
             annotations,
             init_start_time: 0,
-            cgroup: Some(serde_json::to_value(&cg)?),
+            cgroup: cg.as_ref().map(serde_json::to_value).transpose()?,
         };
         let hook_state = |pid: i32, status: &str| hook_state_json(&st, pid, status);
         let keyring = format!("_ses.{}", o.id);
@@ -213,11 +257,13 @@ impl Runtime {
             state_dir: &dirfd,
             console: console.as_ref(),
             no_pivot: o.no_pivot,
+            image_rootfs: o.image_rootfs,
             preserve_fds: o.preserve_fds,
             keyring: (!o.no_new_keyring).then_some(keyring.as_str()),
             seccomp: filter.as_ref(),
             caps: &caps,
             hook_state: &hook_state,
+            unprivileged: !nix::unistd::geteuid().is_root(),
         };
         let pid = spawn::spawn(
             &cfg,
@@ -225,7 +271,7 @@ impl Runtime {
             cgroup_dir.as_ref().map(|d| d.as_fd()),
             &mut CreateParent {
                 spec,
-                cgroup: &cg,
+                cgroup: cg.as_ref(),
                 hook_state: &hook_state,
             },
         )?;
@@ -519,6 +565,90 @@ pub(crate) fn send_seccomp_fd(
     seccomp::send_to_listener(path, std::os::fd::AsFd::as_fd(fd), &msg)
 }
 
+/// What a config needs to run without root, checked before anything is
+/// made so the error names the field rather than a refused syscall: a user
+/// namespace (created or joined), and mount options `uid=`/`gid=` only
+/// for ids that namespace maps (the kernel refuses others with EINVAL).
+fn check_rootless(spec: &Spec, ns: &Namespaces) -> Result<()> {
+    use oci_spec::runtime::LinuxNamespaceType::User;
+    if !ns.creates(User) && !ns.joins(User) {
+        bail!(
+            "linux.namespaces: running without root needs a user namespace \
+             (add {{\"type\": \"user\"}} and linux.uidMappings/gidMappings; \
+             `rcontain spec --rootless` writes such a config)"
+        );
+    }
+    if !ns.creates(User) {
+        return Ok(());
+    }
+    let linux = spec.linux().as_ref().expect("validated");
+    let mapped = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>, id: u32| {
+        maps.iter().flatten().any(|m| {
+            id >= m.container_id()
+                && u64::from(id) < u64::from(m.container_id()) + u64::from(m.size())
+        })
+    };
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        for o in m.options().iter().flatten() {
+            let (maps, field, id) = if let Some(v) = o.strip_prefix("uid=") {
+                (linux.uid_mappings(), "uidMappings", v)
+            } else if let Some(v) = o.strip_prefix("gid=") {
+                (linux.gid_mappings(), "gidMappings", v)
+            } else {
+                continue;
+            };
+            if id.parse().is_ok_and(|id| !mapped(maps, id)) {
+                bail!(
+                    "mounts[{i}] ({}): option {o}: the id is not mapped by linux.{field}, \
+                     and a rootless container can use no other",
+                    m.destination().display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `--rootless` and the cgroups could not be created (`err`): like runc,
+/// go on without a cgroup unless the config asks for a limit, which could
+/// then not be enforced. Device rules are the exception runc makes too:
+/// an unprivileged container cannot open what the user cannot anyway.
+fn without_cgroup(
+    resources: Option<&oci_spec::runtime::LinuxResources>,
+    err: &anyhow::Error,
+) -> Result<()> {
+    let asked = resources
+        .map(serde_json::to_value)
+        .transpose()?
+        .and_then(|v| match v {
+            serde_json::Value::Object(fields) => fields
+                .into_iter()
+                .find(|(k, v)| k != "devices" && !is_empty_value(v))
+                .map(|(k, _)| k),
+            _ => None,
+        });
+    if let Some(field) = asked {
+        bail!(
+            "linux.resources.{field}: cannot set the limit: rootless, and the container could not \
+             create a cgroup of its own ({err:#})"
+        );
+    }
+    logging::debug(&format!(
+        "rootless: running without a cgroup of its own ({err:#})"
+    ));
+    Ok(())
+}
+
+/// null, {} or [] (also nested: `{"memory": {}}` sets nothing).
+fn is_empty_value(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Null => true,
+        serde_json::Value::Object(o) => o.values().all(is_empty_value),
+        serde_json::Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
 /// A config without a mount namespace mounts in the runtime's own.
 fn shares_host_mounts(spec: &Spec) -> bool {
     let t = oci_spec::runtime::LinuxNamespaceType::Mount;
@@ -547,6 +677,9 @@ pub(crate) fn prepare_process(
     linux: &oci_spec::runtime::Linux,
 ) -> Result<(Option<seccomp::Filter>, capabilities::CapSets)> {
     crate::process::attrs::validate(process, Some(linux))?;
+    if !nix::unistd::geteuid().is_root() {
+        crate::process::attrs::keep_user_groups();
+    }
     let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
     // No capabilities object means none at all; decided here, where the
     // kernel is asked, not in the container.
@@ -635,6 +768,38 @@ pub fn wait_gone(pid: i32, start_time: Option<u64>) {
 #[cfg(test)]
 mod tests {
     use super::passwd_name;
+
+    #[test]
+    fn rootless_checks() {
+        use super::{check_rootless, is_empty_value, Namespaces};
+        assert!(is_empty_value(
+            &serde_json::json!({"memory": {}, "devices": []})
+        ));
+        assert!(!is_empty_value(&serde_json::json!({"limit": 0})));
+        let spec = |ns: serde_json::Value, opts: &[&str]| -> oci_spec::runtime::Spec {
+            serde_json::from_value(serde_json::json!({
+                "ociVersion": "1.0.2",
+                "root": {"path": "rootfs"},
+                "mounts": [{"destination": "/dev/pts", "type": "devpts", "options": opts}],
+                "linux": {
+                    "namespaces": ns,
+                    "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                    "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                },
+            }))
+            .unwrap()
+        };
+        let check = |s: &oci_spec::runtime::Spec| {
+            let ns = Namespaces::from_spec(s.linux().as_ref().unwrap()).unwrap();
+            check_rootless(s, &ns).map_err(|e| e.to_string())
+        };
+        let user = serde_json::json!([{"type": "user"}, {"type": "mount"}]);
+        check(&spec(user.clone(), &["gid=0", "mode=0620"])).unwrap();
+        let e = check(&spec(user, &["gid=5"])).unwrap_err();
+        assert!(e.contains("mounts[0] (/dev/pts): option gid=5"), "{e}");
+        let e = check(&spec(serde_json::json!([{"type": "mount"}]), &[])).unwrap_err();
+        assert!(e.starts_with("linux.namespaces: "), "{e}");
+    }
 
     #[test]
     fn passwd_names() {

@@ -109,6 +109,46 @@ pub fn validate_id(id: &str) -> Result<()> {
     Ok(())
 }
 
+/// The state root when `--root` is not given, as runc chooses its own:
+/// /run/rcontain for root; for anyone else `$XDG_RUNTIME_DIR/rcontain`
+/// (the per-user tmpfs systemd-logind provides), since /run is root's.
+/// Without XDG_RUNTIME_DIR (a `su` or `sudo -u` shell, a cron job), a
+/// private directory `/tmp/rcontain-UID`: /tmp is shared, so it is used
+/// only if it is a directory of our own that no one else can write to.
+pub fn default_root() -> Result<PathBuf> {
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() {
+        return Ok(PathBuf::from("/run/rcontain"));
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return Ok(Path::new(&dir).join("rcontain"));
+    }
+    let dir = std::env::temp_dir().join(format!("rcontain-{uid}"));
+    private_dir(&dir, uid.as_raw()).with_context(|| {
+        format!(
+            "XDG_RUNTIME_DIR is not set, and the fallback state root {} is not usable \
+             (set XDG_RUNTIME_DIR or pass --root)",
+            dir.display()
+        )
+    })?;
+    Ok(dir)
+}
+
+/// Makes sure `dir` is a directory owned by `uid`, writable by it alone
+/// (created with mode 0700 if missing; never through a symlink).
+fn private_dir(dir: &Path, uid: u32) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e.into()),
+        _ => {}
+    }
+    let m = std::fs::symlink_metadata(dir)?;
+    if !m.is_dir() || m.uid() != uid || m.mode() & 0o022 != 0 {
+        bail!("not a directory of uid {uid} that only it can write to");
+    }
+    Ok(())
+}
+
 pub struct Store {
     root: PathBuf,
 }
@@ -199,11 +239,55 @@ impl Store {
     }
 }
 
+/// Replace `path` with a file holding `data`: a new file in the same
+/// directory, renamed over it. The directory may be writable by others
+/// (a `--pid-file` in a shared directory): the temp file gets a name they
+/// cannot guess and is created with O_EXCL|O_NOFOLLOW, so nothing planted
+/// there redirects the write, and rename(2) replaces a symlink at `path`
+/// instead of following it.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("{}: not a file name", path.display()))?;
+    let mut attempts = 0;
+    let (tmp, mut f) = loop {
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".{:016x}.tmp", unguessable()));
+        let tmp = path.with_file_name(tmp_name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+        {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempts < 8 => {
+                attempts += 1
+            }
+            Err(e) => return Err(anyhow!("creating {}: {e}", tmp.display())),
+        }
+    };
+    let r = f
+        .write_all(data)
+        .with_context(|| format!("writing {}", tmp.display()))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+        });
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
+}
+
+/// 64 bits an observer cannot predict: std seeds each RandomState's keys
+/// from the OS's random source.
+fn unguessable() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(std::process::id())
 }
 
 /// Whether `pid` is a live (non-zombie) process started at `start_time`.
@@ -264,6 +348,28 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "/", "a b", "é"] {
             assert!(validate_id(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn private_state_root() {
+        let base = std::env::temp_dir().join(format!("rcontain-private-{}", std::process::id()));
+        let me = nix::unistd::geteuid().as_raw();
+        let dir = base.join("root");
+        std::fs::create_dir_all(&base).unwrap();
+        private_dir(&dir, me).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        private_dir(&dir, me).unwrap();
+        // Writable by others, owned by someone else, or a symlink: refused.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(private_dir(&dir, me).is_err());
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(private_dir(&dir, me + 1).is_err());
+        let link = base.join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert!(private_dir(&link, me).is_err());
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

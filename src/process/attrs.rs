@@ -165,6 +165,20 @@ pub fn set_identity(user: &User, caps: &CapSets) -> Result<()> {
     Ok(())
 }
 
+/// Set by an unprivileged runtime before it forks. Its supplementary
+/// groups are the user's own: it cannot drop them, nor can the container
+/// once its user namespace denies setgroups (a single mapping written
+/// without newgidmap). They then stay, as runc leaves them: they give the
+/// container nothing the user lacks, while dropping them could get round a
+/// permission that denies one of those groups (why the kernel denies
+/// setgroups there).
+static KEEP_USER_GROUPS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// See [`KEEP_USER_GROUPS`].
+pub fn keep_user_groups() {
+    KEEP_USER_GROUPS.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Sets the supplementary groups to `gids`. When the kernel refuses
 /// (EPERM: setgroups denied in this user namespace), that is fine only if
 /// the process already has exactly those groups, e.g. none because they
@@ -182,6 +196,12 @@ fn set_groups(gids: &[Gid]) -> Result<()> {
     };
     let held = nix::unistd::getgroups().context("getgroups")?;
     if e == nix::errno::Errno::EPERM && sorted(&held) == sorted(gids) {
+        return Ok(());
+    }
+    if e == nix::errno::Errno::EPERM
+        && gids.is_empty()
+        && KEEP_USER_GROUPS.load(std::sync::atomic::Ordering::Relaxed)
+    {
         return Ok(());
     }
     if !gids.is_empty() {

@@ -66,6 +66,12 @@ pub const FALLBACK_NOTE: &str = "open_tree or mount_setattr missing (kernel befo
 /// Re-exec from a read-only mount of the binary unless it is already on
 /// one. Returns only on error, or when nothing is needed.
 pub fn ensure_read_only_exe() -> Result<()> {
+    // An unprivileged user may not make the mount namespace, and needs
+    // none: its containers' roots hold no capability in the runtime's user
+    // namespace, where the init's non-dumpable exe link is checked.
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
     if exe_is_read_only() {
         return Ok(());
     }
@@ -106,7 +112,7 @@ pub fn ensure_read_only_exe() -> Result<()> {
 /// A detached, read-only bind mount of the running binary. ENOSYS when the
 /// kernel lacks either syscall.
 fn read_only_clone() -> nix::Result<OwnedFd> {
-    let exe = crate::sys::open_tree_clone(c"/proc/self/exe")?;
+    let exe = crate::sys::open_tree_clone(c"/proc/self/exe", false)?;
     crate::sys::mount_setattr(exe.as_fd(), "", false, libc::MOUNT_ATTR_RDONLY, 0)?;
     Ok(exe)
 }

@@ -24,6 +24,10 @@ use std::path::Path;
 /// without a mount namespace). Then nothing may touch the host's mount
 /// tree: the rootfs gets a private bind mount of its own, everything is
 /// mounted below it, and delete unmounts it all (`unmount_host_mounts`).
+/// `suid_dev`: clear nosuid and nodev on the rootfs bind mount (only ever
+/// in a mount namespace of the container's own), for an image store
+/// overlay that the host sees with both set.
+#[allow(clippy::too_many_arguments)]
 pub fn prepare(
     spec: &Spec,
     rootfs: &Path,
@@ -32,6 +36,7 @@ pub fn prepare(
     mount_table: &MountTable,
     userns: bool,
     host_mnt: bool,
+    suid_dev: bool,
 ) -> Result<OwnedFd> {
     let linux = spec.linux().as_ref();
     if !host_mnt {
@@ -61,30 +66,53 @@ pub fn prepare(
             make_parent_private(rootfs, mount_table)?;
         }
     }
-    mount(
-        Some(rootfs),
+    // The rootfs bound onto itself; `root` names that new mount from here
+    // on, for every later step, whatever the path comes to name.
+    let dir = crate::sys::open(
         rootfs,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
     )
+    .with_context(|| format!("opening rootfs {}", rootfs.display()))?;
+    let root = mounts::bind(Path::new(&fd_path(&dir)), dir.as_fd(), true, || {
+        crate::sys::open(
+            rootfs,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| anyhow!("{}", e.desc()))
+    })
     .with_context(|| format!("bind mounting rootfs {}", rootfs.display()))?;
     if host_mnt {
         mount(
             None::<&str>,
-            rootfs,
+            fd_path(&root).as_str(),
             None::<&str>,
             MsFlags::MS_PRIVATE | MsFlags::MS_REC,
             None::<&str>,
         )
         .with_context(|| format!("making rootfs {} private", rootfs.display()))?;
     }
-    let root = crate::sys::open(
-        rootfs,
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .with_context(|| format!("opening rootfs {}", rootfs.display()))?;
+    if suid_dev {
+        // The bind above is this namespace's own mount of the overlay: the
+        // image's setuid binaries and device nodes work in the container
+        // (devices still as the device rules allow), never on the host.
+        crate::sys::mount_setattr(
+            root.as_fd(),
+            "",
+            false,
+            0,
+            libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV,
+        )
+        .map_err(|e| {
+            anyhow!(
+                "allowing setuid and devices on the image rootfs: {}",
+                e.desc()
+            )
+        })?;
+    }
 
     let ms = spec.mounts().as_deref().unwrap_or(&[]);
     for (i, m) in ms.iter().enumerate() {
@@ -180,10 +208,10 @@ fn resolve_protected(
 /// Make the mount containing `rootfs`'s parent private.
 fn make_parent_private(rootfs: &Path, mount_table: &MountTable) -> Result<()> {
     let parent = rootfs.parent().unwrap_or(Path::new("/"));
-    if let Some(mp) = mounts::mount_point_of(mount_table.text()?, parent) {
+    if let Some(mp) = crate::sys::mountinfo::mount_point_of(mount_table.text()?, parent) {
         mount(
             None::<&str>,
-            mp,
+            mp.as_str(),
             None::<&str>,
             MsFlags::MS_PRIVATE,
             None::<&str>,
@@ -197,17 +225,11 @@ fn readonly_path(root: BorrowedFd, p: &str, pseudo: &[(&Path, FsType)]) -> Resul
     let Some(fd) = resolve_protected(root, p, pseudo)? else {
         return Ok(());
     };
-    mount(
-        Some(fd_path(&fd).as_str()),
-        fd_path(&fd).as_str(),
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(|e| anyhow!("bind: {}", e.desc()))?;
-    let fd = resolve_protected(root, p, pseudo)?
-        .ok_or_else(|| anyhow!("vanished after the bind mount"))?;
-    crate::sys::mount_setattr(fd.as_fd(), "", true, libc::MOUNT_ATTR_RDONLY, 0)
+    let m = mounts::bind(Path::new(&fd_path(&fd)), fd.as_fd(), true, || {
+        resolve_protected(root, p, pseudo)?.ok_or_else(|| anyhow!("vanished after the bind mount"))
+    })
+    .context("bind")?;
+    crate::sys::mount_setattr(m.as_fd(), "", true, libc::MOUNT_ATTR_RDONLY, 0)
         .map_err(|e| anyhow!("making it read-only: {}", e.desc()))
 }
 
@@ -287,16 +309,14 @@ pub fn switch_root(root: &OwnedFd, no_pivot: bool, host_mnt: bool) -> Result<()>
 /// Unmount everything a container without its own mount namespace left
 /// on the host below its rootfs (deepest first).
 pub fn unmount_host_mounts(rootfs: &Path) -> Result<()> {
-    let info =
-        crate::sys::read_proc("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
-    let mut points: Vec<&str> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
+    let info = crate::sys::mountinfo::read().context("reading /proc/self/mountinfo")?;
+    let mut points: Vec<String> = crate::sys::mountinfo::parse(&info)
+        .map(|e| e.mount_point)
         .filter(|mp| Path::new(mp).starts_with(rootfs))
         .collect();
     points.reverse();
     for mp in points {
-        match umount2(mp, MntFlags::MNT_DETACH) {
+        match umount2(mp.as_str(), MntFlags::MNT_DETACH) {
             Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
             Err(e) => return Err(anyhow!("unmounting {mp}: {}", e.desc())),
         }

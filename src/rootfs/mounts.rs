@@ -201,39 +201,24 @@ impl MountTable {
         if let Some(t) = self.0.get() {
             return Ok(t);
         }
-        let t = crate::sys::read_proc("/proc/self/mountinfo")
-            .context("reading /proc/self/mountinfo")?;
+        let t = crate::sys::mountinfo::read().context("reading /proc/self/mountinfo")?;
         Ok(self.0.get_or_init(|| t))
     }
-}
-
-/// The mount point of the mount `path` is on, from mountinfo text: the
-/// longest mount point above it.
-pub fn mount_point_of<'a>(mountinfo: &'a str, path: &Path) -> Option<&'a str> {
-    mountinfo
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|mp| path.starts_with(mp))
-        .max_by_key(|mp| mp.len())
 }
 
 /// The host mount point of the hierarchy with exactly these controllers
 /// ("" = cgroup2), mounted at its root, with its position in mountinfo.
 fn find_cgroup_mount(mountinfo: &str, ctrls: &str) -> Option<(usize, PathBuf)> {
-    for (pos, l) in mountinfo.lines().enumerate() {
-        let Some((pre, post)) = l.split_once(" - ") else {
-            continue;
-        };
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let post: Vec<&str> = post.split(' ').collect();
-        if pre.len() < 5 || post.len() < 3 || pre[3] != "/" {
+    for (pos, e) in crate::sys::mountinfo::parse(mountinfo).enumerate() {
+        if e.root != "/" {
             continue;
         }
-        let hit = match post[0] {
+        let hit = match e.fstype.as_str() {
             "cgroup2" => ctrls.is_empty(),
             "cgroup" => {
                 let want: Vec<&str> = ctrls.split(',').collect();
-                let have: Vec<&str> = post[2]
+                let have: Vec<&str> = e
+                    .super_options
                     .split(',')
                     .filter(|o| want.contains(o) || o.starts_with("name="))
                     .collect();
@@ -244,7 +229,7 @@ fn find_cgroup_mount(mountinfo: &str, ctrls: &str) -> Option<(usize, PathBuf)> {
             _ => false,
         };
         if hit {
-            return Some((pos, PathBuf::from(pre[4])));
+            return Some((pos, PathBuf::from(e.mount_point)));
         }
     }
     None
@@ -380,20 +365,12 @@ pub fn mount_entry(
             .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC);
         let target =
             mount_point(root, m, &dest, meta.is_dir(), src_is_procfs).with_context(field)?;
-        let rec = if opts.recursive_bind {
-            MsFlags::MS_REC
-        } else {
-            MsFlags::empty()
-        };
-        mount(
-            Some(&src),
-            fd_path(&target).as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND | rec,
-            None::<&str>,
-        )
-        .map_err(|e| anyhow!("{}: bind mounting {}: {}", field(), src.display(), e.desc()))?;
-        finish_bind(root, &dest, &opts, &src).with_context(field)?;
+        let m = bind(&src, target.as_fd(), opts.recursive_bind, || {
+            reopen(root, &dest)
+        })
+        .with_context(|| format!("{}: bind mounting {}", field(), src.display()))?;
+        finish_bind(m.as_fd(), &opts).with_context(field)?;
+        return set_propagation_and_attrs(m.as_fd(), &opts).with_context(field);
     } else if typ == "cgroup" || typ == "cgroup2" {
         let target = mount_point(root, m, &dest, true, false).with_context(field)?;
         mount_cgroup(root, &dest, target, &opts, cg).with_context(field)?;
@@ -416,15 +393,12 @@ pub fn mount_entry(
         // In a user namespace sysfs cannot be mounted without owning the
         // network namespace; a read-only bind of the host's is what runc does.
         if r == Err(nix::errno::Errno::EPERM) && typ == "sysfs" {
-            mount(
-                Some("/sys"),
-                fd_path(&target).as_str(),
-                None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None::<&str>,
-            )
-            .map_err(|e| anyhow!("{}: bind mounting /sys: {}", field(), e.desc()))?;
-            finish_bind(root, &dest, &opts, Path::new("/sys")).with_context(field)?;
+            let m = bind(Path::new("/sys"), target.as_fd(), true, || {
+                reopen(root, &dest)
+            })
+            .with_context(|| format!("{}: bind mounting /sys", field()))?;
+            finish_bind(m.as_fd(), &opts).with_context(field)?;
+            return set_propagation_and_attrs(m.as_fd(), &opts).with_context(field);
         } else {
             r.map_err(|e| {
                 anyhow!(
@@ -439,43 +413,80 @@ pub fn mount_entry(
     apply_propagation_and_attrs(root, &dest, &opts).with_context(field)
 }
 
-/// Bind mounts ignore every flag but MS_REC on the first mount(2): the
-/// flags need a remount. Flags the kernel locked (a bind of a nosuid mount
-/// from a user namespace, …) must be kept or the remount fails.
-fn finish_bind(root: BorrowedFd, dest: &str, opts: &Options, src: &Path) -> Result<()> {
+/// Bind `src` onto the mount point `target` (recursively: with the mounts
+/// below `src`). Returns an fd of the new mount, through which every later
+/// step (remount, propagation, attributes) reaches exactly that mount: a
+/// path looked up again could meanwhile lead elsewhere (a shared volume
+/// another container renames under us). Where open_tree(2) is missing
+/// (ENOSYS: before Linux 5.2, or a seccomp profile) a mount(2) bind takes
+/// its place and `reopen` (the destination looked up again) names the mount.
+pub fn bind(
+    src: &Path,
+    target: BorrowedFd,
+    recursive: bool,
+    reopen: impl FnOnce() -> Result<OwnedFd>,
+) -> Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(src.as_os_str().as_bytes())
+        .map_err(|_| anyhow!("a NUL byte in the path"))?;
+    match crate::sys::open_tree_clone(&c, recursive) {
+        Ok(m) => {
+            crate::sys::attach_mount_at(m.as_fd(), target).map_err(|e| anyhow!("{}", e.desc()))?;
+            Ok(m)
+        }
+        Err(nix::errno::Errno::ENOSYS) => {
+            let rec = if recursive {
+                MsFlags::MS_REC
+            } else {
+                MsFlags::empty()
+            };
+            mount(
+                Some(src),
+                fd_path(target).as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND | rec,
+                None::<&str>,
+            )
+            .map_err(|e| anyhow!("{}", e.desc()))?;
+            reopen().context("reopening the mount point")
+        }
+        Err(e) => Err(anyhow!("{}", e.desc())),
+    }
+}
+
+/// Bind mounts take their flags (ro, nosuid, …) only from a remount of the
+/// mount `m` made by `bind`. Flags the kernel locked (a bind of a nosuid
+/// mount from a user namespace, …) must be kept or the remount fails.
+fn finish_bind(m: BorrowedFd, opts: &Options) -> Result<()> {
     let flags = opts.flags & !(MsFlags::MS_REMOUNT | MsFlags::MS_REC);
     if flags.is_empty() {
         return Ok(());
     }
-    let target = safepath::open_in_root(root, dest, libc::O_PATH)
-        .map_err(|e| anyhow!("reopening the mount point: {}", e.desc()))?;
     let remount = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags;
     match mount(
         None::<&str>,
-        fd_path(&target).as_str(),
+        fd_path(m).as_str(),
         None::<&str>,
         remount,
         None::<&str>,
     ) {
-        Err(nix::errno::Errno::EPERM) => {
-            let locked = locked_flags(src);
-            mount(
-                None::<&str>,
-                fd_path(&target).as_str(),
-                None::<&str>,
-                remount | locked,
-                None::<&str>,
-            )
-            .map_err(|e| anyhow!("remounting with {:?}: {}", flags, e.desc()))
-        }
+        Err(nix::errno::Errno::EPERM) => mount(
+            None::<&str>,
+            fd_path(m).as_str(),
+            None::<&str>,
+            remount | locked_flags(m),
+            None::<&str>,
+        )
+        .map_err(|e| anyhow!("remounting with {:?}: {}", flags, e.desc())),
         r => r.map_err(|e| anyhow!("remounting with {:?}: {}", flags, e.desc())),
     }
 }
 
-fn locked_flags(src: &Path) -> MsFlags {
+/// The flags of the mount `m`: a fresh bind has its source's.
+fn locked_flags(m: BorrowedFd) -> MsFlags {
     use nix::sys::statvfs::FsFlags;
     let mut f = MsFlags::empty();
-    if let Ok(st) = nix::sys::statvfs::statvfs(src) {
+    if let Ok(st) = nix::sys::statvfs::fstatvfs(m) {
         let fl = st.flags();
         for (s, m) in [
             (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
@@ -491,16 +502,23 @@ fn locked_flags(src: &Path) -> MsFlags {
     f
 }
 
+/// For a new filesystem mounted at `dest` (mount(2) gives no fd of the
+/// mount it made): propagation and recursive attributes, on the mount now
+/// at `dest`.
 fn apply_propagation_and_attrs(root: BorrowedFd, dest: &str, opts: &Options) -> Result<()> {
     if opts.propagation.is_empty() && opts.rec_set == 0 && opts.rec_clear == 0 {
         return Ok(());
     }
-    let target = safepath::open_in_root(root, dest, libc::O_PATH)
-        .map_err(|e| anyhow!("reopening the mount point: {}", e.desc()))?;
+    let target = reopen(root, dest).context("reopening the mount point")?;
+    set_propagation_and_attrs(target.as_fd(), opts)
+}
+
+/// Propagation and recursive attributes (rro, rnosuid, …) of the mount `m`.
+fn set_propagation_and_attrs(m: BorrowedFd, opts: &Options) -> Result<()> {
     for p in &opts.propagation {
         mount(
             None::<&str>,
-            fd_path(&target).as_str(),
+            fd_path(m).as_str(),
             None::<&str>,
             *p,
             None::<&str>,
@@ -508,25 +526,30 @@ fn apply_propagation_and_attrs(root: BorrowedFd, dest: &str, opts: &Options) -> 
         .map_err(|e| anyhow!("setting propagation {:?}: {}", p, e.desc()))?;
     }
     if opts.rec_set != 0 || opts.rec_clear != 0 {
-        crate::sys::mount_setattr(target.as_fd(), "", true, opts.rec_set, opts.rec_clear)
+        crate::sys::mount_setattr(m, "", true, opts.rec_set, opts.rec_clear)
             .map_err(|e| anyhow!("mount_setattr: {}", e.desc()))?;
     }
     Ok(())
 }
 
 /// Binds the container's cgroup `path` in the hierarchy mounted at `mp`
-/// onto `target`; returns the source, for `finish_bind`.
-fn bind_cgroup(mp: &Path, path: &str, target: BorrowedFd) -> Result<PathBuf> {
+/// onto `target` (`dest` in the rootfs behind `root`); returns the new
+/// mount, for `finish_bind`.
+fn bind_cgroup(
+    mp: &Path,
+    path: &str,
+    root: BorrowedFd,
+    dest: &str,
+    target: BorrowedFd,
+) -> Result<OwnedFd> {
     let src = mp.join(path.trim_start_matches('/'));
-    mount(
-        Some(&src),
-        fd_path(target).as_str(),
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(|e| anyhow!("bind mounting {}: {}", src.display(), e.desc()))?;
-    Ok(src)
+    bind(&src, target, false, || reopen(root, dest))
+        .with_context(|| format!("bind mounting {}", src.display()))
+}
+
+/// The mount now at `dest` in the rootfs behind `root`.
+fn reopen(root: BorrowedFd, dest: &str) -> Result<OwnedFd> {
+    safepath::open_in_root(root, dest, libc::O_PATH).map_err(|e| anyhow!("{}", e.desc()))
 }
 
 /// A cgroup filesystem for the container: on a pure v2 host with a cgroup
@@ -557,8 +580,8 @@ fn mount_cgroup(
             .iter()
             .find(|h| h.2.is_empty())
             .ok_or_else(|| anyhow!("no cgroup2 hierarchy found in /proc/self/cgroup"))?;
-        let src = bind_cgroup(mp, path, target.as_fd())?;
-        return finish_bind(root, dest, opts, &src);
+        let m = bind_cgroup(mp, path, root, dest, target.as_fd())?;
+        return finish_bind(m.as_fd(), opts);
     }
     // v1 or hybrid: a tmpfs holding one bind mount per hierarchy.
     let tmpfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -578,15 +601,13 @@ fn mount_cgroup(
         let sub = format!("{}/{}", dest.trim_end_matches('/'), name);
         let t = safepath::mkdir_all_in_root(root, &sub, 0o755)
             .map_err(|e| anyhow!("creating {sub}: {}", e.desc()))?;
-        let src = bind_cgroup(mp, path, t.as_fd())?;
+        let m = bind_cgroup(mp, path, root, &sub, t.as_fd())?;
         finish_bind(
-            root,
-            &sub,
+            m.as_fd(),
             &Options {
                 flags: flags | tmpfs_flags,
                 ..Default::default()
             },
-            &src,
         )?;
         // Hierarchies that co-mount controllers ("cpu,cpuacct") are also
         // reachable by each controller's name, as on the host.
@@ -666,18 +687,5 @@ mod tests {
             Some((3, "/sys/fs/cgroup/net_cls,net_prio".into()))
         );
         assert_eq!(find_cgroup_mount(mi, "memory"), None);
-    }
-
-    #[test]
-    fn finds_the_mount_a_path_is_on() {
-        let mi = "1 0 8:1 / / rw shared:1 - ext4 /dev/sda1 rw\n\
-                  2 1 0:30 / /tmp rw shared:2 - tmpfs tmpfs rw\n\
-                  3 2 0:31 / /tmp/b rw - tmpfs tmpfs rw\n\
-                  4 2 0:32 / /tmp/b rw - tmpfs tmpfs rw\n";
-        let of = |p: &str| mount_point_of(mi, Path::new(p)).map(|l| l.to_string());
-        assert_eq!(of("/tmp/b/rootfs").as_deref(), Some("/tmp/b"));
-        assert_eq!(of("/tmp/bundle").as_deref(), Some("/tmp"));
-        assert_eq!(of("/tmp").as_deref(), Some("/tmp"));
-        assert_eq!(of("/var/lib").as_deref(), Some("/"));
     }
 }

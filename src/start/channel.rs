@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Context, Result};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 #[derive(Debug)]
 pub enum Msg {
@@ -40,6 +40,12 @@ pub fn pair() -> Result<(Channel, Channel)> {
     )
     .context("socketpair")?;
     Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl AsFd for Channel {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
 }
 
 impl Channel {

@@ -1,7 +1,9 @@
 //! `exec`: run another process in a running container.
 //!
 //! The runtime joins the container's pid (and time) namespace itself —
-//! setns on those only changes where its *children* go — and forks once.
+//! setns on those only changes where its *children* go — and forks once
+//! (an unprivileged runtime joins the container's user namespace first,
+//! without which it may not join the others).
 //! The child joins every other namespace (user first; entering the mount
 //! namespace puts it at the container's pivoted root), takes the container's
 //! seccomp profile and the process's own settings, and execs. The exec'd
@@ -94,8 +96,19 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
     if !crate::container::state::process_alive(st.pid, st.init_start_time) {
         bail!("cannot exec in container {:?}: container not running", o.id);
     }
+    // setns into a pid or time namespace needs CAP_SYS_ADMIN in our own
+    // user namespace too: an unprivileged runtime has it only once it is
+    // in the container's (which it owns). Only then does the runtime join
+    // that one itself; it can do no more there than the user could before
+    // (the container's ids are the user's own or its subordinate ids).
+    let user_joined = !nix::unistd::geteuid().is_root();
     for (t, fd) in &ns {
-        if matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
+        let here = match t {
+            LinuxNamespaceType::User => user_joined,
+            LinuxNamespaceType::Pid | LinuxNamespaceType::Time => true,
+            _ => false,
+        };
+        if here {
             sys::setns(fd.as_fd(), crate::namespaces::clone_flag(*t) as i32)
                 .with_context(|| format!("joining the container's {t} namespace"))?;
         }
@@ -135,6 +148,7 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
             p,
             linux,
             &ns,
+            user_joined,
             filter.as_ref(),
             &caps,
             console.as_ref(),
@@ -195,12 +209,13 @@ fn child_setup(
     p: &Process,
     linux: &oci_spec::runtime::Linux,
     ns: &[(LinuxNamespaceType, OwnedFd)],
+    user_joined: bool,
     filter: Option<&seccomp::Filter>,
     caps: &capabilities::CapSets,
     console: Option<&OwnedFd>,
     preserve_fds: u32,
     chan: &Channel,
-) -> Result<crate::start::init::Never> {
+) -> Result<std::convert::Infallible> {
     sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
     chan.wait_continue()?;
     // The container's user namespace may deny setgroups: drop the
@@ -210,8 +225,10 @@ fn child_setup(
         .iter()
         .filter(|(t, _)| !matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time))
     {
-        sys::setns(fd.as_fd(), crate::namespaces::clone_flag(*t) as i32)
-            .with_context(|| format!("joining the container's {t} namespace"))?;
+        if !(user_joined && *t == LinuxNamespaceType::User) {
+            sys::setns(fd.as_fd(), crate::namespaces::clone_flag(*t) as i32)
+                .with_context(|| format!("joining the container's {t} namespace"))?;
+        }
         if *t == LinuxNamespaceType::User {
             nix::unistd::setresgid(0.into(), 0.into(), 0.into())
                 .context("setresgid(0) in the user namespace")?;
@@ -233,5 +250,14 @@ fn child_setup(
     }
     let env: &[String] = p.env().as_deref().unwrap_or(&[]);
     let exe = find_executable(&p.args().as_ref().expect("validated")[0], env, p.cwd())?;
-    exec_process(p, linux, filter, caps, preserve_fds, &exe, chan)
+    exec_process(
+        p,
+        linux,
+        filter,
+        caps,
+        preserve_fds,
+        &exe,
+        Some(chan),
+        chan.as_fd(),
+    )
 }

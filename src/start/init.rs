@@ -1,10 +1,11 @@
 //! The container's init: the child that the runtime cloned, from the
 //! moment it exists until it execve()s the user's program.
 //!
-//! It runs the same binary image as the runtime (no re-exec, so no
-//! /proc/self/exe to reach), is made non-dumpable at once so that nothing
-//! in the container can open its /proc/PID/exe or fds (CVE-2019-5736 class),
-//! and talks to the parent only through the sync channel until `Ready`.
+//! It runs the runtime's binary image (a fork, not an exec: its
+//! /proc/self/exe is the read-only clone `process::selfexe` re-executed
+//! from), is made non-dumpable at once so that nothing in the container
+//! can open its /proc/PID/exe or fds (CVE-2019-5736 class), and talks to
+//! the parent only through the sync channel until `Ready`.
 //! After that the parent is gone: it blocks opening exec.fifo for writing
 //! until `start` opens it for reading.
 
@@ -19,9 +20,10 @@ use crate::{rootfs, sys, terminal};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{Linux, LinuxNamespaceType, Process, Spec};
+use std::convert::Infallible;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 
 /// Everything the init needs; it lives in the parent's memory and the
 /// child gets its copy through fork semantics.
@@ -35,6 +37,8 @@ pub struct InitConfig<'a> {
     /// Connected console socket, when process.terminal is set.
     pub console: Option<&'a OwnedFd>,
     pub no_pivot: bool,
+    /// See CreateOpts::image_rootfs.
+    pub image_rootfs: bool,
     pub preserve_fds: u32,
     /// Name of the new session keyring, unless --no-new-keyring.
     pub keyring: Option<&'a str>,
@@ -42,20 +46,26 @@ pub struct InitConfig<'a> {
     pub caps: &'a CapSets,
     /// State JSON (without pid) for hooks the init runs itself.
     pub hook_state: &'a dyn Fn(i32, &str) -> Vec<u8>,
+    /// The runtime runs without root (its euid, read before the clone: in
+    /// a new user namespace ours changes as soon as uid_map is written).
+    pub unprivileged: bool,
 }
 
 /// Entry point in the child. Never returns.
 /// `unshare_flags`: namespaces still to create once root in the new user
 /// namespace (see spawn).
-pub fn run(cfg: &InitConfig, chan: &Channel, enter_ns: bool, unshare_flags: u64) -> ! {
-    let mut ready = false;
+pub fn run(cfg: &InitConfig, chan: Channel, enter_ns: bool, unshare_flags: u64) -> ! {
+    // Taken (and closed) once the init reports Ready: the runtime is gone
+    // then, and the container's process must not inherit the socket.
+    let mut chan = Some(chan);
     let mut fifo = None;
-    let err = match setup(cfg, chan, enter_ns, unshare_flags, &mut ready, &mut fifo) {
+    let err = match setup(cfg, &mut chan, enter_ns, unshare_flags, &mut fifo) {
         Ok(never) => match never {},
         Err(e) => e,
     };
     let msg = format!("{err:#}");
-    if !ready {
+    let ready = chan.is_none();
+    if let Some(chan) = chan {
         if chan.send(&Msg::Error(msg.clone())).is_err() {
             eprintln!("rcontain: {msg}");
         }
@@ -77,22 +87,31 @@ fn report_to_start(fifo: &OwnedFd, msg: &str) -> bool {
     nix::unistd::write(fifo, msg.as_bytes()).is_ok_and(|n| n == msg.len())
 }
 
-pub enum Never {}
-
 fn setup(
     cfg: &InitConfig,
-    chan: &Channel,
+    chan_slot: &mut Option<Channel>,
     enter_ns: bool,
     unshare_flags: u64,
-    ready: &mut bool,
     fifo_out: &mut Option<OwnedFd>,
-) -> Result<Never> {
+) -> Result<Infallible> {
+    let chan = chan_slot.as_ref().expect("the channel is open until Ready");
     let spec = cfg.spec;
     let process = spec.process().as_ref().expect("validated");
     let linux = spec.linux().as_ref().expect("validated");
 
-    sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
+    // An unprivileged runtime writes our id maps (itself or through
+    // newuidmap) in /proc/PID, whose files the kernel gives to root while
+    // we are non-dumpable: stay dumpable until they are written. Nothing of
+    // the container runs yet, and only the user, who owns this process
+    // anyway, could trace it meanwhile.
+    let maps_pending = enter_ns && cfg.ns.creates(LinuxNamespaceType::User) && cfg.unprivileged;
+    if !maps_pending {
+        sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
+    }
     chan.wait_continue()?;
+    if maps_pending {
+        sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
+    }
 
     let userns = cfg.ns.creates(LinuxNamespaceType::User) || cfg.ns.joins(LinuxNamespaceType::User);
     if userns {
@@ -156,6 +175,7 @@ fn setup(
         &mount_table,
         userns,
         host_mnt,
+        cfg.image_rootfs && cfg.ns.creates(LinuxNamespaceType::Mount),
     )?;
 
     if let Some(h) = spec.hooks() {
@@ -202,6 +222,7 @@ fn setup(
     let env: Vec<String> = process.env().clone().unwrap_or_default();
     let args = process.args().as_ref().expect("validated");
     let cwd = process.cwd();
+    // Resolved inside the new root; nothing the runtime holds is reachable.
     let exe = find_executable(&args[0], &env, cwd)?;
 
     // The pty replaces the caller's stdio now, not after `start`: engines
@@ -226,7 +247,7 @@ fn setup(
 
     // Setup is done: from here on the runtime will not be waiting for us.
     chan.send(&Msg::Ready)?;
-    *ready = true;
+    *chan_slot = None;
 
     let fifo = loop {
         match sys::openat(
@@ -252,6 +273,7 @@ fn setup(
             &(cfg.hook_state)(host_pid, "created"),
         )?;
     }
+    let keep = fifo_out.as_ref().expect("set above").as_fd();
     exec_process(
         process,
         linux,
@@ -259,7 +281,8 @@ fn setup(
         cfg.caps,
         cfg.preserve_fds,
         &exe,
-        chan,
+        None,
+        keep,
     )
 }
 
@@ -269,7 +292,16 @@ fn setup(
 /// A filter with notify rules sends its fd over `chan` and waits until the
 /// runtime has delivered it to the seccomp agent, so no user code runs
 /// unwatched (or at all, when delivery fails); only `exec` passes such a
-/// filter, the init loaded its own while the runtime was still there.
+/// filter (with its channel), the init loaded its own while the runtime
+/// was still there.
+///
+/// At execve only stdio, the `preserve_fds` and `handshake` (exec.fifo for
+/// the init, the channel for `exec`; close-on-exec, so it is gone in the
+/// new program, and neither a directory nor executable) are open: every
+/// other fd is closed, not merely marked close-on-exec, so that `exe`
+/// (already checked to be inside the root) cannot be redirected through
+/// one while execve resolves it.
+#[allow(clippy::too_many_arguments)]
 pub fn exec_process(
     process: &Process,
     linux: &Linux,
@@ -277,10 +309,12 @@ pub fn exec_process(
     caps: &CapSets,
     preserve_fds: u32,
     exe: &CString,
-    chan: &Channel,
-) -> Result<Never> {
+    chan: Option<&Channel>,
+    handshake: BorrowedFd,
+) -> Result<Infallible> {
     let load = |f: &seccomp::Filter| -> Result<()> {
         if let Some(fd) = f.load()? {
+            let chan = chan.context("seccomp: a notify fd but no runtime to hand it to")?;
             chan.send(&Msg::SeccompFd(fd))?;
             chan.wait_continue()?;
         }
@@ -302,7 +336,10 @@ pub fn exec_process(
             cwd.display()
         );
     }
-    sys::cloexec_from(3 + preserve_fds).context("marking inherited fds close-on-exec")?;
+    // The runtime's fds (state dir, cgroup directory, namespaces, console
+    // socket, log file, ...) are not used past this point.
+    sys::close_from(3 + preserve_fds, &[handshake.as_raw_fd()])
+        .context("closing the runtime's fds")?;
     // The caller hands these over on purpose: they must survive execve even
     // if they were opened close-on-exec.
     for fd in 3..3 + preserve_fds as i32 {
@@ -347,30 +384,13 @@ pub fn exec_process(
         .map(|a| CString::new(a.as_str()))
         .collect::<Result<_, _>>()
         .context("process.args: contains a NUL byte")?;
-    let mut envp: Vec<CString> = env
+    let envp: Vec<CString> = env
         .iter()
         .map(|a| CString::new(a.as_str()))
         .collect::<Result<_, _>>()
         .context("process.env: contains a NUL byte")?;
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        let home = home_dir(process.user().uid());
-        envp.push(CString::new(format!("HOME={home}")).context("HOME: contains a NUL byte")?);
-    }
     let e = nix::unistd::execve(exe, &argv, &envp).unwrap_err();
     Err(anyhow!("exec {:?}: {}", args[0], e.desc()))
-}
-
-/// The user's home from the container's /etc/passwd ("/" when unknown):
-/// like runc, a process without HOME in its env gets one.
-fn home_dir(uid: u32) -> String {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() >= 6 && f[2].parse() == Ok(uid))
-        .map(|f| f[5].to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "/".to_string())
 }
 
 /// process.env with HOME added when it is unset or empty: the user's home
@@ -428,33 +448,47 @@ fn host_pid() -> Result<i32> {
 }
 
 /// Resolve the program as execvp would, with the container's PATH, so a
-/// missing binary fails `create` rather than `start`.
+/// missing binary fails `create` rather than `start`. Each candidate is
+/// resolved inside the process's root (RESOLVE_IN_ROOT, magic links not
+/// followed): an args[0] or a PATH entry through /proc/self/fd/N (or
+/// /proc/PID/root, ...) names nothing, so no fd the process holds can lead
+/// the lookup to a binary outside the container. The path returned is
+/// walked again by execve, once every fd but stdio, the preserved ones and
+/// the handshake is closed (see exec_process).
 pub fn find_executable(arg0: &str, env: &[String], cwd: &Path) -> Result<CString> {
-    let candidates: Vec<PathBuf> = if arg0.contains('/') {
-        vec![cwd.join(arg0)]
-    } else {
-        let path = env
-            .iter()
-            .rev()
-            .find_map(|e| e.strip_prefix("PATH="))
-            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-        path.split(':')
-            .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(arg0))
-            .collect()
-    };
-    for c in &candidates {
-        if let Ok(m) = std::fs::metadata(c) {
-            use std::os::unix::fs::PermissionsExt;
-            if m.is_file() && m.permissions().mode() & 0o111 != 0 {
-                return CString::new(c.as_os_str().as_encoded_bytes())
-                    .context("process.args[0]: contains a NUL byte");
-            }
+    let root = sys::open(
+        "/",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .context("opening /")?;
+    let executable = |p: &Path| -> nix::Result<CString> {
+        let c = p.to_str().ok_or(nix::errno::Errno::EINVAL)?;
+        let fd = crate::rootfs::safepath::open_in_root(root.as_fd(), c, libc::O_PATH)?;
+        let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_mode & 0o111 == 0 {
+            return Err(nix::errno::Errno::EACCES);
         }
-    }
+        CString::new(c).map_err(|_| nix::errno::Errno::EINVAL)
+    };
     if arg0.contains('/') {
-        bail!("exec: {arg0:?}: no such executable file in the container");
+        return executable(&cwd.join(arg0)).map_err(|e| match e {
+            nix::errno::Errno::ELOOP | nix::errno::Errno::EXDEV => anyhow!(
+                "exec: {arg0:?}: not resolvable inside the container's root \
+                 (magic links such as /proc/self/fd/N are not followed)"
+            ),
+            nix::errno::Errno::EACCES => anyhow!("exec: {arg0:?}: not an executable file"),
+            _ => anyhow!("exec: {arg0:?}: no such executable file in the container"),
+        });
     }
-    bail!("exec: {arg0:?}: executable file not found in $PATH")
+    let path = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path.split(':')
+        .find_map(|d| executable(&cwd.join(if d.is_empty() { "." } else { d }).join(arg0)).ok())
+        .ok_or_else(|| anyhow!("exec: {arg0:?}: executable file not found in $PATH"))
 }
 
 #[cfg(test)]
@@ -505,5 +539,32 @@ mod tests {
             .to_string();
         assert!(e.contains("not found in $PATH"), "{e}");
         assert!(find_executable("./nope", &env, Path::new("/")).is_err());
+    }
+
+    /// A directory reachable only through an open fd: neither args[0] nor
+    /// a PATH entry may go through /proc/self/fd/N to it.
+    #[test]
+    fn executable_lookup_ignores_fd_links() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let prog = dir.path().join("prog");
+        std::fs::write(&prog, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let fd = std::fs::File::open(dir.path()).unwrap();
+        let via_fd = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let direct = vec![format!("PATH={}", dir.path().display())];
+        assert!(find_executable("prog", &direct, Path::new("/")).is_ok());
+        let env = vec![format!(
+            "PATH={via_fd}:{via_fd}/../{}",
+            dir.path().display()
+        )];
+        let e = find_executable("prog", &env, Path::new("/")).unwrap_err();
+        assert!(e.to_string().contains("not found in $PATH"), "{e}");
+        let e = find_executable(&format!("{via_fd}/prog"), &[], Path::new("/")).unwrap_err();
+        assert!(e.to_string().contains("inside the container's root"), "{e}");
+        let e = find_executable(&via_fd, &[], Path::new("/")).unwrap_err();
+        assert!(e.to_string().contains("inside the container's root"), "{e}");
+        let e = find_executable(dir.path().to_str().unwrap(), &[], Path::new("/")).unwrap_err();
+        assert!(e.to_string().contains("not an executable file"), "{e}");
     }
 }

@@ -3,6 +3,7 @@
 //! running container) clones a child that runs `init`; the two talk over a
 //! `channel`, and hand fds to each other with `fdpass`.
 
+pub mod callerfds;
 pub mod channel;
 pub mod exec;
 pub mod fdpass;

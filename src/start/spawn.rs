@@ -123,7 +123,7 @@ fn drive(
         let (pid, in_cgroup2) = fork_into(flags, cgroup, "init")?;
         if pid == 0 {
             drop(chan);
-            init::run(cfg, &child, true, later);
+            init::run(cfg, child, true, later);
         }
         drop(child);
         *pid_out = Some(pid);
@@ -174,7 +174,34 @@ fn drive(
 
 /// The intermediate child: join, unshare, fork the init, report its pid.
 fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, chan: Channel) -> ! {
-    let r = (|| -> Result<(i32, bool)> {
+    // Returns what the init's fork needs: its flags and cgroup.
+    let r = (|| -> Result<(u64, Option<BorrowedFd>)> {
+        // Before joining anything: once in the container's user namespace,
+        // its root would pass ptrace checks against a dumpable us and reach
+        // our host root, cwd and fds through /proc/PID. The init we fork
+        // inherits this. Only a user namespace this process creates itself
+        // for an unprivileged runtime waits: its id maps are written by the
+        // runtime as that user, which the kernel allows only on a dumpable
+        // process's /proc files, and nothing else is in that namespace yet.
+        let maps_pending = cfg.unprivileged && cfg.ns.creates(LinuxNamespaceType::User);
+        if !maps_pending {
+            sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
+        }
+        // Opened now, in the host's /proc: after joining a mount namespace
+        // by path, /proc/self is whatever that namespace put there.
+        let offsets = time_offsets(linux);
+        let offsets_file = if cfg.ns.creates(LinuxNamespaceType::Time) && !offsets.is_empty() {
+            Some(
+                sys::open(
+                    "/proc/self/timens_offsets",
+                    nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .context("linux.timeOffsets: opening /proc/self/timens_offsets")?,
+            )
+        } else {
+            None
+        };
         // A joined user namespace may deny setgroups: the runtime's groups
         // must be gone before entering it (the init checks in the end).
         crate::process::attrs::drop_groups();
@@ -184,6 +211,9 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, cha
                 .context("creating the user namespace")?;
             chan.send(&Msg::MapIds)?;
             chan.wait_continue()?;
+            if maps_pending {
+                sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
+            }
             nix::unistd::setresgid(0.into(), 0.into(), 0.into())
                 .context("setresgid(0) in the user namespace")?;
             nix::unistd::setresuid(0.into(), 0.into(), 0.into())
@@ -200,23 +230,11 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, cha
             cfg.ns.new_flags(&[User, Cgroup, Pid]) as i32,
         ))
         .context("creating namespaces")?;
-        if cfg.ns.creates(LinuxNamespaceType::Time) {
-            let offsets: String = linux
-                .time_offsets()
-                .iter()
-                .flatten()
-                .map(|(clock, o)| {
-                    format!(
-                        "{clock} {} {}\n",
-                        o.secs().unwrap_or(0),
-                        o.nanosecs().unwrap_or(0)
-                    )
-                })
-                .collect();
-            if !offsets.is_empty() {
-                std::fs::write("/proc/self/timens_offsets", offsets)
-                    .context("linux.timeOffsets: writing /proc/self/timens_offsets")?;
-            }
+        if let Some(f) = offsets_file {
+            // One write: the kernel takes the offsets of one write(2) only.
+            std::fs::File::from(f)
+                .write_all(offsets.as_bytes())
+                .context("linux.timeOffsets: writing /proc/self/timens_offsets")?;
         }
         // In a user namespace the kernel checks our credentials, now the
         // container root's, against the host's cgroup.procs and refuses
@@ -225,13 +243,12 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, cha
         if userns && cgroup.is_some() {
             logging::debug("in a user namespace: init cloned outside, then moved into its cgroup");
         }
-        let (pid, in_cgroup2) = fork_into(pidns, cgroup.filter(|_| !userns), "init")?;
-        if pid == 0 {
-            init::run(cfg, &chan, false, 0);
-        }
-        Ok((pid, in_cgroup2))
-    })();
+        Ok((pidns, cgroup.filter(|_| !userns)))
+    })()
+    .and_then(|(pidns, cgroup)| fork_into(pidns, cgroup, "init"));
     match r {
+        // The init owns the channel from here on.
+        Ok((0, _)) => init::run(cfg, chan, false, 0),
         Ok((pid, in_cgroup2)) => {
             let _ = chan.send(&Msg::Pid(pid, in_cgroup2));
             std::process::exit(0)
@@ -243,22 +260,129 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, cha
     }
 }
 
+/// linux.timeOffsets in /proc/PID/timens_offsets format.
+fn time_offsets(linux: &Linux) -> String {
+    linux
+        .time_offsets()
+        .iter()
+        .flatten()
+        .map(|(clock, o)| {
+            format!(
+                "{clock} {} {}\n",
+                o.secs().unwrap_or(0),
+                o.nanosecs().unwrap_or(0)
+            )
+        })
+        .collect()
+}
+
+/// Writes the user namespace's id mappings of process `pid`. Root writes
+/// them itself. An unprivileged user may write only a single mapping of
+/// its own id (and, for gid_map, only after denying setgroups, which could
+/// otherwise drop a group that denies access); anything more is written by
+/// the setuid helpers newuidmap/newgidmap, which allow the ranges
+/// /etc/subuid and /etc/subgid give the user.
 fn write_id_maps(pid: i32, linux: &Linux) -> Result<()> {
-    for (file, maps) in [
-        ("uid_map", linux.uid_mappings()),
-        ("gid_map", linux.gid_mappings()),
+    let root = nix::unistd::geteuid().is_root();
+    for (kind, maps, own) in [
+        (
+            IdKind::Uid,
+            linux.uid_mappings(),
+            nix::unistd::geteuid().as_raw(),
+        ),
+        (
+            IdKind::Gid,
+            linux.gid_mappings(),
+            nix::unistd::getegid().as_raw(),
+        ),
     ] {
-        let text = id_map(maps.as_deref().unwrap_or(&[]));
-        std::fs::write(format!("/proc/{pid}/{file}"), &text).map_err(|e| {
-            anyhow!(
-                "linux.{}: writing /proc/{pid}/{file}: {e}",
-                if file == "uid_map" {
-                    "uidMappings"
-                } else {
-                    "gidMappings"
+        let maps = maps.as_deref().unwrap_or(&[]);
+        let field = kind.field();
+        if root {
+            write_map(pid, kind, maps)?;
+        } else if maps.is_empty() {
+            bail!("linux.{field}: a user namespace created without root needs a mapping");
+        } else if let [m] = maps {
+            if m.host_id() == own && m.size() == 1 {
+                if kind == IdKind::Gid {
+                    std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
+                        .map_err(|e| anyhow!("writing /proc/{pid}/setgroups: {e}"))?;
                 }
+                write_map(pid, kind, maps)?;
+            } else {
+                map_with_helper(pid, kind, maps)?;
+            }
+        } else {
+            map_with_helper(pid, kind, maps)?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum IdKind {
+    Uid,
+    Gid,
+}
+
+impl IdKind {
+    fn field(self) -> &'static str {
+        match self {
+            IdKind::Uid => "uidMappings",
+            IdKind::Gid => "gidMappings",
+        }
+    }
+    fn file(self) -> &'static str {
+        match self {
+            IdKind::Uid => "uid_map",
+            IdKind::Gid => "gid_map",
+        }
+    }
+    fn helper(self) -> &'static str {
+        match self {
+            IdKind::Uid => "newuidmap",
+            IdKind::Gid => "newgidmap",
+        }
+    }
+}
+
+fn write_map(pid: i32, kind: IdKind, maps: &[oci_spec::runtime::LinuxIdMapping]) -> Result<()> {
+    let file = kind.file();
+    std::fs::write(format!("/proc/{pid}/{file}"), id_map(maps))
+        .map_err(|e| anyhow!("linux.{}: writing /proc/{pid}/{file}: {e}", kind.field()))
+}
+
+/// `newuidmap PID ID HOST-ID COUNT...` (or newgidmap), found in PATH.
+fn map_with_helper(
+    pid: i32,
+    kind: IdKind,
+    maps: &[oci_spec::runtime::LinuxIdMapping],
+) -> Result<()> {
+    let helper = kind.helper();
+    let args = maps
+        .iter()
+        .flat_map(|m| [m.container_id(), m.host_id(), m.size()])
+        .map(|n| n.to_string());
+    let out = std::process::Command::new(helper)
+        .arg(pid.to_string())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| {
+            anyhow!(
+                "linux.{}: mapping more than this user's own id needs {helper} \
+                 (package uidmap): {e}",
+                kind.field()
             )
         })?;
+    if !out.status.success() {
+        bail!(
+            "linux.{}: {helper} failed ({}): {} (are the ranges in /etc/sub{}id?)",
+            kind.field(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim(),
+            &kind.file()[..3],
+        );
     }
     Ok(())
 }

@@ -53,7 +53,7 @@ fn v2_translates_every_resource() {
                     "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}]},
         "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]
     }));
-    v2::apply(d, &r, &[], false).unwrap();
+    v2::apply(d, &r, &[], false, false).unwrap();
     // shares 1024 is weight 39 (runc's conversion), quota/period as cpu.max
     assert_eq!(read(d, "cpu.weight"), "39");
     assert_eq!(read(d, "cpu.max"), "50000 100000");
@@ -76,7 +76,7 @@ fn v2_prefers_bfq_weight_when_offered() {
     let d = t.path();
     fixture(d, &["io.bfq.weight", "io.weight"]);
     let r = resources(serde_json::json!({"blockIO": {"weight": 500}}));
-    v2::apply(d, &r, &[], false).unwrap();
+    v2::apply(d, &r, &[], false, false).unwrap();
     assert_eq!(read(d, "io.bfq.weight"), "500");
     assert_eq!(read(d, "io.weight"), "");
 }
@@ -87,7 +87,7 @@ fn v2_names_the_field_of_a_file_the_host_lacks() {
     let d = t.path();
     fixture(d, &["memory.max"]);
     let r = resources(serde_json::json!({"blockIO": {"weight": 500}}));
-    let e = format!("{:#}", v2::apply(d, &r, &[], false).unwrap_err());
+    let e = format!("{:#}", v2::apply(d, &r, &[], false, false).unwrap_err());
     assert!(
         e.contains("blockIO.weight") && e.contains("io.weight"),
         "{e}"
@@ -96,7 +96,7 @@ fn v2_names_the_field_of_a_file_the_host_lacks() {
     fixture(d, &["cpu.max"]);
     fs::write(d.join("cpu.max"), "20000 10000\n").unwrap();
     let r = resources(serde_json::json!({"cpu": {"period": 50000}}));
-    v2::apply(d, &r, &[], false).unwrap();
+    v2::apply(d, &r, &[], false, false).unwrap();
     assert_eq!(read(d, "cpu.max").trim_end(), "20000 50000");
 }
 
@@ -134,6 +134,7 @@ fn v1_manager(root: &Path, layout: &[(&str, &[&str])]) -> Manager {
         hierarchies,
         unified: None,
         device_nodes: Vec::new(),
+        rootless: false,
     }
 }
 

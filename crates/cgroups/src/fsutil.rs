@@ -98,7 +98,8 @@ pub fn mkdir_all(root: &Path, rel: &Path) -> Result<Vec<PathBuf>> {
                 }
                 Err(e) => {
                     remove_created(&created);
-                    bail!("mkdir {}: {e}", dir.display());
+                    // the io::Error stays the source: see is_not_permitted
+                    return Err(anyhow::Error::new(e).context(format!("mkdir {}", dir.display())));
                 }
             }
         }

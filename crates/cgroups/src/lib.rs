@@ -30,6 +30,20 @@ pub const DEFAULT_PARENT: &str = "rcontain";
 /// How long `destroy` keeps killing and retrying a busy cgroup.
 const DESTROY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Whether [`Manager::create`] failed because this user may not create
+/// the cgroup at all (EACCES, EPERM or EROFS making a directory): an
+/// unprivileged user to whom nothing was delegated.
+pub fn is_not_permitted(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| {
+            matches!(
+                io.raw_os_error(),
+                Some(libc::EACCES | libc::EPERM | libc::EROFS)
+            )
+        })
+}
+
 /// The variant names are persisted (see `Manager`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Mode {
@@ -82,8 +96,7 @@ pub struct Hierarchy {
 
 /// Mounted v1 hierarchies from /proc/self/mountinfo.
 pub fn v1_hierarchies() -> Result<Vec<Hierarchy>> {
-    let mountinfo =
-        rcontain_sys::read_proc("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let mountinfo = rcontain_sys::mountinfo::read().context("read /proc/self/mountinfo")?;
     let known = rcontain_sys::read_proc("/proc/cgroups").context("read /proc/cgroups")?;
     Ok(parse_v1_mounts(&mountinfo, &known))
 }
@@ -95,19 +108,12 @@ fn parse_v1_mounts(mountinfo: &str, proc_cgroups: &str) -> Vec<Hierarchy> {
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     let mut out: Vec<Hierarchy> = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut post = post.split_whitespace();
-        if post.next() != Some("cgroup") {
+    for e in rcontain_sys::mountinfo::parse(mountinfo) {
+        if e.fstype != "cgroup" {
             continue;
         }
-        let super_opts = post.nth(1).unwrap_or("");
-        let Some(mount) = pre.split_whitespace().nth(4) else {
-            continue;
-        };
-        let controllers: Vec<String> = super_opts
+        let controllers: Vec<String> = e
+            .super_options
             .split(',')
             .filter(|o| o.starts_with("name=") || known.contains(o))
             .map(String::from)
@@ -115,7 +121,7 @@ fn parse_v1_mounts(mountinfo: &str, proc_cgroups: &str) -> Vec<Hierarchy> {
         // the same hierarchy can be mounted twice: keep the first
         if !controllers.is_empty() && !out.iter().any(|h| h.controllers == controllers) {
             out.push(Hierarchy {
-                mount: PathBuf::from(mount),
+                mount: PathBuf::from(e.mount_point),
                 controllers,
             });
         }
@@ -205,6 +211,15 @@ pub struct Manager {
     /// allow rules for linux.devices, applied after the spec's rules
     #[serde(rename = "device_nodes")]
     device_nodes: Vec<devices::Rule>,
+    /// Made by an unprivileged user in a delegated subtree (`--rootless`):
+    /// the device rules, an eBPF program on v2 that needs CAP_BPF or
+    /// CAP_SYS_ADMIN, are skipped when refused, as runc skips them.
+    #[serde(
+        rename = "rootless",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    rootless: bool,
 }
 
 impl Manager {
@@ -222,6 +237,7 @@ impl Manager {
             hierarchies,
             unified,
             device_nodes: Vec::new(),
+            rootless: false,
         })
     }
 
@@ -229,6 +245,12 @@ impl Manager {
     /// rules, as runc does) whenever device rules are written.
     pub fn with_devices(mut self, nodes: &[LinuxDevice]) -> Manager {
         self.device_nodes = devices::node_rules(nodes);
+        self
+    }
+
+    /// See the `rootless` field.
+    pub fn with_rootless(mut self, rootless: bool) -> Manager {
+        self.rootless = rootless;
         self
     }
 
@@ -301,7 +323,7 @@ impl Manager {
             created.extend(new.iter().cloned());
             let dir = join(root, &self.path);
             v2::enable_controllers(&dir, &new)?;
-            v2::apply(&dir, r, &rules, true)?;
+            v2::apply(&dir, r, &rules, true, self.rootless)?;
             return Ok(());
         }
         for h in &self.hierarchies {
@@ -357,7 +379,13 @@ impl Manager {
         self.validate(r)?;
         let rules = self.rules(Some(r))?;
         match self.mode {
-            Mode::V2 => v2::apply(&self.v2_dir().expect("v2 dir"), r, &rules, false),
+            Mode::V2 => v2::apply(
+                &self.v2_dir().expect("v2 dir"),
+                r,
+                &rules,
+                false,
+                self.rootless,
+            ),
             _ => v1::apply(self, r, &rules, false),
         }
     }
@@ -630,11 +658,17 @@ mod tests {
                     minor: Some(229),
                     access: "rwm".into(),
                 }],
+                rootless: false,
             }
         );
         // and writes it back in the same words
         let back: serde_json::Value = serde_json::to_value(&m).unwrap();
         assert_eq!(back, serde_json::from_str::<serde_json::Value>(v0).unwrap());
+        // A rootless manager says so, and reads back as one.
+        let r = m.with_rootless(true);
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains(r#""rootless":true"#), "{text}");
+        assert_eq!(serde_json::from_str::<Manager>(&text).unwrap(), r);
     }
 
     #[test]

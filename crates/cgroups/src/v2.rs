@@ -118,7 +118,14 @@ pub(super) fn enable_controllers(leaf: &Path, created: &[PathBuf]) -> Result<()>
     Ok(())
 }
 
-pub(super) fn apply(dir: &Path, r: &LinuxResources, rules: &[Rule], creating: bool) -> Result<()> {
+/// `rootless`: a refused device program is skipped (see Manager).
+pub(super) fn apply(
+    dir: &Path,
+    r: &LinuxResources,
+    rules: &[Rule],
+    creating: bool,
+    rootless: bool,
+) -> Result<()> {
     if let Some(cpu) = r.cpu() {
         apply_cpu(dir, cpu)?;
     }
@@ -150,8 +157,10 @@ pub(super) fn apply(dir: &Path, r: &LinuxResources, rules: &[Rule], creating: bo
     }
     if creating || r.devices().is_some() {
         let fd = std::fs::File::open(dir).with_context(|| format!("open {}", dir.display()))?;
-        devices::apply_v2(fd.as_fd(), rules)
-            .with_context(|| format!("device rules for {}", dir.display()))?;
+        let r = devices::apply_v2(fd.as_fd(), rules);
+        if !(rootless && r.as_ref().is_err_and(crate::is_not_permitted)) {
+            r.with_context(|| format!("device rules for {}", dir.display()))?;
+        }
     }
     Ok(())
 }

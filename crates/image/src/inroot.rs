@@ -99,7 +99,7 @@ fn owned(fd: RawFd) -> OwnedFd {
 
 /// openat2 with RESOLVE_IN_ROOT, retrying the EAGAIN the kernel returns
 /// when a concurrent rename could have affected the lookup.
-fn open_in_root(dir: RawFd, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
+pub(crate) fn open_in_root(dir: RawFd, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
     let how = OpenHow::new()
         .flags(flags | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);

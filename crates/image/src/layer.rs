@@ -12,6 +12,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 
@@ -182,6 +183,7 @@ pub struct LayerStats {
 
 struct Applier<'a> {
     root: &'a Rootfs,
+    cap: &'a SizeCap,
     /// Paths created or updated by this layer. Whiteouts and opaque
     /// markers only act on what lower layers left, never on these.
     seen: HashSet<RelPath>,
@@ -340,8 +342,17 @@ fn write_small_file(job: &Job) -> Result<()> {
     apply_meta_fd(&file, &job.meta, false)
 }
 
+/// How much a layer may expand to: the sizes of its regular files added
+/// up (a sparse file counts with its holes), and what to say when it is
+/// more.
+pub struct SizeCap {
+    pub bytes: u64,
+    /// e.g. "the layer expands beyond 16 GiB (--max-layer-size)".
+    pub what: String,
+}
+
 /// Applies the tar stream `tar` onto `root`. Errors name the member.
-pub fn apply_layer(root: &Rootfs, tar: impl Read) -> Result<LayerStats> {
+pub fn apply_layer(root: &Rootfs, tar: impl Read, cap: &SizeCap) -> Result<LayerStats> {
     let (queue, jobs) = sync_channel::<Job>(QUEUE);
     let (done_tx, done) = channel::<Done>();
     let jobs = Mutex::new(jobs);
@@ -354,6 +365,7 @@ pub fn apply_layer(root: &Rootfs, tar: impl Read) -> Result<LayerStats> {
         drop(done_tx);
         let mut a = Applier {
             root,
+            cap,
             seen: HashSet::new(),
             dir_times: Vec::new(),
             parent_cache: None,
@@ -381,8 +393,12 @@ impl Applier<'_> {
         let mut archive = tar::Archive::new(tar);
         for entry in archive.entries().context("reading tar stream")? {
             let mut entry = entry.context("reading tar stream")?;
-            let name = entry.path_bytes().into_owned();
-            self.entry(&mut entry, &name)
+            let sparse = PaxSparse::read(&mut entry).context("reading tar stream")?;
+            let name = match sparse.as_ref().and_then(|s| s.name.clone()) {
+                Some(n) => n,
+                None => entry.path_bytes().into_owned(),
+            };
+            self.entry(&mut entry, &name, sparse)
                 .with_context(|| format!("applying member {:?}", String::from_utf8_lossy(&name)))?;
             self.stats.entries += 1;
         }
@@ -419,7 +435,23 @@ impl Applier<'_> {
         self.parent_cache = None;
     }
 
-    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, name: &[u8]) -> Result<()> {
+    /// Counts `size` more bytes of files against the cap.
+    fn expand(&mut self, size: u64) -> Result<()> {
+        match self.stats.bytes.checked_add(size) {
+            Some(n) if n <= self.cap.bytes => {
+                self.stats.bytes = n;
+                Ok(())
+            }
+            _ => bail!("{}", self.cap.what),
+        }
+    }
+
+    fn entry<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        name: &[u8],
+        sparse: Option<PaxSparse>,
+    ) -> Result<()> {
         let kind = entry.header().entry_type();
         if kind == EntryType::XGlobalHeader {
             return Ok(());
@@ -460,7 +492,9 @@ impl Applier<'_> {
         let key = self.key(&base);
         self.writers.wait_for(&key)?;
         match kind {
-            EntryType::Regular | EntryType::Continuous if entry.size() <= SMALL_FILE => {
+            EntryType::Regular | EntryType::Continuous
+                if sparse.is_none() && entry.size() <= SMALL_FILE =>
+            {
                 match fstatat(Some(pfd), base.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
                     Err(Errno::ENOENT) => {}
                     Ok(_) => {
@@ -469,6 +503,7 @@ impl Applier<'_> {
                     Err(e) => return Err(e.into()),
                 }
                 let size = entry.size();
+                self.expand(size)?;
                 let mut data = self.writers.spare.pop().unwrap_or_default();
                 data.clear();
                 data.reserve_exact(size as usize);
@@ -479,7 +514,6 @@ impl Applier<'_> {
                 if data.len() as u64 != size {
                     bail!("truncated: {} of {size} content bytes present", data.len());
                 }
-                self.stats.bytes += size;
                 let dir = Arc::clone(&self.parent_cache.as_ref().expect("looked up").fd);
                 self.writers.submit(Job {
                     dir,
@@ -490,13 +524,22 @@ impl Applier<'_> {
                 })?;
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                // Counted before anything is written: a sparse entry
+                // claims its full size in its header.
+                let size = sparse.as_ref().map_or(entry.size(), |s| s.real_size);
+                self.expand(size)?;
                 let file = self.create_file(pfd, &base)?;
-                let size = entry.size();
-                let n = copy(&mut *entry, &file, &mut self.buf)?;
-                if n != size {
-                    bail!("truncated: {n} of {size} content bytes present");
+                if let Some(s) = sparse {
+                    write_pax_sparse(&mut *entry, &file, s, &mut self.buf)?;
+                } else {
+                    // The tar crate expands an old GNU sparse entry's holes
+                    // into zeros: those stay holes.
+                    let holes = kind == EntryType::GNUSparse;
+                    let n = copy(&mut *entry, &file, &mut self.buf, holes)?;
+                    if n != size {
+                        bail!("truncated: {n} of {size} content bytes present");
+                    }
                 }
-                self.stats.bytes += n;
                 apply_meta_fd(&file, &meta, false)?;
             }
             EntryType::Directory => {
@@ -805,18 +848,223 @@ fn apply_meta_at(pfd: RawFd, base: &OsStr, m: &Meta, symlink: bool) -> Result<()
     Ok(())
 }
 
-fn copy(mut from: impl Read, mut to: &File, buf: &mut [u8]) -> Result<u64> {
+/// Copies `from` to the new file `to`; with `holes`, blocks of zeros are
+/// skipped (left holes) rather than written. Returns the bytes read.
+fn copy(mut from: impl Read, mut to: &File, buf: &mut [u8], holes: bool) -> Result<u64> {
     let mut n = 0u64;
     loop {
         let k = match from.read(buf) {
-            Ok(0) => return Ok(n),
+            Ok(0) => break,
             Ok(k) => k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e).context("reading member content"),
         };
-        to.write_all(&buf[..k]).context("writing file")?;
+        if holes {
+            write_data_blocks(to, &buf[..k], n)?;
+        } else {
+            to.write_all(&buf[..k]).context("writing file")?;
+        }
         n += k as u64;
     }
+    if holes {
+        // A hole at the end has nothing written after it.
+        to.set_len(n).context("setting the file size")?;
+    }
+    Ok(n)
+}
+
+/// Filesystem block size for hole detection: a block all zeros is not
+/// written.
+const HOLE_BLOCK: u64 = 4096;
+static ZEROS: [u8; HOLE_BLOCK as usize] = [0; HOLE_BLOCK as usize];
+
+/// Writes the parts of `data` (file bytes from `off`) that are not whole
+/// or partial blocks of zeros.
+fn write_data_blocks(to: &File, data: &[u8], off: u64) -> Result<()> {
+    let mut i = 0;
+    while i < data.len() {
+        let pos = off + i as u64;
+        let end = data.len().min(i + (HOLE_BLOCK - pos % HOLE_BLOCK) as usize);
+        let piece = &data[i..end];
+        // A slice comparison is a memcmp: fast, where a padded-out hole of
+        // gigabytes is scanned.
+        if piece != &ZEROS[..piece.len()] {
+            to.write_all_at(piece, pos).context("writing file")?;
+        }
+        i = end;
+    }
+    Ok(())
+}
+
+/// A regular member in one of GNU tar's PAX sparse formats (0.0, 0.1,
+/// 1.0): its data is only the data regions, laid out by a map.
+struct PaxSparse {
+    /// GNU.sparse.name (0.1, 1.0): the real name; the header's is a
+    /// `GNUSparseFile.PID/NAME` stand-in for tars that do not know sparse.
+    name: Option<Vec<u8>>,
+    real_size: u64,
+    /// (offset, length) of each data region in order; None in 1.0, where
+    /// the map leads the member's data.
+    map: Option<Vec<(u64, u64)>>,
+}
+
+/// Most regions a sparse map may list (16 MiB of map in memory).
+const MAX_SPARSE_REGIONS: u64 = 1 << 20;
+
+impl PaxSparse {
+    fn read<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<PaxSparse>> {
+        if !matches!(
+            entry.header().entry_type(),
+            EntryType::Regular | EntryType::Continuous
+        ) {
+            return Ok(None);
+        }
+        let Some(pax) = entry.pax_extensions()? else {
+            return Ok(None);
+        };
+        let mut version = (None, None);
+        let mut name = None;
+        let mut real_size = None;
+        let mut map: Option<Vec<(u64, u64)>> = None;
+        let mut offset = None;
+        for ext in pax {
+            let ext = ext?;
+            let v = ext.value_bytes();
+            let num = || -> Result<u64> {
+                std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "malformed {}: {:?}",
+                            String::from_utf8_lossy(ext.key_bytes()),
+                            String::from_utf8_lossy(v)
+                        )
+                    })
+            };
+            match ext.key_bytes() {
+                b"GNU.sparse.major" => version.0 = Some(num()?),
+                b"GNU.sparse.minor" => version.1 = Some(num()?),
+                b"GNU.sparse.name" => name = Some(v.to_vec()),
+                b"GNU.sparse.realsize" | b"GNU.sparse.size" => real_size = Some(num()?),
+                b"GNU.sparse.map" => {
+                    let nums = v
+                        .split(|&b| b == b',')
+                        .map(|n| std::str::from_utf8(n).ok().and_then(|s| s.parse().ok()))
+                        .collect::<Option<Vec<u64>>>()
+                        .filter(|n| n.len() % 2 == 0)
+                        .ok_or_else(|| anyhow!("malformed GNU.sparse.map"))?;
+                    map = Some(nums.chunks(2).map(|c| (c[0], c[1])).collect());
+                }
+                b"GNU.sparse.offset" => offset = Some(num()?),
+                b"GNU.sparse.numbytes" => {
+                    let off = offset
+                        .take()
+                        .ok_or_else(|| anyhow!("GNU.sparse.numbytes without an offset"))?;
+                    map.get_or_insert_with(Vec::new).push((off, num()?));
+                }
+                _ => {}
+            }
+        }
+        let map = match version {
+            (Some(1), Some(0)) => None,
+            (None, None) if map.is_some() => map,
+            (None, None) => return Ok(None),
+            (major, minor) => bail!(
+                "unsupported GNU sparse format {}.{}",
+                major.map_or("?".into(), |v| v.to_string()),
+                minor.map_or("?".into(), |v| v.to_string())
+            ),
+        };
+        let real_size = real_size.ok_or_else(|| anyhow!("sparse member without a real size"))?;
+        Ok(Some(PaxSparse {
+            name,
+            real_size,
+            map,
+        }))
+    }
+}
+
+/// Reads one decimal number and its newline from a 1.0 sparse map.
+fn map_number(r: &mut impl Read, used: &mut u64) -> Result<u64> {
+    let mut n: u64 = 0;
+    let mut digits = 0;
+    loop {
+        let mut b = [0u8];
+        r.read_exact(&mut b).context("reading the sparse map")?;
+        *used += 1;
+        match b[0] {
+            b'\n' if digits > 0 => return Ok(n),
+            c @ b'0'..=b'9' if digits < 20 => {
+                n = n
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(c - b'0')))
+                    .ok_or_else(|| anyhow!("sparse map number out of range"))?;
+                digits += 1;
+            }
+            _ => bail!("malformed sparse map"),
+        }
+    }
+}
+
+/// Writes a PAX sparse member's data regions where its map says, leaving
+/// the rest holes, and gives the file its real size.
+fn write_pax_sparse(
+    entry: &mut impl Read,
+    to: &File,
+    sparse: PaxSparse,
+    buf: &mut [u8],
+) -> Result<()> {
+    let mut used = 0u64;
+    let map = match sparse.map {
+        Some(m) => m,
+        None => {
+            let n = map_number(entry, &mut used)?;
+            if n > MAX_SPARSE_REGIONS {
+                bail!("sparse map of {n} regions (at most {MAX_SPARSE_REGIONS})");
+            }
+            let mut m = Vec::new();
+            for _ in 0..n {
+                m.push((map_number(entry, &mut used)?, map_number(entry, &mut used)?));
+            }
+            // The data starts at the next 512-byte block.
+            let pad = (512 - used % 512) % 512;
+            io::copy(&mut entry.take(pad), &mut io::sink()).context("reading the sparse map")?;
+            m
+        }
+    };
+    let mut end = 0u64;
+    for (off, len) in map {
+        let region_end = off
+            .checked_add(len)
+            .filter(|&e| off >= end && e <= sparse.real_size)
+            .ok_or_else(|| anyhow!("sparse map out of order or beyond the file's size"))?;
+        let mut left = len;
+        let mut pos = off;
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let k = match entry.read(&mut buf[..want]) {
+                Ok(0) => bail!("truncated: sparse data region at {off} ends early"),
+                Ok(k) => k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e).context("reading member content"),
+            };
+            to.write_all_at(&buf[..k], pos).context("writing file")?;
+            pos += k as u64;
+            left -= k as u64;
+        }
+        end = region_end;
+    }
+    if entry
+        .read(&mut buf[..1])
+        .context("reading member content")?
+        != 0
+    {
+        bail!("sparse member has more data than its map lists");
+    }
+    to.set_len(sparse.real_size)
+        .context("setting the file size")?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -902,7 +1150,11 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let root = Rootfs::open(t.path()).unwrap();
         for l in layers {
-            apply_layer(&root, &l[..]).unwrap();
+            let cap = SizeCap {
+                bytes: u64::MAX,
+                what: String::new(),
+            };
+            apply_layer(&root, &l[..], &cap).unwrap();
         }
         let l = listing(t.path());
         (t, l)

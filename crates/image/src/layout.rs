@@ -6,15 +6,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
+use nix::fcntl::OFlag;
 use serde::Deserialize;
 
 use super::blob::{read_verified, Digest};
 use super::config::ImageConfig;
+use super::inroot::open_in_root;
 
 /// Largest manifest, index or config we read into memory.
 const MAX_JSON: u64 = 16 << 20;
@@ -255,7 +258,7 @@ fn normalize_member(name: &str) -> String {
 }
 
 impl Store {
-    fn open_tar(path: &Path) -> Result<Store> {
+    fn open_tar(path: &Path, max_decompressed: u64) -> Result<Store> {
         let mut file = File::open(path)?;
         let mut head = [0u8; 4];
         let n = file.read_at(&mut head, 0)?;
@@ -263,7 +266,7 @@ impl Store {
         if compression != Compression::None {
             // `docker save | gzip`: blobs need random access, so the archive
             // is decompressed once into an unnamed temporary file.
-            file = decompress_to_tmpfile(file, compression)
+            file = decompress_to_tmpfile(file, compression, max_decompressed)
                 .context("decompressing the archive into a temporary file")?;
         }
         let mut members = HashMap::new();
@@ -299,7 +302,9 @@ impl Store {
 
     fn has(&self, name: &str) -> bool {
         match self {
-            Store::Dir(d) => d.join(name).exists(),
+            Store::Dir(d) => {
+                !matches!(open_in_dir(d, name), Err(e) if e.kind() == io::ErrorKind::NotFound)
+            }
             Store::Tar { members, links, .. } => {
                 members.contains_key(name) || links.contains_key(name)
             }
@@ -309,7 +314,7 @@ impl Store {
     /// Opens a file of the layout/archive by relative name, unverified.
     pub fn open(&self, name: &str) -> io::Result<Box<dyn Read + Send>> {
         match self {
-            Store::Dir(d) => Ok(Box::new(File::open(d.join(name))?)),
+            Store::Dir(d) => Ok(Box::new(open_in_dir(d, name)?)),
             Store::Tar {
                 file,
                 members,
@@ -352,7 +357,32 @@ impl Store {
     }
 }
 
-fn decompress_to_tmpfile(file: File, compression: Compression) -> Result<File> {
+/// Opens `name` (from index.json, manifest.json, ...: the image's word)
+/// in the layout or archive directory `dir` the way a tar archive's
+/// members are found: resolved with `dir` as `/`, so absolute names, `..`
+/// and symlinks cannot leave it; and only a regular file, as a FIFO would
+/// block and a device feed without end.
+fn open_in_dir(dir: &Path, name: &str) -> io::Result<File> {
+    let d = File::open(dir)?;
+    let fd = open_in_root(
+        d.as_raw_fd(),
+        Path::new(name),
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
+    )
+    .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("{name}: {}", e.desc())))?;
+    let f = File::from(fd);
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name}: not a regular file"),
+        ));
+    }
+    Ok(f)
+}
+
+/// Decompresses into an unnamed temporary file, at most `max` bytes (it is
+/// a bomb like any other).
+fn decompress_to_tmpfile(file: File, compression: Compression, max: u64) -> Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut tmp = File::options()
         .read(true)
@@ -361,12 +391,17 @@ fn decompress_to_tmpfile(file: File, compression: Compression) -> Result<File> {
         .mode(0o600)
         .open(std::env::temp_dir())?;
     let input = io::BufReader::new(file);
-    let mut r: Box<dyn Read> = match compression {
+    let r: Box<dyn Read> = match compression {
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
         Compression::None => Box::new(input),
     };
-    io::copy(&mut r, &mut tmp)?;
+    if io::copy(&mut r.take(max.saturating_add(1)), &mut tmp)? > max {
+        bail!(
+            "it decompresses to more than {} (--max-image-size)",
+            super::human(max)
+        );
+    }
     io::Seek::rewind(&mut tmp)?;
     Ok(tmp)
 }
@@ -421,12 +456,14 @@ pub struct Image {
 /// Opens the image at `path` and resolves `reference` and `platform` to
 /// one manifest. `platform_explicit` says whether the user chose the
 /// platform (then a config for another platform is an error even when it
-/// is the only image).
+/// is the only image). A compressed archive may decompress to at most
+/// `max_archive` bytes.
 pub fn resolve(
     path: &Path,
     reference: &Reference,
     platform: &Platform,
     platform_explicit: bool,
+    max_archive: u64,
 ) -> Result<Image> {
     let name = match reference {
         Reference::Any => path.display().to_string(),
@@ -438,7 +475,7 @@ pub fn resolve(
     let store = if md.is_dir() {
         Store::Dir(path.to_path_buf())
     } else {
-        Store::open_tar(path).with_context(|| format!("image {name}"))?
+        Store::open_tar(path, max_archive).with_context(|| format!("image {name}"))?
     };
     let img = if store.has("index.json") {
         resolve_oci(store, &name, reference, platform)
@@ -729,7 +766,9 @@ fn resolve_docker(store: Store, name: &str, reference: &Reference) -> Result<Ima
     let config_digest = Digest::parse(&format!("sha256:{hex}"))
         .with_context(|| format!("config file name {:?}", entry.config))?;
     let cbytes = read_verified(
-        store.open(&entry.config)?,
+        store
+            .open(&entry.config)
+            .with_context(|| format!("config {}", entry.config))?,
         &config_digest,
         None,
         MAX_JSON,

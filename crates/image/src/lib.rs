@@ -31,7 +31,7 @@ use oci_spec::runtime::Spec;
 
 use blob::{Digest, VerifyingReader};
 use inroot::Rootfs;
-use layer::LayerStats;
+use layer::{LayerStats, SizeCap};
 use layout::{Compression, Image, LayerRef, Platform};
 
 /// Progress of an unpack, reported from the decoding thread.
@@ -52,6 +52,41 @@ pub trait Progress: Send + Sync {
 /// normal error path removes its temporary directories.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+/// How far an image may expand when unpacked: against decompression
+/// and sparse-file bombs (a 1.5 KiB layer can claim files of any size).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SizeLimits {
+    /// Per layer: its uncompressed tar, and its regular files' sizes added
+    /// up (a sparse file's holes included).
+    pub layer: u64,
+    /// All layers applied by one unpack or import, files' sizes as above.
+    pub image: u64,
+}
+
+impl SizeLimits {
+    pub const DEFAULT_LAYER: u64 = 16 << 30;
+    pub const DEFAULT_IMAGE: u64 = 64 << 30;
+}
+
+impl Default for SizeLimits {
+    fn default() -> Self {
+        SizeLimits {
+            layer: Self::DEFAULT_LAYER,
+            image: Self::DEFAULT_IMAGE,
+        }
+    }
+}
+
+/// "16 GiB", "100 MiB" or "12345 bytes", for limit messages.
+fn human(n: u64) -> String {
+    match n {
+        u64::MAX => "no limit".into(),
+        n if n >= 1 << 30 && n % (1 << 30) == 0 => format!("{} GiB", n >> 30),
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n => format!("{n} bytes"),
+    }
+}
+
 pub struct UnpackOptions {
     /// `IMAGE[:TAG|@DIGEST]`; IMAGE is a layout dir, OCI archive or docker archive.
     pub image: String,
@@ -62,6 +97,7 @@ pub struct UnpackOptions {
     /// The runtime config the image's settings (user, env, entrypoint,
     /// cwd, ...) are applied to: the runtime's default config.
     pub base: Spec,
+    pub limits: SizeLimits,
 }
 
 /// What was unpacked.
@@ -82,7 +118,7 @@ pub fn unpack(opts: &UnpackOptions) -> Result<Unpacked> {
         Some(p) => (Platform::parse(p)?, true),
         None => (Platform::host(), false),
     };
-    let img = layout::resolve(&path, &reference, &platform, explicit)?;
+    let img = layout::resolve(&path, &reference, &platform, explicit, opts.limits.image)?;
 
     let staging = Staging::new(&opts.bundle)?;
     let rootfs_path = staging.path.join("rootfs");
@@ -92,7 +128,7 @@ pub fn unpack(opts: &UnpackOptions) -> Result<Unpacked> {
         .with_context(|| format!("creating {}", rootfs_path.display()))?;
     let root = Rootfs::open(&rootfs_path)?;
 
-    let stats = apply_layers(&img, &root, opts.progress.as_deref())
+    let stats = apply_layers(&img, &root, opts.progress.as_deref(), &opts.limits)
         .with_context(|| format!("image {}", img.name))?;
     let spec = config::runtime_spec(opts.base.clone(), &img.config, &root)
         .with_context(|| format!("image {}", img.name))?;
@@ -210,19 +246,24 @@ pub fn apply_layers(
     img: &Image,
     root: &Rootfs,
     progress: Option<&dyn Progress>,
+    limits: &SizeLimits,
 ) -> Result<LayerStats> {
     let all = vec![true; img.layers.len()];
-    pipeline(img, &all, progress, |_, tar| layer::apply_layer(root, tar))
+    pipeline(img, &all, progress, limits, |_, tar, cap| {
+        layer::apply_layer(root, tar, cap)
+    })
 }
 
 /// Decodes the layers of `img` for which `wanted` is true, in order, on a
 /// second thread, and hands each decoded tar stream to `apply` with the
-/// layer's index. Returns the summed stats.
+/// layer's index and the size cap it must stay within (`limits`; the
+/// image limit counts the layers applied here). Returns the summed stats.
 pub(crate) fn pipeline(
     img: &Image,
     wanted: &[bool],
     progress: Option<&dyn Progress>,
-    mut apply: impl FnMut(usize, &mut dyn Read) -> Result<LayerStats>,
+    limits: &SizeLimits,
+    mut apply: impl FnMut(usize, &mut dyn Read, &SizeCap) -> Result<LayerStats>,
 ) -> Result<LayerStats> {
     let todo: Vec<usize> = (0..img.layers.len()).filter(|&i| wanted[i]).collect();
     if let Some(p) = progress {
@@ -242,7 +283,7 @@ pub(crate) fn pipeline(
                 if let Some(p) = progress {
                     p.layer(n, &l.label);
                 }
-                let r = decode_layer(img, l, &tx, &recycle_rx, progress);
+                let r = decode_layer(img, l, &tx, &recycle_rx, progress, limits.layer);
                 let failed = r.is_err();
                 if tx.send(Msg::End(r)).is_err() || failed {
                     return;
@@ -259,7 +300,25 @@ pub(crate) fn pipeline(
                 pos: 0,
                 end: None,
             };
-            let applied = apply(i, &mut reader);
+            let left = limits.image.saturating_sub(total.bytes);
+            let cap = if left < limits.layer {
+                SizeCap {
+                    bytes: left,
+                    what: format!(
+                        "the image expands beyond {} (--max-image-size)",
+                        human(limits.image)
+                    ),
+                }
+            } else {
+                SizeCap {
+                    bytes: limits.layer,
+                    what: format!(
+                        "the layer expands beyond {} (--max-layer-size)",
+                        human(limits.layer)
+                    ),
+                }
+            };
+            let applied = apply(i, &mut reader, &cap);
             // Read the layer to its end even after an apply error: a digest
             // mismatch found there is the real cause of e.g. a garbled header.
             let decoded = reader.finish();
@@ -370,14 +429,15 @@ fn decode_layer(
     tx: &SyncSender<Msg>,
     recycle: &Receiver<Vec<u8>>,
     progress: Option<&dyn Progress>,
+    max_tar: u64,
 ) -> Result<()> {
     std::thread::scope(|s| {
         let raw = match &l.blob {
             Some((d, _)) => img.store.open_blob(d)?,
-            None => img
-                .store
-                .open(&l.member)
-                .map_err(|e| anyhow!("layer {} is missing: {e}", l.member))?,
+            None => img.store.open(&l.member).map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => anyhow!("layer {} is missing: {e}", l.member),
+                _ => anyhow!("layer {}: {e}", l.member),
+            })?,
         };
         let raw = Counted {
             inner: raw,
@@ -421,6 +481,7 @@ fn decode_layer(
             }
             None => Box::new(tar),
         };
+        let mut tar_bytes = 0u64;
         loop {
             let mut buf = recycle.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
             buf.resize(CHUNK, 0);
@@ -452,6 +513,13 @@ fn decode_layer(
             }
             if filled == 0 {
                 break;
+            }
+            tar_bytes += filled as u64;
+            if tar_bytes > max_tar {
+                bail!(
+                    "the layer's uncompressed tar is over {} (--max-layer-size)",
+                    human(max_tar)
+                );
             }
             if INTERRUPTED.load(Ordering::Relaxed) {
                 bail!("interrupted");

@@ -24,6 +24,7 @@ use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -37,7 +38,7 @@ use super::blob::{Algorithm, Digest};
 use super::inroot::Rootfs;
 use super::layer;
 use super::layout::{self, Platform};
-use super::{config, pipeline, unique, Progress};
+use super::{config, pipeline, unique, Progress, SizeLimits};
 
 pub const DEFAULT_STORE: &str = "/var/lib/rcontain";
 
@@ -56,6 +57,7 @@ pub struct ImageRecord {
 
 pub struct Store {
     root: PathBuf,
+    limits: SizeLimits,
 }
 
 /// ChainIDs per the image-spec: the first layer's is its diff_id, each
@@ -178,14 +180,33 @@ impl Drop for TempDir {
 
 impl Store {
     /// Opens (creating if needed) the store at `root`.
+    /// Layer directories hold image content as it is: setuid-root files,
+    /// device nodes. So the store is closed to everyone but root at its
+    /// top (also when it already existed), as docker's is since
+    /// CVE-2021-41091, and so is every directory in it.
     pub fn open(root: &Path) -> Result<Store> {
+        let private = |p: &Path| {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(p)
+                .with_context(|| format!("creating store {}", p.display()))
+        };
+        private(root)?;
+        fs::set_permissions(root, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making store {} private", root.display()))?;
         for sub in ["layers/sha256", "images", "containers"] {
-            fs::create_dir_all(root.join(sub))
-                .with_context(|| format!("creating store {}", root.join(sub).display()))?;
+            private(&root.join(sub))?;
         }
         Ok(Store {
             root: root.to_path_buf(),
+            limits: SizeLimits::default(),
         })
+    }
+
+    /// How far imports may expand (default: `SizeLimits::default()`).
+    pub fn with_limits(self, limits: SizeLimits) -> Store {
+        Store { limits, ..self }
     }
 
     fn lock(&self, exclusive: bool) -> Result<File> {
@@ -246,21 +267,27 @@ impl Store {
             Some(p) => (Platform::parse(p)?, true),
             None => (Platform::host(), false),
         };
-        let img = layout::resolve(&path, &reference, &platform, explicit)?;
+        let img = layout::resolve(&path, &reference, &platform, explicit, self.limits.image)?;
         let chains = chain_ids(&img.config.rootfs.diff_ids);
         let dirs: Vec<PathBuf> = chains
             .iter()
             .map(|c| self.layer_dir(&c.to_string()))
             .collect::<Result<_>>()?;
         let wanted: Vec<bool> = dirs.iter().map(|d| !d.exists()).collect();
-        pipeline(&img, &wanted, progress, |i, tar| {
+        // Layers applied here stay under their temporary names until the
+        // whole image is in, so a failed import (a layer over the size
+        // limits, a bad digest) leaves no layer behind: where each layer
+        // is meanwhile, and the temporary directories to rename.
+        let mut lowers = dirs.clone();
+        let mut staged: Vec<(usize, TempDir)> = Vec::new();
+        pipeline(&img, &wanted, progress, &self.limits, |i, tar, cap| {
             let final_dir = &dirs[i];
             let tmp_name = format!(".{}.tmp-{}", chains[i].hex(), unique());
             let tmp = final_dir.with_file_name(&tmp_name);
             fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-            let mut guard = TempDir(Some(tmp.clone()));
+            staged.push((i, TempDir(Some(tmp.clone()))));
             let stats = if i == 0 {
-                layer::apply_layer(&Rootfs::open(&tmp)?, tar)?
+                layer::apply_layer(&Rootfs::open(&tmp)?, tar, cap)?
             } else {
                 let work = final_dir.with_file_name(tmp_name + ".work");
                 fs::create_dir(&work).with_context(|| format!("creating {}", work.display()))?;
@@ -275,26 +302,31 @@ impl Store {
                 // both in this layer), and symlinks in lower layers resolve
                 // as in the container.
                 let root = overlay(
-                    &dirs[..i],
+                    &lowers[..i],
                     &tmp,
                     &work,
                     &REUSABLE_UPPER,
-                    libc::MOUNT_ATTR_NOSUID,
+                    libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV,
                 )
                 .with_context(|| format!("mounting an overlay to apply {}", tmp.display()))?;
-                layer::apply_layer(&Rootfs::from_fd(root), tar)?
+                layer::apply_layer(&Rootfs::from_fd(root), tar, cap)?
             };
-            match fs::rename(&tmp, final_dir) {
-                Ok(()) => guard.0 = None,
+            lowers[i] = tmp;
+            Ok(stats)
+        })
+        .with_context(|| format!("image {}", img.name))?;
+        for (i, mut guard) in staged {
+            let final_dir = &dirs[i];
+            match fs::rename(&lowers[i], final_dir) {
+                // Renamed: nothing for the guard to remove.
+                Ok(()) => drop(guard.0.take()),
                 // Another rcontain stored the same layer first: keep theirs.
                 Err(_) if final_dir.exists() => {}
                 Err(e) => {
                     return Err(e).with_context(|| format!("storing {}", final_dir.display()))
                 }
             }
-            Ok(stats)
-        })
-        .with_context(|| format!("image {}", img.name))?;
+        }
 
         let id = img.config_digest.to_string();
         let mut names = self.record(&id).map(|r| r.names).unwrap_or_default();
@@ -365,12 +397,15 @@ impl Store {
         let _lock = self.lock(false)?;
         let rec = self.import_locked(image, platform, progress)?;
         let bundle = self.root.join("containers").join(id);
-        fs::create_dir(&bundle).map_err(|e| match e.kind() {
-            io::ErrorKind::AlreadyExists => {
-                anyhow!("container {id} already has a bundle in the store")
-            }
-            _ => anyhow!("creating {}: {e}", bundle.display()),
-        })?;
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&bundle)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::AlreadyExists => {
+                    anyhow!("container {id} already has a bundle in the store")
+                }
+                _ => anyhow!("creating {}: {e}", bundle.display()),
+            })?;
         let r = self.fill_bundle(&bundle, &rec, base);
         if r.is_err() {
             let _ = self.remove_bundle(id);
@@ -388,15 +423,24 @@ impl Store {
             .map(|c| self.layer_dir(c))
             .collect::<Result<_>>()?;
         let rootfs = bundle.join("rootfs");
-        overlay(&dirs, &bundle.join("upper"), &bundle.join("work"), &[], 0)
-            .and_then(|m| Ok(rcontain_sys::attach_mount(m.as_fd(), &rootfs)?))
-            .with_context(|| {
-                format!(
-                    "mounting the overlay of {} layers at {}",
-                    dirs.len(),
-                    rootfs.display()
-                )
-            })?;
+        // The host's view of the rootfs: its setuid files and device nodes
+        // do nothing there (the container's own mount of it clears both
+        // flags in its mount namespace, see CreateOpts::image_rootfs).
+        overlay(
+            &dirs,
+            &bundle.join("upper"),
+            &bundle.join("work"),
+            &[],
+            libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV,
+        )
+        .and_then(|m| Ok(rcontain_sys::attach_mount(m.as_fd(), &rootfs)?))
+        .with_context(|| {
+            format!(
+                "mounting the overlay of {} layers at {}",
+                dirs.len(),
+                rootfs.display()
+            )
+        })?;
         // Mark before anything else can fail, so remove_bundle unmounts.
         fs::write(bundle.join("image"), &rec.id)?;
         let img: config::ImageConfig =

@@ -5,6 +5,7 @@
 //! on. Callers get safe functions returning `nix::Result`.
 
 pub mod bpf;
+pub mod mountinfo;
 
 use nix::errno::Errno;
 use std::ffi::CString;
@@ -191,12 +192,33 @@ pub fn fs_accepts_option(fstype: &str, key: &str, value: &str) -> nix::Result<()
     }
 }
 
-/// Mark every fd from `first` upwards close-on-exec, so nothing the runtime
-/// opened can leak into the container process (CVE-2024-21626 class).
-pub fn cloexec_from(first: u32) -> nix::Result<()> {
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only flips flags on fds.
-    Errno::result(unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) })
-        .map(drop)
+/// Close every fd from `first` upwards except those in `keep`, for real:
+/// an fd merely marked close-on-exec is still open while execve resolves
+/// its path, so `/proc/self/fd/N/..` could still reach the host through it
+/// (CVE-2024-21626 class).
+///
+/// The caller must not use any closed fd afterwards: an `OwnedFd` that
+/// still holds one would close whatever later gets its number. Callers
+/// only do this right before execve, or before anything was opened.
+pub fn close_from(first: u32, keep: &[RawFd]) -> nix::Result<()> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|&fd| u32::try_from(fd).ok())
+        .filter(|&fd| fd >= first)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from = first;
+    for k in keep.into_iter().chain([u32::MAX]) {
+        if k > from {
+            let last = if k == u32::MAX { u32::MAX } else { k - 1 };
+            // SAFETY: closing fds affects no memory; the caller guarantees
+            // (see above) that nothing uses the closed fds afterwards.
+            Errno::result(unsafe { libc::close_range(from, last, 0) })?;
+        }
+        from = k.saturating_add(1);
+    }
+    Ok(())
 }
 
 /// prctl with integer arguments.
@@ -280,22 +302,41 @@ pub fn attach_mount(m: BorrowedFd, target: &std::path::Path) -> nix::Result<()> 
 }
 
 /// open_tree(2) with OPEN_TREE_CLONE: a new bind mount of whatever `path`
-/// resolves to (magic links such as /proc/self/exe followed), attached
-/// nowhere. It lives as long as the returned fd, or anything opened or
-/// executed through it. Kernels before 5.2 answer ENOSYS.
-pub fn open_tree_clone(path: &std::ffi::CStr) -> nix::Result<OwnedFd> {
+/// resolves to (magic links such as /proc/self/exe followed), with the
+/// mounts below it when `recursive`, attached nowhere. It lives as long as
+/// the returned fd, or anything opened or executed through it; once
+/// attached with `attach_mount_at`, the fd keeps naming that mount, whatever
+/// later happens to the path it went to. Kernels before 5.2 answer ENOSYS.
+pub fn open_tree_clone(path: &std::ffi::CStr, recursive: bool) -> nix::Result<OwnedFd> {
+    let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
     // SAFETY: `path` is a valid C string for the call; the flags ask for a
     // close-on-exec fd, returned to the caller who then owns it.
     let r = Errno::result(unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC,
-        )
+        libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags)
     })?;
     // SAFETY: open_tree just returned this fd; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// move_mount(2) of the detached mount `m` onto the directory or file
+/// `target` is an fd of (no path lookup at all).
+pub fn attach_mount_at(m: BorrowedFd, target: BorrowedFd) -> nix::Result<()> {
+    let empty = c"";
+    // SAFETY: a valid C string and fds borrowed for the call's duration.
+    Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            m.as_raw_fd(),
+            empty.as_ptr(),
+            target.as_raw_fd(),
+            empty.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })
+    .map(drop)
 }
 
 /// mount_setattr(2) on a path relative to `dir`, recursively when asked.
