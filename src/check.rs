@@ -380,10 +380,10 @@ fn check_spec(spec: &Spec, host: &Host, out: &mut Vec<Finding>) {
     }
     if !host.cgroup.not_handed_down.is_empty() {
         out.push(finding(
-            Kind::Differs,
+            Kind::Note,
             "(host)",
             format!(
-                "the root cgroup does not hand down {} (not in its cgroup.subtree_control: systemd enables controllers as its units need them); rcontain enables none in cgroups it did not create, so the container's cgroup has none of their files (runc enables them)",
+                "the root cgroup does not hand down {} (not in its cgroup.subtree_control: systemd enables controllers as its units need them); create enables them down to the container's cgroup, as runc does",
                 host.cgroup.not_handed_down.join(" ")
             ),
         ));
@@ -451,7 +451,17 @@ fn check_resources(
         }
     }
     // the files create writes that only some kernels offer
-    let has = |f: &str| host.cgroup.all_files.contains(f);
+    // (on v2 also the files of a controller the root has but does not
+    // hand down yet: create enables it; BFQ's files depend on the disk's
+    // scheduler, not on a controller)
+    let has = |f: &str| {
+        host.cgroup.all_files.contains(f)
+            || (mode == Mode::V2
+                && !f.contains(".bfq.")
+                && f.split('.')
+                    .next()
+                    .is_some_and(|c| host.cgroup.not_handed_down.iter().any(|x| x == c)))
+    };
     let need = |out: &mut Vec<Finding>, section: &str, field: &str, files: &[&str], why: &str| {
         if !refused.contains(section) && !files.iter().any(|f| has(f)) {
             out.push(finding(
@@ -467,7 +477,7 @@ fn check_resources(
     let v2 = mode == Mode::V2;
     if v2 {
         // a limit needs its controller in the container's cgroup, which
-        // gets only what the root hands down (validate asked the root's
+        // gets what the root has (validate asked the root's
         // cgroup.controllers: what the kernel has)
         if r.memory()
             .is_some_and(|m| m.limit().is_some() || m.reservation().is_some() || m.swap().is_some())
@@ -477,7 +487,7 @@ fn check_resources(
                 "memory",
                 "memory",
                 &["memory.max"],
-                "the memory controller is not handed down to new cgroups",
+                "the memory controller is not available to new cgroups",
             );
         }
         if r.cpu()
@@ -489,7 +499,7 @@ fn check_resources(
                 "cpu",
                 "cpu",
                 &["cpu.max"],
-                "the cpu controller is not handed down to new cgroups",
+                "the cpu controller is not available to new cgroups",
             );
         }
         if r.cpu()
@@ -501,7 +511,7 @@ fn check_resources(
                 "cpu",
                 "cpu.cpus/mems",
                 &["cpuset.cpus"],
-                "the cpuset controller is not handed down to new cgroups",
+                "the cpuset controller is not available to new cgroups",
             );
         }
         if r.pids().is_some() {
@@ -510,7 +520,7 @@ fn check_resources(
                 "pids",
                 "pids",
                 &["pids.max"],
-                "the pids controller is not handed down to new cgroups",
+                "the pids controller is not available to new cgroups",
             );
         }
     }

@@ -185,3 +185,27 @@ fn v1_names_what_the_host_lacks() {
     let e = format!("{:#}", v1::apply(&m, &r, &[], false).unwrap_err());
     assert!(e.contains("pids") && e.contains("not mounted"), "{e}");
 }
+
+#[test]
+fn v2_hands_controllers_down_through_existing_ancestors() {
+    // A host's root that has cpu but does not hand it down (a plain file
+    // records one write: the root lacks one controller only).
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    fixture(root, &[]);
+    fs::write(root.join("cgroup.controllers"), "cpu").unwrap();
+    fs::write(root.join("cgroup.subtree_control"), "").unwrap();
+    let parent = root.join("kubepods");
+    fixture(&parent, &[]);
+    fs::write(parent.join("cgroup.controllers"), "memory pids").unwrap();
+    fs::write(parent.join("cgroup.subtree_control"), "memory pids").unwrap();
+    let made = parent.join("made");
+    let leaf = made.join("c1");
+    v2::enable_in_ancestors(root, &leaf, &[made.clone(), leaf.clone()]);
+    // the root gets what it lacked, the existing parent (all handed down
+    // already) is not written, and the cgroups this create made are left
+    // to enable_controllers
+    assert_eq!(read(root, "cgroup.subtree_control"), "+cpu");
+    assert_eq!(read(&parent, "cgroup.subtree_control"), "memory pids");
+    assert!(!made.exists());
+}

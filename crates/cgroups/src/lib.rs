@@ -322,6 +322,7 @@ impl Manager {
             let new = fsutil::mkdir_all(root, &self.path)?;
             created.extend(new.iter().cloned());
             let dir = join(root, &self.path);
+            v2::enable_in_ancestors(root, &dir, &new);
             v2::enable_controllers(&dir, &new)?;
             v2::apply(&dir, r, &rules, true, self.rootless)?;
             return Ok(());

@@ -118,6 +118,38 @@ pub(super) fn enable_controllers(leaf: &Path, created: &[PathBuf]) -> Result<()>
     Ok(())
 }
 
+/// Hands every controller the hierarchy has down through the cgroups that
+/// already existed above the container's (the root included), as runc
+/// does: a systemd host enables only memory and pids in the root, and the
+/// container's cgroup would otherwise have no cpu or io files at all.
+/// Best effort: a cgroup that refuses (processes in a non-root cgroup:
+/// EBUSY; no permission) keeps what it has, and a limit that then lacks
+/// its file fails in `apply`, naming the field.
+pub(super) fn enable_in_ancestors(root: &Path, leaf: &Path, created: &[PathBuf]) {
+    let mut dir = root.to_path_buf();
+    let rel = leaf.strip_prefix(root).unwrap_or(Path::new(""));
+    let mut parts = rel.components().peekable();
+    while parts.peek().is_some() {
+        if created.contains(&dir) {
+            break;
+        }
+        let (Ok(have), Ok(on)) = (
+            read(&dir, "cgroup.controllers"),
+            read(&dir, "cgroup.subtree_control"),
+        ) else {
+            return;
+        };
+        for c in have.split_whitespace() {
+            if !on.split_whitespace().any(|x| x == c) {
+                let _ = write(&dir, "cgroup.subtree_control", &format!("+{c}"), "");
+            }
+        }
+        if let Some(next) = parts.next() {
+            dir.push(next);
+        }
+    }
+}
+
 /// `rootless`: a refused device program is skipped (see Manager).
 pub(super) fn apply(
     dir: &Path,
