@@ -31,7 +31,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, Once};
 
 use rcontain::image::layer::apply_layer;
-use rcontain::image::rootfs::Rootfs;
+// remove_tree, not fs::remove_dir_all: that recurses once per level, and
+// layers here can build trees thousands of levels deep.
+use rcontain::image::rootfs::{remove_tree, Rootfs};
 use rcontain::image::{unpack, UnpackOptions};
 use rcontain::spec::Bundle;
 use serde_json::{json, Value};
@@ -958,7 +960,7 @@ fn fuzz_tar_layers() {
         if names(t.path()) != ["outside", "root"] {
             failure("layer", iter, &input, "left files beside the root");
         }
-        fs::remove_dir_all(&root).expect("clean root");
+        remove_tree(&root).expect("clean root");
     }
     assert!(applied > seeds.len(), "no mutated layer applied cleanly");
 }
@@ -1175,8 +1177,8 @@ fn fuzz_images(target: &str, seed: u64, iters: usize, make: fn(&mut Rng) -> Imag
                 "changed the directory beside the image",
             );
         }
-        let _ = fs::remove_dir_all(t.path().join("out"));
-        let _ = fs::remove_dir_all(&dir);
+        let _ = remove_tree(&t.path().join("out"));
+        let _ = remove_tree(&dir);
         let _ = fs::remove_file(t.path().join("img.tar"));
         if names(t.path()) != ["outside"] {
             failure(target, iter, &input, "left files beside the image");
@@ -1193,4 +1195,40 @@ fn fuzz_oci_images() {
 #[test]
 fn fuzz_docker_archives() {
     fuzz_images("docker", 0xd0c_4e12, iterations(250), docker_image);
+}
+
+/// A layer that builds a tree thousands of directories deep (each symlink
+/// reaches the bottom of the previous step) and whites it out again: the
+/// removal must neither recurse per level nor hold a descriptor per level.
+/// Found by the layer fuzzer's seed of the same shape, which aborted the
+/// test binary with a stack overflow.
+#[test]
+fn deep_tree_whiteout() {
+    use tar::EntryType::Symlink;
+    let step = "a/".repeat(2000);
+    let mut b = TarBuilder::new();
+    b.dir(&step);
+    let mut prev = String::new();
+    let mut links = Vec::new();
+    for i in 0..4 {
+        let link = format!("s{i}");
+        b.link(Symlink, &link, &format!("{prev}{}", "a/".repeat(2030)));
+        b.dir(&format!("{link}/{step}"));
+        prev = format!("{link}/");
+        links.push(link);
+    }
+    b.file(".wh.a", b"");
+    let t = tempfile::tempdir().expect("tempdir");
+    let root = Rootfs::open(t.path()).expect("open root");
+    apply_layer(&root, &b.finish()[..]).expect("apply");
+    assert_eq!(names(t.path()), links);
+    // And a whole deep tree, as a failed unpack's staging directory is.
+    let mut b = TarBuilder::new();
+    b.dir(&step)
+        .link(Symlink, "s", &"a/".repeat(2030))
+        .dir(&format!("s/{step}"));
+    apply_layer(&root, &b.finish()[..]).expect("apply");
+    drop(root);
+    remove_tree(t.path()).expect("remove");
+    assert!(!t.path().exists());
 }

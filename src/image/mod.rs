@@ -184,7 +184,7 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         if !self.committed {
-            let _ = std::fs::remove_dir_all(&self.path);
+            let _ = rootfs::remove_tree(&self.path);
         }
     }
 }
