@@ -12,17 +12,19 @@ RUNTIME_TESTS ?= $(patsubst runtime-tests/%.rs,%,$(wildcard runtime-tests/*.rs))
 # Script suites (e.g. bats files) other parts of the project add: each entry
 # is a command run from the repo root after the cargo tests.
 # runtime-tests/vm-cgroups.sh: the cgroup tests again on a pure cgroup-v2
-# kernel in a VM (../shared/vm/run-in-vm.sh).
-SCRIPT_TESTS ?= runtime-tests/vm-cgroups.sh
-# The VM suite only drives the release runtime: its test binaries build in
-# the dev profile, like the host suites.
+# kernel in a VM (../shared/vm/run-in-vm.sh); runtime-tests/vm-rootless.sh:
+# rootless with a delegated cgroup v2 subtree, in such a VM.
+SCRIPT_TESTS ?= runtime-tests/vm-cgroups.sh runtime-tests/vm-rootless.sh
+# The VM suite drives the release runtime (RCONTAIN_BIN, as the host suites
+# do); its test binaries build in the dev profile, like the host suites'.
 export VM_CGROUPS_PROFILE ?= debug
-# opencontainers/runtime-tools, built OUTSIDE this repository (docs/conformance.md).
-RUNTIME_TOOLS ?= /work/runtime-tools
+# opencontainers/runtime-tools, built OUTSIDE this repository
+# (docs/conformance.md): make conformance RUNTIME_TOOLS=/path/to/runtime-tools
+RUNTIME_TOOLS ?=
 # Runtimes compared by `make conformance` besides rcontain.
 CONFORMANCE_REFERENCES ?= runc crun
 
-.PHONY: all build print-link-flags example run test unit-test runtime-test script-test test-engines bench conformance clean-bundles
+.PHONY: all build print-link-flags print-static-env example run test unit-test runtime-test script-test test-engines bench conformance clean-bundles
 
 all: build
 
@@ -32,18 +34,29 @@ all: build
 # runtime really uses is in its image. crt-static only works for the binary
 # (proc-macro crates cannot be static), hence `cargo rustc`.
 LINK_FLAGS ?= -C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs
+# A static-pie loads no shared library, so libseccomp is linked from its
+# archive (Debian's libseccomp-dev ships it); the libseccomp crate wants its
+# directory spelled out. Other builds (tests, plain cargo) link it as usual.
+SECCOMP_LIBDIR ?= $(shell pkg-config --variable=libdir libseccomp)
+STATIC_ENV ?= LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=$(SECCOMP_LIBDIR)
 # The functions the start path executes go first, together
 # (link/make-order.sh says why and regenerates the list); names the list
 # has and the binary does not are ignored. --symbol-ordering-file is lld's,
 # rustc's own linker on x86_64 Linux since Rust 1.90.
+# Elsewhere (arm64: GNU ld) the binary is linked in the default order.
+ifeq ($(shell uname -m),x86_64)
 ORDER_FLAGS ?= -C link-arg=-Wl,--symbol-ordering-file=$(CURDIR)/link/rcontain.order \
 	-C link-arg=-Wl,--no-warn-symbol-ordering
+endif
 
 build:
-	$(CARGO) rustc --release --bin rcontain -- $(LINK_FLAGS) $(ORDER_FLAGS) -C strip=symbols
+	$(STATIC_ENV) $(CARGO) rustc --release --bin rcontain -- $(LINK_FLAGS) $(ORDER_FLAGS) -C strip=symbols
 
 print-link-flags:
 	@echo $(LINK_FLAGS)
+
+print-static-env:
+	@echo $(STATIC_ENV)
 
 $(EXAMPLE)/config.json: bundles/make-bundle.sh bundles/config.template.json
 	bundles/make-bundle.sh $(EXAMPLE)
@@ -60,14 +73,14 @@ test: build unit-test runtime-test script-test
 # release binary, and linking each of them with fat LTO would take longer
 # than running them.
 unit-test:
-	$(CARGO) test --lib --bins -- --test-threads=$(TEST_THREADS)
+	$(CARGO) test --workspace --lib --bins -- --test-threads=$(TEST_THREADS)
 
 runtime-test:
 	RCONTAIN_BIN=$(RCONTAIN) $(CARGO) test --no-fail-fast \
 		$(addprefix --test ,$(RUNTIME_TESTS)) -- --test-threads=$(TEST_THREADS)
 
 script-test:
-	@set -e; for t in $(SCRIPT_TESTS); do echo "== $$t"; $$t; done
+	@set -e; for t in $(SCRIPT_TESTS); do echo "== $$t"; RCONTAIN_BIN=$(RCONTAIN) $$t; done
 
 # containerd, podman, docker and a CRI client driving rcontain (installs
 # the engines with apt; needs ../shared/clients beside the checkout).
@@ -76,6 +89,7 @@ test-engines: build
 
 bench: build
 	bench/bench.sh $(RCONTAIN)
+	bench/mount-sweep.sh $(RCONTAIN)
 	bench/engines.sh $(RCONTAIN) $$(command -v runc) $$(command -v crun)
 	bundles/bench-unpack.sh
 

@@ -248,6 +248,8 @@ echo "$ltbl"
 for note in "${notes[@]}"; do echo "note: $note"; done
 
 mkdir -p "$(dirname "$doc")"
+# bench/mount-sweep.sh's section of the doc survives this rewrite.
+sweep=$(sed -n '/^<!-- mount-sweep begin/,/^<!-- mount-sweep end/p' "$doc" 2>/dev/null || true)
 {
     echo "# Benchmarks"
     echo
@@ -297,5 +299,6 @@ mkdir -p "$(dirname "$doc")"
     echo "make bench            # = bench/bench.sh target/release/rcontain"
     echo "BENCH_RUNS=$runs BENCH_RSS_RUNS=$rss_runs bench/bench.sh ${rc_bin}"
     echo '```'
+    if [ -n "$sweep" ]; then echo; echo "$sweep"; fi
 } > "$doc"
 echo "wrote $doc" >&2

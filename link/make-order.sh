@@ -46,7 +46,7 @@ command -v valgrind >/dev/null || { echo "make-order: apt-get install -y valgrin
 
 # The release build of `make build`, keeping its symbols.
 # shellcheck disable=SC2046
-cargo rustc --release --bin rcontain -- $(make -s print-link-flags)
+env $(make -s print-static-env) cargo rustc --release --bin rcontain -- $(make -s print-link-flags)
 work=$(mktemp -d /tmp/rcontain-order.XXXXXX)
 trap '"$bin" --root "$work/root" delete -f made >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 bundles/make-bundle.sh "$work/bundle" true >/dev/null

@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::host::{self, Skips};
 use common::start_detached;
 use oci_spec::runtime::LinuxResources;
 use rcontain::cgroups::{self, Manager, Mode};
@@ -18,10 +19,7 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 fn root_required() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "the cgroup integration tests must run as root"
-    );
+    common::require_root();
 }
 
 /// crun and runc need hugetlb as a v1 controller on hybrid hosts; mount
@@ -223,35 +221,69 @@ fn has_hugetlb(mode: Mode) -> bool {
     controller && sizes.iter().any(|s| s == "2MB")
 }
 
-/// linux.resources that runc 1.1 also applies on this kind of host.
-fn common_resources(mode: Mode) -> Value {
+/// How this layout names what blockIO.weight needs, for `Skips`.
+fn weight_lack(mode: Mode) -> &'static str {
+    match mode {
+        Mode::V2 => "io.weight and io.bfq.weight (neither BFQ nor io.cost): blockIO.weight",
+        _ => "blkio.weight and blkio.bfq.weight (no BFQ I/O scheduler): blockIO.weight",
+    }
+}
+
+/// linux.resources that runc 1.1 also applies on this kind of host: the
+/// values whose cgroup file this host lacks are left out (and noted).
+fn common_resources(mode: Mode, skips: &mut Skips) -> Value {
     let mut r = json!({
         "devices": [{"allow": false, "access": "rwm"}],
-        "memory": {"limit": 67108864, "reservation": 33554432, "swap": 134217728},
+        "memory": {"limit": 67108864, "reservation": 33554432},
         "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
         "pids": {"limit": 42},
     });
+    let (swap_file, swap) = host::swap_file();
+    if skips.need(swap, format!("{swap_file} (swap accounting): memory.swap")) {
+        r["memory"]["swap"] = json!(134217728);
+    }
     if mode != Mode::V2 {
         r["memory"]["swappiness"] = json!(10);
     }
     if let Some((major, minor, bfq)) = block_device() {
         let dev = |rate: u64| json!([{"major": major, "minor": minor, "rate": rate}]);
-        r["blockIO"] = json!({
-            "weight": 300,
-            "throttleReadBpsDevice": dev(1048576),
-            "throttleWriteBpsDevice": dev(2097152),
-            "throttleReadIOPSDevice": dev(1000),
-            "throttleWriteIOPSDevice": dev(2000),
-        });
+        let throttle = throttle_file(mode);
+        if skips.need(
+            host::cgroup_has(throttle),
+            format!("{throttle} (block I/O throttling): blockIO throttles"),
+        ) {
+            r["blockIO"] = json!({
+                "throttleReadBpsDevice": dev(1048576),
+                "throttleWriteBpsDevice": dev(2097152),
+                "throttleReadIOPSDevice": dev(1000),
+                "throttleWriteIOPSDevice": dev(2000),
+            });
+        }
+        if skips.need(!host::blkio_weight_files().is_empty(), weight_lack(mode)) {
+            r["blockIO"]["weight"] = json!(300);
+        }
         // per-device weights need BFQ active on the device (runc fails alike)
         if bfq {
             r["blockIO"]["weightDevice"] = json!([{"major": major, "minor": minor, "weight": 400}]);
         }
+    } else {
+        skips.lack("a block device: blockIO");
     }
-    if has_hugetlb(mode) {
+    if skips.need(
+        has_hugetlb(mode),
+        "the hugetlb controller with 2MB pages: hugepageLimits",
+    ) {
         r["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 4194304}]);
     }
     r
+}
+
+/// The file that shows block I/O throttling is there.
+fn throttle_file(mode: Mode) -> &'static str {
+    match mode {
+        Mode::V2 => "io.max",
+        _ => "blkio.throttle.read_bps_device",
+    }
 }
 
 fn resources(v: &Value) -> LinuxResources {
@@ -267,7 +299,6 @@ fn resource_files(mode: Mode, r: &Value) -> Vec<&'static str> {
             "cpuset.cpus",
             "cpuset.mems",
             "memory.max",
-            "memory.swap.max",
             "memory.low",
             "pids.max",
         ],
@@ -278,14 +309,16 @@ fn resource_files(mode: Mode, r: &Value) -> Vec<&'static str> {
             "cpuset.cpus",
             "cpuset.mems",
             "memory.limit_in_bytes",
-            "memory.memsw.limit_in_bytes",
             "memory.soft_limit_in_bytes",
             "memory.swappiness",
             "pids.max",
             "devices.list",
         ],
     };
-    if r.get("blockIO").is_some() {
+    if r["memory"].get("swap").is_some() {
+        f.push(host::swap_file().0);
+    }
+    if r["blockIO"].get("throttleReadBpsDevice").is_some() {
         match mode {
             Mode::V2 => f.extend(["io.max"]),
             _ => f.extend([
@@ -327,18 +360,58 @@ fn weight_files(mode: Mode, path: &Path) -> Vec<&'static str> {
 #[test]
 fn lifecycle_with_every_resource() {
     let mode = setup();
+    let mut skips = Skips::default();
     let mut g = Guard::new("life");
     let path = g.m.path().to_path_buf();
-    let mut rv = common_resources(mode);
+    let mut rv = common_resources(mode, &mut skips);
+    let swap = rv["memory"].get("swap").is_some();
+    // (file, value) pairs the cgroup must read back; the optional ones
+    // only where this host has the file (`limits_the_host_lacks_...`
+    // checks that create fails cleanly elsewhere)
+    let mut want: Vec<(&str, &str)>;
     if mode == Mode::V2 {
         rv["unified"] = json!({"memory.high": "62914560"});
-        rv["cpu"]["burst"] = json!(10000);
+        want = vec![
+            ("cpu.weight", "20"),
+            ("cpu.max", "50000 100000"),
+            ("memory.max", "67108864"),
+            ("memory.low", "33554432"),
+            ("memory.high", "62914560"),
+        ];
+        if swap {
+            want.push(("memory.swap.max", "67108864"));
+        }
     } else {
-        rv["memory"]["kernelTCP"] = json!(16777216);
         rv["memory"]["disableOOMKiller"] = json!(true);
+        want = vec![
+            ("cpu.shares", "512"),
+            ("cpu.cfs_quota_us", "50000"),
+            ("memory.limit_in_bytes", "67108864"),
+            ("memory.swappiness", "10"),
+        ];
+        if swap {
+            want.push(("memory.memsw.limit_in_bytes", "134217728"));
+        }
+        if skips.need(
+            host::cgroup_has("memory.kmem.tcp.limit_in_bytes"),
+            "memory.kmem.tcp.limit_in_bytes: memory.kernelTCP",
+        ) {
+            rv["memory"]["kernelTCP"] = json!(16777216);
+            want.push(("memory.kmem.tcp.limit_in_bytes", "16777216"));
+        }
+        if skips.need(
+            host::cgroup_has("cpu.rt_runtime_us"),
+            "cpu.rt_runtime_us (realtime group scheduling): cpu.realtimeRuntime",
+        ) {
+            rv["cpu"]["realtimePeriod"] = json!(1000000);
+            rv["cpu"]["realtimeRuntime"] = json!(10000);
+            want.push(("cpu.rt_runtime_us", "10000"));
+        }
+    }
+    let burst = burst_file(mode);
+    if skips.need(host::cgroup_has(burst), format!("{burst}: cpu.burst")) {
         rv["cpu"]["burst"] = json!(10000);
-        rv["cpu"]["realtimePeriod"] = json!(1000000);
-        rv["cpu"]["realtimeRuntime"] = json!(10000);
+        want.push((burst, "10000"));
     }
     let r = resources(&rv);
     g.m.validate(&r).unwrap();
@@ -346,35 +419,8 @@ fn lifecycle_with_every_resource() {
     let pid = g.spawn(&["sleep", "1000"]);
 
     let rd = |f: &str| read(mode, &path, f);
-    if mode == Mode::V2 {
-        assert_files(
-            mode,
-            &path,
-            &[
-                ("cpu.weight", "20"),
-                ("cpu.max", "50000 100000"),
-                ("cpu.max.burst", "10000"),
-                ("memory.max", "67108864"),
-                ("memory.swap.max", "67108864"),
-                ("memory.low", "33554432"),
-                ("memory.high", "62914560"),
-            ],
-        );
-    } else {
-        assert_files(
-            mode,
-            &path,
-            &[
-                ("cpu.shares", "512"),
-                ("cpu.cfs_quota_us", "50000"),
-                ("cpu.cfs_burst_us", "10000"),
-                ("cpu.rt_runtime_us", "10000"),
-                ("memory.limit_in_bytes", "67108864"),
-                ("memory.memsw.limit_in_bytes", "134217728"),
-                ("memory.kmem.tcp.limit_in_bytes", "16777216"),
-                ("memory.swappiness", "10"),
-            ],
-        );
+    assert_files(mode, &path, &want);
+    if mode != Mode::V2 {
         assert!(rd("memory.oom_control").contains("oom_kill_disable 1"));
         assert!(rd("devices.list").contains("c 1:3 rwm"));
         assert!(!rd("devices.list").contains("a *:* rwm"));
@@ -393,31 +439,34 @@ fn lifecycle_with_every_resource() {
     assert_eq!(g.m.pids().unwrap(), vec![pid]);
 
     // update: new values land, untouched ones stay
-    let up = resources(
-        &json!({"memory": {"limit": 100663296, "swap": 201326592}, "cpu": {"shares": 1024, "period": 200000}, "pids": {"limit": 7}}),
-    );
-    g.m.update(&up).unwrap();
-    let want: &[_] = if mode == Mode::V2 {
-        &[
+    let mut up = json!({"memory": {"limit": 100663296}, "cpu": {"shares": 1024, "period": 200000}, "pids": {"limit": 7}});
+    let mut want = if mode == Mode::V2 {
+        vec![
             ("pids.max", "7"),
             ("memory.max", "100663296"),
-            ("memory.swap.max", "100663296"),
             ("cpu.weight", "39"),
             ("cpu.max", "50000 200000"),
             ("memory.low", "33554432"),
         ]
     } else {
-        &[
+        vec![
             ("pids.max", "7"),
             ("memory.limit_in_bytes", "100663296"),
-            ("memory.memsw.limit_in_bytes", "201326592"),
             ("cpu.shares", "1024"),
             ("cpu.cfs_period_us", "200000"),
             ("cpu.cfs_quota_us", "50000"),
             ("memory.soft_limit_in_bytes", "33554432"),
         ]
     };
-    assert_files(mode, &path, want);
+    if swap {
+        up["memory"]["swap"] = json!(201326592);
+        want.push(match mode {
+            Mode::V2 => ("memory.swap.max", "100663296"),
+            _ => ("memory.memsw.limit_in_bytes", "201326592"),
+        });
+    }
+    g.m.update(&resources(&up)).unwrap();
+    assert_files(mode, &path, &want);
 
     // freeze / thaw
     assert!(!g.m.is_frozen().unwrap());
@@ -463,6 +512,174 @@ fn lifecycle_with_every_resource() {
         );
     }
     g.m.destroy().unwrap(); // idempotent
+}
+
+/// The file cpu.burst goes to.
+fn burst_file(mode: Mode) -> &'static str {
+    match mode {
+        Mode::V2 => "cpu.max.burst",
+        _ => "cpu.cfs_burst_us",
+    }
+}
+
+/// Each limit that needs a cgroup file only some kernels offer: where the
+/// host has the file, the value lands in it; where it lacks it, validate
+/// or create fails with an error naming the config field, and no cgroup
+/// directory is left in any hierarchy (runc fails these configs alike).
+#[test]
+fn limits_the_host_lacks_fail_cleanly() {
+    let mode = setup();
+    let mut skips = Skips::default();
+    let weights = host::blkio_weight_files();
+    let (swap_file, swap) = host::swap_file();
+    let burst = burst_file(mode);
+    let io_weight = rcontain::cgroups::translate::blkio_weight_to_io_weight(300).to_string();
+    // (test name, resources, field the error names, host has it,
+    //  file and value read back where it does)
+    type Case<'a> = (&'a str, Value, &'a str, bool, Option<(&'a str, String)>);
+    let mut cases: Vec<Case> = vec![
+        (
+            "weight",
+            json!({"blockIO": {"weight": 300}}),
+            "blockIO.weight",
+            !weights.is_empty(),
+            weights.first().map(|f| {
+                let v = if *f == "io.weight" {
+                    io_weight
+                } else {
+                    "300".into()
+                };
+                (*f, v)
+            }),
+        ),
+        (
+            "swap",
+            json!({"memory": {"limit": 67108864, "swap": 134217728}}),
+            "memory.swap",
+            swap,
+            Some((
+                swap_file,
+                if mode == Mode::V2 {
+                    "67108864"
+                } else {
+                    "134217728"
+                }
+                .into(),
+            )),
+        ),
+        (
+            "burst",
+            json!({"cpu": {"quota": 50000, "period": 100000, "burst": 10000}}),
+            "cpu.burst",
+            host::cgroup_has(burst),
+            Some((burst, "10000".into())),
+        ),
+        (
+            "hugetlb",
+            json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]}),
+            "hugepageLimits",
+            has_hugetlb(mode),
+            Some((
+                if mode == Mode::V2 {
+                    "hugetlb.2MB.max"
+                } else {
+                    "hugetlb.2MB.limit_in_bytes"
+                },
+                "4194304".into(),
+            )),
+        ),
+    ];
+    if mode != Mode::V2 {
+        cases.push((
+            "kmemtcp",
+            json!({"memory": {"kernelTCP": 16777216}}),
+            "memory.kernelTCP",
+            host::cgroup_has("memory.kmem.tcp.limit_in_bytes"),
+            Some(("memory.kmem.tcp.limit_in_bytes", "16777216".into())),
+        ));
+        cases.push((
+            "rt",
+            json!({"cpu": {"realtimePeriod": 1000000, "realtimeRuntime": 10000}}),
+            "cpu.realtime",
+            host::cgroup_has("cpu.rt_runtime_us"),
+            Some(("cpu.rt_runtime_us", "10000".into())),
+        ));
+    }
+    // an RDMA limit needs a device to land on: only its absence is checked
+    let rdma = match mode {
+        Mode::V2 => std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .unwrap_or_default()
+            .split_whitespace()
+            .any(|c| c == "rdma"),
+        _ => cgroups::v1_hierarchies()
+            .unwrap()
+            .iter()
+            .any(|h| h.controllers.iter().any(|c| c == "rdma")),
+    };
+    cases.push((
+        "rdma",
+        json!({"rdma": {"mlx5_0": {"hcaHandles": 3}}}),
+        "rdma",
+        rdma,
+        None,
+    ));
+    for (name, rv, field, has, readback) in cases {
+        let g = Guard::new(&format!("lack{name}"));
+        let r = resources(&rv);
+        if has {
+            let Some((file, value)) = readback else {
+                skips.lack(format!("an RDMA device for {field} to land on"));
+                continue;
+            };
+            g.m.create(Some(&r))
+                .unwrap_or_else(|e| panic!("{name}: the host has {file}: {e:#}"));
+            let got = read(mode, g.m.path(), file);
+            assert!(
+                got.split_whitespace().any(|w| w == value),
+                "{name}: {file} reads {got:?}, want {value}"
+            );
+            continue;
+        }
+        let err =
+            g.m.validate(&r)
+                .and_then(|()| g.m.create(Some(&r)))
+                .expect_err(&format!("{name}: the host lacks it, yet create worked"));
+        let msg = format!("{err:#}");
+        assert!(msg.contains(field), "{name}: {msg:?} does not name {field}");
+        eprintln!("{name}: {msg}");
+        skips.lack(format!("what {field} needs"));
+        let left = common::cgroups_named(&g.m.path().to_string_lossy()[1..]);
+        assert!(left.is_empty(), "{name}: left behind {left:?}");
+    }
+}
+
+/// memory.swap equal to memory.limit leaves no room for swap on every
+/// layout: v1's memsw limit is the memory limit, v2's memory.swap.max is 0
+/// (runc writes the same). Without swap accounting v1 cannot honour it
+/// (create fails naming memory.swap, as runc's does), and v2 leaves it
+/// alone, as runc does.
+#[test]
+fn swap_equal_to_the_memory_limit_means_no_swap() {
+    let mode = setup();
+    let g = Guard::new("noswap");
+    let r = resources(&json!({"memory": {"limit": 33554432, "swap": 33554432}}));
+    let (file, has) = host::swap_file();
+    if has {
+        g.m.create(Some(&r)).unwrap();
+        let want = if mode == Mode::V2 { "0" } else { "33554432" };
+        assert_eq!(read(mode, g.m.path(), file), want, "{file}");
+        return;
+    }
+    Skips::default().lack(format!("{file} (swap accounting): a swap limit"));
+    if mode == Mode::V2 {
+        g.m.create(Some(&r)).unwrap();
+        assert_eq!(read(mode, g.m.path(), "memory.max"), "33554432");
+    } else {
+        let e = g.m.create(Some(&r)).unwrap_err();
+        assert!(format!("{e:#}").contains("memory.swap"), "{e:#}");
+        let left = common::cgroups_named(&g.m.path().to_string_lossy()[1..]);
+        assert!(left.is_empty(), "left behind {left:?}");
+    }
 }
 
 #[test]
@@ -649,9 +866,18 @@ fn device_rules_are_enforced_and_updated() {
 #[test]
 fn oom_is_reported() {
     let mode = setup();
-    let mut g = Guard::new("oom");
     let mut rv = json!({"memory": {"limit": 16777216}});
-    rv["memory"]["swap"] = json!(16777216);
+    let (swap_file, swap) = host::swap_file();
+    if swap {
+        rv["memory"]["swap"] = json!(16777216);
+    } else if host::swap_active() {
+        // nothing would keep the test's memory hog out of the host's swap
+        Skips::default().lack(format!(
+            "{swap_file} (swap accounting) while swap is on: an OOM"
+        ));
+        return;
+    }
+    let mut g = Guard::new("oom");
     g.m.create(Some(&resources(&rv))).unwrap();
     let mut n = g.m.oom_events().unwrap();
     // `tail` keeps the current line, and /dev/zero has no newline
@@ -746,7 +972,8 @@ fn busybox() -> PathBuf {
 #[test]
 fn same_cgroup_values_as_runc() {
     let mode = setup();
-    let rv = common_resources(mode);
+    let mut skips = Skips::default();
+    let rv = common_resources(mode, &mut skips);
     let mut g = Guard::new("vsrunc");
     g.m.create(Some(&resources(&rv))).unwrap();
     g.spawn(&["sleep", "1000"]);

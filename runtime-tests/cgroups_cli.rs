@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::host::{self, Skips};
 use common::start_detached;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -29,7 +30,7 @@ struct Env {
 impl Env {
     /// A busybox bundle running `args` with `resources`, and a state root.
     fn new(name: &str, args: &[&str], resources: Value) -> Env {
-        assert!(nix::unistd::geteuid().is_root(), "run as root");
+        common::require_root();
         let base =
             std::env::temp_dir().join(format!("rcontain-cgcli-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
@@ -297,10 +298,21 @@ fn a_paused_created_container_is_paused_until_resumed() {
 
 #[test]
 fn events_reports_an_oom() {
+    let mut memory = json!({"limit": 16777216});
+    let (swap_file, swap) = host::swap_file();
+    if swap {
+        memory["swap"] = json!(16777216);
+    } else if host::swap_active() {
+        // nothing would keep the memory hog out of the host's swap
+        Skips::default().lack(format!(
+            "{swap_file} (swap accounting) while swap is on: an OOM"
+        ));
+        return;
+    }
     let e = Env::new(
         "oom",
         &["sh", "-c", "sleep 1; tail /dev/zero"],
-        json!({"memory": {"limit": 16777216, "swap": 16777216}}),
+        json!({ "memory": memory }),
     );
     e.run_detached();
     let mut child = Command::new(bin())
@@ -345,6 +357,70 @@ fn a_limit_the_host_cannot_honour_fails_create_cleanly() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("swappiness"), "{}", stderr(&out));
     e.assert_gone("failed create");
+}
+
+/// blockIO.weight needs BFQ (or io.cost on v2): where the host has a
+/// weight file the value lands there; where not, create fails naming the
+/// field and leaves no cgroup and no state, as runc's create fails too.
+#[test]
+fn a_blockio_weight_follows_what_the_host_offers() {
+    let e = Env::new(
+        "weight",
+        &["sleep", "1000"],
+        json!({"blockIO": {"weight": 300}}),
+    );
+    let weights = host::blkio_weight_files();
+    if let Some(file) = weights.first() {
+        e.create();
+        let v1 = if file.starts_with("io.") { "" } else { "blkio" };
+        let got = e.cgroup_file(v1, file);
+        // io.weight has its own range; the others take blkio's
+        let want = if *file == "io.weight" {
+            rcontain::cgroups::translate::blkio_weight_to_io_weight(300)
+        } else {
+            300
+        };
+        assert!(
+            got.split_whitespace().any(|w| w == want.to_string()),
+            "{file}: {got}, want {want}"
+        );
+        e.ok(&["delete", "--force", &e.id]);
+        e.assert_gone("delete --force");
+        return;
+    }
+    let out = e.rc(&["create", "--bundle", e.bundle().to_str().unwrap(), &e.id]);
+    assert!(!out.status.success(), "create with blockIO.weight worked");
+    let err = stderr(&out);
+    assert!(
+        err.contains("blockIO.weight") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    e.assert_gone("failed create");
+    // runc cannot honour it either (never worse than runc)
+    let runc_state = e.base.join("runc-state");
+    let runc = Command::new("runc")
+        .arg("--root")
+        .arg(&runc_state)
+        .args(["create", "--bundle", e.bundle().to_str().unwrap()])
+        .arg(format!("{}-runc", e.id))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let _ = Command::new("runc")
+        .arg("--root")
+        .arg(&runc_state)
+        .args(["delete", "--force", &format!("{}-runc", e.id)])
+        .output();
+    assert!(
+        !runc.success(),
+        "runc honoured blockIO.weight where rcontain failed"
+    );
+    Skips::default().lack(match host::cgroup_mode() {
+        rcontain::cgroups::Mode::V2 => "io.weight and io.bfq.weight: blockIO.weight applied",
+        _ => "blkio.weight and blkio.bfq.weight (no BFQ): blockIO.weight applied",
+    });
 }
 
 /// The same bundle under runc: the cgroup commands print alike.
@@ -553,7 +629,8 @@ impl Env {
     }
 
     /// In the container's cgroup namespace its cgroup is the root, for the
-    /// init and for an exec'd process; the exec'd one was cloned into it.
+    /// init and for an exec'd process; the exec'd one was cloned into it
+    /// where the host lets a process be born in its cgroup.
     fn assert_cgroup_ns_root(&self) {
         let out = self.rc(&[
             "--debug",
@@ -569,13 +646,54 @@ impl Env {
         for line in seen.lines() {
             assert!(line.ends_with(":/"), "not the namespace's root: {seen}");
         }
-        assert!(
-            stderr(&out).contains("exec process ")
-                && stderr(&out).contains("cloned into its cgroup"),
-            "{}",
-            stderr(&out)
-        );
+        if born_in_cgroup() {
+            assert!(
+                stderr(&out).contains("exec process ")
+                    && stderr(&out).contains("cloned into its cgroup"),
+                "{}",
+                stderr(&out)
+            );
+        }
     }
+}
+
+/// Whether a process can be born in its cgroup here: a cgroup2 hierarchy
+/// (v2, hybrid) and clone3 with CLONE_INTO_CGROUP (Linux 5.7).
+fn born_in_cgroup() -> bool {
+    host::has_cgroup2() && host::has_clone_into_cgroup()
+}
+
+/// Notes in `skips` why no process can be born in its cgroup here.
+fn note_born_in_cgroup(skips: &mut Skips) {
+    if !host::has_cgroup2() {
+        skips.lack("a cgroup2 hierarchy: an init born in its cgroup");
+    } else if !host::has_clone_into_cgroup() {
+        skips.lack("clone3 CLONE_INTO_CGROUP: an init born in its cgroup");
+    }
+}
+
+/// Where the host lacks a namespace type among `types`, `create` must fail
+/// naming it and leave nothing: checks that and returns true (noted in
+/// `skips`); false when the host has them all.
+fn lacking_namespace_fails(
+    e: &Env,
+    types: &[&str],
+    (ok, err): (bool, &str),
+    skips: &mut Skips,
+) -> bool {
+    let lacking = types.iter().find(|t| match **t {
+        "user" => !host::has_user_namespaces(),
+        t => !host::has_namespace(t),
+    });
+    let Some(t) = lacking else { return false };
+    assert!(!ok, "create with a {t} namespace worked on a host without");
+    assert!(
+        err.contains(&format!("{t} namespace")) && err.contains("linux.namespaces"),
+        "{err}"
+    );
+    e.assert_gone(&format!("failed create ({t} namespace)"));
+    skips.lack(format!("{t} namespaces"));
+    true
 }
 
 /// Join the cgroup2 directory whose cgroup.procs is `procs`, from pre_exec:
@@ -649,6 +767,8 @@ fn deny_clone3(errno: i32) -> std::io::Result<()> {
 /// user namespace that process cannot, and the runtime moves the init.
 #[test]
 fn the_init_is_born_in_its_cgroup() {
+    let mut skips = Skips::default();
+    note_born_in_cgroup(&mut skips);
     for (name, extra, born_line) in [
         ("born", &["cgroup"][..], true),
         ("bornmid", &["cgroup", "time"][..], true),
@@ -657,22 +777,26 @@ fn the_init_is_born_in_its_cgroup() {
         let e = Env::new(name, &["sleep", "1000"], json!({"pids": {"limit": 10}}));
         e.add_namespaces(extra);
         let (ok, log, err) = e.create_debug(Spawn::default());
+        if lacking_namespace_fails(&e, extra, (ok, &err), &mut skips) {
+            continue;
+        }
         assert!(ok, "{name}: create: {err}");
         let pid = e.pid();
-        if born_line {
-            assert!(
-                log.contains(&format!(
-                    "init {pid} cloned into its cgroup (clone3 CLONE_INTO_CGROUP)"
-                )),
-                "{name}: {log}"
-            );
+        // without a cgroup2 hierarchy there is nothing to be born in, and
+        // no line about it
+        let line = if !host::has_cgroup2() {
+            None
+        } else if !born_line {
+            Some("in a user namespace: init cloned outside, then moved into its cgroup".into())
+        } else if born_in_cgroup() {
+            Some(format!(
+                "init {pid} cloned into its cgroup (clone3 CLONE_INTO_CGROUP)"
+            ))
         } else {
-            assert!(
-                log.contains(
-                    "in a user namespace: init cloned outside, then moved into its cgroup"
-                ),
-                "{name}: {log}"
-            );
+            Some("clone3 CLONE_INTO_CGROUP refused (".into())
+        };
+        if let Some(line) = line {
+            assert!(log.contains(&line), "{name}: {log}");
         }
         e.assert_in_cgroup(pid);
         e.assert_cgroup_ns_root();
@@ -694,6 +818,7 @@ fn the_init_is_born_in_its_cgroup() {
 /// its cgroup before it runs container code: the container works the same.
 #[test]
 fn without_clone3_the_init_is_moved_into_its_cgroup() {
+    let mut skips = Skips::default();
     for (errno, name) in [
         (libc::ENOSYS, "noclone3"),
         (libc::E2BIG, "oldclone3"),
@@ -710,7 +835,13 @@ fn without_clone3_the_init_is_moved_into_its_cgroup() {
             "clone3 CLONE_INTO_CGROUP refused ({}): init cloned outside, then moved into its cgroup",
             nix::errno::Errno::from_raw(errno)
         );
-        assert!(log.contains(&refused), "{name}: {log}");
+        // no cgroup2 directory: clone3 is never tried
+        if skips.need(
+            host::has_cgroup2(),
+            "a cgroup2 hierarchy: the clone3 CLONE_INTO_CGROUP fallback",
+        ) {
+            assert!(log.contains(&refused), "{name}: {log}");
+        }
         e.assert_in_cgroup(e.pid());
         e.assert_cgroup_ns_root();
         e.ok(&["start", &e.id]);
@@ -731,11 +862,16 @@ fn on_v2_the_init_never_counts_in_the_runtimes_cgroup() {
     let root = Path::new("/sys/fs/cgroup");
     let delegated =
         std::fs::read_to_string(root.join("cgroup.subtree_control")).unwrap_or_default();
+    let mut skips = Skips::default();
     if !v2() || !delegated.split_whitespace().any(|c| c == "pids") {
-        eprintln!(
-            "skipped: needs cgroup v2 with the pids controller in {}",
+        skips.lack(format!(
+            "cgroup v2 with the pids controller in {}",
             root.display()
-        );
+        ));
+        return;
+    }
+    if !born_in_cgroup() {
+        note_born_in_cgroup(&mut skips);
         return;
     }
     struct Cgroup(PathBuf);
@@ -745,6 +881,9 @@ fn on_v2_the_init_never_counts_in_the_runtimes_cgroup() {
         }
     }
     for (name, extra, room) in [("nursery", &[][..], 1), ("nurserymid", &["time"][..], 2)] {
+        if extra.contains(&"time") && !skips.need(host::has_namespace("time"), "time namespaces") {
+            continue;
+        }
         let e = Env::new(name, &["sleep", "1000"], json!({"pids": {"limit": 10}}));
         e.add_namespaces(extra);
         let runtime = Cgroup(root.join(format!("rcontain-{}-runtime", e.id)));
@@ -779,7 +918,11 @@ fn on_v2_the_init_never_counts_in_the_runtimes_cgroup() {
 #[test]
 fn on_v2_exec_is_held_to_pids_max() {
     if !v2() {
-        eprintln!("skipped: needs cgroup v2");
+        Skips::default().lack("cgroup v2: exec born in a full cgroup");
+        return;
+    }
+    if !born_in_cgroup() {
+        note_born_in_cgroup(&mut Skips::default());
         return;
     }
     let e = Env::new(

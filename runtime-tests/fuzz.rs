@@ -30,21 +30,20 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, Once};
 
-use rcontain::image::layer::apply_layer;
+use rcontain::image::layer::{apply_layer, SizeCap};
 // remove_tree, not fs::remove_dir_all: that recurses once per level, and
 // layers here can build trees thousands of levels deep.
-use rcontain::image::rootfs::{remove_tree, Rootfs};
-use rcontain::image::{unpack, UnpackOptions};
-use rcontain::spec::Bundle;
+use rcontain::image::inroot::{remove_tree, Rootfs};
+use rcontain::image::{unpack, SizeLimits, UnpackOptions};
+use rcontain::oci::spec::Bundle;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/runtime-tests/fuzz-corpus");
 /// Largest mutated input: keeps each run short whatever the mutation.
 const MAX_INPUT: usize = 64 * 1024;
-/// A layer whose entries together declare more content than this is not
-/// applied: a sparse entry expands a few bytes into its declared size, and
-/// the expansion limit is a separate concern with its own tests.
+/// How far a layer may expand (SizeCap): small, so that a mutated size
+/// or sparse map costs little and the limit itself is exercised.
 const MAX_EXPANSION: u64 = 8 << 20;
 
 // ---------------------------------------------------------------- harness
@@ -879,6 +878,7 @@ fn layer_seeds(canary: &Path) -> Vec<Vec<u8>> {
         TarBuilder::new()
             .sparse("sparse", &[(0, 4), (8192, 4)], 16384)
             .sparse("s2", &[(4096, 512)], 1 << 20)
+            .sparse("bomb", &[(0, 512), (1 << 32, 512)], (1 << 32) + 512)
             .finish(),
         TarBuilder::new()
             .node(Fifo, "fifo", 0, 0)
@@ -903,23 +903,6 @@ fn layer_seeds(canary: &Path) -> Vec<Vec<u8>> {
     seeds
 }
 
-/// How much content the entries of a layer declare (a sparse entry its
-/// expanded size); None if the tar reader stops first.
-fn declared_size(data: &[u8]) -> u64 {
-    let mut total = 0u64;
-    let mut ar = tar::Archive::new(data);
-    let Ok(entries) = ar.entries() else {
-        return 0;
-    };
-    for e in entries {
-        match e {
-            Ok(e) => total = total.saturating_add(e.size()),
-            Err(_) => break,
-        }
-    }
-    total
-}
-
 #[test]
 fn fuzz_tar_layers() {
     install_panic_hook();
@@ -932,6 +915,10 @@ fn fuzz_tar_layers() {
         s
     };
     let before = snapshot(&canary);
+    let cap = SizeCap {
+        bytes: MAX_EXPANSION,
+        what: "the layer expands beyond the fuzz limit".into(),
+    };
     let mut rng = Rng(0x7a2_1a7e5);
     let mut applied = 0;
     for iter in 0..iterations(1500) {
@@ -940,12 +927,13 @@ fn fuzz_tar_layers() {
         if iter >= seeds.len() {
             mutate_tar(&mut rng, &mut input, &seeds);
         }
-        if declared_size(&input) > MAX_EXPANSION {
-            continue;
-        }
         fs::create_dir(&root).expect("mkdir root");
         let rootfs = Rootfs::open(&root).expect("open root");
-        if run_one("layer", iter, &input, || apply_layer(&rootfs, &input[..])).is_some() {
+        if run_one("layer", iter, &input, || {
+            apply_layer(&rootfs, &input[..], &cap)
+        })
+        .is_some()
+        {
             applied += 1;
         }
         drop(rootfs);
@@ -1162,6 +1150,11 @@ fn fuzz_images(target: &str, seed: u64, iters: usize, make: fn(&mut Rng) -> Imag
             bundle: bundle.clone(),
             platform: None,
             progress: None,
+            base: rcontain::oci::specgen::default_spec(),
+            limits: SizeLimits {
+                layer: MAX_EXPANSION,
+                image: 2 * MAX_EXPANSION,
+            },
         };
         if run_one(target, iter, &input, || unpack(&opts)).is_some() {
             unpacked += 1;
@@ -1220,14 +1213,18 @@ fn deep_tree_whiteout() {
     b.file(".wh.a", b"");
     let t = tempfile::tempdir().expect("tempdir");
     let root = Rootfs::open(t.path()).expect("open root");
-    apply_layer(&root, &b.finish()[..]).expect("apply");
+    let unlimited = SizeCap {
+        bytes: u64::MAX,
+        what: String::new(),
+    };
+    apply_layer(&root, &b.finish()[..], &unlimited).expect("apply");
     assert_eq!(names(t.path()), links);
     // And a whole deep tree, as a failed unpack's staging directory is.
     let mut b = TarBuilder::new();
     b.dir(&step)
         .link(Symlink, "s", &"a/".repeat(2030))
         .dir(&format!("s/{step}"));
-    apply_layer(&root, &b.finish()[..]).expect("apply");
+    apply_layer(&root, &b.finish()[..], &unlimited).expect("apply");
     drop(root);
     remove_tree(t.path()).expect("remove");
     assert!(!t.path().exists());

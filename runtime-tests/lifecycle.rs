@@ -14,6 +14,20 @@ use std::process::{Command, Stdio};
 /// handler for, so the trap matters).
 const WAIT_TERM: &str = "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done";
 
+/// Waits until the container's pid 1 (a WAIT_TERM shell) catches SIGTERM:
+/// until its trap is set, pid 1 ignores the signal, and a TERM sent right
+/// after `run -d` would be lost on a loaded machine.
+fn wait_term_trap(env: &TestEnv, id: &str) {
+    let pid = env.state(id)["pid"].as_i64().unwrap();
+    env.wait_for("the TERM trap", || {
+        fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| status_field(&s, "SigCgt"))
+            .and_then(|v| u64::from_str_radix(&v, 16).ok())
+            .is_some_and(|caught| caught & (1 << (15 - 1)) != 0)
+    });
+}
+
 fn status_of(env: &TestEnv, id: &str) -> String {
     env.state(id)["status"]
         .as_str()
@@ -59,6 +73,7 @@ fn kill_default_signal_is_sigterm() {
     env.rt(&["run", "-d", "-b", b.path(), &id])
         .expect_ok("run -d");
     env.wait_for("status running", || status_of(&env, &id) == "running");
+    wait_term_trap(&env, &id);
     env.kill_and_delete(&id, None);
     env.assert_nothing_left();
 }
@@ -71,6 +86,7 @@ fn kill_accepts_signal_names_and_numbers() {
         let id = env.id("s");
         env.rt(&["run", "-d", "-b", b.path(), &id])
             .expect_ok("run -d");
+        wait_term_trap(&env, &id);
         env.kill_and_delete(&id, Some(sig));
     }
     env.assert_nothing_left();
@@ -435,4 +451,73 @@ fn closed_stdout_ends_output_quietly() {
             out.status
         );
     }
+}
+
+/// A container created by the first release (state.json without a
+/// "stateVersion", its cgroup record in that release's words:
+/// fixtures/state-v0.json) is stopped and deleted by this one, its
+/// processes and cgroups gone. The fixture keeps the old shape; only what
+/// is per run or per host (pid, start time, paths, the host's hierarchies)
+/// is taken from a live container.
+#[test]
+fn deletes_a_container_of_the_first_release() {
+    let env = TestEnv::new("statev0");
+    if !env.rt.is_rcontain() {
+        println!("skipped: state.json's format is rcontain's own");
+        return;
+    }
+    let b = env.bundle(&["sleep", "1000"]);
+    let id = env.id("v0");
+    env.rt(&["create", "-b", b.path(), &id]).expect_ok("create");
+    let state_file = env.root.join(&id).join("state.json");
+    let live: Value = serde_json::from_slice(&fs::read(&state_file).unwrap()).unwrap();
+    let pid = live["pid"].as_i64().unwrap();
+    assert!(!cgroups_named(&id).is_empty(), "no cgroup made for {id}");
+
+    let mut old: Value = serde_json::from_str(include_str!("fixtures/state-v0.json")).unwrap();
+    assert!(old.get("stateVersion").is_none());
+    for k in ["id", "pid", "bundle", "rootfs", "created", "initStartTime"] {
+        old[k] = live[k].clone();
+    }
+    for k in ["mode", "path", "hierarchies", "unified"] {
+        assert!(old["cgroup"].get(k).is_some(), "fixture has no cgroup.{k}");
+        old["cgroup"][k] = live["cgroup"][k].clone();
+    }
+    fs::write(&state_file, serde_json::to_vec(&old).unwrap()).unwrap();
+
+    assert_eq!(status_of(&env, &id), "created");
+    env.rt(&["delete", "-f", &id]).expect_ok("delete -f");
+    env.wait_for("the init to be gone", || {
+        fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+    });
+    env.assert_nothing_left();
+}
+
+/// A state.json of a newer format than this runtime knows is refused with
+/// a message naming the file, not misread.
+#[test]
+fn refuses_a_newer_state_format() {
+    let env = TestEnv::new("statev9");
+    if !env.rt.is_rcontain() {
+        println!("skipped: state.json's format is rcontain's own");
+        return;
+    }
+    let b = env.bundle(&["sleep", "1000"]);
+    let id = env.id("v9");
+    env.rt(&["create", "-b", b.path(), &id]).expect_ok("create");
+    let state_file = env.root.join(&id).join("state.json");
+    let mut st: Value = serde_json::from_slice(&fs::read(&state_file).unwrap()).unwrap();
+    assert_eq!(st["stateVersion"], 1);
+    let saved = st.clone();
+    st["stateVersion"] = json!(9);
+    fs::write(&state_file, serde_json::to_vec(&st).unwrap()).unwrap();
+    let out = env.rt(&["state", &id]);
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.contains("state.json") && out.stderr.contains("format 9"),
+        "{}",
+        out.stderr
+    );
+    // put it back so the environment can clean up
+    fs::write(&state_file, serde_json::to_vec(&saved).unwrap()).unwrap();
 }

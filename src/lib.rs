@@ -1,39 +1,28 @@
 //! rcontain: an OCI container runtime library. The `rcontain` binary is a
 //! thin clap layer over this crate; nothing here knows about the CLI.
 //!
-//! Flow: `container` (lifecycle) loads the bundle (`spec`), reserves the
-//! state (`state`), and `spawn`s the init, which runs `init`: namespaces
-//! (`namespaces`), the rootfs (`rootfs`, `mounts`, `devices`, through
-//! `safepath`), hooks (`hooks`), process attributes (`process`,
-//! `capabilities`, `seccomp`) and finally execve.
+//! Flow: `container` (lifecycle) loads the bundle (`oci::spec`), reserves
+//! the state (`container::state`), and `start::spawn` clones the init,
+//! which runs `start::init`: namespaces (`namespaces`), the rootfs
+//! (`rootfs`: mounts, device nodes, all through `rootfs::safepath`), hooks
+//! (`container::hooks`), process attributes (`process`: user, rlimits,
+//! capabilities, seccomp) and finally execve.
 
-pub mod capabilities;
-pub mod cgroups;
-pub mod channel;
+// The kernel wrappers, cgroups and images are crates of their own (useful
+// without the rest of the runtime); the runtime names them as its modules.
+pub use rcontain_cgroups as cgroups;
+pub use rcontain_image as image;
+pub use rcontain_sys as sys;
+
+pub mod check;
 pub mod container;
-pub mod devices;
-pub mod exec;
-pub mod fdpass;
-pub mod features;
-pub mod foreground;
-pub mod hooks;
-pub mod image;
-pub mod init;
 pub mod logging;
-pub mod mounts;
-mod names;
 pub mod namespaces;
+pub mod oci;
 pub mod process;
 pub mod rootfs;
-pub mod safepath;
-pub mod seccomp;
-pub mod selfexe;
 pub mod signals;
-pub mod spawn;
-pub mod spec;
-pub mod specgen;
-pub mod state;
-pub mod sys;
+pub mod start;
 pub mod terminal;
 
 #[cfg(test)]

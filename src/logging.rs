@@ -61,7 +61,7 @@ pub fn log(level: Level, msg: &str) {
     if level < l.min {
         return;
     }
-    let time = crate::state::rfc3339_now();
+    let time = crate::container::state::rfc3339_now();
     let line = if l.json {
         format!(
             "{}\n",

@@ -7,9 +7,10 @@
 //! requires), and the user namespace is joined first.
 
 use crate::sys;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use oci_spec::runtime::{Linux, LinuxNamespaceType};
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
 
 pub struct Namespaces {
     pub new: Vec<LinuxNamespaceType>,
@@ -37,7 +38,13 @@ impl Namespaces {
         };
         for (i, n) in linux.namespaces().iter().flatten().enumerate() {
             match n.path() {
-                None => ns.new.push(n.typ()),
+                None => {
+                    kernel_offers(n.typ(), Path::new("/proc/self/ns"), || {
+                        std::fs::read_to_string("/proc/sys/user/max_user_namespaces").ok()
+                    })
+                    .map_err(|e| anyhow!("linux.namespaces[{i}]: {e}"))?;
+                    ns.new.push(n.typ())
+                }
                 Some(p) => {
                     let fd = crate::sys::open(
                         p,
@@ -94,6 +101,44 @@ impl Namespaces {
     }
 }
 
+/// The name of namespace type `t` in /proc/PID/ns.
+pub fn proc_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// Whether this kernel can make a namespace of type `t` (its entry in
+/// `ns_dir`, /proc/self/ns, exists; for user namespaces also
+/// user.max_user_namespaces, read by `max_user` only then, is not 0).
+/// Checked before anything is created, so a config asking for a namespace
+/// an older or differently built kernel lacks (time: Linux 5.6) fails
+/// naming it instead of as an EINVAL from clone deep in the setup.
+pub fn kernel_offers(
+    t: LinuxNamespaceType,
+    ns_dir: &Path,
+    max_user: impl FnOnce() -> Option<String>,
+) -> Result<()> {
+    let name = proc_name(t);
+    if !ns_dir.join(name).exists() {
+        bail!(
+            "this kernel has no {t} namespace ({} does not exist)",
+            ns_dir.join(name).display()
+        );
+    }
+    if t == LinuxNamespaceType::User && max_user().is_some_and(|m| m.trim() == "0") {
+        bail!("user namespaces are disabled on this host (user.max_user_namespaces is 0)");
+    }
+    Ok(())
+}
+
 /// Render uid/gid mappings in /proc/PID/uid_map format.
 pub fn id_map(maps: &[oci_spec::runtime::LinuxIdMapping]) -> String {
     maps.iter()
@@ -146,6 +191,24 @@ mod tests {
             n.new_flags(&[LinuxNamespaceType::Uts]),
             libc::CLONE_NEWNS as u64
         );
+    }
+
+    #[test]
+    fn a_namespace_type_the_kernel_lacks_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in ["mnt", "user"] {
+            std::fs::write(dir.path().join(n), "").unwrap();
+        }
+        let allowed = || Some("15000\n".to_string());
+        assert!(kernel_offers(LinuxNamespaceType::Mount, dir.path(), allowed).is_ok());
+        assert!(kernel_offers(LinuxNamespaceType::User, dir.path(), allowed).is_ok());
+        let e = kernel_offers(LinuxNamespaceType::Time, dir.path(), allowed).unwrap_err();
+        assert!(e.to_string().contains("no time namespace"), "{e}");
+        let e =
+            kernel_offers(LinuxNamespaceType::User, dir.path(), || Some("0\n".into())).unwrap_err();
+        assert!(e.to_string().contains("max_user_namespaces is 0"), "{e}");
+        // not asked for other types
+        assert!(kernel_offers(LinuxNamespaceType::Mount, dir.path(), || unreachable!()).is_ok());
     }
 
     #[test]

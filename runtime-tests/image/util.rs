@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use sha2::{Digest, Sha256};
 
 pub fn rcontain_bin() -> PathBuf {
+    crate::common::require_root();
     std::env::var_os("RCONTAIN_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_rcontain")))
@@ -47,6 +48,7 @@ pub fn unpack_ok(args: &[&str]) {
 pub fn images() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        crate::common::require_root();
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("image-tests-images");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bundles/make-images.sh");
         let o = run(Command::new("bash").arg(script).arg(&out));

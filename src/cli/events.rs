@@ -3,8 +3,8 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use rcontain::container::state::Status;
 use rcontain::container::Runtime;
-use rcontain::state::Status;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 

@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use oci_spec::runtime::{Capability, Process, Spec};
 use rcontain::container::Runtime;
-use rcontain::exec::ExecOpts;
+use rcontain::start::exec::ExecOpts;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -49,8 +49,9 @@ pub struct ExecArgs {
     /// SELinux process label (not supported)
     #[arg(short = 'l', long = "process-label")]
     process_label: Option<String>,
+    /// Pass N extra fds (3 .. 3+N-1) into the process
     #[arg(long = "preserve-fds", default_value_t = 0)]
-    preserve_fds: u32,
+    pub(super) preserve_fds: u32,
     /// Exec even if the container is paused
     #[arg(long = "ignore-paused")]
     ignore_paused: bool,
@@ -84,7 +85,7 @@ pub fn run(rt: &Runtime, a: ExecArgs) -> Result<i32> {
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
     };
-    rcontain::exec::exec(rt, &opts)
+    rcontain::start::exec::exec(rt, &opts)
 }
 
 fn from_flags(rt: &Runtime, a: &ExecArgs) -> Result<Process> {

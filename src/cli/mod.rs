@@ -17,6 +17,7 @@ macro_rules! outln {
     };
 }
 
+mod check;
 mod events;
 mod exec;
 mod images;
@@ -25,6 +26,7 @@ mod ps;
 mod run;
 mod unpack;
 mod update;
+mod update_flags;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -42,16 +44,17 @@ fn version() -> String {
         "version {}\ncommit: {}\nspec: {}\nlibseccomp: {maj}.{min}.{mic}",
         env!("CARGO_PKG_VERSION"),
         env!("RCONTAIN_COMMIT"),
-        rcontain::specgen::OCI_VERSION
+        rcontain::oci::specgen::OCI_VERSION
     )
 }
 
 #[derive(Parser)]
 #[command(name = "rcontain", version = version(), about = "An OCI container runtime, compatible with runc's command line")]
 struct Cli {
-    /// Directory for the containers' state (a tmpfs, ideally)
-    #[arg(long, global = true, default_value = "/run/rcontain")]
-    root: PathBuf,
+    /// Directory for the containers' state (a tmpfs, ideally) [default:
+    /// /run/rcontain as root, $XDG_RUNTIME_DIR/rcontain otherwise]
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// Log file (default: stderr)
     #[arg(long, global = true)]
     log: Option<PathBuf>,
@@ -64,8 +67,10 @@ struct Cli {
     /// Manage cgroups through systemd (not supported yet)
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
-    /// Rootless mode: true, false or auto (only false/auto as root are supported)
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    /// Rootless cgroups: true, false or auto (auto: true unless run as root).
+    /// When true, a container whose cgroups cannot be created runs without
+    /// a cgroup of its own, as long as it asks for no limits
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = ["true", "false", "auto"])]
     rootless: Option<String>,
     /// Image store for running straight from images
     #[arg(long, global = true, env = "RCONTAIN_STORE", default_value = rcontain::image::store::DEFAULT_STORE)]
@@ -138,6 +143,8 @@ enum Cmd {
         /// Platform to pick from a multi-platform image
         #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
         platform: Option<String>,
+        #[command(flatten)]
+        limits: unpack::SizeArgs,
         /// Container id, a bundle directory (a path with '/', or '.'), or an
         /// image (a layout directory or an archive)
         id: String,
@@ -182,6 +189,20 @@ enum Cmd {
     Update(update::UpdateArgs),
     /// Print resource usage and OOM events as JSON, one per line
     Events(events::EventsArgs),
+    /// Report what this host offers; with --bundle, what of the bundle it
+    /// cannot honour or shows differently from a pure cgroup-v2 host
+    Check(check::CheckArgs),
+}
+
+impl Cmd {
+    /// The `--preserve-fds` of the commands that take it, else 0.
+    fn preserve_fds(&self) -> u32 {
+        match self {
+            Cmd::Create { opts, .. } | Cmd::Run { opts, .. } => opts.preserve_fds,
+            Cmd::Exec(a) => a.preserve_fds,
+            _ => 0,
+        }
+    }
 }
 
 impl CreateArgs {
@@ -194,6 +215,7 @@ impl CreateArgs {
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
+            image_rootfs: false,
         }
     }
 }
@@ -220,10 +242,13 @@ fn write_stdout(args: std::fmt::Arguments) -> Result<()> {
 }
 
 pub fn main() -> i32 {
-    if let Err(e) = rcontain::selfexe::restore_mount_ns() {
-        eprintln!("rcontain: {e:#}");
-        return 1;
-    }
+    let via_private_ns = match rcontain::process::selfexe::restore_mount_ns() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("rcontain: {e:#}");
+            return 1;
+        }
+    };
     // create, run and exec re-exec through a read-only view of the binary
     // (selfexe). Doing it before clap builds its command tree spares
     // building that tree twice, once in each image. Any argument spelled
@@ -234,8 +259,11 @@ pub fn main() -> i32 {
     let early = std::env::args_os()
         .skip(1)
         .any(|a| a == "create" || a == "run" || a == "exec")
-        .then(rcontain::selfexe::ensure_read_only_exe);
+        .then(rcontain::process::selfexe::ensure_read_only_exe);
     let cli = Cli::parse();
+    // Before the runtime opens anything (the log file included): what the
+    // caller leaked beyond --preserve-fds goes now.
+    let fds = rcontain::start::callerfds::keep_only_preserved(cli.cmd.preserve_fds());
     if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format == "json", cli.debug) {
         eprintln!(
             "rcontain: --log {}: {e}",
@@ -246,8 +274,11 @@ pub fn main() -> i32 {
         );
         return 1;
     }
-    let result = match early {
-        Some(Err(e)) => Err(e),
+    if via_private_ns {
+        logging::debug(rcontain::process::selfexe::FALLBACK_NOTE);
+    }
+    let result = match (early, fds) {
+        (Some(Err(e)), _) | (_, Err(e)) => Err(e),
         _ => dispatch(cli),
     };
     match result {
@@ -268,17 +299,21 @@ fn dispatch(cli: Cli) -> Result<i32> {
     if cli.systemd_cgroup && matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. }) {
         bail!("--systemd-cgroup: cgroups managed through systemd are not supported yet");
     }
-    if matches!(cli.rootless.as_deref(), Some("true"))
-        && matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. })
-    {
-        bail!("--rootless: rootless containers are not supported yet");
-    }
     // Everything that forks a process into a container runs from a sealed
-    // binary nothing can write to (see rcontain::selfexe).
+    // binary nothing can write to (see rcontain::process::selfexe).
     if matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Exec(_)) {
-        rcontain::selfexe::ensure_read_only_exe()?;
+        rcontain::process::selfexe::ensure_read_only_exe()?;
     }
-    let rt = Runtime::new(&cli.root);
+    let root = match cli.root {
+        Some(r) => r,
+        None => rcontain::container::state::default_root()?,
+    };
+    let rootless_cgroups = match cli.rootless.as_deref() {
+        Some("true") => true,
+        Some("false") => false,
+        _ => !nix::unistd::geteuid().is_root(),
+    };
+    let rt = Runtime::new(&root).rootless_cgroups(rootless_cgroups);
     match cli.cmd {
         Cmd::Create { opts, id } => {
             rt.create(&opts.opts(&id), None)?;
@@ -298,12 +333,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
             detach,
             image,
             platform,
+            limits,
             id,
         } => {
             let img = run::ImageRun {
                 store: &cli.store,
                 image,
                 platform,
+                limits: limits.limits()?,
             };
             return run::run(&rt, &opts, detach, &id, img);
         }
@@ -315,11 +352,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 bail!("{}: already exists; remove it first", path.display());
             }
             let spec = if rootless {
-                rcontain::specgen::rootless_spec()
+                rcontain::oci::specgen::rootless_spec()
             } else {
-                rcontain::specgen::default_spec()
+                rcontain::oci::specgen::default_spec()
             };
-            std::fs::write(&path, rcontain::specgen::to_pretty_json(&spec)?)
+            std::fs::write(&path, rcontain::oci::specgen::to_pretty_json(&spec)?)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         Cmd::Unpack(a) => unpack::run(a)?,
@@ -327,7 +364,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Prune => images::prune(&cli.store)?,
         Cmd::Features => outln!(
             "{}",
-            serde_json::to_string_pretty(&rcontain::features::features(Some(
+            serde_json::to_string_pretty(&rcontain::oci::features::features(Some(
                 rcontain::cgroups::features()
             )))?
         )?,
@@ -336,14 +373,27 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Resume { id } => pause::resume(&rt, &id)?,
         Cmd::Update(a) => update::run(&rt, a)?,
         Cmd::Events(a) => events::run(&rt, a)?,
+        Cmd::Check(a) => return check::run(a),
     }
     Ok(0)
+}
+
+/// Images are unpacked with their owners, which only root can set: say so
+/// at once rather than fail at the first chown (images without root are
+/// not implemented).
+fn images_need_root(what: &str) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("{what}: images without root are not supported yet (applying the layers' file owners needs root)");
+    }
+    Ok(())
 }
 
 /// The cgroup manager saved with a container.
 fn container_cgroup(rt: &Runtime, id: &str) -> Result<rcontain::cgroups::Manager> {
     let (st, _) = rt.load(id)?;
-    rcontain::container::cgroup_of(&st)?.with_context(|| format!("container {id:?} has no cgroup"))
+    rcontain::container::cgroup_of(&st)?.with_context(|| {
+        format!("container {id:?} has no cgroup of its own (created rootless, without cgroups delegated to the user)")
+    })
 }
 
 fn list(rt: &Runtime, format: &str, quiet: bool) -> Result<()> {

@@ -1,8 +1,8 @@
 //! `pause` / `resume`: freeze and thaw every process of a container.
 
 use anyhow::{bail, Result};
+use rcontain::container::state::Status;
 use rcontain::container::Runtime;
-use rcontain::state::Status;
 
 pub fn pause(rt: &Runtime, id: &str) -> Result<()> {
     match rt.load(id)?.1 {

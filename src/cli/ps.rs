@@ -19,7 +19,12 @@ pub struct PsArgs {
 }
 
 pub fn run(rt: &Runtime, a: PsArgs) -> Result<()> {
-    let pids = super::container_cgroup(rt, &a.id)?.pids()?;
+    let (st, _) = rt.load(&a.id)?;
+    let pids = match rcontain::container::cgroup_of(&st)? {
+        Some(cg) => cg.pids()?,
+        // rootless without a cgroup of its own: its pid namespace has them
+        None => rcontain::container::container_pids(st.pid),
+    };
     if a.format == "json" {
         outln!("{}", serde_json::to_string(&pids)?)?;
         return Ok(());

@@ -3,8 +3,10 @@
 
 use super::CreateArgs;
 use anyhow::Result;
-use rcontain::container::Runtime;
+use rcontain::container::{CreateOpts, Runtime};
 use rcontain::image::store::Store;
+use rcontain::image::SizeLimits;
+use rcontain::oci::specgen::default_spec;
 use std::path::Path;
 
 /// Running from an image: where the store is, and `--image`/`--platform`.
@@ -12,6 +14,7 @@ pub struct ImageRun<'a> {
     pub store: &'a Path,
     pub image: Option<String>,
     pub platform: Option<String>,
+    pub limits: SizeLimits,
 }
 
 /// Whether `arg` names an image rather than a bundle: an archive file, or
@@ -25,8 +28,8 @@ fn is_image(arg: &str) -> bool {
 }
 
 pub fn run(rt: &Runtime, args: &CreateArgs, detach: bool, arg: &str, img: ImageRun) -> Result<i32> {
-    let image = match img.image {
-        Some(i) => Some((i, arg.to_string())),
+    let image = match &img.image {
+        Some(i) => Some((i.clone(), arg.to_string())),
         None if is_image(arg) => {
             let (path, _) = rcontain::image::layout::parse_image_arg(arg)?;
             Some((arg.to_string(), unique_id(rt, &path)))
@@ -34,15 +37,7 @@ pub fn run(rt: &Runtime, args: &CreateArgs, detach: bool, arg: &str, img: ImageR
         None => None,
     };
     if let Some((image, id)) = image {
-        return run_image(
-            rt,
-            args,
-            detach,
-            &image,
-            &id,
-            img.store,
-            img.platform.as_deref(),
-        );
+        return run_image(rt, args, detach, &image, &id, &img);
     }
     let mut args = args.clone();
     let id = if arg.contains('/') || arg == "." {
@@ -51,7 +46,7 @@ pub fn run(rt: &Runtime, args: &CreateArgs, detach: bool, arg: &str, img: ImageR
     } else {
         arg.to_string()
     };
-    rcontain::foreground::run(rt, &args.opts(&id), detach)
+    rcontain::container::foreground::run(rt, &args.opts(&id), detach)
 }
 
 /// Imports the image into the store, makes the container's overlay
@@ -63,13 +58,17 @@ fn run_image(
     detach: bool,
     image: &str,
     id: &str,
-    store: &Path,
-    platform: Option<&str>,
+    img: &ImageRun,
 ) -> Result<i32> {
-    let s = Store::open(store)?;
+    super::images_need_root("run IMAGE")?;
+    let s = Store::open(img.store)?.with_limits(img.limits);
     let mut args = args.clone();
-    args.bundle = s.create_bundle(image, platform, id, None)?;
-    let r = rcontain::foreground::run(rt, &args.opts(id), detach);
+    args.bundle = s.create_bundle(image, img.platform.as_deref(), id, &default_spec(), None)?;
+    let opts = CreateOpts {
+        image_rootfs: true,
+        ..args.opts(id)
+    };
+    let r = rcontain::container::foreground::run(rt, &opts, detach);
     if r.is_err() || !detach {
         s.remove_bundle(id)?;
     }

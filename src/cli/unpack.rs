@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use rcontain::image::{self, Progress, UnpackOptions};
+use rcontain::image::{self, Progress, SizeLimits, UnpackOptions};
 
 /// Unpack an OCI image layout, OCI archive or docker archive into a bundle.
 #[derive(Args, Debug)]
@@ -19,12 +19,53 @@ pub struct UnpackArgs {
     /// No progress display.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub limits: SizeArgs,
     /// Image: layout directory, OCI archive or docker archive, optionally
     /// followed by :TAG or @DIGEST.
     #[arg(value_name = "IMAGE[:TAG|@DIGEST]")]
     pub image: String,
     /// Bundle directory to create (must not exist, or be empty).
     pub bundle: PathBuf,
+}
+
+/// How far an image may expand (`unpack` and `run IMAGE`).
+#[derive(Args, Debug, Clone)]
+pub struct SizeArgs {
+    /// Most a layer may expand to: its uncompressed tar and its files'
+    /// sizes (holes of sparse files included), e.g. 512m, 20g; -1: no limit
+    /// [default: 16g]
+    #[arg(long = "max-layer-size", value_name = "SIZE")]
+    pub max_layer_size: Option<String>,
+    /// Most all layers of the image together may expand to, files' sizes as
+    /// for --max-layer-size; -1: no limit [default: 64g]
+    #[arg(long = "max-image-size", value_name = "SIZE")]
+    pub max_image_size: Option<String>,
+}
+
+impl SizeArgs {
+    pub fn limits(&self) -> Result<SizeLimits> {
+        let parse = |flag: &str, v: &Option<String>, default: u64| -> Result<u64> {
+            let Some(v) = v else { return Ok(default) };
+            match super::update_flags::parse_bytes(v).with_context(|| format!("--{flag}"))? {
+                -1 => Ok(u64::MAX),
+                n if n > 0 => Ok(n as u64),
+                _ => bail!("--{flag} {v:?}: must be positive (or -1 for no limit)"),
+            }
+        };
+        Ok(SizeLimits {
+            layer: parse(
+                "max-layer-size",
+                &self.max_layer_size,
+                SizeLimits::DEFAULT_LAYER,
+            )?,
+            image: parse(
+                "max-image-size",
+                &self.max_image_size,
+                SizeLimits::DEFAULT_IMAGE,
+            )?,
+        })
+    }
 }
 
 /// Layers, bytes and rate on stderr.
@@ -75,6 +116,8 @@ fn stop_on_signals() -> Result<()> {
 }
 
 pub fn run(args: UnpackArgs) -> Result<()> {
+    super::images_need_root("unpack")?;
+    let limits = args.limits.limits()?;
     stop_on_signals()?;
     let progress: Option<Arc<dyn Progress>> = if args.quiet || !std::io::stderr().is_terminal() {
         None
@@ -94,6 +137,8 @@ pub fn run(args: UnpackArgs) -> Result<()> {
         bundle: args.bundle,
         platform: args.platform,
         progress: progress.clone(),
+        base: rcontain::oci::specgen::default_spec(),
+        limits,
     });
     if let (Err(_), Some(p)) = (&r, &progress) {
         p.finish();

@@ -3,12 +3,12 @@
 //! individual flags. The new values are kept in the container's saved
 //! config.json, so later commands see them.
 
+use super::update_flags::UpdateFlags;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use oci_spec::runtime::LinuxResources;
-use rcontain::cgroups::update_flags::UpdateFlags;
+use rcontain::container::state::{self, Status};
 use rcontain::container::Runtime;
-use rcontain::state::{self, Status};
 use serde_json::{json, Value};
 use std::io::Read;
 use std::path::PathBuf;

@@ -1,0 +1,528 @@
+//! Thin wrappers over the raw syscalls that neither nix nor std cover.
+//!
+//! Every `unsafe` block of the runtime that talks to the kernel directly
+//! lives here, each one small and documented with the invariant it relies
+//! on. Callers get safe functions returning `nix::Result`.
+
+pub mod bpf;
+pub mod mountinfo;
+
+use nix::errno::Errno;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// openat2(2) with the given flags and RESOLVE_* mask; the fd is CLOEXEC.
+pub fn openat2(
+    dir: BorrowedFd,
+    path: &str,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> nix::Result<OwnedFd> {
+    let c = CString::new(path).map_err(|_| Errno::EINVAL)?;
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.mode = if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 {
+        mode as u64
+    } else {
+        0
+    };
+    how.resolve = resolve;
+    loop {
+        // SAFETY: `c` is a valid NUL-terminated string and `how` a fully
+        // initialised open_how that outlives the call; the size passed is its size.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if r >= 0 {
+            // SAFETY: the kernel returned a fresh fd that nothing else owns.
+            return Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) });
+        }
+        match Errno::last() {
+            // openat2 returns EAGAIN under RESOLVE_IN_ROOT when a rename raced
+            // the lookup; retrying is what the kernel documentation asks for.
+            Errno::EAGAIN | Errno::EINTR => continue,
+            e => return Err(e),
+        }
+    }
+}
+
+/// Raw fork-like clone(2): no new stack, so the child continues from here
+/// with a copy of the address space, exactly as fork() does, but with
+/// namespace flags applied atomically. Returns 0 in the child.
+///
+/// Must only be called while the process is single-threaded (the CLI never
+/// spawns threads): a multi-threaded fork could leave locks held forever.
+pub fn clone_fork(flags: u64) -> nix::Result<i32> {
+    // SAFETY: with a NULL stack clone behaves like fork; the caller guarantees
+    // the process is single-threaded, so no lock can be held by a thread that
+    // does not exist in the child.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD as u64) as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    Errno::result(r).map(|p| p as i32)
+}
+
+/// linux/sched.h; libc's constant is a c_int, too narrow for it.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// clone_fork through clone3(2) with CLONE_INTO_CGROUP: the child starts
+/// life in the cgroup2 directory `cgroup`, so it never runs an instruction
+/// outside it (nor is it charged to the caller's cgroup). Kernels before
+/// 5.7 refuse it (ENOSYS, E2BIG or EINVAL); so may seccomp profiles.
+///
+/// Same rule as clone_fork: only while the process is single-threaded.
+pub fn clone_into_cgroup(flags: u64, cgroup: BorrowedFd) -> nix::Result<i32> {
+    // SAFETY: clone_args is plain integers; all-zero is its "nothing" value.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.flags = flags | CLONE_INTO_CGROUP;
+    args.exit_signal = libc::SIGCHLD as u64;
+    args.cgroup = cgroup.as_raw_fd() as u64;
+    // SAFETY: `args` is fully initialised and outlives the call; with no
+    // stack given, clone3 behaves like fork, and the caller guarantees the
+    // process is single-threaded (see clone_fork).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        )
+    };
+    Errno::result(r).map(|p| p as i32)
+}
+
+/// Whether clone3(CLONE_INTO_CGROUP) is usable here, without forking:
+/// the call names a cgroup fd that cannot be open (INT_MAX is above any
+/// fd limit), so a kernel that has the flag fails with EBADF before any
+/// child exists. Any other answer (ENOSYS, E2BIG, EINVAL from kernels
+/// before 5.7, or whatever a seccomp profile returns) is why `fork_into`
+/// would fall back to a plain clone and a move. Safe in threaded callers.
+pub fn clone_into_cgroup_probe() -> Result<(), Errno> {
+    // SAFETY: clone_args is plain integers; all-zero is its "nothing" value.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.flags = CLONE_INTO_CGROUP;
+    args.exit_signal = libc::SIGCHLD as u64;
+    args.cgroup = i32::MAX as u64;
+    // SAFETY: `args` is initialised and outlives the call; the kernel looks
+    // the cgroup fd up before the child is made, and it cannot exist, so
+    // the call never returns twice.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        )
+    };
+    match Errno::result(r) {
+        Err(Errno::EBADF) => Ok(()),
+        Err(e) => Err(e),
+        Ok(_) => unreachable!("clone3 with a cgroup fd that cannot be open succeeded"),
+    }
+}
+
+/// Whether the kernel has mount_setattr(2) (Linux 5.12, what idmapped
+/// mounts are made with): a call with a too small attribute size fails
+/// with EINVAL where the syscall exists, ENOSYS where not; nothing changes.
+pub fn mount_setattr_probe() -> Result<(), Errno> {
+    // SAFETY: a NULL attribute pointer with size 0 is rejected before the
+    // kernel reads anything or looks the (invalid) fd up.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            -1,
+            c"".as_ptr(),
+            0,
+            std::ptr::null::<libc::mount_attr>(),
+            0usize,
+        )
+    };
+    match Errno::result(r) {
+        Err(Errno::EINVAL) => Ok(()),
+        Err(e) => Err(e),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Whether filesystem `fstype` accepts the string option `key`=`value`
+/// (fsopen + fsconfig, nothing is mounted): e.g. overlay's "lowerdir+"
+/// (Linux 6.8), which `detached_mount` users rely on. A filesystem still
+/// on the legacy mount API (overlay before 6.5) takes any key until the
+/// mount is made; it is recognised by also taking a key no filesystem has,
+/// and answered EOPNOTSUPP: such a kernel has none of the new keys.
+pub fn fs_accepts_option(fstype: &str, key: &str, value: &str) -> nix::Result<()> {
+    let cstr = |s: &str| CString::new(s).map_err(|_| Errno::EINVAL);
+    let (fstype, key, value) = (cstr(fstype)?, cstr(key)?, cstr(value)?);
+    let bogus = c"rcontain-no-such-option";
+    // SAFETY: plain syscalls with valid C strings; the fd is owned here.
+    unsafe {
+        let fs = Errno::result(libc::syscall(
+            libc::SYS_fsopen,
+            fstype.as_ptr(),
+            libc::FSOPEN_CLOEXEC,
+        ))?;
+        let fs = OwnedFd::from_raw_fd(fs as RawFd);
+        let set = |k: &std::ffi::CStr| {
+            Errno::result(libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                libc::FSCONFIG_SET_STRING,
+                k.as_ptr(),
+                value.as_ptr(),
+                0,
+            ))
+            .map(drop)
+        };
+        if set(bogus).is_ok() {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        set(&key)
+    }
+}
+
+/// Close every fd from `first` upwards except those in `keep`, for real:
+/// an fd merely marked close-on-exec is still open while execve resolves
+/// its path, so `/proc/self/fd/N/..` could still reach the host through it
+/// (CVE-2024-21626 class).
+///
+/// The caller must not use any closed fd afterwards: an `OwnedFd` that
+/// still holds one would close whatever later gets its number. Callers
+/// only do this right before execve, or before anything was opened.
+pub fn close_from(first: u32, keep: &[RawFd]) -> nix::Result<()> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|&fd| u32::try_from(fd).ok())
+        .filter(|&fd| fd >= first)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from = first;
+    for k in keep.into_iter().chain([u32::MAX]) {
+        if k > from {
+            let last = if k == u32::MAX { u32::MAX } else { k - 1 };
+            // SAFETY: closing fds affects no memory; the caller guarantees
+            // (see above) that nothing uses the closed fds afterwards.
+            Errno::result(unsafe { libc::close_range(from, last, 0) })?;
+        }
+        from = k.saturating_add(1);
+    }
+    Ok(())
+}
+
+/// prctl with integer arguments.
+pub fn prctl(option: i32, arg2: u64) -> nix::Result<()> {
+    // SAFETY: every option used by the runtime takes plain integer arguments.
+    Errno::result(unsafe { libc::prctl(option, arg2, 0u64, 0u64, 0u64) }).map(drop)
+}
+
+/// Create a detached, private procfs instance (fsopen/fsconfig/fsmount)
+/// for the caller's pid namespace. Nothing in the container's mount tree
+/// can be mounted over it, so writes through it reach real procfs files.
+pub fn fresh_procfs() -> nix::Result<OwnedFd> {
+    detached_mount(
+        "proc",
+        &[],
+        libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC,
+    )
+}
+
+/// A new `fstype` filesystem with string options `opts`, mounted nowhere:
+/// the returned fd is its root, and the mount goes away with the last fd,
+/// also when the process dies.
+pub fn detached_mount(fstype: &str, opts: &[(&str, &str)], attrs: u64) -> nix::Result<OwnedFd> {
+    let cstr = |s: &str| CString::new(s).map_err(|_| Errno::EINVAL);
+    let fstype = cstr(fstype)?;
+    // SAFETY: plain syscalls with valid C strings; returned fds are owned here.
+    unsafe {
+        let fs = Errno::result(libc::syscall(
+            libc::SYS_fsopen,
+            fstype.as_ptr(),
+            libc::FSOPEN_CLOEXEC,
+        ))?;
+        let fs = OwnedFd::from_raw_fd(fs as RawFd);
+        for (k, v) in opts {
+            let (k, v) = (cstr(k)?, cstr(v)?);
+            Errno::result(libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                libc::FSCONFIG_SET_STRING,
+                k.as_ptr(),
+                v.as_ptr(),
+                0,
+            ))?;
+        }
+        Errno::result(libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            libc::FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        ))?;
+        let m = Errno::result(libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            libc::FSMOUNT_CLOEXEC,
+            attrs,
+        ))?;
+        Ok(OwnedFd::from_raw_fd(m as RawFd))
+    }
+}
+
+/// move_mount(2): attaches the detached mount `m` (from `detached_mount`)
+/// at `target`, as mount(2) would have mounted it there.
+pub fn attach_mount(m: BorrowedFd, target: &std::path::Path) -> nix::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let target = CString::new(target.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let empty = c"";
+    // SAFETY: valid C strings and an fd borrowed for the call's duration.
+    Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            m.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
+/// open_tree(2) with OPEN_TREE_CLONE: a new bind mount of whatever `path`
+/// resolves to (magic links such as /proc/self/exe followed), with the
+/// mounts below it when `recursive`, attached nowhere. It lives as long as
+/// the returned fd, or anything opened or executed through it; once
+/// attached with `attach_mount_at`, the fd keeps naming that mount, whatever
+/// later happens to the path it went to. Kernels before 5.2 answer ENOSYS.
+pub fn open_tree_clone(path: &std::ffi::CStr, recursive: bool) -> nix::Result<OwnedFd> {
+    let mut flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: `path` is a valid C string for the call; the flags ask for a
+    // close-on-exec fd, returned to the caller who then owns it.
+    let r = Errno::result(unsafe {
+        libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags)
+    })?;
+    // SAFETY: open_tree just returned this fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// move_mount(2) of the detached mount `m` onto the directory or file
+/// `target` is an fd of (no path lookup at all).
+pub fn attach_mount_at(m: BorrowedFd, target: BorrowedFd) -> nix::Result<()> {
+    let empty = c"";
+    // SAFETY: a valid C string and fds borrowed for the call's duration.
+    Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            m.as_raw_fd(),
+            empty.as_ptr(),
+            target.as_raw_fd(),
+            empty.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })
+    .map(drop)
+}
+
+/// mount_setattr(2) on a path relative to `dir`, recursively when asked.
+pub fn mount_setattr(
+    dir: BorrowedFd,
+    path: &str,
+    recursive: bool,
+    set: u64,
+    clear: u64,
+) -> nix::Result<()> {
+    let c = CString::new(path).map_err(|_| Errno::EINVAL)?;
+    let mut attr: libc::mount_attr = unsafe { std::mem::zeroed() };
+    attr.attr_set = set;
+    attr.attr_clr = clear;
+    let mut flags = libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    // SAFETY: valid C string and a fully initialised mount_attr of the size passed.
+    Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            flags,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// setns(2) on a raw namespace fd.
+pub fn setns(fd: BorrowedFd, nstype: i32) -> nix::Result<()> {
+    // SAFETY: setns only reads the fd number and flag.
+    Errno::result(unsafe { libc::setns(fd.as_raw_fd(), nstype) }).map(drop)
+}
+
+/// seccomp(SECCOMP_SET_MODE_FILTER) with `flags` (SECCOMP_FILTER_FLAG_*).
+/// Returns the listener fd when `flags` asks for one (NEW_LISTENER).
+pub fn seccomp_set_filter(
+    program: &[libc::sock_filter],
+    flags: libc::c_ulong,
+) -> nix::Result<Option<OwnedFd>> {
+    let prog = libc::sock_fprog {
+        len: u16::try_from(program.len()).map_err(|_| Errno::E2BIG)?,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` describes `program`, which outlives the call; the
+    // kernel only reads (copies) the instructions.
+    let r = Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog as *const libc::sock_fprog,
+        )
+    })?;
+    if flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER == 0 {
+        return Ok(None);
+    }
+    // SAFETY: with NEW_LISTENER the kernel returns a new (close-on-exec)
+    // fd for the filter's listener that nothing else owns.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(r as RawFd) }))
+}
+
+/// Reset every signal to its default disposition and unblock all of them.
+/// Ignored dispositions and the blocked mask survive execve, and the Rust
+/// runtime ignores SIGPIPE: the container must not inherit either.
+pub fn reset_signals() {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL is always valid; errors for signal
+        // numbers the kernel reserves (32, 33) are irrelevant.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    let empty = nix::sys::signal::SigSet::empty();
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&empty),
+        None,
+    );
+}
+
+/// setdomainname(2) (the NIS domain name of the UTS namespace).
+pub fn setdomainname(name: &str) -> nix::Result<()> {
+    // SAFETY: pointer and length describe `name`'s bytes for the call.
+    Errno::result(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) }).map(drop)
+}
+
+/// A new fd for the slave side of the pty behind `master` (TIOCGPTPEER):
+/// no path lookup in the container's /dev/pts is involved.
+pub fn pty_peer(master: BorrowedFd) -> nix::Result<OwnedFd> {
+    // SAFETY: TIOCGPTPEER takes open flags and returns a new fd we own.
+    let fd = Errno::result(unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    })?;
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Unlock the slave of a pty master (unlockpt).
+pub fn unlockpt(master: BorrowedFd) -> nix::Result<()> {
+    let zero: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int from the pointer, valid for the call.
+    Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &zero) }).map(drop)
+}
+
+/// Set a terminal's window size.
+pub fn set_winsize(fd: BorrowedFd, rows: u16, cols: u16) -> nix::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads a winsize from the pointer, valid for the call.
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) }).map(drop)
+}
+
+/// A terminal's window size, if it is one.
+pub fn get_winsize(fd: BorrowedFd) -> Option<(u16, u16)> {
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes a winsize into the pointer, valid for the call.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    (r == 0).then_some((ws.ws_row, ws.ws_col))
+}
+
+/// Make `fd` the controlling terminal of this (new session's) process.
+pub fn set_controlling_tty(fd: BorrowedFd) -> nix::Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument.
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) }).map(drop)
+}
+
+/// Join a new, named session keyring (keyctl KEYCTL_JOIN_SESSION_KEYRING),
+/// so the container does not share the caller's keys.
+pub fn join_session_keyring(name: &str) -> nix::Result<()> {
+    let c = CString::new(name).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: KEYCTL_JOIN_SESSION_KEYRING takes a C string that outlives the call.
+    Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            libc::KEYCTL_JOIN_SESSION_KEYRING,
+            c.as_ptr(),
+        )
+    })
+    .map(drop)
+}
+
+/// Read a /proc file in one or two read(2)s: procfs reports size 0, which
+/// makes std's read_to_string start with tiny probing reads.
+pub fn read_proc(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(16 * 1024);
+    std::fs::File::open(path)?.read_to_end(&mut buf)?;
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// open(2) returning an owned fd.
+pub fn open<P: ?Sized + nix::NixPath>(
+    path: &P,
+    flags: nix::fcntl::OFlag,
+    mode: nix::sys::stat::Mode,
+) -> nix::Result<OwnedFd> {
+    openat(None, path, flags, mode)
+}
+
+/// openat(2) returning an owned fd.
+pub fn openat<P: ?Sized + nix::NixPath>(
+    dir: Option<RawFd>,
+    path: &P,
+    flags: nix::fcntl::OFlag,
+    mode: nix::sys::stat::Mode,
+) -> nix::Result<OwnedFd> {
+    let fd = nix::fcntl::openat(dir, path, flags, mode)?;
+    // SAFETY: openat just returned this fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// kill(2) with a raw signal number: realtime signals have no nix::Signal.
+pub fn kill(pid: i32, sig: i32) -> nix::Result<()> {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    Errno::result(unsafe { libc::kill(pid, sig) }).map(drop)
+}

@@ -1,0 +1,233 @@
+//! The runtime binary cannot be written through /proc/PID/exe of a
+//! container's init (CVE-2019-5736), seen from the host with every
+//! privilege, and through the fallback for kernels without open_tree.
+//!
+//! runtime-tests/security.rs (a) runs the attack from inside a container
+//! holding every capability, CAP_SYS_PTRACE included; here the attacker is
+//! the test itself, root on the host: more privileged than any container,
+//! so what stops it is the mount the init's exe is on, not a capability.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+
+/// The note rcontain's fallback logs with --debug (src/selfexe.rs).
+const FALLBACK_NOTE: &str = "private mount namespace";
+
+/// Open /proc/PID/exe the way the attack does: read-only, to be reopened
+/// for writing once nothing executes the file any more (ETXTBSY before).
+fn hold_exe(pid: i64) -> fs::File {
+    fs::File::open(format!("/proc/{pid}/exe")).unwrap()
+}
+
+/// The attack's second half: reopen the held file through its fd's magic
+/// link, for writing, and append to it.
+fn write_through(held: &fs::File) -> std::io::Result<()> {
+    fs::OpenOptions::new()
+        .append(true)
+        .open(format!("/proc/self/fd/{}", held.as_raw_fd()))?
+        .write_all(b"pwned")
+}
+
+fn read_only(path: &str) -> bool {
+    nix::sys::statvfs::statvfs(path)
+        .unwrap()
+        .flags()
+        .contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
+}
+
+/// The mount id of what `path` resolves to (magic links followed).
+fn mount_id(path: &str) -> String {
+    let f = fs::File::open(path).unwrap();
+    let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", f.as_raw_fd())).unwrap();
+    status_field(&info, "mnt_id").unwrap()
+}
+
+/// The mount ids (first field) of a mountinfo file.
+fn mount_ids(mountinfo: &str) -> Vec<String> {
+    fs::read_to_string(mountinfo)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').next().map(String::from))
+        .collect()
+}
+
+/// A private copy of the runtime for `env`, so that once its container runs
+/// nothing executes that copy (no ETXTBSY to hide a writable binary) and a
+/// successful attack cannot wreck the real one. Returns its contents.
+fn private_runtime(env: &mut TestEnv) -> Vec<u8> {
+    let copy = env.dir.join(format!("victim-{}", env.rt.name()));
+    fs::copy(&env.rt.bin, &copy).unwrap();
+    env.rt.bin = copy;
+    fs::read(&env.rt.bin).unwrap()
+}
+
+/// Positive control: the same attack, with the same privileges, on a
+/// program run from a writable copy does write to that copy.
+fn attack_works_on_a_writable_binary(env: &TestEnv) {
+    let copy = env.dir.join("sleep-copy");
+    fs::copy(which("sleep"), &copy).unwrap();
+    let mut child = std::process::Command::new(&copy)
+        .arg("1000")
+        .spawn()
+        .unwrap();
+    let held = hold_exe(child.id().into());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    write_through(&held).expect("control: writing through a held /proc/PID/exe");
+    assert!(fs::read(&copy).unwrap().ends_with(b"pwned"));
+}
+
+/// Create a `sleep` container with `create` (edited by `tweak`), hold its
+/// init's exe, start it and try to write through the held file. Returns
+/// the error the attack met and the container's debug log.
+fn attack_created_init(
+    env: &mut TestEnv,
+    tweak: impl FnOnce(&mut std::process::Command),
+    check_init: impl FnOnce(i64),
+) -> (std::io::Error, String) {
+    let before = private_runtime(env);
+    let b = env.bundle(&["sleep", "1000"]);
+    let id = env.id("exe");
+    let log = env.dir.join("debug.log");
+    let mut create = env.command(&[
+        "--debug",
+        "--log",
+        log.to_str().unwrap(),
+        "create",
+        "-b",
+        b.path(),
+        &id,
+    ]);
+    tweak(&mut create);
+    start_detached(&mut create, &env.dir.join("create.err"), "create");
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    check_init(pid);
+    let held = hold_exe(pid);
+    env.rt(&["start", &id]).expect_ok("start");
+    env.wait_for("container running", || {
+        env.state(&id)["status"] == "running"
+    });
+    let err = write_through(&held).expect_err("wrote to the runtime through /proc/PID/exe");
+    drop(held);
+    assert!(
+        fs::read(&env.rt.bin).unwrap() == before,
+        "runtime binary modified"
+    );
+    env.rt(&["delete", "-f", &id]).expect_ok("delete");
+    env.assert_nothing_left();
+    (err, fs::read_to_string(&log).unwrap_or_default())
+}
+
+/// Skip (true) when the runtime binary is itself on a read-only mount:
+/// then there is nothing for the runtime to protect.
+fn binary_already_read_only(env: &TestEnv) -> bool {
+    let ro = read_only(env.dir.to_str().unwrap());
+    if ro {
+        eprintln!("skipped: {} is on a read-only mount", env.dir.display());
+    }
+    ro
+}
+
+#[test]
+fn host_root_cannot_write_the_runtime_through_a_created_init() {
+    let mut env = TestEnv::new("selfexe");
+    if binary_already_read_only(&env) {
+        return;
+    }
+    attack_works_on_a_writable_binary(&env);
+    let rcontain = env.rt.is_rcontain();
+    // Control for "in no mount table": where the runtime's copy lives is.
+    let copies = mount_id(env.dir.to_str().unwrap());
+    assert!(mount_ids("/proc/self/mountinfo").contains(&copies));
+    let (err, log) = attack_created_init(
+        &mut env,
+        |_| {},
+        |pid| {
+            if !rcontain {
+                return;
+            }
+            // rcontain's init runs from a read-only clone of the binary
+            // attached nowhere: in no mount table, the host's or its own.
+            let exe = format!("/proc/{pid}/exe");
+            assert!(read_only(&exe), "{exe} is on a writable mount");
+            let id = mount_id(&exe);
+            for table in [
+                "/proc/self/mountinfo".to_string(),
+                format!("/proc/{pid}/mountinfo"),
+            ] {
+                assert!(!mount_ids(&table).contains(&id), "mount {id} is in {table}");
+            }
+        },
+    );
+    eprintln!("attack refused: {err}");
+    if rcontain {
+        assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+        assert!(!log.contains(FALLBACK_NOTE), "fallback taken: {log}");
+    }
+}
+
+/// A seccomp filter on the runtime answering ENOSYS to open_tree(2), as a
+/// kernel before 5.2 does: the runtime must take its fallback. Root needs
+/// no no_new_privs for it; the container inherits it, harmlessly.
+fn without_open_tree(cmd: &mut std::process::Command) {
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let filter = [
+        // seccomp_data.nr
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_open_tree as u32,
+        },
+        stmt(
+            libc::BPF_RET | libc::BPF_K,
+            libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+        ),
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+    ];
+    // SAFETY: the closure only calls prctl, which is async-signal-safe, with
+    // a program that lives in the closure (moved there) for the call.
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr().cast_mut(),
+            };
+            if libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn without_open_tree_the_fallback_still_runs_from_a_read_only_mount() {
+    let mut env = TestEnv::new("selfexe-fallback");
+    if !env.rt.is_rcontain() {
+        eprintln!("skipped: the fallback is rcontain's");
+        return;
+    }
+    if binary_already_read_only(&env) {
+        return;
+    }
+    attack_works_on_a_writable_binary(&env);
+    let (err, log) = attack_created_init(&mut env, without_open_tree, |pid| {
+        let exe = format!("/proc/{pid}/exe");
+        assert!(read_only(&exe), "{exe} is on a writable mount");
+    });
+    eprintln!("attack refused: {err}");
+    assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+    assert!(log.contains(FALLBACK_NOTE), "no fallback in the log: {log}");
+}

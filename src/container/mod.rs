@@ -1,0 +1,812 @@
+//! The container lifecycle of the runtime spec (runtime.md): create,
+//! start, state, kill, delete, plus `run` (create + start + wait + delete)
+//! and `list`. This is the library API the CLI calls.
+
+pub mod foreground;
+pub mod hooks;
+pub mod state;
+
+use crate::cgroups;
+use crate::logging;
+use crate::namespaces::Namespaces;
+use crate::oci::spec::Bundle;
+use crate::process::{capabilities, seccomp};
+use crate::start::init::InitConfig;
+use crate::start::spawn::{self, Parent};
+use anyhow::{anyhow, bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
+use state::{State, Status, Store};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub struct Runtime {
+    pub store: Store,
+    /// `--rootless`: a container whose cgroups this user may not create
+    /// runs without them (when it asks for no limits), as with runc.
+    rootless_cgroups: bool,
+}
+
+#[derive(Default, Clone)]
+pub struct CreateOpts {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// The rootfs is an image store overlay, which the host sees mounted
+    /// nosuid,nodev: the container's own mount of it gets setuid and
+    /// device nodes back.
+    pub image_rootfs: bool,
+}
+
+/// Undoes a half-made create on drop: kills the init, removes the state dir.
+struct Undo<'a> {
+    store: &'a Store,
+    id: String,
+    pid: Option<i32>,
+    cgroup: Option<&'a cgroups::Manager>,
+    /// rootfs whose mounts live in the host's mount namespace
+    host_mounts: Option<&'a Path>,
+    armed: bool,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(p) = self.pid {
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            wait_gone(p, None);
+        }
+        if let Some(r) = self.host_mounts {
+            if let Err(e) = crate::rootfs::unmount_host_mounts(r) {
+                logging::warn(&format!(
+                    "unmounting the rootfs of failed container {:?}: {e:#}",
+                    self.id
+                ));
+            }
+        }
+        if let Some(cg) = self.cgroup {
+            if let Err(e) = cg.destroy() {
+                logging::warn(&format!(
+                    "removing the cgroup of failed container {:?}: {e:#}",
+                    self.id
+                ));
+            }
+        }
+        let _ = self.store.remove(&self.id);
+    }
+}
+
+/// The parent's part in spawning (spawn kills the init itself on error).
+struct CreateParent<'a> {
+    spec: &'a Spec,
+    cgroup: Option<&'a cgroups::Manager>,
+    hook_state: &'a dyn Fn(i32, &str) -> Vec<u8>,
+}
+
+impl Parent for CreateParent<'_> {
+    fn seccomp_fd(&mut self, pid: i32, fd: OwnedFd) -> Result<()> {
+        let linux = self.spec.linux().as_ref().expect("validated");
+        send_seccomp_fd(linux, &(self.hook_state)(pid, "creating"), pid, &fd)
+    }
+
+    fn init_created(&mut self, pid: i32, in_cgroup2: bool) -> Result<()> {
+        // Before the init runs any container code (it waits for Continue).
+        if let Some(cg) = self.cgroup {
+            cg.add_pid(pid, in_cgroup2)?;
+        }
+        if let Some(adj) = self.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+            std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+                .map_err(|e| anyhow!("process.oomScoreAdj: writing {adj}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn run_hooks(&mut self, pid: i32) -> Result<()> {
+        if let Some(h) = self.spec.hooks() {
+            // The environment exists (lifecycle step 2 is over): the spec's
+            // "created", as crun and runtime-tools say; runc says "creating".
+            let st = (self.hook_state)(pid, "created");
+            hooks::run_all("prestart", h.prestart().as_ref(), &st)?;
+            hooks::run_all("createRuntime", h.create_runtime().as_ref(), &st)?;
+        }
+        Ok(())
+    }
+}
+
+impl Runtime {
+    pub fn new(root: &Path) -> Runtime {
+        Runtime {
+            store: Store::new(root),
+            rootless_cgroups: false,
+        }
+    }
+
+    /// Sets `--rootless` (see the field).
+    pub fn rootless_cgroups(self, on: bool) -> Runtime {
+        Runtime {
+            rootless_cgroups: on,
+            ..self
+        }
+    }
+
+    /// `create`: the init is set up and waits for `start`. `console` is
+    /// an already connected console socket (run's own terminal proxy), if
+    /// the caller made one instead of passing --console-socket.
+    pub fn create(&self, o: &CreateOpts, console: Option<OwnedFd>) -> Result<State> {
+        self.create_from(o, &load_bundle(o)?, console)
+    }
+
+    /// `create` from the bundle [`load_bundle`] returned, for a caller that
+    /// looks at the config first (`run` needs to know about the terminal).
+    pub fn create_from(
+        &self,
+        o: &CreateOpts,
+        bundle: &Bundle,
+        console: Option<OwnedFd>,
+    ) -> Result<State> {
+        let spec = &bundle.spec;
+        let process = spec.process().as_ref().expect("validated");
+        let linux = spec.linux().as_ref().expect("validated");
+        let ns = Namespaces::from_spec(linux)?;
+        if !nix::unistd::geteuid().is_root() {
+            check_rootless(spec, &ns)?;
+        }
+        let (filter, caps) = prepare_process(process, linux)?;
+        let resources = linux.resources().as_ref();
+        let manager = cgroups::Manager::new(linux.cgroups_path().as_deref(), &o.id)?
+            .with_devices(linux.devices().as_deref().unwrap_or(&[]))
+            .with_rootless(self.rootless_cgroups);
+        if let Some(r) = resources {
+            manager.validate(r)?;
+        }
+        let terminal = process.terminal().unwrap_or(false);
+        let console = match (terminal, console, &o.console_socket) {
+            (true, Some(c), _) => Some(c),
+            (true, None, Some(path)) => Some(connect(path)?),
+            (true, None, None) => bail!("process.terminal is true: --console-socket is required when the runtime does not attach the terminal itself"),
+            (false, _, Some(path)) => bail!("--console-socket {}: process.terminal is false, so there is no terminal to send", path.display()),
+            (false, _, None) => None,
+        };
+
+        // Declared before `undo`, which refers to it, so it is dropped after.
+        #[allow(clippy::needless_late_init)]
+        let cg: Option<cgroups::Manager>;
+        let dir = self.store.reserve(&o.id)?;
+        let mut undo = Undo {
+            store: &self.store,
+            id: o.id.clone(),
+            pid: None,
+            cgroup: None,
+            host_mounts: shares_host_mounts(spec).then_some(bundle.rootfs.as_path()),
+            armed: true,
+        };
+        cg = match manager.create(resources) {
+            Ok(()) => Some(manager),
+            Err(e)
+                if self.rootless_cgroups
+                    && linux.cgroups_path().is_none()
+                    && cgroups::is_not_permitted(&e) =>
+            {
+                without_cgroup(resources, &e)?;
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        undo.cgroup = cg.as_ref();
+        let cgroup_dir = cg
+            .as_ref()
+            .map(|c| c.unified_dir_fd())
+            .transpose()?
+            .flatten();
+        let fifo = dir.join(state::FIFO);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
+            .with_context(|| format!("creating {}", fifo.display()))?;
+        if let Some((uid, gid)) =
+            container_root_on_host(linux).filter(|_| nix::unistd::geteuid().is_root())
+        {
+            // The init opens the fifo as the container's root, which may be
+            // an unprivileged user on the host. (An unprivileged runtime
+            // cannot give it away; the init opens it through the state dir's
+            // fd, and mode 0622 lets any uid write.)
+            nix::unistd::chown(&fifo, Some(uid.into()), Some(gid.into()))
+                .with_context(|| format!("chown {}", fifo.display()))?;
+        }
+        let dirfd = crate::sys::open(
+            &dir,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .with_context(|| format!("opening {}", dir.display()))?;
+
+        let annotations = spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let mut st = State {
+            version: state::STATE_VERSION,
+            oci_version: spec.version().clone(),
+            id: o.id.clone(),
+            pid: 0,
+            bundle: bundle.dir.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: state::rfc3339_now(),
+            owner: owner_name(),
+            annotations,
+            init_start_time: 0,
+            cgroup: cg.as_ref().map(serde_json::to_value).transpose()?,
+        };
+        let hook_state = |pid: i32, status: &str| hook_state_json(&st, pid, status);
+        let keyring = format!("_ses.{}", o.id);
+        let cfg = InitConfig {
+            spec,
+            bundle: &bundle.dir,
+            rootfs: &bundle.rootfs,
+            ns: &ns,
+            state_dir: &dirfd,
+            console: console.as_ref(),
+            no_pivot: o.no_pivot,
+            image_rootfs: o.image_rootfs,
+            preserve_fds: o.preserve_fds,
+            keyring: (!o.no_new_keyring).then_some(keyring.as_str()),
+            seccomp: filter.as_ref(),
+            caps: &caps,
+            hook_state: &hook_state,
+            unprivileged: !nix::unistd::geteuid().is_root(),
+        };
+        let pid = spawn::spawn(
+            &cfg,
+            linux,
+            cgroup_dir.as_ref().map(|d| d.as_fd()),
+            &mut CreateParent {
+                spec,
+                cgroup: cg.as_ref(),
+                hook_state: &hook_state,
+            },
+        )?;
+        undo.pid = Some(pid);
+        st.pid = pid;
+        st.init_start_time = state::proc_stat(pid)
+            .map(|s| s.1)
+            .ok_or_else(|| anyhow!("container init {pid} exited during create"))?;
+        std::fs::copy(bundle.dir.join("config.json"), dir.join(state::CONFIG))
+            .context("saving config.json in the state dir")?;
+        self.store.save(&st)?;
+        if let Some(pf) = &o.pid_file {
+            state::write_atomic(&absolute(pf)?, pid.to_string().as_bytes())
+                .with_context(|| format!("--pid-file {}", pf.display()))?;
+        }
+        undo.armed = false;
+        Ok(st)
+    }
+
+    /// Status of a loaded container (derived, never stored).
+    pub fn status(&self, st: &State) -> Status {
+        if !state::process_alive(st.pid, st.init_start_time) {
+            return Status::Stopped;
+        }
+        // A paused created container is paused (as runc reports it): a
+        // frozen init could not take `start`.
+        if let Ok(Some(cg)) = cgroup_of(st) {
+            if cg.is_frozen().unwrap_or(false) {
+                return Status::Paused;
+            }
+        }
+        if self.store.dir(&st.id).join(state::FIFO).exists() {
+            return Status::Created;
+        }
+        Status::Running
+    }
+
+    pub fn load(&self, id: &str) -> Result<(State, Status)> {
+        let st = self.store.load(id)?;
+        let status = self.status(&st);
+        Ok((st, status))
+    }
+
+    /// `start`: let the init exec the user's program.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let (st, status) = self.load(id)?;
+        if status != Status::Created {
+            bail!("cannot start container {id:?}: it is {status}, not created");
+        }
+        let fifo = self.store.dir(id).join(state::FIFO);
+        let f = crate::sys::open(
+            &fifo,
+            nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_NONBLOCK
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .with_context(|| format!("opening {}", fifo.display()))?;
+        // The init writes one byte once it has opened the fifo, and keeps
+        // its end open (close-on-exec) until it execs the user's program:
+        // EOF after the byte means the program runs, so a signal sent right
+        // after `start` reaches it rather than the runtime's init code.
+        // Anything after the byte is why the init failed before execve
+        // (a startContainer hook, capabilities, ...): `start` must fail
+        // then, not the container's stderr alone tell. If the init died
+        // before writing, no byte ever comes: check it is alive meanwhile.
+        let mut started = false;
+        let mut failure = Vec::new();
+        loop {
+            let mut pfd = [nix::poll::PollFd::new(
+                std::os::fd::AsFd::as_fd(&f),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let n =
+                nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(100u16)).or_else(|e| {
+                    if e == nix::errno::Errno::EINTR {
+                        Ok(0)
+                    } else {
+                        Err(e)
+                    }
+                })?;
+            if n > 0 {
+                let mut buf = [0u8; 4096];
+                match nix::unistd::read(f.as_raw_fd(), &mut buf) {
+                    Ok(0) if started => break,
+                    Ok(k) if k > 0 => {
+                        let skip = usize::from(!started);
+                        started = true;
+                        failure.extend_from_slice(&buf[skip..k]);
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            if !state::process_alive(st.pid, st.init_start_time) {
+                if started {
+                    break;
+                }
+                bail!("cannot start container {id:?}: its init process has exited");
+            }
+        }
+        if !failure.is_empty() {
+            // The init exits right after reporting: wait for that, so the
+            // container is stopped once `start` has failed.
+            wait_gone(st.pid, Some(st.init_start_time));
+            bail!(
+                "cannot start container {id:?}: {}",
+                String::from_utf8_lossy(&failure).trim_end()
+            );
+        }
+        std::fs::remove_file(&fifo).with_context(|| format!("removing {}", fifo.display()))?;
+        let spec = self.saved_spec(id)?;
+        if let Some(h) = spec.hooks() {
+            hooks::run_all_warning(
+                "poststart",
+                h.poststart().as_ref(),
+                &hook_state_json(&st, st.pid, "running"),
+            );
+        }
+        Ok(())
+    }
+
+    /// The runtime-spec state JSON.
+    pub fn state_json(&self, id: &str) -> Result<String> {
+        let (st, status) = self.load(id)?;
+        Ok(serde_json::to_string_pretty(&report(&st, status))?)
+    }
+
+    pub fn list(&self) -> Result<Vec<(State, Status)>> {
+        let mut v = Vec::new();
+        for id in self.store.ids()? {
+            // A container deleted while we list is simply not listed.
+            if let Ok(x) = self.load(&id) {
+                v.push(x);
+            }
+        }
+        Ok(v)
+    }
+
+    pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<()> {
+        let (st, status) = self.load(id)?;
+        if status == Status::Stopped {
+            // containerd's shim recognises exactly "container not running"
+            // (a kill racing the exit is then not an error for it).
+            bail!("cannot kill container {id:?}: container not running");
+        }
+        if all {
+            if let Some(cg) = cgroup_of(&st)? {
+                return cg
+                    .kill_all(sig)
+                    .with_context(|| format!("signalling every process of container {id:?}"));
+            }
+        }
+        let targets = if all {
+            container_pids(st.pid)
+        } else {
+            vec![st.pid]
+        };
+        for p in targets {
+            let r = crate::sys::kill(p, sig);
+            // Processes may exit while we signal them; only the init matters.
+            if p == st.pid {
+                r.map_err(|e| anyhow!("sending signal {sig} to container {id:?}: {}", e.desc()))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let (st, status) = self.load(id)?;
+        let cg = cgroup_of(&st)?;
+        match status {
+            Status::Stopped => {}
+            Status::Created => self.kill_everything(&st, cg.as_ref()),
+            _ if force => self.kill_everything(&st, cg.as_ref()),
+            s => bail!("cannot delete container {id:?}: it is {s} (stop it first, or use --force)"),
+        }
+        // Whatever still runs in the cgroup (children of an init without
+        // its own pid namespace) is killed and waited for by destroy.
+        if let Some(cg) = &cg {
+            cg.destroy()
+                .with_context(|| format!("deleting container {id:?}"))?;
+        }
+        let spec = self.saved_spec(id).ok();
+        if spec.as_ref().is_some_and(shares_host_mounts) {
+            crate::rootfs::unmount_host_mounts(&st.rootfs)
+                .with_context(|| format!("deleting container {id:?}"))?;
+        }
+        if let Some(h) = spec.as_ref().and_then(|s| s.hooks().as_ref()) {
+            hooks::run_all_warning(
+                "poststop",
+                h.poststop().as_ref(),
+                &hook_state_json(&st, 0, "stopped"),
+            );
+        }
+        self.store.remove(id)
+    }
+
+    fn kill_everything(&self, st: &State, cg: Option<&cgroups::Manager>) {
+        if let Some(cg) = cg {
+            // Also thaws a paused container, so SIGKILL takes effect.
+            let _ = cg.kill_all(libc::SIGKILL);
+        }
+        let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);
+        wait_gone(st.pid, Some(st.init_start_time));
+    }
+
+    /// The config.json a container was created from (kept in its state dir).
+    pub fn saved_spec(&self, id: &str) -> Result<Spec> {
+        state::validate_id(id)?;
+        let p = self.store.dir(id).join(state::CONFIG);
+        if !p.exists() {
+            bail!("container {id:?} does not exist");
+        }
+        let text = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+        serde_json::from_slice(&text).map_err(|e| anyhow!("{}: {e}", p.display()))
+    }
+}
+
+/// What `create` checks first, in this order: the id, then the bundle and
+/// its config.json.
+pub fn load_bundle(o: &CreateOpts) -> Result<Bundle> {
+    state::validate_id(&o.id)?;
+    Bundle::load(&o.bundle)
+}
+
+/// Every process of the container: all processes in its own pid
+/// namespace. A container sharing the runtime's pid namespace has only
+/// its init here (its other processes are found through its cgroup).
+pub fn container_pids(init: i32) -> Vec<i32> {
+    let ns = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let Some(theirs) = ns(init) else {
+        return vec![];
+    };
+    if ns(std::process::id() as i32).as_ref() == Some(&theirs) {
+        return vec![init];
+    }
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|p| ns(*p).as_ref() == Some(&theirs))
+        .collect();
+    pids.sort();
+    pids
+}
+
+pub fn report(st: &State, status: Status) -> state::Report<'_> {
+    state::Report {
+        oci_version: &st.oci_version,
+        id: &st.id,
+        pid: if status == Status::Stopped { 0 } else { st.pid },
+        status: status.to_string(),
+        bundle: &st.bundle,
+        rootfs: &st.rootfs,
+        created: &st.created,
+        annotations: &st.annotations,
+        owner: &st.owner,
+    }
+}
+
+/// The state document hooks receive on stdin (runtime-spec state).
+pub(crate) fn hook_state_json(st: &State, pid: i32, status: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "ociVersion": st.oci_version,
+        "id": st.id,
+        "status": status,
+        "pid": pid,
+        "bundle": st.bundle,
+        "annotations": st.annotations,
+    }))
+    .unwrap_or_default()
+}
+
+/// Hands the seccomp notify fd of process `pid` to
+/// `linux.seccomp.listenerPath`, with `container` (the runtime-spec state)
+/// in the container process state the spec prescribes.
+pub(crate) fn send_seccomp_fd(
+    linux: &oci_spec::runtime::Linux,
+    container: &[u8],
+    pid: i32,
+    fd: &OwnedFd,
+) -> Result<()> {
+    let sc = linux.seccomp().as_ref().expect("a filter was loaded");
+    let Some(path) = sc.listener_path() else {
+        bail!("linux.seccomp.listenerPath: required when a rule uses SCMP_ACT_NOTIFY");
+    };
+    let st: oci_spec::runtime::State = serde_json::from_slice(container)?;
+    let msg = seccomp::listener_state(&st, pid, sc.listener_metadata().as_deref())?;
+    seccomp::send_to_listener(path, std::os::fd::AsFd::as_fd(fd), &msg)
+}
+
+/// What a config needs to run without root, checked before anything is
+/// made so the error names the field rather than a refused syscall: a user
+/// namespace (created or joined), and mount options `uid=`/`gid=` only
+/// for ids that namespace maps (the kernel refuses others with EINVAL).
+fn check_rootless(spec: &Spec, ns: &Namespaces) -> Result<()> {
+    use oci_spec::runtime::LinuxNamespaceType::User;
+    if !ns.creates(User) && !ns.joins(User) {
+        bail!(
+            "linux.namespaces: running without root needs a user namespace \
+             (add {{\"type\": \"user\"}} and linux.uidMappings/gidMappings; \
+             `rcontain spec --rootless` writes such a config)"
+        );
+    }
+    if !ns.creates(User) {
+        return Ok(());
+    }
+    let linux = spec.linux().as_ref().expect("validated");
+    let mapped = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>, id: u32| {
+        maps.iter().flatten().any(|m| {
+            id >= m.container_id()
+                && u64::from(id) < u64::from(m.container_id()) + u64::from(m.size())
+        })
+    };
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        for o in m.options().iter().flatten() {
+            let (maps, field, id) = if let Some(v) = o.strip_prefix("uid=") {
+                (linux.uid_mappings(), "uidMappings", v)
+            } else if let Some(v) = o.strip_prefix("gid=") {
+                (linux.gid_mappings(), "gidMappings", v)
+            } else {
+                continue;
+            };
+            if id.parse().is_ok_and(|id| !mapped(maps, id)) {
+                bail!(
+                    "mounts[{i}] ({}): option {o}: the id is not mapped by linux.{field}, \
+                     and a rootless container can use no other",
+                    m.destination().display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `--rootless` and the cgroups could not be created (`err`): like runc,
+/// go on without a cgroup unless the config asks for a limit, which could
+/// then not be enforced. Device rules are the exception runc makes too:
+/// an unprivileged container cannot open what the user cannot anyway.
+fn without_cgroup(
+    resources: Option<&oci_spec::runtime::LinuxResources>,
+    err: &anyhow::Error,
+) -> Result<()> {
+    let asked = resources
+        .map(serde_json::to_value)
+        .transpose()?
+        .and_then(|v| match v {
+            serde_json::Value::Object(fields) => fields
+                .into_iter()
+                .find(|(k, v)| k != "devices" && !is_empty_value(v))
+                .map(|(k, _)| k),
+            _ => None,
+        });
+    if let Some(field) = asked {
+        bail!(
+            "linux.resources.{field}: cannot set the limit: rootless, and the container could not \
+             create a cgroup of its own ({err:#})"
+        );
+    }
+    logging::debug(&format!(
+        "rootless: running without a cgroup of its own ({err:#})"
+    ));
+    Ok(())
+}
+
+/// null, {} or [] (also nested: `{"memory": {}}` sets nothing).
+fn is_empty_value(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Null => true,
+        serde_json::Value::Object(o) => o.values().all(is_empty_value),
+        serde_json::Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+/// A config without a mount namespace mounts in the runtime's own.
+fn shares_host_mounts(spec: &Spec) -> bool {
+    let t = oci_spec::runtime::LinuxNamespaceType::Mount;
+    !spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == t))
+}
+
+/// The container's cgroup manager, as saved at create.
+pub fn cgroup_of(st: &State) -> Result<Option<cgroups::Manager>> {
+    st.cgroup
+        .clone()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| anyhow!("state of container {:?}: cgroup: {e}", st.id))
+}
+
+/// Checks `process` against the container's `linux` section and compiles
+/// its seccomp filter and capability sets, in the runtime so bad input
+/// fails before anything is forked; warns about what the kernel or
+/// libseccomp did not know and was left out.
+pub(crate) fn prepare_process(
+    process: &oci_spec::runtime::Process,
+    linux: &oci_spec::runtime::Linux,
+) -> Result<(Option<seccomp::Filter>, capabilities::CapSets)> {
+    crate::process::attrs::validate(process, Some(linux))?;
+    if !nix::unistd::geteuid().is_root() {
+        crate::process::attrs::keep_user_groups();
+    }
+    let filter = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
+    // No capabilities object means none at all; decided here, where the
+    // kernel is asked, not in the container.
+    let caps = match process.capabilities() {
+        Some(c) => capabilities::parse(c)?,
+        None => capabilities::none(),
+    };
+    if let Some(names) = filter
+        .as_ref()
+        .map(|f| f.skipped_syscalls())
+        .filter(|n| !n.is_empty())
+    {
+        logging::warn(&format!(
+            "linux.seccomp: syscalls unknown to this kernel were ignored: {}",
+            names.join(", ")
+        ));
+    }
+    for w in caps.warnings() {
+        logging::warn(w);
+    }
+    Ok((filter, caps))
+}
+
+/// The user creating the container, by name as runc reports it. Like
+/// runc, from /etc/passwd itself rather than through NSS: the binary is
+/// linked statically, where NSS would dlopen the host's shared glibc.
+fn owner_name() -> String {
+    let uid = nix::unistd::getuid().as_raw();
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| passwd_name(&text, uid))
+        .unwrap_or_else(|| uid.to_string())
+}
+
+fn passwd_name(text: &str, uid: u32) -> Option<String> {
+    crate::process::attrs::passwd_entries(text)
+        .find_map(|(u, f)| (u == uid && !f[0].is_empty()).then(|| f[0].to_string()))
+}
+
+fn connect(path: &Path) -> Result<OwnedFd> {
+    let s = std::os::unix::net::UnixStream::connect(path)
+        .with_context(|| format!("--console-socket {}", path.display()))?;
+    Ok(OwnedFd::from(s))
+}
+
+/// Host uid/gid of the container's root, when a new user namespace maps it.
+fn container_root_on_host(linux: &oci_spec::runtime::Linux) -> Option<(u32, u32)> {
+    let find = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.as_ref()?
+            .iter()
+            .find(|m| m.container_id() == 0)
+            .map(|m| m.host_id())
+    };
+    Some((find(linux.uid_mappings())?, find(linux.gid_mappings())?))
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    })
+}
+
+/// Wait (bounded) until `pid` is gone, reaping it if it is our child.
+pub fn wait_gone(pid: i32, start_time: Option<u64>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut pause = Duration::from_micros(100);
+    while Instant::now() < deadline {
+        let _ = nix::sys::wait::waitpid(
+            Pid::from_raw(pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
+        let alive = match start_time {
+            Some(t) => state::process_alive(pid, t),
+            None => state::proc_stat(pid).is_some_and(|(s, _)| s != 'Z' && s != 'X'),
+        };
+        if !alive {
+            return;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::passwd_name;
+
+    #[test]
+    fn rootless_checks() {
+        use super::{check_rootless, is_empty_value, Namespaces};
+        assert!(is_empty_value(
+            &serde_json::json!({"memory": {}, "devices": []})
+        ));
+        assert!(!is_empty_value(&serde_json::json!({"limit": 0})));
+        let spec = |ns: serde_json::Value, opts: &[&str]| -> oci_spec::runtime::Spec {
+            serde_json::from_value(serde_json::json!({
+                "ociVersion": "1.0.2",
+                "root": {"path": "rootfs"},
+                "mounts": [{"destination": "/dev/pts", "type": "devpts", "options": opts}],
+                "linux": {
+                    "namespaces": ns,
+                    "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                    "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                },
+            }))
+            .unwrap()
+        };
+        let check = |s: &oci_spec::runtime::Spec| {
+            let ns = Namespaces::from_spec(s.linux().as_ref().unwrap()).unwrap();
+            check_rootless(s, &ns).map_err(|e| e.to_string())
+        };
+        let user = serde_json::json!([{"type": "user"}, {"type": "mount"}]);
+        check(&spec(user.clone(), &["gid=0", "mode=0620"])).unwrap();
+        let e = check(&spec(user, &["gid=5"])).unwrap_err();
+        assert!(e.contains("mounts[0] (/dev/pts): option gid=5"), "{e}");
+        let e = check(&spec(serde_json::json!([{"type": "mount"}]), &[])).unwrap_err();
+        assert!(e.starts_with("linux.namespaces: "), "{e}");
+    }
+
+    #[test]
+    fn passwd_names() {
+        let pw = "root:x:0:0:root:/root:/bin/bash\n# comment\n:x:5::\nnobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\nbad:x:zz:1\n";
+        assert_eq!(passwd_name(pw, 0).as_deref(), Some("root"));
+        assert_eq!(passwd_name(pw, 65534).as_deref(), Some("nobody"));
+        assert_eq!(passwd_name(pw, 5), None);
+        assert_eq!(passwd_name(pw, 1000), None);
+    }
+}

@@ -1,0 +1,165 @@
+//! Running the runtime from a binary nothing can write to.
+//!
+//! A container's init is a fork of the runtime, so until it execs the
+//! user's program its /proc/PID/exe is the runtime binary. A process in the
+//! container that shares its pid namespace and holds CAP_SYS_PTRACE could
+//! open that magic link and, once the runtime is no longer executing, write
+//! through it to the host's binary (CVE-2019-5736). Non-dumpability stops
+//! unprivileged attackers only.
+//!
+//! So before spawning anything, `create`, `run` and `exec` re-exec
+//! themselves from a read-only mount of their own binary: /proc/PID/exe
+//! then refers to that mount, and opening it for writing fails with EROFS,
+//! without copying the binary. The mount is a detached clone
+//! (`open_tree(OPEN_TREE_CLONE)` of /proc/self/exe, made read-only with
+//! `mount_setattr`, executed with `execveat`): it is in no mount table, so
+//! neither this nor any later mount namespace copies or shows it, and no
+//! mount namespace is made for it, whose cost would grow with the host's
+//! mount table. Kernels without open_tree or mount_setattr (before 5.12)
+//! get a read-only bind mount made in a private mount namespace instead,
+//! which the re-executed process leaves again at once. A binary already on
+//! a read-only mount needs nothing.
+
+use anyhow::{anyhow, Context, Result};
+use nix::errno::Errno;
+use nix::mount::{mount, MsFlags};
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+/// Carries the fd of the original mount namespace across the fallback's
+/// re-exec.
+const MNTNS_ENV: &str = "_RCONTAIN_MNTNS_FD";
+
+fn exe_is_read_only() -> bool {
+    nix::sys::statvfs::statvfs("/proc/self/exe")
+        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+}
+
+/// Called first thing in `main`: after a re-exec through the fallback, go
+/// back to the mount namespace the runtime was started in. True when it
+/// did, so that `main` can say so in the debug log once it has one.
+pub fn restore_mount_ns() -> Result<bool> {
+    let Some(v) = std::env::var_os(MNTNS_ENV) else {
+        return Ok(false);
+    };
+    // SAFETY: single-threaded at this point; nothing else reads the env.
+    unsafe { std::env::remove_var(MNTNS_ENV) };
+    let raw: i32 = v
+        .to_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("{MNTNS_ENV}: not an fd number"))?;
+    // SAFETY: the fd was opened by our previous image for exactly this and
+    // passed across exec; nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // setns resets the working directory to the namespace's root: keep it.
+    let cwd = std::env::current_dir().context("getcwd")?;
+    crate::sys::setns(fd.as_fd(), libc::CLONE_NEWNS)
+        .context("returning to the original mount namespace")?;
+    std::env::set_current_dir(&cwd).with_context(|| format!("chdir back to {}", cwd.display()))?;
+    Ok(true)
+}
+
+/// What the fallback's re-executed image logs (with --debug).
+pub const FALLBACK_NOTE: &str = "open_tree or mount_setattr missing (kernel before 5.12): \
+     re-executed through a read-only bind mount made in a private mount namespace";
+
+/// Re-exec from a read-only mount of the binary unless it is already on
+/// one. Returns only on error, or when nothing is needed.
+pub fn ensure_read_only_exe() -> Result<()> {
+    // An unprivileged user may not make the mount namespace, and needs
+    // none: its containers' roots hold no capability in the runtime's user
+    // namespace, where the init's non-dumpable exe link is checked.
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    if exe_is_read_only() {
+        return Ok(());
+    }
+    let args: Vec<CString> = std::env::args_os()
+        .map(|a| CString::new(a.as_encoded_bytes()))
+        .collect::<Result<_, _>>()?;
+    let env: Vec<CString> = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k.into_encoded_bytes();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_encoded_bytes());
+            CString::new(kv)
+        })
+        .collect::<Result<_, _>>()?;
+    match read_only_clone() {
+        Ok(exe) => {
+            let e = nix::unistd::execveat(
+                Some(exe.as_raw_fd()),
+                c"",
+                &args,
+                &env,
+                nix::fcntl::AtFlags::AT_EMPTY_PATH,
+            )
+            .unwrap_err();
+            Err(anyhow!(
+                "re-executing from a read-only clone of /proc/self/exe: {}",
+                e.desc()
+            ))
+        }
+        Err(Errno::ENOSYS) => reexec_in_private_ns(&args, env),
+        Err(e) => Err(anyhow!(
+            "cloning a read-only mount of /proc/self/exe: {}",
+            e.desc()
+        )),
+    }
+}
+
+/// A detached, read-only bind mount of the running binary. ENOSYS when the
+/// kernel lacks either syscall.
+fn read_only_clone() -> nix::Result<OwnedFd> {
+    let exe = crate::sys::open_tree_clone(c"/proc/self/exe", false)?;
+    crate::sys::mount_setattr(exe.as_fd(), "", false, libc::MOUNT_ATTR_RDONLY, 0)?;
+    Ok(exe)
+}
+
+/// The fallback: bind the binary read-only over itself in a private mount
+/// namespace, exec it there, and let the new image return to the original
+/// namespace (restore_mount_ns).
+fn reexec_in_private_ns(args: &[CString], mut env: Vec<CString>) -> Result<()> {
+    let exe = std::fs::read_link("/proc/self/exe").context("reading /proc/self/exe")?;
+    // Not close-on-exec: the new image uses it to come back.
+    let ns = nix::fcntl::open(
+        "/proc/self/ns/mnt",
+        nix::fcntl::OFlag::O_RDONLY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .context("opening /proc/self/ns/mnt")?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).context("unshare(CLONE_NEWNS)")?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .context("making / a slave")?;
+    mount(
+        Some(&exe),
+        &exe,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind mounting {}", exe.display()))?;
+    mount(
+        None::<&str>,
+        &exe,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .with_context(|| format!("making {} read-only", exe.display()))?;
+    let path = CString::new(exe.as_os_str().as_encoded_bytes())?;
+    env.push(CString::new(format!("{MNTNS_ENV}={ns}"))?);
+    let e = nix::unistd::execve(&path, args, &env).unwrap_err();
+    Err(anyhow!(
+        "re-executing {} read-only: {}",
+        exe.display(),
+        e.desc()
+    ))
+}

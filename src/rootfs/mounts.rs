@@ -1,0 +1,691 @@
+//! The `mounts` of config.json: option parsing and mounting each entry at
+//! its destination resolved inside the rootfs (see safepath).
+
+use crate::rootfs::safepath::{self, fd_path};
+use anyhow::{anyhow, bail, Context, Result};
+use nix::mount::{mount, MsFlags};
+use oci_spec::runtime::Mount;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// The parsed form of a mount's `options`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Options {
+    pub flags: MsFlags,
+    /// Flags an option turned off (rw, suid, …): matters on bind remounts.
+    pub cleared: MsFlags,
+    pub propagation: Vec<MsFlags>,
+    pub data: Vec<String>,
+    /// mount_setattr(AT_RECURSIVE) attributes from rro, rnosuid, …
+    pub rec_set: u64,
+    pub rec_clear: u64,
+    pub bind: bool,
+    pub recursive_bind: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            flags: MsFlags::empty(),
+            cleared: MsFlags::empty(),
+            propagation: Vec::new(),
+            data: Vec::new(),
+            rec_set: 0,
+            rec_clear: 0,
+            bind: false,
+            recursive_bind: false,
+        }
+    }
+}
+
+pub fn parse_options(opts: &[String]) -> Options {
+    let mut o = Options::default();
+    for opt in opts {
+        let (set, clear): (MsFlags, MsFlags) = match opt.as_str() {
+            "defaults" => (MsFlags::empty(), MsFlags::empty()),
+            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
+            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
+            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
+            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
+            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
+            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
+            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
+            "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty()),
+            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
+            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
+            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
+            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
+            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
+            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
+            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
+            "lazytime" => (MsFlags::MS_LAZYTIME, MsFlags::empty()),
+            "nolazytime" => (MsFlags::empty(), MsFlags::MS_LAZYTIME),
+            "silent" => (MsFlags::MS_SILENT, MsFlags::empty()),
+            "loud" => (MsFlags::empty(), MsFlags::MS_SILENT),
+            "bind" => {
+                o.bind = true;
+                continue;
+            }
+            "rbind" => {
+                o.bind = true;
+                o.recursive_bind = true;
+                continue;
+            }
+            p @ ("private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"
+            | "unbindable" | "runbindable") => {
+                o.propagation.push(propagation_flag(p).unwrap());
+                continue;
+            }
+            r if r.starts_with('r') && recursive_attr(&r[1..]).is_some() => {
+                let (attr, on) = recursive_attr(&r[1..]).unwrap();
+                if on {
+                    o.rec_set |= attr;
+                } else {
+                    o.rec_clear |= attr;
+                }
+                continue;
+            }
+            // Only meaningful to other runtimes' tmpfs handling; the data
+            // string must not carry it to the kernel.
+            "tmpcopyup" => continue,
+            other => {
+                o.data.push(other.to_string());
+                continue;
+            }
+        };
+        o.flags.insert(set);
+        o.flags.remove(clear);
+        o.cleared.insert(clear);
+        o.cleared.remove(set);
+    }
+    o
+}
+
+pub fn propagation_flag(p: &str) -> Option<MsFlags> {
+    Some(match p {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        _ => return None,
+    })
+}
+
+/// "ro" -> (MOUNT_ATTR_RDONLY, set), "rw" -> (MOUNT_ATTR_RDONLY, clear), …
+fn recursive_attr(o: &str) -> Option<(u64, bool)> {
+    Some(match o {
+        "ro" => (libc::MOUNT_ATTR_RDONLY, true),
+        "rw" => (libc::MOUNT_ATTR_RDONLY, false),
+        "nosuid" => (libc::MOUNT_ATTR_NOSUID, true),
+        "suid" => (libc::MOUNT_ATTR_NOSUID, false),
+        "nodev" => (libc::MOUNT_ATTR_NODEV, true),
+        "dev" => (libc::MOUNT_ATTR_NODEV, false),
+        "noexec" => (libc::MOUNT_ATTR_NOEXEC, true),
+        "exec" => (libc::MOUNT_ATTR_NOEXEC, false),
+        "noatime" => (libc::MOUNT_ATTR_NOATIME, true),
+        "nodiratime" => (libc::MOUNT_ATTR_NODIRATIME, true),
+        "relatime" => (libc::MOUNT_ATTR_RELATIME, true),
+        "strictatime" => (libc::MOUNT_ATTR_STRICTATIME, true),
+        _ => return None,
+    })
+}
+
+/// Where the container's cgroups are on the host, read from /proc/self/cgroup
+/// by the init after it was placed in its cgroup and before it unshared a
+/// cgroup namespace: the sources for cgroup bind mounts.
+#[derive(Debug, Default, Clone)]
+pub struct CgroupView {
+    /// (host mount point, path of the container's cgroup in it, controllers)
+    pub hierarchies: Vec<(PathBuf, String, String)>,
+    pub pure_v2: bool,
+    pub own_ns: bool,
+}
+
+impl CgroupView {
+    pub fn read(own_ns: bool, table: &MountTable) -> Result<CgroupView> {
+        let pure_v2 = nix::sys::statfs::statfs("/sys/fs/cgroup")
+            .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+            .unwrap_or(false);
+        let mounts = table.text()?;
+        let own =
+            crate::sys::read_proc("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
+        let mut hierarchies = Vec::new();
+        for line in own.lines() {
+            let mut f = line.splitn(3, ':');
+            let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or("/"));
+            // On v1 and hybrid hosts the container gets the v1 hierarchies
+            // (as with runc), not the hybrid cgroup2 one.
+            if !pure_v2 && ctrls.is_empty() {
+                continue;
+            }
+            if let Some((pos, mp)) = find_cgroup_mount(mounts, ctrls) {
+                hierarchies.push((pos, mp, path.to_string(), ctrls.to_string()));
+            }
+        }
+        // In the host's mount order, so the container's mount table reads
+        // like the host's.
+        hierarchies.sort_by_key(|h| h.0);
+        let hierarchies = hierarchies
+            .into_iter()
+            .map(|(_, mp, p, c)| (mp, p, c))
+            .collect();
+        Ok(CgroupView {
+            hierarchies,
+            pure_v2,
+            own_ns,
+        })
+    }
+}
+
+/// The init's /proc/self/mountinfo, read on first use and then shared by
+/// the cgroup view and the rootfs setup. The cgroup view reads it before
+/// the init unshares its cgroup namespace, which changes how the roots of
+/// cgroup mounts show; mount points stay valid through the propagation
+/// changes that follow.
+#[derive(Default)]
+pub struct MountTable(std::cell::OnceCell<String>);
+
+impl MountTable {
+    pub fn text(&self) -> Result<&str> {
+        if let Some(t) = self.0.get() {
+            return Ok(t);
+        }
+        let t = crate::sys::mountinfo::read().context("reading /proc/self/mountinfo")?;
+        Ok(self.0.get_or_init(|| t))
+    }
+}
+
+/// The host mount point of the hierarchy with exactly these controllers
+/// ("" = cgroup2), mounted at its root, with its position in mountinfo.
+fn find_cgroup_mount(mountinfo: &str, ctrls: &str) -> Option<(usize, PathBuf)> {
+    for (pos, e) in crate::sys::mountinfo::parse(mountinfo).enumerate() {
+        if e.root != "/" {
+            continue;
+        }
+        let hit = match e.fstype.as_str() {
+            "cgroup2" => ctrls.is_empty(),
+            "cgroup" => {
+                let want: Vec<&str> = ctrls.split(',').collect();
+                let have: Vec<&str> = e
+                    .super_options
+                    .split(',')
+                    .filter(|o| want.contains(o) || o.starts_with("name="))
+                    .collect();
+                !ctrls.is_empty()
+                    && have.len() == want.len()
+                    && want.iter().all(|w| have.contains(w))
+            }
+            _ => false,
+        };
+        if hit {
+            return Some((pos, PathBuf::from(e.mount_point)));
+        }
+    }
+    None
+}
+
+/// Files below /proc that may be mounted over, as runc allows: what lxcfs
+/// emulates. Any other mount inside procfs is refused.
+const PROC_OVERRIDES: [&str; 13] = [
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/pressure/cpu",
+    "/proc/pressure/io",
+    "/proc/pressure/memory",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// The filesystem a mount entry puts at its destination, when it is one
+/// that masked and read-only paths below it rely on (procfs, sysfs).
+pub fn pseudo_fs_magic(m: &Mount) -> Option<nix::sys::statfs::FsType> {
+    let bind = m.typ().as_deref() == Some("bind")
+        || m.options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind");
+    match m.typ().as_deref() {
+        _ if bind => None,
+        Some("proc") => Some(nix::sys::statfs::PROC_SUPER_MAGIC),
+        Some("sysfs") => Some(nix::sys::statfs::SYSFS_MAGIC),
+        _ => None,
+    }
+}
+
+/// `dest` is /proc or below it, component-wise.
+fn in_proc(dest: &str) -> bool {
+    Path::new(dest).starts_with("/proc")
+}
+
+/// Where a mount entry goes, as an O_PATH fd of the (created) mount point.
+/// procfs and sysfs, and anything at or below /proc, only on a path without
+/// a single symlink, and over /proc only procfs itself or the lxcfs files
+/// (CVE-2019-19921, CVE-2023-27561, as runc): a symlink in the image would
+/// otherwise put /proc somewhere else, or a mount over procfs files. Any
+/// other destination that resolves into a procfs is refused as well.
+fn mount_point(
+    root: BorrowedFd,
+    m: &Mount,
+    dest: &str,
+    is_dir: bool,
+    src_is_procfs: bool,
+) -> Result<OwnedFd> {
+    let typ = m.typ().as_deref().unwrap_or("");
+    let strict = pseudo_fs_magic(m).is_some() || in_proc(dest);
+    if in_proc(dest) {
+        if Path::new(dest) == Path::new("/proc") {
+            if !(typ == "proc" && pseudo_fs_magic(m).is_some() || src_is_procfs) {
+                bail!("only procfs may be mounted on /proc, not {typ:?}");
+            }
+        } else if !PROC_OVERRIDES
+            .iter()
+            .any(|p| Path::new(p) == Path::new(dest))
+        {
+            bail!(
+                "{dest} is inside /proc: only {} may be mounted there",
+                PROC_OVERRIDES.join(", ")
+            );
+        }
+    }
+    let fd = match (strict, is_dir) {
+        (true, true) => safepath::mkdir_all_no_symlinks(root, dest, 0o755),
+        (true, false) => safepath::create_file_no_symlinks(root, dest),
+        (false, true) => safepath::mkdir_all_in_root(root, dest, 0o755),
+        (false, false) => safepath::create_file_in_root(root, dest),
+    }
+    .map_err(|e| match e {
+        nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR if strict => anyhow!(
+            "creating the mount point: {dest} is a symlink, is reached through one or is not a \
+             directory in the rootfs; refusing to mount {typ} there"
+        ),
+        e => anyhow!("creating the mount point: {}", e.desc()),
+    })?;
+    if !strict && on_procfs(&fd)? {
+        bail!("{dest} resolves into a procfs (through a symlink in the rootfs); refusing to mount over it");
+    }
+    Ok(fd)
+}
+
+fn on_procfs(fd: &OwnedFd) -> Result<bool> {
+    let st = nix::sys::statfs::fstatfs(fd)
+        .map_err(|e| anyhow!("statfs of the mount point: {}", e.desc()))?;
+    Ok(st.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
+}
+
+/// Mount one config.json entry inside the rootfs behind `root`.
+pub fn mount_entry(
+    root: BorrowedFd,
+    m: &Mount,
+    index: usize,
+    bundle: &Path,
+    cg: &CgroupView,
+) -> Result<()> {
+    let dest = m.destination().to_string_lossy().into_owned();
+    let field = || format!("mounts[{index}] ({dest})");
+    let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
+    let typ = m.typ().as_deref().unwrap_or("");
+    if m.options()
+        .iter()
+        .flatten()
+        .any(|o| o == "idmap" || o == "ridmap")
+        || m.uid_mappings().is_some()
+    {
+        bail!("{}: id-mapped mounts are not supported", field());
+    }
+    if opts.bind || typ == "bind" {
+        let src = m
+            .source()
+            .as_ref()
+            .ok_or_else(|| anyhow!("{}: source is required for a bind mount", field()))?;
+        let src = if src.is_absolute() {
+            src.clone()
+        } else {
+            bundle.join(src)
+        };
+        let meta = std::fs::metadata(&src)
+            .map_err(|e| anyhow!("{}: source {}: {e}", field(), src.display()))?;
+        let src_is_procfs = nix::sys::statfs::statfs(&src)
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC);
+        let target =
+            mount_point(root, m, &dest, meta.is_dir(), src_is_procfs).with_context(field)?;
+        let m = bind(&src, target.as_fd(), opts.recursive_bind, || {
+            reopen(root, &dest)
+        })
+        .with_context(|| format!("{}: bind mounting {}", field(), src.display()))?;
+        finish_bind(m.as_fd(), &opts).with_context(field)?;
+        return set_propagation_and_attrs(m.as_fd(), &opts).with_context(field);
+    } else if typ == "cgroup" || typ == "cgroup2" {
+        let target = mount_point(root, m, &dest, true, false).with_context(field)?;
+        mount_cgroup(root, &dest, target, &opts, cg).with_context(field)?;
+    } else {
+        let target = mount_point(root, m, &dest, true, false).with_context(field)?;
+        let data = opts.data.join(",");
+        let src = m
+            .source()
+            .as_ref()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| typ.to_string());
+        let flags = opts.flags & !MsFlags::MS_REMOUNT;
+        let r = mount(
+            Some(src.as_str()),
+            fd_path(&target).as_str(),
+            Some(typ),
+            flags,
+            (!data.is_empty()).then_some(data.as_str()),
+        );
+        // In a user namespace sysfs cannot be mounted without owning the
+        // network namespace; a read-only bind of the host's is what runc does.
+        if r == Err(nix::errno::Errno::EPERM) && typ == "sysfs" {
+            let m = bind(Path::new("/sys"), target.as_fd(), true, || {
+                reopen(root, &dest)
+            })
+            .with_context(|| format!("{}: bind mounting /sys", field()))?;
+            finish_bind(m.as_fd(), &opts).with_context(field)?;
+            return set_propagation_and_attrs(m.as_fd(), &opts).with_context(field);
+        } else {
+            r.map_err(|e| {
+                anyhow!(
+                    "{}: mounting {typ} (options {:?}): {}",
+                    field(),
+                    m.options().as_deref().unwrap_or(&[]),
+                    e.desc()
+                )
+            })?;
+        }
+    }
+    apply_propagation_and_attrs(root, &dest, &opts).with_context(field)
+}
+
+/// Bind `src` onto the mount point `target` (recursively: with the mounts
+/// below `src`). Returns an fd of the new mount, through which every later
+/// step (remount, propagation, attributes) reaches exactly that mount: a
+/// path looked up again could meanwhile lead elsewhere (a shared volume
+/// another container renames under us). Where open_tree(2) is missing
+/// (ENOSYS: before Linux 5.2, or a seccomp profile) a mount(2) bind takes
+/// its place and `reopen` (the destination looked up again) names the mount.
+pub fn bind(
+    src: &Path,
+    target: BorrowedFd,
+    recursive: bool,
+    reopen: impl FnOnce() -> Result<OwnedFd>,
+) -> Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(src.as_os_str().as_bytes())
+        .map_err(|_| anyhow!("a NUL byte in the path"))?;
+    match crate::sys::open_tree_clone(&c, recursive) {
+        Ok(m) => {
+            crate::sys::attach_mount_at(m.as_fd(), target).map_err(|e| anyhow!("{}", e.desc()))?;
+            Ok(m)
+        }
+        Err(nix::errno::Errno::ENOSYS) => {
+            let rec = if recursive {
+                MsFlags::MS_REC
+            } else {
+                MsFlags::empty()
+            };
+            mount(
+                Some(src),
+                fd_path(target).as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND | rec,
+                None::<&str>,
+            )
+            .map_err(|e| anyhow!("{}", e.desc()))?;
+            reopen().context("reopening the mount point")
+        }
+        Err(e) => Err(anyhow!("{}", e.desc())),
+    }
+}
+
+/// Bind mounts take their flags (ro, nosuid, …) only from a remount of the
+/// mount `m` made by `bind`. Flags the kernel locked (a bind of a nosuid
+/// mount from a user namespace, …) must be kept or the remount fails.
+fn finish_bind(m: BorrowedFd, opts: &Options) -> Result<()> {
+    let flags = opts.flags & !(MsFlags::MS_REMOUNT | MsFlags::MS_REC);
+    if flags.is_empty() {
+        return Ok(());
+    }
+    let remount = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags;
+    match mount(
+        None::<&str>,
+        fd_path(m).as_str(),
+        None::<&str>,
+        remount,
+        None::<&str>,
+    ) {
+        Err(nix::errno::Errno::EPERM) => mount(
+            None::<&str>,
+            fd_path(m).as_str(),
+            None::<&str>,
+            remount | locked_flags(m),
+            None::<&str>,
+        )
+        .map_err(|e| anyhow!("remounting with {:?}: {}", flags, e.desc())),
+        r => r.map_err(|e| anyhow!("remounting with {:?}: {}", flags, e.desc())),
+    }
+}
+
+/// The flags of the mount `m`: a fresh bind has its source's.
+fn locked_flags(m: BorrowedFd) -> MsFlags {
+    use nix::sys::statvfs::FsFlags;
+    let mut f = MsFlags::empty();
+    if let Ok(st) = nix::sys::statvfs::fstatvfs(m) {
+        let fl = st.flags();
+        for (s, m) in [
+            (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+            (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+            (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        ] {
+            if fl.contains(s) {
+                f |= m;
+            }
+        }
+    }
+    f
+}
+
+/// For a new filesystem mounted at `dest` (mount(2) gives no fd of the
+/// mount it made): propagation and recursive attributes, on the mount now
+/// at `dest`.
+fn apply_propagation_and_attrs(root: BorrowedFd, dest: &str, opts: &Options) -> Result<()> {
+    if opts.propagation.is_empty() && opts.rec_set == 0 && opts.rec_clear == 0 {
+        return Ok(());
+    }
+    let target = reopen(root, dest).context("reopening the mount point")?;
+    set_propagation_and_attrs(target.as_fd(), opts)
+}
+
+/// Propagation and recursive attributes (rro, rnosuid, …) of the mount `m`.
+fn set_propagation_and_attrs(m: BorrowedFd, opts: &Options) -> Result<()> {
+    for p in &opts.propagation {
+        mount(
+            None::<&str>,
+            fd_path(m).as_str(),
+            None::<&str>,
+            *p,
+            None::<&str>,
+        )
+        .map_err(|e| anyhow!("setting propagation {:?}: {}", p, e.desc()))?;
+    }
+    if opts.rec_set != 0 || opts.rec_clear != 0 {
+        crate::sys::mount_setattr(m, "", true, opts.rec_set, opts.rec_clear)
+            .map_err(|e| anyhow!("mount_setattr: {}", e.desc()))?;
+    }
+    Ok(())
+}
+
+/// Binds the container's cgroup `path` in the hierarchy mounted at `mp`
+/// onto `target` (`dest` in the rootfs behind `root`); returns the new
+/// mount, for `finish_bind`.
+fn bind_cgroup(
+    mp: &Path,
+    path: &str,
+    root: BorrowedFd,
+    dest: &str,
+    target: BorrowedFd,
+) -> Result<OwnedFd> {
+    let src = mp.join(path.trim_start_matches('/'));
+    bind(&src, target, false, || reopen(root, dest))
+        .with_context(|| format!("bind mounting {}", src.display()))
+}
+
+/// The mount now at `dest` in the rootfs behind `root`.
+fn reopen(root: BorrowedFd, dest: &str) -> Result<OwnedFd> {
+    safepath::open_in_root(root, dest, libc::O_PATH).map_err(|e| anyhow!("{}", e.desc()))
+}
+
+/// A cgroup filesystem for the container: on a pure v2 host with a cgroup
+/// namespace, a fresh cgroup2 mount (rooted at the namespace's cgroup);
+/// otherwise bind mounts of the container's own cgroup directories, so the
+/// container never sees the host's tree.
+fn mount_cgroup(
+    root: BorrowedFd,
+    dest: &str,
+    target: OwnedFd,
+    opts: &Options,
+    cg: &CgroupView,
+) -> Result<()> {
+    let flags = opts.flags & !MsFlags::MS_REMOUNT;
+    if cg.pure_v2 && cg.own_ns {
+        return mount(
+            Some("cgroup2"),
+            fd_path(&target).as_str(),
+            Some("cgroup2"),
+            flags,
+            None::<&str>,
+        )
+        .map_err(|e| anyhow!("mounting cgroup2: {}", e.desc()));
+    }
+    if cg.pure_v2 {
+        let (mp, path, _) = cg
+            .hierarchies
+            .iter()
+            .find(|h| h.2.is_empty())
+            .ok_or_else(|| anyhow!("no cgroup2 hierarchy found in /proc/self/cgroup"))?;
+        let m = bind_cgroup(mp, path, root, dest, target.as_fd())?;
+        return finish_bind(m.as_fd(), opts);
+    }
+    // v1 or hybrid: a tmpfs holding one bind mount per hierarchy.
+    let tmpfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(
+        Some("tmpfs"),
+        fd_path(&target).as_str(),
+        Some("tmpfs"),
+        tmpfs_flags,
+        Some("mode=755"),
+    )
+    .map_err(|e| anyhow!("mounting tmpfs: {}", e.desc()))?;
+    for (mp, path, ctrls) in &cg.hierarchies {
+        let name = mp
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let sub = format!("{}/{}", dest.trim_end_matches('/'), name);
+        let t = safepath::mkdir_all_in_root(root, &sub, 0o755)
+            .map_err(|e| anyhow!("creating {sub}: {}", e.desc()))?;
+        let m = bind_cgroup(mp, path, root, &sub, t.as_fd())?;
+        finish_bind(
+            m.as_fd(),
+            &Options {
+                flags: flags | tmpfs_flags,
+                ..Default::default()
+            },
+        )?;
+        // Hierarchies that co-mount controllers ("cpu,cpuacct") are also
+        // reachable by each controller's name, as on the host.
+        if ctrls.contains(',') {
+            let parent = safepath::open_in_root(root, dest, libc::O_PATH | libc::O_DIRECTORY)
+                .map_err(|e| anyhow!("reopening {dest}: {}", e.desc()))?;
+            for c in ctrls
+                .split(',')
+                .filter(|c| *c != name && !c.starts_with("name="))
+            {
+                let _ = nix::unistd::symlinkat(
+                    name.as_str(),
+                    Some(std::os::fd::AsRawFd::as_raw_fd(&parent)),
+                    c,
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(o: &[&str]) -> Options {
+        parse_options(&o.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn flags_and_data() {
+        let o = p(&["nosuid", "noexec", "nodev", "mode=755", "size=65536k", "ro"]);
+        assert_eq!(
+            o.flags,
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV | MsFlags::MS_RDONLY
+        );
+        assert_eq!(o.data, vec!["mode=755", "size=65536k"]);
+        assert!(!o.bind);
+    }
+
+    #[test]
+    fn later_options_win() {
+        let o = p(&["ro", "rw"]);
+        assert!(!o.flags.contains(MsFlags::MS_RDONLY));
+        assert!(o.cleared.contains(MsFlags::MS_RDONLY));
+    }
+
+    #[test]
+    fn bind_propagation_recursive() {
+        let o = p(&["rbind", "rslave", "rro", "rnosuid", "tmpcopyup"]);
+        assert!(o.bind && o.recursive_bind);
+        assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
+        assert_eq!(o.rec_set, libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID);
+        assert!(o.data.is_empty());
+    }
+
+    #[test]
+    fn finds_cgroup_mounts() {
+        let mi = "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n\
+                  40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n\
+                  41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n\
+                  42 31 0:39 / /sys/fs/cgroup/net_cls,net_prio rw - cgroup cgroup rw,net_cls,net_prio\n";
+        assert_eq!(
+            find_cgroup_mount(mi, "cpu"),
+            Some((0, "/sys/fs/cgroup/cpu".into()))
+        );
+        assert_eq!(
+            find_cgroup_mount(mi, ""),
+            Some((2, "/sys/fs/cgroup/unified".into()))
+        );
+        assert_eq!(
+            find_cgroup_mount(mi, "name=systemd"),
+            Some((1, "/sys/fs/cgroup/systemd".into()))
+        );
+        assert_eq!(
+            find_cgroup_mount(mi, "net_cls,net_prio"),
+            Some((3, "/sys/fs/cgroup/net_cls,net_prio".into()))
+        );
+        assert_eq!(find_cgroup_mount(mi, "memory"), None);
+    }
+}

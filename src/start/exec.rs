@@ -1,0 +1,263 @@
+//! `exec`: run another process in a running container.
+//!
+//! The runtime joins the container's pid (and time) namespace itself —
+//! setns on those only changes where its *children* go — and forks once
+//! (an unprivileged runtime joins the container's user namespace first,
+//! without which it may not join the others).
+//! The child joins every other namespace (user first; entering the mount
+//! namespace puts it at the container's pivoted root), takes the container's
+//! seccomp profile and the process's own settings, and execs. The exec'd
+//! process is the runtime's direct child, so its exit status is ours.
+
+use crate::container::foreground;
+use crate::container::state::Status;
+use crate::container::Runtime;
+use crate::process::capabilities;
+use crate::process::seccomp;
+use crate::start::channel::{Channel, Msg};
+use crate::start::init::{exec_process, find_executable};
+use crate::sys;
+use crate::terminal;
+use anyhow::{anyhow, bail, Context, Result};
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+pub struct ExecOpts {
+    pub id: String,
+    pub process: Process,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: u32,
+    pub ignore_paused: bool,
+}
+
+/// Namespaces in the order they are joined: user first (it decides what
+/// the others allow), mount last among those the child joins.
+const ORDER: [(LinuxNamespaceType, &str); 8] = [
+    (LinuxNamespaceType::User, "user"),
+    (LinuxNamespaceType::Ipc, "ipc"),
+    (LinuxNamespaceType::Uts, "uts"),
+    (LinuxNamespaceType::Network, "net"),
+    (LinuxNamespaceType::Cgroup, "cgroup"),
+    (LinuxNamespaceType::Mount, "mnt"),
+    (LinuxNamespaceType::Pid, "pid"),
+    (LinuxNamespaceType::Time, "time"),
+];
+
+/// Run the process; returns its exit status (0 when detached).
+pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
+    let (st, status) = rt.load(&o.id)?;
+    match status {
+        Status::Stopped => bail!("cannot exec in container {:?}: container not running", o.id),
+        Status::Paused if !o.ignore_paused => bail!(
+            "cannot exec in container {:?}: it is paused (use --ignore-paused)",
+            o.id
+        ),
+        _ => {}
+    }
+    let spec: Spec = rt.saved_spec(&o.id)?;
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| anyhow!("saved config.json has no linux section"))?;
+    let p = &o.process;
+    match p.args() {
+        Some(a) if !a.is_empty() && !a[0].is_empty() => {}
+        _ => bail!("process.args: must contain at least one element"),
+    }
+    if !p.cwd().is_absolute() {
+        bail!("process.cwd: {:?} is not an absolute path", p.cwd());
+    }
+    let (filter, caps) = crate::container::prepare_process(p, linux)?;
+
+    // Every namespace type the container was configured with, found
+    // through its init (a path-joined one is reachable the same way).
+    let configured: Vec<LinuxNamespaceType> = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .map(|n| n.typ())
+        .collect();
+    let mut ns = Vec::new();
+    for (t, name) in ORDER.iter().filter(|(t, _)| configured.contains(t)) {
+        let path = format!("/proc/{}/ns/{name}", st.pid);
+        let fd = crate::sys::open(
+            path.as_str(),
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| anyhow!("container {:?}: opening {path}: {}", o.id, e.desc()))?;
+        ns.push((*t, fd));
+    }
+    // The container's init must still be the same process: its pid could
+    // have been recycled between load and open.
+    if !crate::container::state::process_alive(st.pid, st.init_start_time) {
+        bail!("cannot exec in container {:?}: container not running", o.id);
+    }
+    // setns into a pid or time namespace needs CAP_SYS_ADMIN in our own
+    // user namespace too: an unprivileged runtime has it only once it is
+    // in the container's (which it owns). Only then does the runtime join
+    // that one itself; it can do no more there than the user could before
+    // (the container's ids are the user's own or its subordinate ids).
+    let user_joined = !nix::unistd::geteuid().is_root();
+    for (t, fd) in &ns {
+        let here = match t {
+            LinuxNamespaceType::User => user_joined,
+            LinuxNamespaceType::Pid | LinuxNamespaceType::Time => true,
+            _ => false,
+        };
+        if here {
+            sys::setns(fd.as_fd(), crate::namespaces::clone_flag(*t) as i32)
+                .with_context(|| format!("joining the container's {t} namespace"))?;
+        }
+    }
+
+    let terminal = p.terminal().unwrap_or(false);
+    let (ours, theirs) =
+        foreground::console_pair(terminal && o.console_socket.is_none() && !o.detach)?;
+    let console = match (terminal, theirs, &o.console_socket) {
+        (true, Some(c), _) => Some(c),
+        (true, None, Some(path)) => Some(OwnedFd::from(
+            std::os::unix::net::UnixStream::connect(path)
+                .with_context(|| format!("--console-socket {}", path.display()))?,
+        )),
+        (true, None, None) => {
+            bail!("process.terminal is true: --console-socket is required with --detach")
+        }
+        (false, _, _) => None,
+    };
+    let mut sfd = if o.detach {
+        None
+    } else {
+        Some(foreground::block_signals()?)
+    };
+    let cg = crate::container::cgroup_of(&st)?;
+    let cgroup_dir = cg
+        .as_ref()
+        .map(|c| c.unified_dir_fd())
+        .transpose()?
+        .flatten();
+    let (chan, child) = crate::start::channel::pair()?;
+    let (pid, in_cgroup2) =
+        crate::start::spawn::fork_into(0, cgroup_dir.as_ref().map(|d| d.as_fd()), "exec process")?;
+    if pid == 0 {
+        drop(chan);
+        let e = match child_setup(
+            p,
+            linux,
+            &ns,
+            user_joined,
+            filter.as_ref(),
+            &caps,
+            console.as_ref(),
+            o.preserve_fds,
+            &child,
+        ) {
+            Ok(never) => match never {},
+            Err(e) => e,
+        };
+        let _ = child.send(&Msg::Error(format!("{e:#}")));
+        std::process::exit(127);
+    }
+    drop(child);
+    drop(console);
+    // The child execs with the channel close-on-exec: EOF means it did.
+    let r = (|| -> Result<()> {
+        if let Some(cg) = &cg {
+            cg.add_pid(pid, in_cgroup2)?;
+        }
+        chan.send(&Msg::Continue)?;
+        loop {
+            match chan.recv()? {
+                None => return Ok(()),
+                Some(Msg::SeccompFd(fd)) => {
+                    // The container process state of an exec'd process:
+                    // its own pid, the container's state (status, init pid).
+                    let container =
+                        crate::container::hook_state_json(&st, st.pid, &status.to_string());
+                    crate::container::send_seccomp_fd(linux, &container, pid, &fd)?;
+                    chan.send(&Msg::Continue)?;
+                }
+                Some(Msg::Error(e)) => bail!("{e}"),
+                Some(m) => bail!("unexpected sync message {m:?}"),
+            }
+        }
+    })();
+    if let Err(e) = r {
+        // Closing our end makes a child still waiting for Continue exit.
+        drop(chan);
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        return Err(e);
+    }
+    if let Some(pf) = &o.pid_file {
+        crate::container::state::write_atomic(pf, pid.to_string().as_bytes())
+            .with_context(|| format!("--pid-file {}", pf.display()))?;
+    }
+    match sfd.as_mut() {
+        None => Ok(0),
+        Some(sfd) => {
+            let master = ours.map(|s| terminal::recv_fd(s.as_fd())).transpose()?;
+            foreground::attach(pid, sfd, master.as_ref())
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn child_setup(
+    p: &Process,
+    linux: &oci_spec::runtime::Linux,
+    ns: &[(LinuxNamespaceType, OwnedFd)],
+    user_joined: bool,
+    filter: Option<&seccomp::Filter>,
+    caps: &capabilities::CapSets,
+    console: Option<&OwnedFd>,
+    preserve_fds: u32,
+    chan: &Channel,
+) -> Result<std::convert::Infallible> {
+    sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
+    chan.wait_continue()?;
+    // The container's user namespace may deny setgroups: drop the
+    // runtime's groups while still outside (exec_process checks).
+    crate::process::attrs::drop_groups();
+    for (t, fd) in ns
+        .iter()
+        .filter(|(t, _)| !matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time))
+    {
+        if !(user_joined && *t == LinuxNamespaceType::User) {
+            sys::setns(fd.as_fd(), crate::namespaces::clone_flag(*t) as i32)
+                .with_context(|| format!("joining the container's {t} namespace"))?;
+        }
+        if *t == LinuxNamespaceType::User {
+            nix::unistd::setresgid(0.into(), 0.into(), 0.into())
+                .context("setresgid(0) in the user namespace")?;
+            nix::unistd::setresuid(0.into(), 0.into(), 0.into())
+                .context("setresuid(0) in the user namespace")?;
+        }
+    }
+    if let Some(sock) = console {
+        let root = crate::sys::open(
+            "/",
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .context("opening /")?;
+        let slave = terminal::open_pty(&root, p.console_size().as_ref(), sock)?;
+        terminal::become_controlling(slave)?;
+    }
+    let env: &[String] = p.env().as_deref().unwrap_or(&[]);
+    let exe = find_executable(&p.args().as_ref().expect("validated")[0], env, p.cwd())?;
+    exec_process(
+        p,
+        linux,
+        filter,
+        caps,
+        preserve_fds,
+        &exe,
+        Some(chan),
+        chan.as_fd(),
+    )
+}
