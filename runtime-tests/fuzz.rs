@@ -1229,3 +1229,67 @@ fn deep_tree_whiteout() {
     remove_tree(t.path()).expect("remove");
     assert!(!t.path().exists());
 }
+
+/// A layer whose header fields carry terminal control sequences: the tar
+/// reader quotes a malformed field verbatim in its error, which the CLI
+/// printed raw to stderr, so an image could rewrite the operator's
+/// terminal (title, colours, cursor). Found by the fuzzers (a newline from
+/// a mutated uid field in an error).
+#[test]
+fn errors_do_not_carry_control_characters() {
+    let t = tempfile::tempdir().expect("tempdir");
+    let mut layer = TarBuilder::new().file("f", b"x").finish();
+    // uid field: an OSC title sequence, then a colour; checksum fixed.
+    layer[108..116].copy_from_slice(b"\x1b]0;X\x07\x1b[");
+    fix_checksums(&mut layer);
+    // Positive control: the reader does quote the field verbatim.
+    let root = Rootfs::open(t.path()).expect("root");
+    let cap = SizeCap {
+        bytes: u64::MAX,
+        what: String::new(),
+    };
+    let e = apply_layer(&root, &layer[..], &cap).expect_err("malformed uid");
+    assert!(format!("{e:#}").contains('\x1b'), "{e:#}");
+    drop(root);
+
+    let img = t.path().join("img");
+    let config = serde_json::to_vec(&json!({
+        "architecture": host_arch(), "os": "linux",
+        "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", sha256_hex(&layer))]}
+    }))
+    .expect("json");
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": format!("sha256:{}", sha256_hex(&config)), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": format!("sha256:{}", sha256_hex(&layer)), "size": layer.len()}]
+    }))
+    .expect("json");
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": format!("sha256:{}", sha256_hex(&manifest)), "size": manifest.len()}]
+    }))
+    .expect("json");
+    fs::create_dir_all(img.join("blobs/sha256")).expect("mkdir");
+    for b in [&layer, &config, &manifest] {
+        fs::write(img.join("blobs/sha256").join(sha256_hex(b)), b).expect("write");
+    }
+    fs::write(img.join("index.json"), index).expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rcontain"))
+        .arg("unpack")
+        .arg(&img)
+        .arg(t.path().join("bundle"))
+        .output()
+        .expect("run rcontain");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("uid"), "{stderr}");
+    assert!(
+        !stderr.trim_end().chars().any(char::is_control),
+        "control characters reach the terminal: {stderr:?}"
+    );
+    assert!(!t.path().join("bundle").exists());
+}
