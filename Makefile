@@ -24,7 +24,7 @@ RUNTIME_TOOLS ?=
 # Runtimes compared by `make conformance` besides rcontain.
 CONFORMANCE_REFERENCES ?= runc crun
 
-.PHONY: all build print-link-flags print-static-env example run test unit-test runtime-test script-test test-engines bench conformance clean-bundles
+.PHONY: all build print-link-flags print-static-env example run test unit-test runtime-test script-test test-engines test-hosts bench conformance clean-bundles
 
 all: build
 
@@ -86,6 +86,13 @@ script-test:
 # the engines with apt; needs ../shared/clients beside the checkout).
 test-engines: build
 	runtime-tests/engines.sh $(RCONTAIN)
+
+# The host matrix (docs/hosts.md): the probe bundles with rcontain and
+# runc on this host and on VMs of other cgroup layouts and init systems,
+# each compared with pure cgroup v2; writes docs/hosts.md.
+HOSTS_FLAVOURS ?= host v2 v1 hybrid systemd
+test-hosts: build
+	RCONTAIN_BIN=$(RCONTAIN) runtime-tests/hosts/matrix.sh $(HOSTS_FLAVOURS)
 
 bench: build
 	bench/bench.sh $(RCONTAIN)

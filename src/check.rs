@@ -82,6 +82,14 @@ pub struct CgroupHost {
     /// Every file a container's cgroup gets (for linux.resources.unified)
     #[serde(skip)]
     pub all_files: BTreeSet<String>,
+    /// Controllers (of those a current v2 host hands down) the kernel has
+    /// but the root cgroup does not hand down (v2: in the root's
+    /// cgroup.controllers, not in its subtree_control).
+    /// systemd enables a controller there only once a unit needs it;
+    /// rcontain writes only the cgroups it creates, so a container's
+    /// cgroup lacks these controllers' files.
+    #[serde(rename = "notHandedDown", skip_serializing_if = "Vec::is_empty")]
+    pub not_handed_down: Vec<String>,
     /// Why the files could not be probed (then none shows as present)
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<String>,
@@ -135,7 +143,7 @@ pub fn host() -> Result<Host> {
         Err(e) => (BTreeSet::new(), Some(format!("{e:#}"))),
     };
     let wanted = if mode == Mode::V2 { V2_FILES } else { V1_FILES };
-    let controllers = match mode {
+    let controllers: Vec<String> = match mode {
         Mode::V2 => {
             std::fs::read_to_string(Path::new(cgroups::ROOT).join("cgroup.subtree_control"))
                 .unwrap_or_default()
@@ -161,6 +169,18 @@ pub fn host() -> Result<Host> {
         Ok(()) => Support::yes("user.max_user_namespaces allows them"),
         Err(e) => Support::no(e.to_string()),
     };
+    // the controllers a current v2 host (systemd with units using them,
+    // or the reference VM) hands down; rdma and misc stay with the root
+    const HANDED_DOWN: &[&str] = &["cpu", "cpuset", "io", "memory", "pids", "hugetlb"];
+    let not_handed_down = match mode {
+        Mode::V2 => std::fs::read_to_string(Path::new(cgroups::ROOT).join("cgroup.controllers"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter(|c| HANDED_DOWN.contains(c) && !controllers.iter().any(|x| x == c))
+            .map(String::from)
+            .collect(),
+        _ => Vec::new(),
+    };
     Ok(Host {
         kernel: nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())
@@ -174,6 +194,7 @@ pub fn host() -> Result<Host> {
                 .collect(),
             hugepage_sizes: cgroups::hugepage_sizes()?,
             all_files: files,
+            not_handed_down,
             probe,
         },
         clone_into_cgroup: match (mode, crate::sys::clone_into_cgroup_probe()) {
@@ -357,6 +378,16 @@ fn check_spec(spec: &Spec, host: &Host, out: &mut Vec<Finding>) {
             ),
         ));
     }
+    if !host.cgroup.not_handed_down.is_empty() {
+        out.push(finding(
+            Kind::Differs,
+            "(host)",
+            format!(
+                "the root cgroup does not hand down {} (not in its cgroup.subtree_control: systemd enables controllers as its units need them); rcontain enables none in cgroups it did not create, so the container's cgroup has none of their files (runc enables them)",
+                host.cgroup.not_handed_down.join(" ")
+            ),
+        ));
+    }
     if let Some(r) = linux.resources() {
         check_resources(r, linux, mode, host, out);
     }
@@ -434,6 +465,55 @@ fn check_resources(
         }
     };
     let v2 = mode == Mode::V2;
+    if v2 {
+        // a limit needs its controller in the container's cgroup, which
+        // gets only what the root hands down (validate asked the root's
+        // cgroup.controllers: what the kernel has)
+        if r.memory()
+            .is_some_and(|m| m.limit().is_some() || m.reservation().is_some() || m.swap().is_some())
+        {
+            need(
+                out,
+                "memory",
+                "memory",
+                &["memory.max"],
+                "the memory controller is not handed down to new cgroups",
+            );
+        }
+        if r.cpu()
+            .as_ref()
+            .is_some_and(|c| c.shares().is_some() || c.quota().is_some() || c.period().is_some())
+        {
+            need(
+                out,
+                "cpu",
+                "cpu",
+                &["cpu.max"],
+                "the cpu controller is not handed down to new cgroups",
+            );
+        }
+        if r.cpu()
+            .as_ref()
+            .is_some_and(|c| c.cpus().is_some() || c.mems().is_some())
+        {
+            need(
+                out,
+                "cpu",
+                "cpu.cpus/mems",
+                &["cpuset.cpus"],
+                "the cpuset controller is not handed down to new cgroups",
+            );
+        }
+        if r.pids().is_some() {
+            need(
+                out,
+                "pids",
+                "pids",
+                &["pids.max"],
+                "the pids controller is not handed down to new cgroups",
+            );
+        }
+    }
     if let Some(m) = r.memory() {
         let swap = m.swap().unwrap_or(0);
         if v2 && swap != 0 {

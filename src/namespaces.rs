@@ -17,6 +17,32 @@ pub struct Namespaces {
     pub join: Vec<(LinuxNamespaceType, OwnedFd)>,
 }
 
+/// Namespace types with their /proc/PID/ns names, in the order a process
+/// joins them: user first (it decides what the others allow), mount last
+/// among those a child joins, then pid and time (which only affect
+/// children).
+pub const JOIN_ORDER: [(LinuxNamespaceType, &str); 8] = [
+    (LinuxNamespaceType::User, "user"),
+    (LinuxNamespaceType::Ipc, "ipc"),
+    (LinuxNamespaceType::Uts, "uts"),
+    (LinuxNamespaceType::Network, "net"),
+    (LinuxNamespaceType::Cgroup, "cgroup"),
+    (LinuxNamespaceType::Mount, "mnt"),
+    (LinuxNamespaceType::Pid, "pid"),
+    (LinuxNamespaceType::Time, "time"),
+];
+
+/// After entering a user namespace (created or joined): become its root,
+/// so the mounts, mknods and setns calls that follow are checked against
+/// the namespace's root, not the unmapped ids the process arrived with.
+pub fn become_userns_root() -> Result<()> {
+    nix::unistd::setresgid(0.into(), 0.into(), 0.into())
+        .context("setresgid(0) in the user namespace")?;
+    nix::unistd::setresuid(0.into(), 0.into(), 0.into())
+        .context("setresuid(0) in the user namespace")?;
+    Ok(())
+}
+
 pub fn clone_flag(t: LinuxNamespaceType) -> u64 {
     (match t {
         LinuxNamespaceType::Mount => libc::CLONE_NEWNS,

@@ -12,6 +12,7 @@
 use crate::container::foreground;
 use crate::container::state::Status;
 use crate::container::Runtime;
+use crate::namespaces::{become_userns_root, JOIN_ORDER};
 use crate::process::capabilities;
 use crate::process::seccomp;
 use crate::start::channel::{Channel, Msg};
@@ -32,19 +33,6 @@ pub struct ExecOpts {
     pub preserve_fds: u32,
     pub ignore_paused: bool,
 }
-
-/// Namespaces in the order they are joined: user first (it decides what
-/// the others allow), mount last among those the child joins.
-const ORDER: [(LinuxNamespaceType, &str); 8] = [
-    (LinuxNamespaceType::User, "user"),
-    (LinuxNamespaceType::Ipc, "ipc"),
-    (LinuxNamespaceType::Uts, "uts"),
-    (LinuxNamespaceType::Network, "net"),
-    (LinuxNamespaceType::Cgroup, "cgroup"),
-    (LinuxNamespaceType::Mount, "mnt"),
-    (LinuxNamespaceType::Pid, "pid"),
-    (LinuxNamespaceType::Time, "time"),
-];
 
 /// Run the process; returns its exit status (0 when detached).
 pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
@@ -81,7 +69,7 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
         .map(|n| n.typ())
         .collect();
     let mut ns = Vec::new();
-    for (t, name) in ORDER.iter().filter(|(t, _)| configured.contains(t)) {
+    for (t, name) in JOIN_ORDER.iter().filter(|(t, _)| configured.contains(t)) {
         let path = format!("/proc/{}/ns/{name}", st.pid);
         let fd = crate::sys::open(
             path.as_str(),
@@ -230,10 +218,7 @@ fn child_setup(
                 .with_context(|| format!("joining the container's {t} namespace"))?;
         }
         if *t == LinuxNamespaceType::User {
-            nix::unistd::setresgid(0.into(), 0.into(), 0.into())
-                .context("setresgid(0) in the user namespace")?;
-            nix::unistd::setresuid(0.into(), 0.into(), 0.into())
-                .context("setresuid(0) in the user namespace")?;
+            become_userns_root()?;
         }
     }
     if let Some(sock) = console {

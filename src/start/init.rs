@@ -117,10 +117,7 @@ fn setup(
     if userns {
         // Become root of the user namespace: mounts and mknod checks are
         // made against these credentials.
-        nix::unistd::setresgid(0.into(), 0.into(), 0.into())
-            .context("setresgid(0) in the user namespace")?;
-        nix::unistd::setresuid(0.into(), 0.into(), 0.into())
-            .context("setresuid(0) in the user namespace")?;
+        crate::namespaces::become_userns_root()?;
     }
     if unshare_flags != 0 {
         nix::sched::unshare(CloneFlags::from_bits_retain(unshare_flags as i32))

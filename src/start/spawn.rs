@@ -214,10 +214,7 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, cha
             if maps_pending {
                 sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
             }
-            nix::unistd::setresgid(0.into(), 0.into(), 0.into())
-                .context("setresgid(0) in the user namespace")?;
-            nix::unistd::setresuid(0.into(), 0.into(), 0.into())
-                .context("setresuid(0) in the user namespace")?;
+            crate::namespaces::become_userns_root()?;
         }
         cfg.ns.enter(|t| t != LinuxNamespaceType::User)?;
         // A new pid namespace comes with the init's clone, not from

@@ -1,0 +1,220 @@
+#!/bin/bash
+# The host matrix (`make test-hosts`): run the probe bundles (bundles.sh)
+# with rcontain and runc on this host and on each VM flavour
+# (../shared/vm/run-in-vm.sh), compare every flavour's observations with
+# the reference (pure cgroup v2 in the VM), check that each difference is
+# explained (explained.txt) and that `rcontain check --bundle` predicted
+# it, and write docs/hosts.md.
+#
+#   runtime-tests/hosts/matrix.sh [FLAVOUR...]
+#
+# FLAVOURs: host v2 v1 hybrid systemd (default: host v2 v1 hybrid).
+# v2 is the reference and always runs. RCONTAIN_BIN: the runtime under
+# test (default target/release/rcontain); RUNC: the comparison (runc).
+# HOSTS_OUT: where observations go (default target/hosts); HOSTS_DOC: the
+# generated document (default docs/hosts.md; "-" for none).
+# Exit status: 0 when every difference is explained and check predicted
+# every outcome; 1 otherwise; 125 when a VM could not run.
+set -uo pipefail
+shopt -s extglob
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+rcontain=${RCONTAIN_BIN:-$repo/target/release/rcontain}
+runc=${RUNC:-$(command -v runc || true)}
+out=${HOSTS_OUT:-$repo/target/hosts}
+doc=${HOSTS_DOC:-$repo/docs/hosts.md}
+ref=v2
+[ $# -gt 0 ] || set -- host v2 v1 hybrid
+flavours=(v2)
+for f in "$@"; do [ "$f" = v2 ] || flavours+=("$f"); done
+
+[ -x "$rcontain" ] || { echo "matrix: no rcontain at $rcontain (make build, or set RCONTAIN_BIN)" >&2; exit 125; }
+[ -x "$runc" ] || { echo "matrix: runc not found (set RUNC)" >&2; exit 125; }
+vm=${RCONTAIN_VM:-}
+if [ -z "$vm" ]; then
+    for c in "$repo/../shared/vm/run-in-vm.sh" "$repo/../../shared/vm/run-in-vm.sh"; do
+        if [ -x "$c" ]; then vm=$c; break; fi
+    done
+fi
+if [ -z "$vm" ]; then
+    echo "skipped: host lacks shared/vm/run-in-vm.sh (set RCONTAIN_VM): the host matrix needs its reference, pure cgroup v2"
+    exit 0
+fi
+
+# split FLAVOUR's raw output into obs/FLAVOUR/RUNTIME/BUNDLE and
+# check/FLAVOUR/BUNDLE.json, normalising what is per run
+split() {
+    local f=$1
+    mkdir -p "$out/obs/$f/rcontain" "$out/obs/$f/runc" "$out/check/$f"
+    awk -v d="$out" -v f="$f" '
+        /^##### runc$/ { rt = "runc"; next }
+        /^check: exit / { next }
+        /^=== check / { file = d "/check/" f "/" $3 ".json"; if (rt == "runc") file = "/dev/null"; next }
+        /^=== / { file = d "/obs/" f "/" (rt ? rt : "rcontain") "/" $2; next }
+        file { print > file }
+    ' "$out/raw/$f.txt"
+    # runc stamps its errors with the time; the rootfs's path on the host
+    # is where this run put the bundle
+    sed -i -e 's/^stderr: time="[^"]*" /stderr: /' \
+        -e 's|^\(mount\./: [^ ]* root=\)[^ ]*/b-[a-z]*/\([a-z]*\)/rootfs |\1BUNDLE/\2/rootfs |' \
+        "$out"/obs/"$f"/*/*
+}
+
+runner='./probe.sh ./rcontain ./rcontain b-rcontain; echo "##### runc"; ./probe.sh "$1" ./rcontain b-runc'
+
+# HOSTS_REUSE=1: analyse the raw output of the last run again
+job=$out/job
+if [ -z "${HOSTS_REUSE:-}" ]; then
+    rm -rf "$out"
+    mkdir -p "$out"
+    mkdir -p "$job"
+    install -m 755 "$rcontain" "$job/rcontain"
+    install -m 755 "$here/probe.sh" "$job/probe.sh"
+    "$here/bundles.sh" "$job/bundles" "$rcontain" || exit 125
+    # each runtime gets its own copy: runs write into the bundle (hooks' log)
+    cp -a "$job/bundles" "$job/b-rcontain"
+    cp -a "$job/bundles" "$job/b-runc"
+    rm -rf "$job/bundles"
+    mkdir -p "$out/raw"
+fi
+declare -A took
+for f in "${flavours[@]}"; do
+    if [ -n "${HOSTS_REUSE:-}" ]; then
+        took[$f]=$(cat "$out/raw/$f.took")
+        split "$f"
+        continue
+    fi
+    start=$(date +%s.%N)
+    case $f in
+        host)
+            rm -rf "$out/hostjob" && cp -a "$job" "$out/hostjob"
+            (cd "$out/hostjob" && sh -c "$runner" sh "$runc") > "$out/raw/$f.txt" 2>&1
+            rc=$?
+            rm -rf "$out/hostjob" ;;
+        v2|v1|hybrid) opts=(--cgroup "$f") ;;&
+        systemd) opts=(--systemd) ;;&
+        v2|v1|hybrid|systemd)
+            "$vm" -q --mem 1024 --timeout 900 --with "$runc" "${opts[@]}" "$job" -- \
+                sh -c "$runner" sh "$runc" > "$out/raw/$f.txt" 2> "$out/raw/$f.stderr"
+            rc=$? ;;
+        *) echo "matrix: unknown flavour $f" >&2; exit 125 ;;
+    esac
+    took[$f]=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { print e - s }')
+    echo "${took[$f]}" > "$out/raw/$f.took"
+    printf 'matrix: %s: %.0f s (exit %s)\n' "$f" "${took[$f]}" "$rc" >&2
+    if [ "$rc" -ge 124 ]; then
+        echo "matrix: the $f VM failed:" >&2
+        cat "$out/raw/$f.stderr" >&2
+        exit 125
+    fi
+    split "$f"
+done
+
+# the keys whose lines differ between two observation files
+differing_keys() {
+    diff <(sort "$1") <(sort "$2") | sed -n 's/^[<>] \([^:]*\):.*/\1/p' | sort -u
+}
+# the keys FLAVOUR's run of BUNDLE with RUNTIME differs in from the
+# reference's; a run whose container never started differs in "runtime"
+# (its exit status and error) alone
+flavour_keys() {
+    local o=$out/obs/$1/$2/$3 r=$out/obs/$ref/$2/$3
+    if ! grep -q '^probe: started' "$o" && grep -q '^probe: started' "$r"; then
+        echo runtime
+    else
+        differing_keys "$r" "$o"
+    fi
+}
+# the explanation of a difference: "KIND REASON" from explained.txt
+explain() {
+    local f=$1 b=$2 k=$3 fg bg kg kind reason
+    while IFS=$'\t' read -r fg bg kg kind reason; do
+        case $fg in ''|'#'*) continue ;; esac
+        # shellcheck disable=SC2053 # the fields are globs
+        if [[ $f == $fg && $b == $bg && $k == $kg ]]; then
+            echo "$kind	$reason"
+            return 0
+        fi
+    done < "$here/explained.txt"
+    return 1
+}
+# what check predicted: fails, differs or same (notes do not count)
+predicted() {
+    local j=$out/check/$1/$2.json
+    if jq -e '.findings | any(.kind == "fails")' "$j" >/dev/null; then echo fails
+    elif jq -e '.findings | any(.kind == "differs")' "$j" >/dev/null; then echo differs
+    else echo same
+    fi
+}
+
+bundles=$(cd "$out/job/b-runc" && ls)
+bad=0
+diffs=$out/differences.tsv
+: > "$diffs"
+for f in "${flavours[@]}"; do
+    [ "$f" = "$ref" ] && continue
+    for b in $bundles; do
+        for rt in rcontain runc; do
+            while read -r k; do
+                [ -n "$k" ] || continue
+                if e=$(explain "$f" "$b" "$k"); then
+                    printf '%s\t%s\t%s\t%s\t%s\n' "$f" "$b" "$rt" "$k" "$e" >> "$diffs"
+                    if [ "$rt" = rcontain ] && [ "${e%%	*}" = bug ]; then
+                        echo "matrix: $f $b: $k differs from $ref: known rcontain bug (runc does not differ): ${e#*	}" >&2
+                    fi
+                else
+                    printf '%s\t%s\t%s\t%s\tUNEXPLAINED\t\n' "$f" "$b" "$rt" "$k" >> "$diffs"
+                    bad=1
+                    echo "matrix: $f $b ($rt): $k differs from $ref, unexplained:" >&2
+                    diff <(grep "^$k:" "$out/obs/$ref/$rt/$b") <(grep "^$k:" "$out/obs/$f/$rt/$b") | sed 's/^/    /' >&2
+                fi
+            done <<< "$(flavour_keys "$f" "$rt" "$b")"
+        done
+    done
+done
+
+# rcontain against runc on each flavour: where they differ
+vsrunc=$out/vs-runc.tsv
+: > "$vsrunc"
+for f in "${flavours[@]}"; do
+    for b in $bundles; do
+        differing_keys "$out/obs/$f/runc/$b" "$out/obs/$f/rcontain/$b" | while read -r k; do
+            [ -n "$k" ] && printf '%s\t%s\t%s\n' "$f" "$b" "$k"
+        done
+    done
+done >> "$vsrunc"
+
+# outcome FLAVOUR BUNDLE RUNTIME [KIND...]: the run against the reference,
+# counting only differences of other kinds than KIND...: fails (create
+# failed where the reference ran), differs or same
+outcome() {
+    local f=$1 b=$2 rt=$3
+    shift 3
+    awk -F'\t' -v f="$f" -v b="$b" -v rt="$rt" -v skip=" $* " '
+        $1 == f && $2 == b && $3 == rt && index(skip, " " $5 " ") == 0 { if ($4 == "runtime") fails = 1; n++ }
+        END { print fails ? "fails" : n ? "differs" : "same" }' "$diffs"
+}
+
+# check's predictions against the outcomes: check speaks for the host and
+# for what rcontain does there (known bugs included), not for the machine
+# (memory, filesystem, kernel build options)
+pred=$out/check.tsv
+: > "$pred"
+for f in "${flavours[@]}"; do
+    for b in $bundles; do
+        o=$(outcome "$f" "$b" rcontain machine) p=$(predicted "$f" "$b")
+        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$f" "$b" "$o" "$p" \
+            "$(outcome "$f" "$b" rcontain)" "$(outcome "$f" "$b" runc)" >> "$pred"
+        if [ "$o" != "$p" ]; then
+            echo "matrix: $f $b: check predicted $p, observed $o" >&2
+            bad=1
+        fi
+    done
+done
+
+[ "$doc" = - ] || "$here/report.sh" "$out" "$ref" "${flavours[*]}" \
+    "$(for f in "${flavours[@]}"; do printf '%s=%.0f ' "$f" "${took[$f]}"; done)" > "$doc"
+echo "matrix: $(grep -c UNEXPLAINED "$diffs") unexplained differences," \
+    "$(awk -F'\t' '$3 == "rcontain" && $5 == "bug"' "$diffs" | cut -f1,2 | sort -u | wc -l) runs with a known rcontain bug," \
+    "$(awk -F'\t' '$3 != $4' "$pred" | wc -l) wrong predictions; observations in $out" >&2
+exit $bad
