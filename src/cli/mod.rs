@@ -285,7 +285,7 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) if e.downcast_ref::<StdoutClosed>().is_some() => 0,
         Err(e) => {
-            let msg = format!("{e:#}").replace('\n', " ");
+            let msg = one_line(&format!("{e:#}"));
             if logging::has_file() {
                 logging::error(&msg);
             }
@@ -293,6 +293,23 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// An error as one printable line: messages quote image and bundle
+/// content (a tar header field, a member name) verbatim, so a newline
+/// would forge log lines and an escape sequence would drive the
+/// operator's terminal. Newlines become spaces, other control
+/// characters their `\u{..}` escapes.
+fn one_line(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    for c in msg.chars() {
+        match c {
+            '\n' => out.push(' '),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn dispatch(cli: Cli) -> Result<i32> {

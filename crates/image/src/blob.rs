@@ -180,7 +180,7 @@ impl<R: Read> Read for VerifyingReader<R> {
         // so an oversized blob cannot make us read unbounded data.
         let limit = match self.size {
             Some(size) => {
-                let left = size.saturating_sub(self.read) + 1;
+                let left = size.saturating_sub(self.read).saturating_add(1);
                 buf.len().min(usize::try_from(left).unwrap_or(usize::MAX))
             }
             None => buf.len(),
@@ -326,5 +326,15 @@ mod tests {
         assert!(read_verified(&b"hello"[..], &d, Some(5), 4, "c").is_err());
         assert!(read_verified(&b"hello"[..], &d, None, 4, "c").is_err());
         assert!(read_verified(&b"hello"[..], &d, None, 5, "c").is_ok());
+    }
+
+    /// A layer descriptor's size is the image's to choose: the largest
+    /// u64 is a short blob, not an overflow (the image fuzzer found it).
+    #[test]
+    fn declared_size_u64_max_is_an_error() {
+        let d = Digest::parse(HELLO256).unwrap();
+        let mut r = VerifyingReader::new(&b"hello"[..], &d, Some(u64::MAX), "blob".into());
+        let e = std::io::copy(&mut r, &mut std::io::sink()).unwrap_err();
+        assert!(e.to_string().contains("truncated"), "{e}");
     }
 }

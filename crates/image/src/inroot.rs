@@ -232,26 +232,95 @@ impl Rootfs {
 
 /// Removes `name` in `dir` and, if it is a directory, everything below it,
 /// never following symlinks. Missing `name` is not an error.
+///
+/// A layer can build a tree many thousands of directories deep (each
+/// symlink in a chain reaching the bottom of the previous one), so this
+/// neither recurses nor holds a descriptor per level: it keeps one open
+/// directory and the names still to visit, and climbs back through "..".
+/// That is sound for the trees it is used on, the runtime's private
+/// staging, store and rootfs-being-built directories, where no container
+/// process runs to move a directory while it is being emptied.
 pub fn remove_all_at(dir: RawFd, name: &OsStr) -> io::Result<()> {
     match unlinkat(Some(dir), name, UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => return Ok(()),
         Err(Errno::EISDIR) => {}
         Err(e) => return Err(e.into()),
     }
-    let sub = openat(
-        Some(dir),
-        name,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+    let open = |at: RawFd, n: &OsStr| {
+        openat(
+            Some(at),
+            n,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map(owned)
+    };
+    let mut cur = open(dir, name)?;
+    // Per level below `name`: its name in its parent; per level from
+    // `name` down: the subdirectories still to remove.
+    let mut names: Vec<OsString> = Vec::new();
+    let mut subdirs: Vec<Vec<OsString>> = Vec::new();
+    loop {
+        let mut subs = Vec::new();
+        for child in list_dir(cur.as_raw_fd())? {
+            match unlinkat(
+                Some(cur.as_raw_fd()),
+                child.as_os_str(),
+                UnlinkatFlags::NoRemoveDir,
+            ) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(Errno::EISDIR) => subs.push(child),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        subdirs.push(subs);
+        // Down into the next subdirectory left, or up out of each
+        // directory that is now empty.
+        loop {
+            if let Some(child) = subdirs.last_mut().and_then(Vec::pop) {
+                cur = open(cur.as_raw_fd(), &child)?;
+                names.push(child);
+                break;
+            }
+            subdirs.pop();
+            let Some(child) = names.pop() else {
+                drop(cur);
+                return match unlinkat(Some(dir), name, UnlinkatFlags::RemoveDir) {
+                    Ok(()) | Err(Errno::ENOENT) => Ok(()),
+                    Err(e) => Err(e.into()),
+                };
+            };
+            let parent = open(cur.as_raw_fd(), OsStr::new(".."))?;
+            match unlinkat(
+                Some(parent.as_raw_fd()),
+                child.as_os_str(),
+                UnlinkatFlags::RemoveDir,
+            ) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+            cur = parent;
+        }
+    }
+}
+
+/// `remove_all_at` by path: removes `path` and everything below it (the
+/// standard library's remove_dir_all recurses once per level).
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no final component"))?;
+    let dir = nix::fcntl::open(
+        parent,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )?;
-    let sub = owned(sub);
-    for child in list_dir(sub.as_raw_fd())? {
-        remove_all_at(sub.as_raw_fd(), &child)?;
-    }
-    match unlinkat(Some(dir), name, UnlinkatFlags::RemoveDir) {
-        Ok(()) | Err(Errno::ENOENT) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    let dir = owned(dir);
+    remove_all_at(dir.as_raw_fd(), name)
 }
 
 /// Names in directory `dir` (an fd usable with openat), without . and ..

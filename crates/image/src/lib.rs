@@ -224,7 +224,7 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         if !self.committed {
-            let _ = std::fs::remove_dir_all(&self.path);
+            let _ = inroot::remove_tree(&self.path);
         }
     }
 }

@@ -35,7 +35,7 @@ use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
 use super::blob::{Algorithm, Digest};
-use super::inroot::Rootfs;
+use super::inroot::{remove_tree, Rootfs};
 use super::layer;
 use super::layout::{self, Platform};
 use super::{config, pipeline, unique, Progress, SizeLimits};
@@ -173,7 +173,7 @@ fn overlay(
 impl Drop for TempDir {
     fn drop(&mut self) {
         if let Some(p) = self.0.take() {
-            let _ = fs::remove_dir_all(p);
+            let _ = remove_tree(&p);
         }
     }
 }
@@ -470,7 +470,7 @@ impl Store {
                 ))
             }
         }
-        fs::remove_dir_all(&bundle).with_context(|| format!("removing {}", bundle.display()))
+        remove_tree(&bundle).with_context(|| format!("removing {}", bundle.display()))
     }
 
     /// Removes images no container uses, then layers no image uses and
@@ -498,7 +498,7 @@ impl Store {
                     && !keep_chains.contains(&format!("sha256:{name}"));
                 if stale_tmp || unused_layer {
                     if e.file_type()?.is_dir() {
-                        fs::remove_dir_all(e.path())?;
+                        remove_tree(&e.path())?;
                     } else {
                         fs::remove_file(e.path())?;
                     }
