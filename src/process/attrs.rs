@@ -9,6 +9,7 @@
 
 use crate::oci::names::json_name;
 use crate::process::capabilities::CapSets;
+use crate::sys::{self, SchedAttr};
 use anyhow::{bail, Context, Result};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
@@ -231,8 +232,7 @@ pub fn set_no_new_privs() -> Result<()> {
     nix::sys::prctl::set_no_new_privs().context("process.noNewPrivileges: PR_SET_NO_NEW_PRIVS")
 }
 
-/// ioprio_set(2) arguments that are not in libc.
-const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+/// Where ioprio(2) values keep the class (not in libc).
 const IOPRIO_CLASS_SHIFT: u32 = 13;
 
 /// The ioprio_set(2) value for `process.ioPriority`.
@@ -256,34 +256,15 @@ pub fn io_priority_value(p: &LinuxIOPriority) -> Result<libc::c_int> {
 /// CAP_SYS_ADMIN or CAP_SYS_NICE: call before dropping capabilities).
 pub fn set_io_priority(p: &LinuxIOPriority) -> Result<()> {
     let value = io_priority_value(p)?;
-    // SAFETY: ioprio_set takes three integers and no memory.
-    let rc = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value) };
-    if rc == -1 {
+    if let Err(e) = sys::ioprio_set(value) {
         bail!(
             "process.ioPriority: ioprio_set({}, {}): {}",
             json_name(&p.class()),
             p.priority(),
-            std::io::Error::last_os_error()
+            e
         );
     }
     Ok(())
-}
-
-/// `struct sched_attr` of sched_setattr(2), SCHED_ATTR_SIZE_VER1 layout
-/// (libc's lacks the utilization clamps that the UTIL_CLAMP flags need).
-#[repr(C)]
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct SchedAttr {
-    size: u32,
-    policy: u32,
-    flags: u64,
-    nice: i32,
-    priority: u32,
-    runtime: u64,
-    deadline: u64,
-    period: u64,
-    util_min: u32,
-    util_max: u32,
 }
 
 /// The highest utilization clamp, i.e. no clamping (SCHED_CAPACITY_SCALE).
@@ -349,14 +330,11 @@ pub fn sched_attr(s: &Scheduler) -> Result<SchedAttr> {
 /// policies need CAP_SYS_NICE: call before dropping capabilities.
 pub fn set_scheduler(s: &Scheduler) -> Result<()> {
     let attr = sched_attr(s)?;
-    // SAFETY: attr is a live, correctly sized sched_attr (its size field
-    // says how much the kernel may read); the kernel does not keep it.
-    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
-    if rc == -1 {
+    if let Err(e) = sys::sched_setattr(&attr) {
         bail!(
             "process.scheduler: sched_setattr({}): {}",
             serde_json::to_string(s).unwrap_or_default(),
-            std::io::Error::last_os_error()
+            e
         );
     }
     Ok(())
@@ -397,12 +375,8 @@ pub fn personality_value(p: &LinuxPersonality) -> Result<libc::c_ulong> {
 /// `linux.personality` for the calling process (inherited across exec).
 pub fn set_personality(p: &LinuxPersonality) -> Result<()> {
     let value = personality_value(p)?;
-    // SAFETY: personality takes one integer and no memory.
-    if unsafe { libc::personality(value) } == -1 {
-        bail!(
-            "linux.personality: personality({value:#x}): {}",
-            std::io::Error::last_os_error()
-        );
+    if let Err(e) = sys::personality(value) {
+        bail!("linux.personality: personality({value:#x}): {e}");
     }
     Ok(())
 }
@@ -702,8 +676,9 @@ mod tests {
         let p: LinuxIOPriority = from_json(r#"{"class":"IOPRIO_CLASS_BE","priority":6}"#);
         let out = in_child(|| {
             set_io_priority(&p)?;
-            // SAFETY: ioprio_get takes two integers and no memory.
-            let got = unsafe { libc::syscall(libc::SYS_ioprio_get, IOPRIO_WHO_PROCESS, 0) };
+            // SAFETY: ioprio_get takes two integers and no memory
+            // (1: IOPRIO_WHO_PROCESS, 0: the calling process).
+            let got = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, 0) };
             Ok(got.to_string())
         });
         assert_eq!(out.unwrap(), (2 << 13 | 6).to_string());

@@ -151,28 +151,6 @@ fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn set_xattr(fd: Option<RawFd>, path: &CString, name: &CString, value: &[u8]) -> io::Result<()> {
-    // SAFETY: all pointers come from live CStrings/slices whose lengths are
-    // passed alongside; the calls only read them.
-    let r = unsafe {
-        match fd {
-            Some(fd) => libc::fsetxattr(fd, name.as_ptr(), value.as_ptr().cast(), value.len(), 0),
-            None => libc::lsetxattr(
-                path.as_ptr(),
-                name.as_ptr(),
-                value.as_ptr().cast(),
-                value.len(),
-                0,
-            ),
-        }
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// Counts of what a layer did, for progress and tests.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct LayerStats {
@@ -797,7 +775,7 @@ fn apply_meta_fd(f: &File, m: &Meta, is_dir: bool) -> Result<()> {
         .with_context(|| format!("chown to {}:{}", m.uid, m.gid))?;
     fchmod(fd, Mode::from_bits_truncate(m.mode)).with_context(|| format!("chmod {:o}", m.mode))?;
     for (name, value) in &m.xattrs {
-        set_xattr(Some(fd), &CString::default(), name, value)
+        rcontain_sys::set_xattr(Some(fd), &CString::default(), name, value)
             .with_context(|| format!("setting xattr {name:?}"))?;
     }
     if !is_dir {
@@ -833,7 +811,7 @@ fn apply_meta_at(pfd: RawFd, base: &OsStr, m: &Meta, symlink: bool) -> Result<()
         p.extend_from_slice(base.as_bytes());
         let path = CString::new(p).map_err(|_| anyhow!("NUL in name"))?;
         for (name, value) in &m.xattrs {
-            set_xattr(None, &path, name, value)
+            rcontain_sys::set_xattr(None, &path, name, value)
                 .with_context(|| format!("setting xattr {name:?}"))?;
         }
     }

@@ -222,10 +222,7 @@ impl Store {
         } else {
             libc::LOCK_SH
         };
-        // SAFETY: flock on an fd we own; no memory is involved.
-        if unsafe { libc::flock(f.as_raw_fd(), op) } != 0 {
-            return Err(io::Error::last_os_error()).context("locking the store");
-        }
+        rcontain_sys::flock(f.as_fd(), op).context("locking the store")?;
         Ok(f)
     }
 

@@ -526,3 +526,94 @@ pub fn kill(pid: i32, sig: i32) -> nix::Result<()> {
     // SAFETY: kill(2) takes plain integers and touches no memory of ours.
     Errno::result(unsafe { libc::kill(pid, sig) }).map(drop)
 }
+
+/// `struct sched_attr` of sched_setattr(2), SCHED_ATTR_SIZE_VER1 layout
+/// (libc's lacks the utilization clamps that the UTIL_CLAMP flags need).
+#[repr(C)]
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+    pub util_min: u32,
+    pub util_max: u32,
+}
+
+/// sched_setattr(2) for the calling thread.
+pub fn sched_setattr(attr: &SchedAttr) -> std::io::Result<()> {
+    // SAFETY: attr is a live SchedAttr whose size field the caller set to
+    // the structure's size (at most what the kernel reads); the kernel does
+    // not keep the pointer.
+    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, attr as *const SchedAttr, 0) };
+    if rc == -1 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// ioprio_set(2) of the calling process (IOPRIO_WHO_PROCESS, pid 0).
+pub fn ioprio_set(value: libc::c_int) -> std::io::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    // SAFETY: ioprio_set takes three integers and no memory.
+    let rc = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value) };
+    if rc == -1 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// personality(2): sets the execution domain (inherited across exec).
+pub fn personality(value: libc::c_ulong) -> std::io::Result<()> {
+    // SAFETY: personality takes one integer and no memory.
+    if unsafe { libc::personality(value) } == -1 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// flock(2) on an open file (`op`: LOCK_SH, LOCK_EX, ...).
+pub fn flock(f: BorrowedFd, op: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: flock on a live fd; no memory is involved.
+    if unsafe { libc::flock(f.as_raw_fd(), op) } != 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Sets an extended attribute on the open file `fd`, or (None) on `path`
+/// itself, not following a final symlink (lsetxattr).
+pub fn set_xattr(
+    fd: Option<RawFd>,
+    path: &std::ffi::CStr,
+    name: &std::ffi::CStr,
+    value: &[u8],
+) -> std::io::Result<()> {
+    // SAFETY: all pointers come from live C strings and a slice whose
+    // lengths are passed alongside; the calls only read them.
+    let r = unsafe {
+        match fd {
+            Some(fd) => libc::fsetxattr(fd, name.as_ptr(), value.as_ptr().cast(), value.len(), 0),
+            None => libc::lsetxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            ),
+        }
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
