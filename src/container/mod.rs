@@ -710,13 +710,8 @@ fn owner_name() -> String {
     let uid = nix::unistd::getuid().as_raw();
     std::fs::read_to_string("/etc/passwd")
         .ok()
-        .and_then(|text| passwd_name(&text, uid))
+        .and_then(|text| crate::process::passwd::name(&text, uid))
         .unwrap_or_else(|| uid.to_string())
-}
-
-fn passwd_name(text: &str, uid: u32) -> Option<String> {
-    crate::process::attrs::passwd_entries(text)
-        .find_map(|(u, f)| (u == uid && !f[0].is_empty()).then(|| f[0].to_string()))
 }
 
 fn connect(path: &Path) -> Result<OwnedFd> {
@@ -767,8 +762,6 @@ pub fn wait_gone(pid: i32, start_time: Option<u64>) {
 
 #[cfg(test)]
 mod tests {
-    use super::passwd_name;
-
     #[test]
     fn rootless_checks() {
         use super::{check_rootless, is_empty_value, Namespaces};
@@ -799,14 +792,5 @@ mod tests {
         assert!(e.contains("mounts[0] (/dev/pts): option gid=5"), "{e}");
         let e = check(&spec(serde_json::json!([{"type": "mount"}]), &[])).unwrap_err();
         assert!(e.starts_with("linux.namespaces: "), "{e}");
-    }
-
-    #[test]
-    fn passwd_names() {
-        let pw = "root:x:0:0:root:/root:/bin/bash\n# comment\n:x:5::\nnobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\nbad:x:zz:1\n";
-        assert_eq!(passwd_name(pw, 0).as_deref(), Some("root"));
-        assert_eq!(passwd_name(pw, 65534).as_deref(), Some("nobody"));
-        assert_eq!(passwd_name(pw, 5), None);
-        assert_eq!(passwd_name(pw, 1000), None);
     }
 }

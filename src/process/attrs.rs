@@ -38,15 +38,6 @@ pub fn validate(process: &Process, linux: Option<&Linux>) -> Result<()> {
 
 /// Checks `process.rlimits` without applying them: each type at most once
 /// (the spec requires an error for duplicates) and soft <= hard.
-/// passwd(5) text as the fields of each line (name, password, uid, gid,
-/// gecos, home, shell) with its uid parsed; lines without one are skipped.
-pub fn passwd_entries(text: &str) -> impl Iterator<Item = (u32, Vec<&str>)> {
-    text.lines().filter_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        Some((f.get(2)?.parse().ok()?, f))
-    })
-}
-
 pub fn check_rlimits(r: &[PosixRlimit]) -> Result<()> {
     for (i, l) in r.iter().enumerate() {
         let name = json_name(&l.typ());

@@ -4,5 +4,6 @@
 
 pub mod attrs;
 pub mod capabilities;
+pub mod passwd;
 pub mod seccomp;
 pub mod selfexe;

@@ -404,17 +404,11 @@ fn with_home(env: &[String], uid: u32) -> Vec<String> {
     if !set {
         env.retain(|e| !e.starts_with("HOME="));
         let home = read_small_regular("/etc/passwd")
-            .and_then(|text| passwd_home(&text, uid))
+            .and_then(|text| crate::process::passwd::home(&text, uid))
             .unwrap_or_else(|| "/".to_string());
         env.push(format!("HOME={home}"));
     }
     env
-}
-
-/// The home directory of `uid` in passwd(5) text.
-fn passwd_home(text: &str, uid: u32) -> Option<String> {
-    process::passwd_entries(text)
-        .find_map(|(u, f)| (u == uid && f.len() >= 6 && !f[5].is_empty()).then(|| f[5].to_string()))
 }
 
 /// A file the container controls: read only a regular file (a fifo or a
@@ -494,11 +488,6 @@ mod tests {
 
     #[test]
     fn home_from_passwd_when_unset() {
-        let pw = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/nonexistent:/bin/false\nnohome:x:7:7::::\n";
-        assert_eq!(passwd_home(pw, 0).as_deref(), Some("/root"));
-        assert_eq!(passwd_home(pw, 65534).as_deref(), Some("/nonexistent"));
-        assert_eq!(passwd_home(pw, 7), None);
-        assert_eq!(passwd_home(pw, 1000), None);
         let kept = with_home(&["HOME=/x".into(), "A=b".into()], 0);
         assert_eq!(kept, ["HOME=/x", "A=b"]);
         // Unset or empty: one HOME is added (from this host's passwd or "/").
