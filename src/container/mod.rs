@@ -416,7 +416,11 @@ impl Runtime {
         if status == Status::Stopped {
             // containerd's shim recognises exactly "container not running"
             // (a kill racing the exit is then not an error for it).
-            bail!("cannot kill container {id:?}: container not running");
+            return Err(state::LifecycleError::NotRunning {
+                id: id.into(),
+                action: "kill",
+            }
+            .into());
         }
         if all {
             if let Some(cg) = cgroup_of(&st)? {
@@ -484,7 +488,7 @@ impl Runtime {
         state::validate_id(id)?;
         let p = self.store.dir(id).join(state::CONFIG);
         if !p.exists() {
-            bail!("container {id:?} does not exist");
+            return Err(state::LifecycleError::NotFound { id: id.into() }.into());
         }
         let text = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
         serde_json::from_slice(&text).map_err(|e| anyhow!("{}: {e}", p.display()))

@@ -50,6 +50,29 @@ impl fmt::Display for Status {
     }
 }
 
+/// Errors whose words engines match: containerd's runc shim looks for
+/// "does not exist" and "container not running" in the runtime's stderr
+/// (and so decides, e.g., that a delete of a gone container succeeded).
+/// The text lives here once; callers can also match the variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LifecycleError {
+    NotFound { id: String },
+    NotRunning { id: String, action: &'static str },
+}
+
+impl fmt::Display for LifecycleError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            LifecycleError::NotFound { id } => write!(f, "container {id:?} does not exist"),
+            LifecycleError::NotRunning { id, action } => {
+                write!(f, "cannot {action} container {id:?}: container not running")
+            }
+        }
+    }
+}
+
+impl std::error::Error for LifecycleError {}
+
 /// What is persisted in state.json.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
@@ -188,7 +211,7 @@ impl Store {
         let text = match std::fs::read(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                bail!("container {id:?} does not exist")
+                return Err(LifecycleError::NotFound { id: id.into() }.into())
             }
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };

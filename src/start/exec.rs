@@ -10,7 +10,7 @@
 //! process is the runtime's direct child, so its exit status is ours.
 
 use crate::container::foreground;
-use crate::container::state::Status;
+use crate::container::state::{LifecycleError, Status};
 use crate::container::Runtime;
 use crate::namespaces::{become_userns_root, JOIN_ORDER};
 use crate::process::capabilities;
@@ -38,7 +38,7 @@ pub struct ExecOpts {
 pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
     let (st, status) = rt.load(&o.id)?;
     match status {
-        Status::Stopped => bail!("cannot exec in container {:?}: container not running", o.id),
+        Status::Stopped => return Err(not_running(&o.id)),
         Status::Paused if !o.ignore_paused => bail!(
             "cannot exec in container {:?}: it is paused (use --ignore-paused)",
             o.id
@@ -82,7 +82,7 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
     // The container's init must still be the same process: its pid could
     // have been recycled between load and open.
     if !crate::container::state::process_alive(st.pid, st.init_start_time) {
-        bail!("cannot exec in container {:?}: container not running", o.id);
+        return Err(not_running(&o.id));
     }
     // setns into a pid or time namespace needs CAP_SYS_ADMIN in our own
     // user namespace too: an unprivileged runtime has it only once it is
@@ -245,4 +245,12 @@ fn child_setup(
         Some(chan),
         chan.as_fd(),
     )
+}
+
+fn not_running(id: &str) -> anyhow::Error {
+    LifecycleError::NotRunning {
+        id: id.into(),
+        action: "exec in",
+    }
+    .into()
 }
