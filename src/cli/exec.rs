@@ -68,13 +68,24 @@ pub fn run(rt: &Runtime, a: ExecArgs) -> Result<i32> {
     if a.process_label.as_deref().is_some_and(|p| !p.is_empty()) {
         bail!("--process-label: SELinux is not supported by this runtime");
     }
+    // The container's config.json, read once: --process needs it only
+    // in exec itself.
+    let mut saved_spec = None;
     let process = match &a.process {
         Some(f) => {
             let text = std::fs::read(f).with_context(|| format!("--process {}", f.display()))?;
             serde_json::from_slice::<Process>(&text)
                 .map_err(|e| anyhow!("--process {}: {e}", f.display()))?
         }
-        None => from_flags(rt, &a)?,
+        None => {
+            if a.command.is_empty() {
+                bail!("exec: a command is required (or --process FILE)");
+            }
+            let saved = rt.saved_spec(&a.id)?;
+            let p = from_flags(&saved, &a)?;
+            saved_spec = Some(saved);
+            p
+        }
     };
     let opts = ExecOpts {
         id: a.id,
@@ -85,14 +96,14 @@ pub fn run(rt: &Runtime, a: ExecArgs) -> Result<i32> {
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
     };
-    rcontain::start::exec::exec(rt, &opts)
+    let spec = match saved_spec {
+        Some(s) => s,
+        None => rt.saved_spec(&opts.id)?,
+    };
+    rcontain::start::exec::exec(rt, &opts, &spec)
 }
 
-fn from_flags(rt: &Runtime, a: &ExecArgs) -> Result<Process> {
-    if a.command.is_empty() {
-        bail!("exec: a command is required (or --process FILE)");
-    }
-    let spec: Spec = rt.saved_spec(&a.id)?;
+fn from_flags(spec: &Spec, a: &ExecArgs) -> Result<Process> {
     let mut p = spec.process().clone().unwrap_or_default();
     p.set_args(Some(a.command.clone()));
     p.set_terminal(Some(a.tty));

@@ -34,8 +34,9 @@ pub struct ExecOpts {
     pub ignore_paused: bool,
 }
 
-/// Run the process; returns its exit status (0 when detached).
-pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
+/// Run the process in the container whose saved config.json is `spec`
+/// (`Runtime::saved_spec`); returns its exit status (0 when detached).
+pub fn exec(rt: &Runtime, o: &ExecOpts, spec: &Spec) -> Result<i32> {
     let (st, status) = rt.load(&o.id)?;
     match status {
         Status::Stopped => return Err(not_running(&o.id)),
@@ -45,7 +46,6 @@ pub fn exec(rt: &Runtime, o: &ExecOpts) -> Result<i32> {
         ),
         _ => {}
     }
-    let spec: Spec = rt.saved_spec(&o.id)?;
     let linux = spec
         .linux()
         .as_ref()
