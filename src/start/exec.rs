@@ -13,10 +13,8 @@ use crate::container::foreground;
 use crate::container::state::{LifecycleError, Status};
 use crate::container::Runtime;
 use crate::namespaces::{become_userns_root, JOIN_ORDER};
-use crate::process::capabilities;
-use crate::process::seccomp;
 use crate::start::channel::{Channel, Msg};
-use crate::start::init::{exec_process, find_executable};
+use crate::start::init::{exec_process, find_executable, ProcessTarget};
 use crate::sys;
 use crate::terminal;
 use anyhow::{anyhow, bail, Context, Result};
@@ -132,17 +130,14 @@ pub fn exec(rt: &Runtime, o: &ExecOpts, spec: &Spec) -> Result<i32> {
         crate::start::spawn::fork_into(0, cgroup_dir.as_ref().map(|d| d.as_fd()), "exec process")?;
     if pid == 0 {
         drop(chan);
-        let e = match child_setup(
-            p,
+        let target = ProcessTarget {
+            process: p,
             linux,
-            &ns,
-            user_joined,
-            filter.as_ref(),
-            &caps,
-            console.as_ref(),
-            o.preserve_fds,
-            &child,
-        ) {
+            filter: filter.as_ref(),
+            caps: &caps,
+            preserve_fds: o.preserve_fds,
+        };
+        let e = match child_setup(&target, &ns, user_joined, console.as_ref(), &child) {
             Ok(never) => match never {},
             Err(e) => e,
         };
@@ -194,16 +189,13 @@ pub fn exec(rt: &Runtime, o: &ExecOpts, spec: &Spec) -> Result<i32> {
 
 #[allow(clippy::too_many_arguments)]
 fn child_setup(
-    p: &Process,
-    linux: &oci_spec::runtime::Linux,
+    target: &ProcessTarget,
     ns: &[(LinuxNamespaceType, OwnedFd)],
     user_joined: bool,
-    filter: Option<&seccomp::Filter>,
-    caps: &capabilities::CapSets,
     console: Option<&OwnedFd>,
-    preserve_fds: u32,
     chan: &Channel,
 ) -> Result<std::convert::Infallible> {
+    let p = target.process;
     sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
     chan.wait_continue()?;
     // The container's user namespace may deny setgroups: drop the
@@ -235,16 +227,7 @@ fn child_setup(
     }
     let env: &[String] = p.env().as_deref().unwrap_or(&[]);
     let exe = find_executable(&p.args().as_ref().expect("validated")[0], env, p.cwd())?;
-    exec_process(
-        p,
-        linux,
-        filter,
-        caps,
-        preserve_fds,
-        &exe,
-        Some(chan),
-        chan.as_fd(),
-    )
+    exec_process(target, &exe, Some(chan), chan.as_fd())
 }
 
 fn not_running(id: &str) -> anyhow::Error {

@@ -51,15 +51,25 @@ pub struct InitConfig<'a> {
     pub unprivileged: bool,
 }
 
+/// Which of its namespaces the init still has to join or create itself.
+pub enum Namespacing {
+    /// Cloned by the runtime itself: the init joins the namespaces given
+    /// by path (all but user, pid and time, which the clone settled), and
+    /// once root in a new user namespace unshares `unshare` (CLONE_NEW*
+    /// flags: the namespaces that must belong to that root; see spawn).
+    Direct { unshare: u64 },
+    /// Forked by the intermediate process, which joined and created
+    /// everything already.
+    FromIntermediate,
+}
+
 /// Entry point in the child. Never returns.
-/// `unshare_flags`: namespaces still to create once root in the new user
-/// namespace (see spawn).
-pub fn run(cfg: &InitConfig, chan: Channel, enter_ns: bool, unshare_flags: u64) -> ! {
+pub fn run(cfg: &InitConfig, chan: Channel, ns: Namespacing) -> ! {
     // Taken (and closed) once the init reports Ready: the runtime is gone
     // then, and the container's process must not inherit the socket.
     let mut chan = Some(chan);
     let mut fifo = None;
-    let err = match setup(cfg, &mut chan, enter_ns, unshare_flags, &mut fifo) {
+    let err = match setup(cfg, &mut chan, ns, &mut fifo) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -90,10 +100,13 @@ fn report_to_start(fifo: &OwnedFd, msg: &str) -> bool {
 fn setup(
     cfg: &InitConfig,
     chan_slot: &mut Option<Channel>,
-    enter_ns: bool,
-    unshare_flags: u64,
+    ns: Namespacing,
     fifo_out: &mut Option<OwnedFd>,
 ) -> Result<Infallible> {
+    let (enter_ns, unshare_flags) = match ns {
+        Namespacing::Direct { unshare } => (true, unshare),
+        Namespacing::FromIntermediate => (false, 0),
+    };
     let chan = chan_slot.as_ref().expect("the channel is open until Ready");
     let spec = cfg.spec;
     let process = spec.process().as_ref().expect("validated");
@@ -271,19 +284,28 @@ fn setup(
         )?;
     }
     let keep = fifo_out.as_ref().expect("set above").as_fd();
-    exec_process(
+    let target = ProcessTarget {
         process,
         linux,
         filter,
-        cfg.caps,
-        cfg.preserve_fds,
-        &exe,
-        None,
-        keep,
-    )
+        caps: cfg.caps,
+        preserve_fds: cfg.preserve_fds,
+    };
+    exec_process(&target, &exe, None, keep)
 }
 
 /// The last steps shared by the init and `exec`: from cwd to execve.
+/// What the container's process becomes, for the init and for `exec`.
+#[derive(Clone, Copy)]
+pub struct ProcessTarget<'a> {
+    pub process: &'a Process,
+    pub linux: &'a Linux,
+    pub filter: Option<&'a seccomp::Filter>,
+    pub caps: &'a CapSets,
+    /// fds 3..3+N the caller passed on purpose
+    pub preserve_fds: u32,
+}
+
 /// Ordered so that each step still has the privileges it needs and the
 /// seccomp filter constrains as little of the runtime as possible.
 /// A filter with notify rules sends its fd over `chan` and waits until the
@@ -298,17 +320,19 @@ fn setup(
 /// other fd is closed, not merely marked close-on-exec, so that `exe`
 /// (already checked to be inside the root) cannot be redirected through
 /// one while execve resolves it.
-#[allow(clippy::too_many_arguments)]
 pub fn exec_process(
-    process: &Process,
-    linux: &Linux,
-    filter: Option<&seccomp::Filter>,
-    caps: &CapSets,
-    preserve_fds: u32,
+    target: &ProcessTarget,
     exe: &CString,
     chan: Option<&Channel>,
     handshake: BorrowedFd,
 ) -> Result<Infallible> {
+    let ProcessTarget {
+        process,
+        linux,
+        filter,
+        caps,
+        preserve_fds,
+    } = *target;
     let load = |f: &seccomp::Filter| -> Result<()> {
         if let Some(fd) = f.load()? {
             let chan = chan.context("seccomp: a notify fd but no runtime to hand it to")?;

@@ -20,7 +20,7 @@
 
 use crate::namespaces::id_map;
 use crate::start::channel::{Channel, Msg};
-use crate::start::init::{self, InitConfig};
+use crate::start::init::{self, InitConfig, Namespacing};
 use crate::{logging, sys};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
@@ -123,7 +123,7 @@ fn drive(
         let (pid, in_cgroup2) = fork_into(flags, cgroup, "init")?;
         if pid == 0 {
             drop(chan);
-            init::run(cfg, child, true, later);
+            init::run(cfg, child, Namespacing::Direct { unshare: later });
         }
         drop(child);
         *pid_out = Some(pid);
@@ -245,7 +245,7 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, cha
     .and_then(|(pidns, cgroup)| fork_into(pidns, cgroup, "init"));
     match r {
         // The init owns the channel from here on.
-        Ok((0, _)) => init::run(cfg, chan, false, 0),
+        Ok((0, _)) => init::run(cfg, chan, Namespacing::FromIntermediate),
         Ok((pid, in_cgroup2)) => {
             let _ = chan.send(&Msg::Pid(pid, in_cgroup2));
             std::process::exit(0)
