@@ -13,7 +13,7 @@ use crate::container::foreground;
 use crate::container::state::{LifecycleError, Status};
 use crate::container::Runtime;
 use crate::namespaces::{become_userns_root, JOIN_ORDER};
-use crate::start::channel::{Channel, Msg};
+use crate::start::channel::{ChildEnd, Up};
 use crate::start::init::{exec_process, find_executable, ProcessTarget};
 use crate::sys;
 use crate::terminal;
@@ -141,7 +141,7 @@ pub fn exec(rt: &Runtime, o: &ExecOpts, spec: &Spec) -> Result<i32> {
             Ok(never) => match never {},
             Err(e) => e,
         };
-        let _ = child.send(&Msg::Error(format!("{e:#}")));
+        let _ = child.send(&Up::Error(format!("{e:#}")));
         std::process::exit(127);
     }
     drop(child);
@@ -151,19 +151,19 @@ pub fn exec(rt: &Runtime, o: &ExecOpts, spec: &Spec) -> Result<i32> {
         if let Some(cg) = &cg {
             cg.add_pid(pid, in_cgroup2)?;
         }
-        chan.send(&Msg::Continue)?;
+        chan.send_continue()?;
         loop {
             match chan.recv()? {
                 None => return Ok(()),
-                Some(Msg::SeccompFd(fd)) => {
+                Some(Up::SeccompFd(fd)) => {
                     // The container process state of an exec'd process:
                     // its own pid, the container's state (status, init pid).
                     let container =
                         crate::container::hook_state_json(&st, st.pid, &status.to_string());
                     crate::container::send_seccomp_fd(linux, &container, pid, &fd)?;
-                    chan.send(&Msg::Continue)?;
+                    chan.send_continue()?;
                 }
-                Some(Msg::Error(e)) => bail!("{e}"),
+                Some(Up::Error(e)) => bail!("{e}"),
                 Some(m) => bail!("unexpected sync message {m:?}"),
             }
         }
@@ -193,7 +193,7 @@ fn child_setup(
     ns: &[(LinuxNamespaceType, OwnedFd)],
     user_joined: bool,
     console: Option<&OwnedFd>,
-    chan: &Channel,
+    chan: &ChildEnd,
 ) -> Result<std::convert::Infallible> {
     let p = target.process;
     sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;

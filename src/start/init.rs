@@ -15,7 +15,7 @@ use crate::process::capabilities::CapSets;
 use crate::process::{attrs as process, seccomp};
 use crate::rootfs::mounts::{CgroupView, MountTable};
 use crate::rootfs::safepath::Procfs;
-use crate::start::channel::{Channel, Msg};
+use crate::start::channel::{ChildEnd, Up};
 use crate::{rootfs, sys, terminal};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sched::CloneFlags;
@@ -64,7 +64,7 @@ pub enum Namespacing {
 }
 
 /// Entry point in the child. Never returns.
-pub fn run(cfg: &InitConfig, chan: Channel, ns: Namespacing) -> ! {
+pub fn run(cfg: &InitConfig, chan: ChildEnd, ns: Namespacing) -> ! {
     // Taken (and closed) once the init reports Ready: the runtime is gone
     // then, and the container's process must not inherit the socket.
     let mut chan = Some(chan);
@@ -76,7 +76,7 @@ pub fn run(cfg: &InitConfig, chan: Channel, ns: Namespacing) -> ! {
     let msg = format!("{err:#}");
     let ready = chan.is_none();
     if let Some(chan) = chan {
-        if chan.send(&Msg::Error(msg.clone())).is_err() {
+        if chan.send(&Up::Error(msg.clone())).is_err() {
             eprintln!("rcontain: {msg}");
         }
     } else if !fifo.is_some_and(|f| report_to_start(&f, &msg)) {
@@ -99,7 +99,7 @@ fn report_to_start(fifo: &OwnedFd, msg: &str) -> bool {
 
 fn setup(
     cfg: &InitConfig,
-    chan_slot: &mut Option<Channel>,
+    chan_slot: &mut Option<ChildEnd>,
     ns: Namespacing,
     fifo_out: &mut Option<OwnedFd>,
 ) -> Result<Infallible> {
@@ -192,7 +192,7 @@ fn setup(
         if h.prestart().as_ref().is_some_and(|v| !v.is_empty())
             || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
         {
-            chan.send(&Msg::Hooks)?;
+            chan.send(&Up::Hooks)?;
             chan.wait_continue()?;
         }
         hooks::run_all(
@@ -248,7 +248,7 @@ fn setup(
     let filter = match cfg.seccomp {
         Some(f) if f.uses_notify() => {
             if let Some(fd) = f.load()? {
-                chan.send(&Msg::SeccompFd(fd))?;
+                chan.send(&Up::SeccompFd(fd))?;
             }
             None
         }
@@ -256,7 +256,7 @@ fn setup(
     };
 
     // Setup is done: from here on the runtime will not be waiting for us.
-    chan.send(&Msg::Ready)?;
+    chan.send(&Up::Ready)?;
     *chan_slot = None;
 
     let fifo = loop {
@@ -323,7 +323,7 @@ pub struct ProcessTarget<'a> {
 pub fn exec_process(
     target: &ProcessTarget,
     exe: &CString,
-    chan: Option<&Channel>,
+    chan: Option<&ChildEnd>,
     handshake: BorrowedFd,
 ) -> Result<Infallible> {
     let ProcessTarget {
@@ -336,7 +336,7 @@ pub fn exec_process(
     let load = |f: &seccomp::Filter| -> Result<()> {
         if let Some(fd) = f.load()? {
             let chan = chan.context("seccomp: a notify fd but no runtime to hand it to")?;
-            chan.send(&Msg::SeccompFd(fd))?;
+            chan.send(&Up::SeccompFd(fd))?;
             chan.wait_continue()?;
         }
         Ok(())

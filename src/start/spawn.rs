@@ -19,7 +19,7 @@
 //! The runtime is single-threaded whenever it forks (see sys::clone_fork).
 
 use crate::namespaces::id_map;
-use crate::start::channel::{Channel, Msg};
+use crate::start::channel::{ChildEnd, RuntimeEnd, Up};
 use crate::start::init::{self, InitConfig, Namespacing};
 use crate::{logging, sys};
 use anyhow::{anyhow, bail, Context, Result};
@@ -100,8 +100,8 @@ fn drive(
     linux: &Linux,
     cgroup: Option<BorrowedFd>,
     parent: &mut dyn Parent,
-    chan: Channel,
-    child: Channel,
+    chan: RuntimeEnd,
+    child: ChildEnd,
     pid_out: &mut Option<i32>,
 ) -> Result<i32> {
     let (pid, in_cgroup2) = if cfg.ns.direct_clone() {
@@ -140,12 +140,12 @@ fn drive(
         drop(child);
         let r = (|| loop {
             match chan.recv()? {
-                Some(Msg::MapIds) => {
+                Some(Up::MapIds) => {
                     write_id_maps(mid, linux)?;
-                    chan.send(&Msg::Continue)?;
+                    chan.send_continue()?;
                 }
-                Some(Msg::Pid(p, in_cgroup2)) => return Ok((p, in_cgroup2)),
-                Some(Msg::Error(e)) => bail!("{e}"),
+                Some(Up::Pid(p, in_cgroup2)) => return Ok((p, in_cgroup2)),
+                Some(Up::Error(e)) => bail!("{e}"),
                 Some(m) => bail!("unexpected sync message {m:?}"),
                 None => bail!("container setup process exited unexpectedly"),
             }
@@ -156,16 +156,16 @@ fn drive(
         (pid, in_cgroup2)
     };
     parent.init_created(pid, in_cgroup2)?;
-    chan.send(&Msg::Continue)?;
+    chan.send_continue()?;
     loop {
         match chan.recv()? {
-            Some(Msg::Hooks) => {
+            Some(Up::Hooks) => {
                 parent.run_hooks(pid)?;
-                chan.send(&Msg::Continue)?;
+                chan.send_continue()?;
             }
-            Some(Msg::SeccompFd(fd)) => parent.seccomp_fd(pid, fd)?,
-            Some(Msg::Ready) => return Ok(pid),
-            Some(Msg::Error(e)) => bail!("{e}"),
+            Some(Up::SeccompFd(fd)) => parent.seccomp_fd(pid, fd)?,
+            Some(Up::Ready) => return Ok(pid),
+            Some(Up::Error(e)) => bail!("{e}"),
             Some(m) => bail!("unexpected sync message {m:?}"),
             None => bail!("container init exited during setup"),
         }
@@ -173,7 +173,7 @@ fn drive(
 }
 
 /// The intermediate child: join, unshare, fork the init, report its pid.
-fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, chan: Channel) -> ! {
+fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, chan: ChildEnd) -> ! {
     // Returns what the init's fork needs: its flags and cgroup.
     let r = (|| -> Result<(u64, Option<BorrowedFd>)> {
         // Before joining anything: once in the container's user namespace,
@@ -209,7 +209,7 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, cha
         if cfg.ns.creates(LinuxNamespaceType::User) {
             nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
                 .context("creating the user namespace")?;
-            chan.send(&Msg::MapIds)?;
+            chan.send(&Up::MapIds)?;
             chan.wait_continue()?;
             if maps_pending {
                 sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
@@ -247,11 +247,11 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, cha
         // The init owns the channel from here on.
         Ok((0, _)) => init::run(cfg, chan, Namespacing::FromIntermediate),
         Ok((pid, in_cgroup2)) => {
-            let _ = chan.send(&Msg::Pid(pid, in_cgroup2));
+            let _ = chan.send(&Up::Pid(pid, in_cgroup2));
             std::process::exit(0)
         }
         Err(e) => {
-            let _ = chan.send(&Msg::Error(format!("{e:#}")));
+            let _ = chan.send(&Up::Error(format!("{e:#}")));
             std::process::exit(1)
         }
     }
