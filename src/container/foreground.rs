@@ -2,13 +2,14 @@
 //! parent: forward signals to it, relay a terminal if it has one, and when
 //! it exits, delete it and report its exit status (128+N for signal N).
 
-use crate::container::{CreateOpts, Runtime};
+use crate::container::{load_bundle, CreateOpts, Runtime};
 use crate::{sys, terminal};
 use anyhow::{Context, Result};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use oci_spec::runtime::Spec;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 const FORWARDED: [Signal; 13] = [
@@ -29,8 +30,9 @@ const FORWARDED: [Signal; 13] = [
 
 pub fn run(rt: &Runtime, o: &CreateOpts, detach: bool) -> Result<i32> {
     if detach {
-        rt.create(o, None)?;
-        return start_or_delete(rt, &o.id).map(|_| 0);
+        let bundle = load_bundle(o)?;
+        rt.create_from(o, &bundle, None)?;
+        return start_or_delete(rt, &o.id, &bundle.spec).map(|_| 0);
     }
     // Orphans of the container (when it has no pid namespace of its own)
     // and the init itself (when an intermediate process forked it) are
@@ -38,14 +40,14 @@ pub fn run(rt: &Runtime, o: &CreateOpts, detach: bool) -> Result<i32> {
     sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1).context("prctl(PR_SET_CHILD_SUBREAPER)")?;
     let mut sfd = block_signals()?;
     // The console socket must exist before create: read the config first.
-    let bundle = crate::container::load_bundle(o)?;
+    let bundle = load_bundle(o)?;
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal());
     let (ours, theirs) = console_pair(o.console_socket.is_none() && terminal.unwrap_or(false))?;
     let st = rt.create_from(o, &bundle, theirs)?;
     let master = ours.map(|s| terminal::recv_fd(s.as_fd())).transpose()?;
-    start_or_delete(rt, &o.id)?;
+    start_or_delete(rt, &o.id, &bundle.spec)?;
     let code = attach(st.pid, &mut sfd, master.as_ref());
-    let del = rt.delete(&o.id, true);
+    let del = rt.delete_with(&o.id, true, Some(&bundle.spec));
     let code = code?;
     del?;
     Ok(code)
@@ -92,9 +94,10 @@ pub fn attach(pid: i32, sfd: &mut SignalFd, master: Option<&OwnedFd>) -> Result<
     code
 }
 
-fn start_or_delete(rt: &Runtime, id: &str) -> Result<()> {
-    rt.start(id).inspect_err(|_| {
-        let _ = rt.delete(id, true);
+/// `start`, or `delete` if it fails; `spec` is the config create used.
+fn start_or_delete(rt: &Runtime, id: &str, spec: &Spec) -> Result<()> {
+    rt.start_with(id, Some(spec)).inspect_err(|_| {
+        let _ = rt.delete_with(id, true, Some(spec));
     })
 }
 

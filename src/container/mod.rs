@@ -18,7 +18,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
 use state::{State, Status, Store};
+use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -280,7 +282,13 @@ impl Runtime {
         st.init_start_time = state::proc_stat(pid)
             .map(|s| s.1)
             .ok_or_else(|| anyhow!("container init {pid} exited during create"))?;
-        std::fs::copy(bundle.dir.join("config.json"), dir.join(state::CONFIG))
+        // 0600 whatever the umask: a config's env may hold secrets.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dir.join(state::CONFIG))
+            .and_then(|mut f| f.write_all(bundle.text.as_bytes()))
             .context("saving config.json in the state dir")?;
         self.store.save(&st)?;
         if let Some(pf) = &o.pid_file {
@@ -317,6 +325,12 @@ impl Runtime {
 
     /// `start`: let the init exec the user's program.
     pub fn start(&self, id: &str) -> Result<()> {
+        self.start_with(id, None)
+    }
+
+    /// `start` with the container's config already in hand (`run`, which
+    /// loaded it for create), so it is not read again for the hooks.
+    pub fn start_with(&self, id: &str, spec: Option<&Spec>) -> Result<()> {
         let (st, status) = self.load(id)?;
         if status != Status::Created {
             bail!("cannot start container {id:?}: it is {status}, not created");
@@ -383,7 +397,14 @@ impl Runtime {
             );
         }
         std::fs::remove_file(&fifo).with_context(|| format!("removing {}", fifo.display()))?;
-        let spec = self.saved_spec(id)?;
+        let saved;
+        let spec = match spec {
+            Some(s) => s,
+            None => {
+                saved = self.saved_spec(id)?;
+                &saved
+            }
+        };
         if let Some(h) = spec.hooks() {
             hooks::run_all_warning(
                 "poststart",
@@ -445,6 +466,12 @@ impl Runtime {
     }
 
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        self.delete_with(id, force, None)
+    }
+
+    /// `delete` with the container's config already in hand (see
+    /// `start_with`).
+    pub fn delete_with(&self, id: &str, force: bool, spec: Option<&Spec>) -> Result<()> {
         let (st, status) = self.load(id)?;
         let cg = cgroup_of(&st)?;
         match status {
@@ -459,7 +486,10 @@ impl Runtime {
             cg.destroy()
                 .with_context(|| format!("deleting container {id:?}"))?;
         }
-        let spec = self.saved_spec(id).ok();
+        let spec = match spec {
+            Some(s) => Some(s.clone()),
+            None => self.saved_spec(id).ok(),
+        };
         if spec.as_ref().is_some_and(shares_host_mounts) {
             crate::rootfs::unmount_host_mounts(&st.rootfs)
                 .with_context(|| format!("deleting container {id:?}"))?;

@@ -19,6 +19,9 @@ pub struct Bundle {
     pub dir: PathBuf,
     pub spec: Spec,
     pub rootfs: PathBuf,
+    /// config.json as it was read and validated: what the state dir keeps
+    /// (a copy made later could differ if the file changed meanwhile).
+    pub text: String,
 }
 
 impl Bundle {
@@ -58,7 +61,12 @@ impl Bundle {
             );
         }
         let rootfs = std::fs::canonicalize(&rootfs)?;
-        Ok(Bundle { dir, spec, rootfs })
+        Ok(Bundle {
+            dir,
+            spec,
+            rootfs,
+            text,
+        })
     }
 }
 
