@@ -170,6 +170,17 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<u16>> {
     Ok(out)
 }
 
+/// Whether blockIO asks for an I/O weight (overall or per device): only
+/// then do the weight files have to exist.
+pub fn asks_weight(bio: &LinuxBlockIo) -> bool {
+    bio.weight().is_some_and(|w| w != 0)
+        || bio
+            .weight_device()
+            .iter()
+            .flatten()
+            .any(|w| w.weight().is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -312,12 +312,7 @@ fn apply_blkio(d: &Path, bio: &LinuxBlockIo) -> Result<()> {
     } else {
         ("blkio.weight", "blkio.weight_device")
     };
-    let weights = bio.weight().is_some_and(|w| w != 0)
-        || bio
-            .weight_device()
-            .iter()
-            .flatten()
-            .any(|w| w.weight().is_some());
+    let weights = translate::asks_weight(bio);
     if weights && !bfq && !d.join(weight).exists() {
         bail!(
             "cannot set linux.resources.blockIO.weight: {} has neither blkio.bfq.weight nor \

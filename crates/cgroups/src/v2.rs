@@ -288,12 +288,7 @@ fn apply_io(dir: &Path, bio: &LinuxBlockIo) -> Result<()> {
     } else {
         ("io.weight", "blockIO.weight (as io.weight)")
     };
-    let weights = bio.weight().is_some_and(|w| w != 0)
-        || bio
-            .weight_device()
-            .iter()
-            .flatten()
-            .any(|w| w.weight().is_some());
+    let weights = translate::asks_weight(bio);
     if weights && !bfq && !dir.join(file).exists() {
         bail!(
             "cannot set linux.resources.blockIO.weight: {} has neither io.bfq.weight nor \

@@ -9,7 +9,7 @@ pub mod mountinfo;
 
 use nix::errno::Errno;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// openat2(2) with the given flags and RESOLVE_* mask; the fd is CLOEXEC.
 pub fn openat2(
@@ -163,33 +163,50 @@ pub fn mount_setattr_probe() -> Result<(), Errno> {
 /// mount is made; it is recognised by also taking a key no filesystem has,
 /// and answered EOPNOTSUPP: such a kernel has none of the new keys.
 pub fn fs_accepts_option(fstype: &str, key: &str, value: &str) -> nix::Result<()> {
-    let cstr = |s: &str| CString::new(s).map_err(|_| Errno::EINVAL);
-    let (fstype, key, value) = (cstr(fstype)?, cstr(key)?, cstr(value)?);
-    let bogus = c"rcontain-no-such-option";
-    // SAFETY: plain syscalls with valid C strings; the fd is owned here.
+    let fs = fsopen(fstype)?;
+    let (key, value) = (cstring(key)?, cstring(value)?);
+    if fsconfig_string(fs.as_fd(), c"rcontain-no-such-option", &value).is_ok() {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    fsconfig_string(fs.as_fd(), &key, &value)
+}
+
+fn cstring(s: &str) -> nix::Result<CString> {
+    CString::new(s).map_err(|_| Errno::EINVAL)
+}
+
+/// fsopen(2): a filesystem context of `fstype`, to configure and create.
+fn fsopen(fstype: &str) -> nix::Result<OwnedFd> {
+    let fstype = cstring(fstype)?;
+    // SAFETY: a valid C string; the returned fd is new and owned here.
     unsafe {
         let fs = Errno::result(libc::syscall(
             libc::SYS_fsopen,
             fstype.as_ptr(),
             libc::FSOPEN_CLOEXEC,
         ))?;
-        let fs = OwnedFd::from_raw_fd(fs as RawFd);
-        let set = |k: &std::ffi::CStr| {
-            Errno::result(libc::syscall(
-                libc::SYS_fsconfig,
-                fs.as_raw_fd(),
-                libc::FSCONFIG_SET_STRING,
-                k.as_ptr(),
-                value.as_ptr(),
-                0,
-            ))
-            .map(drop)
-        };
-        if set(bogus).is_ok() {
-            return Err(Errno::EOPNOTSUPP);
-        }
-        set(&key)
+        Ok(OwnedFd::from_raw_fd(fs as RawFd))
     }
+}
+
+/// fsconfig(2) FSCONFIG_SET_STRING of one option on a context.
+fn fsconfig_string(
+    fs: BorrowedFd,
+    key: &std::ffi::CStr,
+    value: &std::ffi::CStr,
+) -> nix::Result<()> {
+    // SAFETY: valid C strings and an fd borrowed for the call's duration.
+    Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            libc::FSCONFIG_SET_STRING,
+            key.as_ptr(),
+            value.as_ptr(),
+            0,
+        )
+    })
+    .map(drop)
 }
 
 /// Close every fd from `first` upwards except those in `keep`, for real:
@@ -242,27 +259,13 @@ pub fn fresh_procfs() -> nix::Result<OwnedFd> {
 /// the returned fd is its root, and the mount goes away with the last fd,
 /// also when the process dies.
 pub fn detached_mount(fstype: &str, opts: &[(&str, &str)], attrs: u64) -> nix::Result<OwnedFd> {
-    let cstr = |s: &str| CString::new(s).map_err(|_| Errno::EINVAL);
-    let fstype = cstr(fstype)?;
-    // SAFETY: plain syscalls with valid C strings; returned fds are owned here.
+    let fs = fsopen(fstype)?;
+    for (k, v) in opts {
+        fsconfig_string(fs.as_fd(), &cstring(k)?, &cstring(v)?)?;
+    }
+    // SAFETY: an fd borrowed for the calls' duration and null pointers the
+    // CMD_CREATE command ignores; the returned fd is new and owned here.
     unsafe {
-        let fs = Errno::result(libc::syscall(
-            libc::SYS_fsopen,
-            fstype.as_ptr(),
-            libc::FSOPEN_CLOEXEC,
-        ))?;
-        let fs = OwnedFd::from_raw_fd(fs as RawFd);
-        for (k, v) in opts {
-            let (k, v) = (cstr(k)?, cstr(v)?);
-            Errno::result(libc::syscall(
-                libc::SYS_fsconfig,
-                fs.as_raw_fd(),
-                libc::FSCONFIG_SET_STRING,
-                k.as_ptr(),
-                v.as_ptr(),
-                0,
-            ))?;
-        }
         Errno::result(libc::syscall(
             libc::SYS_fsconfig,
             fs.as_raw_fd(),
