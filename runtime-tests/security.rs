@@ -168,7 +168,7 @@ fn run_with_extra_fds(env: &TestEnv, extra_args: &[&str], script: &str) -> Strin
             Ok(())
         });
     }
-    let child = cmd.spawn().unwrap();
+    let child = spawn(&mut cmd).unwrap();
     let st = wait_child(child, "run");
     let out = fs::read_to_string(&out_path).unwrap();
     assert!(st.success(), "run failed: {out}");

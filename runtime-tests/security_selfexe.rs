@@ -71,10 +71,7 @@ fn private_runtime(env: &mut TestEnv) -> Vec<u8> {
 fn attack_works_on_a_writable_binary(env: &TestEnv) {
     let copy = env.dir.join("sleep-copy");
     fs::copy(which("sleep"), &copy).unwrap();
-    let mut child = std::process::Command::new(&copy)
-        .arg("1000")
-        .spawn()
-        .unwrap();
+    let mut child = spawn(std::process::Command::new(&copy).arg("1000")).unwrap();
     let held = hold_exe(child.id().into());
     child.kill().unwrap();
     child.wait().unwrap();

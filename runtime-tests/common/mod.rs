@@ -243,11 +243,11 @@ impl TestEnv {
         let n = self.seq.fetch_add(1, Ordering::SeqCst);
         let so = self.dir.join(format!("out{n}"));
         let se = self.dir.join(format!("err{n}"));
-        let child = self
-            .command(args)
+        let mut child = self.command(args);
+        child
             .stdout(fs::File::create(&so).unwrap())
-            .stderr(fs::File::create(&se).unwrap())
-            .spawn()
+            .stderr(fs::File::create(&se).unwrap());
+        let child = spawn(&mut child)
             .unwrap_or_else(|e| panic!("cannot execute {}: {e}", self.rt.bin.display()));
         (child, so, se)
     }
@@ -517,6 +517,22 @@ pub fn script(path: &Path, body: &str) -> PathBuf {
     fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
     path.to_path_buf()
+}
+
+/// `cmd.spawn()`, retried while the program is busy: a binary a test has
+/// just copied (a private runtime, a control program) stays open for
+/// writing in any child another test thread forked meanwhile, until that
+/// child execs, and exec of it fails with ETXTBSY until then.
+pub fn spawn(cmd: &mut Command) -> std::io::Result<Child> {
+    let deadline = Instant::now() + CMD_TIMEOUT;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && Instant::now() < deadline => {
+                sleep(Duration::from_millis(10))
+            }
+            r => return r,
+        }
+    }
 }
 
 /// Parse `Name:\tvalue` lines as in /proc/PID/status.
