@@ -116,6 +116,9 @@ names=()
 notes=()
 add() { names+=("$1"); bins[$1]=$2; }
 rc_bin=${1:-$repo/target/release/rcontain}
+# A path as the generated doc shows it: relative to the repository when
+# inside it (a doc must not name one machine's checkout).
+shown() { case $1 in "$repo"/*) echo "${1#"$repo"/}" ;; *) echo "$1" ;; esac; }
 if [ -x "$rc_bin" ]; then add rcontain "$rc_bin"; else notes+=("rcontain: $rc_bin not built, skipped"); fi
 command -v runc >/dev/null && add runc "$(command -v runc)"
 command -v crun >/dev/null && add crun "$(command -v crun)"
@@ -235,7 +238,7 @@ limits_table() {
 
 versions() {
     for n in "${names[@]}"; do
-        echo "- $n: $("${bins[$n]}" --version 2>/dev/null | head -1) (${bins[$n]})"
+        echo "- $n: $("${bins[$n]}" --version 2>/dev/null | head -1) ($(shown "${bins[$n]}"))"
     done
 }
 
@@ -297,7 +300,7 @@ sweep=$(sed -n '/^<!-- mount-sweep begin/,/^<!-- mount-sweep end/p' "$doc" 2>/de
     echo
     echo '```'
     echo "make bench            # = bench/bench.sh target/release/rcontain"
-    echo "BENCH_RUNS=$runs BENCH_RSS_RUNS=$rss_runs bench/bench.sh ${rc_bin}"
+    echo "BENCH_RUNS=$runs BENCH_RSS_RUNS=$rss_runs bench/bench.sh $(shown "$rc_bin")"
     echo '```'
     if [ -n "$sweep" ]; then echo; echo "$sweep"; fi
 } > "$doc"
