@@ -8,18 +8,8 @@
 # any failed, 124/125: VM timeout/failure.
 set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
-vm=${RCONTAIN_VM:-}
-if [ -z "$vm" ]; then
-    for c in "$repo/../shared/vm/run-in-vm.sh" "$repo/../../shared/vm/run-in-vm.sh"; do
-        if [ -x "$c" ]; then vm=$c; break; fi
-    done
-fi
-# Without the VM runner (shared/vm beside the checkout) this host cannot
-# boot another layout: say so on one line, as the Rust suites do, and pass.
-if [ -z "$vm" ]; then
-    echo "skipped: host lacks shared/vm/run-in-vm.sh (set RCONTAIN_VM): the cgroup tests on pure cgroup v2"
-    exit 0
-fi
+. "$repo/runtime-tests/vm-lib.sh"
+find_vm "$repo" "the cgroup tests on pure cgroup v2"
 
 # The test executables and the rcontain binary they run, as cargo's JSON
 # build messages name them. Release by default, as `make test` builds them;

@@ -11,16 +11,8 @@
 # it failed, 124/125: VM timeout/failure.
 set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
-vm=${RCONTAIN_VM:-}
-if [ -z "$vm" ]; then
-    for c in "$repo/../shared/vm/run-in-vm.sh" "$repo/../../shared/vm/run-in-vm.sh"; do
-        if [ -x "$c" ]; then vm=$c; break; fi
-    done
-fi
-if [ -z "$vm" ]; then
-    echo "skipped: host lacks shared/vm/run-in-vm.sh (set RCONTAIN_VM): rootless with delegated cgroup v2"
-    exit 0
-fi
+. "$repo/runtime-tests/vm-lib.sh"
+find_vm "$repo" "rootless with delegated cgroup v2"
 rcontain=${RCONTAIN_BIN:-}
 if [ -z "$rcontain" ]; then
     (cd "$repo" && cargo build --bin rcontain)

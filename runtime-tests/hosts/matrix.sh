@@ -30,16 +30,8 @@ for f in "$@"; do [ "$f" = v2 ] || flavours+=("$f"); done
 
 [ -x "$rcontain" ] || { echo "matrix: no rcontain at $rcontain (make build, or set RCONTAIN_BIN)" >&2; exit 125; }
 [ -x "$runc" ] || { echo "matrix: runc not found (set RUNC)" >&2; exit 125; }
-vm=${RCONTAIN_VM:-}
-if [ -z "$vm" ]; then
-    for c in "$repo/../shared/vm/run-in-vm.sh" "$repo/../../shared/vm/run-in-vm.sh"; do
-        if [ -x "$c" ]; then vm=$c; break; fi
-    done
-fi
-if [ -z "$vm" ]; then
-    echo "skipped: host lacks shared/vm/run-in-vm.sh (set RCONTAIN_VM): the host matrix needs its reference, pure cgroup v2"
-    exit 0
-fi
+. "$repo/runtime-tests/vm-lib.sh"
+find_vm "$repo" "the host matrix needs its reference, pure cgroup v2"
 
 # split FLAVOUR's raw output into obs/FLAVOUR/RUNTIME/BUNDLE and
 # check/FLAVOUR/BUNDLE.json, normalising what is per run
