@@ -378,12 +378,7 @@ impl Drop for Env {
                     .status();
             }
         }
-        for (pid, _) in procs_in(&self.dir) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        kill_procs_in(&self.dir);
         if mounts_under(&self.dir).is_empty() {
             let _ = fs::remove_dir_all(&self.dir);
         }

@@ -354,13 +354,7 @@ impl Drop for TestEnv {
                 .stderr(Stdio::null())
                 .status();
         }
-        for (pid, _) in procs_in(&self.dir) {
-            // SAFETY-free: plain kill(2) on a pid we just saw in /proc.
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        kill_procs_in(&self.dir);
         // Deepest first, so nested mounts go before their parents; never
         // let remove_dir_all descend into a leaked (bind) mount.
         let mut ms = mounts_under(&self.dir);
@@ -453,6 +447,16 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
         .map(|e| e.mount_point)
         .filter(|mp| mp == prefix || mp.starts_with(&format!("{prefix}/")))
         .collect()
+}
+
+/// SIGKILL every process whose root or cwd lies in `dir` (cleanup).
+pub fn kill_procs_in(dir: &Path) {
+    for (pid, _) in procs_in(dir) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
 }
 
 /// Processes whose root or cwd is inside `dir` (a container's, or one the
