@@ -67,12 +67,23 @@ fn bundle(env: &TestEnv, script: &str, typed: Value) -> Bundle {
 }
 
 /// Runs the bundle under strace; once a mount of `fstype` shows at
-/// `VOL/name` in the runtime's mount namespace, renames it to
-/// `VOL/name.moved` and leaves a symlink to /w in its place. Returns
-/// whether the run succeeded, its stdout and its stderr.
-fn run_with_swap(env: &TestEnv, b: &Bundle, name: &str, fstype: &str) -> (bool, String, String) {
-    let vol = env.dir.join("vol");
-    let target = format!("{}/vol/{name}", b.rootfs().display());
+/// `at` (in the rootfs) in the runtime's mount namespace, renames
+/// `dir/name` (on the host: what is mounted at `at`'s parent) to
+/// `name.moved` and leaves a symlink to /w in its place. Returns whether
+/// the run succeeded, its stdout and its stderr.
+fn run_with_swap(
+    env: &TestEnv,
+    b: &Bundle,
+    at: &str,
+    dir: &Path,
+    fstype: &str,
+) -> (bool, String, String) {
+    let target = b
+        .rootfs()
+        .join(at.trim_start_matches('/'))
+        .to_string_lossy()
+        .into_owned();
+    let name = Path::new(at).file_name().unwrap().to_str().unwrap();
     let id = env.id("m");
     let (out, err) = (env.dir.join("run.out"), env.dir.join("run.err"));
     let run = Command::new("strace")
@@ -109,8 +120,8 @@ fn run_with_swap(env: &TestEnv, b: &Bundle, name: &str, fstype: &str) -> (bool, 
         );
         sleep(Duration::from_millis(2));
     }
-    fs::rename(vol.join(name), vol.join(format!("{name}.moved"))).unwrap();
-    symlink("/w", vol.join(name)).unwrap();
+    fs::rename(dir.join(name), dir.join(format!("{name}.moved"))).unwrap();
+    symlink("/w", dir.join(name)).unwrap();
     let st = wait_child(run, "strace rcontain run");
     let _ = env.rt(&["delete", "-f", &id]);
     (
@@ -151,7 +162,7 @@ fn recursive_attributes_of_a_new_filesystem_land_on_it() {
         json!({ "destination": "/vol/sub", "type": "tmpfs", "source": "tmpfs",
                 "options": ["rro", "nosuid"] }),
     );
-    let (ok, out, err) = run_with_swap(&env, &b, "sub", "tmpfs");
+    let (ok, out, err) = run_with_swap(&env, &b, "/vol/sub", &env.dir.join("vol"), "tmpfs");
     assert!(ok, "run: {err}");
     // Positive control: the swap happened while the runtime set the
     // container up (the tmpfs was already there and moved with the rename).
@@ -202,7 +213,7 @@ fn cgroup_hierarchies_go_into_the_new_tmpfs() {
         json!({ "destination": "/vol/cg", "type": "cgroup", "source": "cgroup",
                 "options": ["nosuid", "noexec", "nodev"] }),
     );
-    let (ok, out, err) = run_with_swap(&env, &b, "cg", "tmpfs");
+    let (ok, out, err) = run_with_swap(&env, &b, "/vol/cg", &env.dir.join("vol"), "tmpfs");
     assert!(ok, "run: {err}");
     let left: Vec<_> = fs::read_dir(env.dir.join("w"))
         .unwrap()
@@ -221,5 +232,50 @@ fn cgroup_hierarchies_go_into_the_new_tmpfs() {
             .any(|l| l == "memory" || l == "cpu" || l == "pids"),
         "no hierarchies in the cgroup tmpfs: {out}{err}"
     );
+    env.assert_nothing_left();
+}
+
+/// The device nodes and /dev links go into the /dev mount the runtime
+/// made, not wherever /dev leads by then: here the rootfs is the volume
+/// another container renames (/dev turned into a symlink to /w), and a
+/// runtime that creates the nodes by path creates them in that volume, on
+/// the host.
+#[test]
+fn device_nodes_go_into_the_new_dev_mount() {
+    let env = TestEnv::new("devswap");
+    if !has_strace() {
+        return;
+    }
+    volumes(&env, "unused");
+    let mut b = bundle(
+        &env,
+        "ls /dev.moved; true",
+        json!({ "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+                "options": ["nosuid", "mode=755"] }),
+    );
+    // /dev last: no other mount goes below it.
+    let ms = b.config["mounts"].as_array_mut().unwrap();
+    ms.remove(1);
+    b.save();
+    let (ok, out, err) = run_with_swap(&env, &b, "/dev", &b.rootfs(), "tmpfs");
+    assert!(ok, "run: {err}");
+    let left: Vec<_> = fs::read_dir(env.dir.join("w"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the runtime created {left:?} in the other volume, on the host"
+    );
+    // Positive control: the swap happened after /dev was mounted, and the
+    // nodes and links are in it in the container.
+    assert!(b.rootfs().join("dev.moved").is_dir());
+    for n in ["null", "zero", "ptmx", "fd"] {
+        assert!(
+            out.lines().any(|l| l == n),
+            "no {n} in the container's /dev: {out}{err}"
+        );
+    }
     env.assert_nothing_left();
 }

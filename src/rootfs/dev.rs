@@ -36,16 +36,44 @@ struct Node<'a> {
     gid: u32,
 }
 
-/// Create the default devices plus `linux.devices`. In a user namespace
-/// mknod is not allowed: the host's node is bind-mounted instead, which is
-/// what every runtime does there.
-pub fn create_all(root: BorrowedFd, devices: &[LinuxDevice], bind: bool) -> Result<()> {
+/// Where the node or link at `path` goes: below /dev, when the runtime
+/// mounted a filesystem there (`dev`: that mount), through that mount's fd,
+/// for /dev looked up again could lead elsewhere by now (a rootfs shared
+/// as another container's volume); anywhere else inside the rootfs.
+fn base<'a>(
+    root: BorrowedFd<'a>,
+    dev: Option<BorrowedFd<'a>>,
+    path: &'a str,
+) -> (BorrowedFd<'a>, &'a str) {
+    use std::path::{Component, Path};
+    if let (Some(dev), Ok(rest)) = (dev, Path::new(path).strip_prefix("/dev")) {
+        // `..` would leave /dev: resolved from the rootfs as before.
+        if rest.components().all(|c| matches!(c, Component::Normal(_))) {
+            if let Some(rest) = rest.to_str().filter(|r| !r.is_empty()) {
+                return (dev, rest);
+            }
+        }
+    }
+    (root, path)
+}
+
+/// Create the default devices plus `linux.devices`; `dev`: the mount the
+/// config put at /dev, if any. In a user namespace mknod is not allowed:
+/// the host's node is bind-mounted instead, which is what every runtime
+/// does there.
+pub fn create_all(
+    root: BorrowedFd,
+    dev: Option<BorrowedFd>,
+    devices: &[LinuxDevice],
+    bind: bool,
+) -> Result<()> {
     for (path, major, minor) in DEFAULT {
         if devices.iter().any(|d| d.path().as_os_str() == path) {
             continue;
         }
         create(
             root,
+            dev,
             &Node {
                 path,
                 kind: SFlag::S_IFCHR,
@@ -80,17 +108,19 @@ pub fn create_all(root: BorrowedFd, devices: &[LinuxDevice], bind: bool) -> Resu
             uid: d.uid().unwrap_or(0),
             gid: d.gid().unwrap_or(0),
         };
-        create(root, &node, bind).map_err(|e| anyhow!("linux.devices[{i}] ({path}): {e:#}"))?;
+        create(root, dev, &node, bind)
+            .map_err(|e| anyhow!("linux.devices[{i}] ({path}): {e:#}"))?;
     }
     Ok(())
 }
 
-fn create(root: BorrowedFd, n: &Node, bind: bool) -> Result<()> {
-    let (dir, name) = safepath::split_parent(n.path.trim_start_matches('/'));
+fn create(root: BorrowedFd, dev: Option<BorrowedFd>, n: &Node, bind: bool) -> Result<()> {
+    let (root, path) = base(root, dev, n.path);
+    let (dir, name) = safepath::split_parent(path.trim_start_matches('/'));
     let parent = safepath::mkdir_all_in_root(root, dir, 0o755)
         .map_err(|e| anyhow!("creating its directory: {}", e.desc()))?;
     if bind {
-        let target = safepath::create_file_in_root(root, n.path)
+        let target = safepath::create_file_in_root(root, path)
             .map_err(|e| anyhow!("creating the mount point: {}", e.desc()))?;
         return mount(
             Some(n.path),
@@ -149,10 +179,14 @@ fn create(root: BorrowedFd, n: &Node, bind: bool) -> Result<()> {
 }
 
 /// /dev/fd, /dev/std{in,out,err} and /dev/ptmx (to the container's devpts),
-/// plus /dev/core when the kernel has /proc/kcore.
-pub fn create_links(root: BorrowedFd) -> Result<()> {
-    let devdir = safepath::mkdir_all_in_root(root, "/dev", 0o755)
-        .map_err(|e| anyhow!("/dev: {}", e.desc()))?;
+/// plus /dev/core when the kernel has /proc/kcore; in `dev` (see
+/// `create_all`) when the config mounted a filesystem at /dev.
+pub fn create_links(root: BorrowedFd, dev: Option<BorrowedFd>) -> Result<()> {
+    let devdir = match dev {
+        Some(d) => d.try_clone_to_owned(),
+        None => safepath::mkdir_all_in_root(root, "/dev", 0o755).map_err(std::io::Error::from),
+    }
+    .map_err(|e| anyhow!("/dev: {e}"))?;
     let kcore = std::path::Path::new("/proc/kcore")
         .exists()
         .then_some(("/proc/kcore", "/dev/core"));

@@ -115,8 +115,13 @@ pub fn prepare(
     }
 
     let ms = spec.mounts().as_deref().unwrap_or(&[]);
+    // The mount at /dev (the last one there), for the device nodes.
+    let mut dev_mount = None;
     for (i, m) in ms.iter().enumerate() {
-        mounts::mount_entry(root.as_fd(), m, i, bundle, cg)?;
+        let new = mounts::mount_entry(root.as_fd(), m, i, bundle, cg)?;
+        if m.destination() == Path::new("/dev") {
+            dev_mount = Some(new);
+        }
     }
     let dev_from_host = ms.iter().any(|m| {
         m.destination() == Path::new("/dev")
@@ -128,8 +133,9 @@ pub fn prepare(
     });
     if !dev_from_host {
         let devs = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
-        dev::create_all(root.as_fd(), devs, userns)?;
-        dev::create_links(root.as_fd())?;
+        let dev_mount = dev_mount.as_ref().map(|d| d.as_fd());
+        dev::create_all(root.as_fd(), dev_mount, devs, userns)?;
+        dev::create_links(root.as_fd(), dev_mount)?;
     }
     if let Some(l) = linux {
         let pseudo = pseudo_mounts(ms);

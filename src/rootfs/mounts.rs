@@ -329,14 +329,15 @@ fn on_procfs(fd: &OwnedFd) -> Result<bool> {
     Ok(st.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
 }
 
-/// Mount one config.json entry inside the rootfs behind `root`.
+/// Mount one config.json entry inside the rootfs behind `root`; returns
+/// the new mount (what is at its destination now), for what goes inside.
 pub fn mount_entry(
     root: BorrowedFd,
     m: &Mount,
     index: usize,
     bundle: &Path,
     cg: &CgroupView,
-) -> Result<()> {
+) -> Result<OwnedFd> {
     let dest = m.destination().to_string_lossy().into_owned();
     let field = || format!("mounts[{index}] ({dest})");
     let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
@@ -370,7 +371,8 @@ pub fn mount_entry(
         })
         .with_context(|| format!("{}: bind mounting {}", field(), src.display()))?;
         finish_bind(m.as_fd(), &opts).with_context(field)?;
-        return set_propagation_and_attrs(m.as_fd(), &opts).with_context(field);
+        set_propagation_and_attrs(m.as_fd(), &opts).with_context(field)?;
+        return Ok(m);
     }
     let target = mount_point(root, m, &dest, true, false).with_context(field)?;
     let m = if typ == "cgroup" || typ == "cgroup2" {
@@ -405,7 +407,8 @@ pub fn mount_entry(
             ),
         }
     };
-    set_propagation_and_attrs(m.as_fd(), &opts).with_context(field)
+    set_propagation_and_attrs(m.as_fd(), &opts).with_context(field)?;
+    Ok(m)
 }
 
 /// A new `typ` filesystem from `src` with mount(2)'s `flags` and `data`
