@@ -206,3 +206,26 @@ pub fn create_links(root: BorrowedFd, dev: Option<BorrowedFd>) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn nodes_below_dev_go_through_the_dev_mount() {
+        let root = crate::sys::open("/", nix::fcntl::OFlag::O_PATH, Mode::empty()).unwrap();
+        let dev = crate::sys::open("/tmp", nix::fcntl::OFlag::O_PATH, Mode::empty()).unwrap();
+        let (r, d) = (root.as_fd(), dev.as_fd());
+        let at = |p| {
+            let (fd, rest) = base(r, Some(d), p);
+            (fd.as_raw_fd() == d.as_raw_fd(), rest)
+        };
+        assert_eq!(at("/dev/null"), (true, "null"));
+        assert_eq!(at("//dev/net/tun"), (true, "net/tun"));
+        assert_eq!(at("/dev/../etc/x"), (false, "/dev/../etc/x"));
+        assert_eq!(at("/devices/x"), (false, "/devices/x"));
+        assert_eq!(at("/dev"), (false, "/dev"));
+        assert_eq!(base(r, None, "/dev/null").1, "/dev/null");
+    }
+}
