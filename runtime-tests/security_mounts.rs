@@ -22,29 +22,6 @@ use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-fn ppid(pid: u32) -> Option<u32> {
-    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status_field(&s, "PPid")?.parse().ok()
-}
-
-/// Descendants of `top` (by PPid), as of now.
-fn descendants(top: u32) -> Vec<u32> {
-    let pids: Vec<u32> = fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
-    let mut all = vec![top];
-    let mut i = 0;
-    while i < all.len() {
-        let p = all[i];
-        all.extend(pids.iter().filter(|c| ppid(**c) == Some(p)));
-        i += 1;
-    }
-    all.remove(0);
-    all
-}
-
 /// A bundle whose container gets the shared volume `vol` at /vol, a second
 /// volume `w` at /w (both read-write) and `typed` (a mount entry with its
 /// destination below /vol).
