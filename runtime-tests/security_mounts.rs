@@ -256,3 +256,49 @@ fn device_nodes_go_into_the_new_dev_mount() {
     }
     env.assert_nothing_left();
 }
+
+/// Masked and read-only paths below /proc go into the procfs the runtime
+/// mounted, whatever /proc has become meanwhile: here the rootfs is the
+/// volume another container renames /proc in (a symlink to /w in its
+/// place). A runtime that looks /proc up again masks the wrong place or,
+/// checking what it found (as rcontain did), refuses to start.
+#[test]
+fn masked_paths_go_into_the_new_procfs() {
+    let env = TestEnv::new("procswap");
+    if !has_strace() {
+        return;
+    }
+    volumes(&env, "sub");
+    let mut b = bundle(
+        &env,
+        "grep -E ' /proc.moved[ /]' /proc.moved/self/mountinfo; true",
+        json!({ "destination": "/vol/sub", "type": "tmpfs", "source": "tmpfs" }),
+    );
+    b.config["linux"]["maskedPaths"] = json!(["/proc/loadavg", "/proc/no-such-entry"]);
+    b.config["linux"]["readonlyPaths"] = json!(["/proc/sys"]);
+    b.save();
+    let (ok, out, err) = run_with_swap(&env, &b, "/proc", &b.rootfs(), "proc");
+    assert!(ok, "run: {err}");
+    let at = |mp: &str| {
+        out.lines()
+            .find(|l| l.split(' ').nth(4) == Some(mp))
+            .unwrap_or_else(|| panic!("nothing mounted at {mp}: {out}{err}"))
+    };
+    // Positive control: the swap happened after procfs was mounted.
+    assert!(at("/proc.moved").contains(" - proc "));
+    assert!(
+        at("/proc.moved/sys")
+            .split(' ')
+            .nth(5)
+            .unwrap()
+            .split(',')
+            .any(|o| o == "ro"),
+        "/proc/sys is not read-only: {out}"
+    );
+    at("/proc.moved/loadavg");
+    assert!(
+        fs::read_dir(env.dir.join("w")).unwrap().next().is_none(),
+        "something was created in the other volume"
+    );
+    env.assert_nothing_left();
+}
