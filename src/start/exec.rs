@@ -9,16 +9,17 @@
 //! seccomp profile and the process's own settings, and execs. The exec'd
 //! process is the runtime's direct child, so its exit status is ours.
 
+use crate::cgroups::Manager;
 use crate::container::foreground;
-use crate::container::state::{LifecycleError, Status};
+use crate::container::state::{LifecycleError, State, Status};
 use crate::container::Runtime;
 use crate::namespaces::{become_userns_root, JOIN_ORDER};
-use crate::start::channel::{ChildEnd, Up};
+use crate::start::channel::{ChildEnd, RuntimeEnd, Up};
 use crate::start::init::{exec_process, find_executable, ProcessTarget};
 use crate::sys;
 use crate::terminal;
 use anyhow::{anyhow, bail, Context, Result};
-use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+use oci_spec::runtime::{Linux, LinuxNamespaceType, Process, Spec};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -34,86 +35,22 @@ pub struct ExecOpts {
 
 /// Run the process in the container whose saved config.json is `spec`
 /// (`Runtime::saved_spec`); returns its exit status (0 when detached).
+/// Phases: check, open and join the container's namespaces (pid and time
+/// here), fork, drive the child until it execs, then wait for it unless
+/// detached.
 pub fn exec(rt: &Runtime, o: &ExecOpts, spec: &Spec) -> Result<i32> {
-    let (st, status) = rt.load(&o.id)?;
-    match status {
-        Status::Stopped => return Err(not_running(&o.id)),
-        Status::Paused if !o.ignore_paused => bail!(
-            "cannot exec in container {:?}: it is paused (use --ignore-paused)",
-            o.id
-        ),
-        _ => {}
-    }
+    let (st, status) = load(rt, o)?;
     let linux = spec
         .linux()
         .as_ref()
         .ok_or_else(|| anyhow!("saved config.json has no linux section"))?;
     let p = &o.process;
-    match p.args() {
-        Some(a) if !a.is_empty() && !a[0].is_empty() => {}
-        _ => bail!("process.args: must contain at least one element"),
-    }
-    if !p.cwd().is_absolute() {
-        bail!("process.cwd: {:?} is not an absolute path", p.cwd());
-    }
+    check_process(p)?;
     let (filter, caps) = crate::container::prepare_process(p, linux)?;
-
-    // Every namespace type the container was configured with, found
-    // through its init (a path-joined one is reachable the same way).
-    let configured: Vec<LinuxNamespaceType> = linux
-        .namespaces()
-        .iter()
-        .flatten()
-        .map(|n| n.typ())
-        .collect();
-    let mut ns = Vec::new();
-    for (t, name) in JOIN_ORDER.iter().filter(|(t, _)| configured.contains(t)) {
-        let path = format!("/proc/{}/ns/{name}", st.pid);
-        let fd = crate::sys::open(
-            path.as_str(),
-            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .map_err(|e| anyhow!("container {:?}: opening {path}: {}", o.id, e.desc()))?;
-        ns.push((*t, fd));
-    }
-    // The container's init must still be the same process: its pid could
-    // have been recycled between load and open.
-    if !crate::container::state::process_alive(st.pid, st.init_start_time) {
-        return Err(not_running(&o.id));
-    }
-    // setns into a pid or time namespace needs CAP_SYS_ADMIN in our own
-    // user namespace too: an unprivileged runtime has it only once it is
-    // in the container's (which it owns). Only then does the runtime join
-    // that one itself; it can do no more there than the user could before
-    // (the container's ids are the user's own or its subordinate ids).
-    let user_joined = !nix::unistd::geteuid().is_root();
-    for (t, fd) in &ns {
-        let here = match t {
-            LinuxNamespaceType::User => user_joined,
-            LinuxNamespaceType::Pid | LinuxNamespaceType::Time => true,
-            _ => false,
-        };
-        if here {
-            sys::setns(fd.as_fd(), crate::namespaces::clone_flag(*t) as i32)
-                .with_context(|| format!("joining the container's {t} namespace"))?;
-        }
-    }
-
+    let ns = open_namespaces(&st, linux)?;
+    let user = join_here(&ns)?;
     let terminal = p.terminal().unwrap_or(false);
-    let (ours, theirs) =
-        foreground::console_pair(terminal && o.console_socket.is_none() && !o.detach)?;
-    let console = match (terminal, theirs, &o.console_socket) {
-        (true, Some(c), _) => Some(c),
-        (true, None, Some(path)) => Some(OwnedFd::from(
-            std::os::unix::net::UnixStream::connect(path)
-                .with_context(|| format!("--console-socket {}", path.display()))?,
-        )),
-        (true, None, None) => {
-            bail!("process.terminal is true: --console-socket is required with --detach")
-        }
-        (false, _, _) => None,
-    };
+    let (ours, console) = console(o, terminal)?;
     let mut sfd = if o.detach {
         None
     } else {
@@ -137,38 +74,16 @@ pub fn exec(rt: &Runtime, o: &ExecOpts, spec: &Spec) -> Result<i32> {
             caps: &caps,
             preserve_fds: o.preserve_fds,
         };
-        let e = match child_setup(&target, &ns, user_joined, console.as_ref(), &child) {
-            Ok(never) => match never {},
-            Err(e) => e,
-        };
-        let _ = child.send(&Up::Error(format!("{e:#}")));
-        std::process::exit(127);
+        run_child(&target, &ns, user, console.as_ref(), &child);
     }
     drop(child);
     drop(console);
-    // The child execs with the channel close-on-exec: EOF means it did.
-    let r = (|| -> Result<()> {
-        if let Some(cg) = &cg {
-            cg.add_pid(pid, in_cgroup2)?;
-        }
-        chan.send_continue()?;
-        loop {
-            match chan.recv()? {
-                None => return Ok(()),
-                Some(Up::SeccompFd(fd)) => {
-                    // The container process state of an exec'd process:
-                    // its own pid, the container's state (status, init pid).
-                    let container =
-                        crate::container::hook_state_json(&st, st.pid, &status.to_string());
-                    crate::container::send_seccomp_fd(linux, &container, pid, &fd)?;
-                    chan.send_continue()?;
-                }
-                Some(Up::Error(e)) => bail!("{e}"),
-                Some(m) => bail!("unexpected sync message {m:?}"),
-            }
-        }
-    })();
-    if let Err(e) = r {
+    let container = Container {
+        st: &st,
+        status,
+        linux,
+    };
+    if let Err(e) = drive(&chan, pid, in_cgroup2, cg.as_ref(), &container) {
         // Closing our end makes a child still waiting for Continue exit.
         drop(chan);
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
@@ -187,11 +102,174 @@ pub fn exec(rt: &Runtime, o: &ExecOpts, spec: &Spec) -> Result<i32> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The container, if exec may run a process in it.
+fn load(rt: &Runtime, o: &ExecOpts) -> Result<(State, Status)> {
+    let (st, status) = rt.load(&o.id)?;
+    match status {
+        Status::Stopped => Err(not_running(&o.id)),
+        Status::Paused if !o.ignore_paused => bail!(
+            "cannot exec in container {:?}: it is paused (use --ignore-paused)",
+            o.id
+        ),
+        _ => Ok((st, status)),
+    }
+}
+
+/// The checks `Bundle::load` makes of a config's process, for the one
+/// exec was given.
+fn check_process(p: &Process) -> Result<()> {
+    match p.args() {
+        Some(a) if !a.is_empty() && !a[0].is_empty() => {}
+        _ => bail!("process.args: must contain at least one element"),
+    }
+    if !p.cwd().is_absolute() {
+        bail!("process.cwd: {:?} is not an absolute path", p.cwd());
+    }
+    Ok(())
+}
+
+/// Every namespace type the container was configured with, found through
+/// its init (a path-joined one is reachable the same way), in JOIN_ORDER.
+fn open_namespaces(st: &State, linux: &Linux) -> Result<Vec<(LinuxNamespaceType, OwnedFd)>> {
+    let configured: Vec<LinuxNamespaceType> = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .map(|n| n.typ())
+        .collect();
+    let mut ns = Vec::new();
+    for (t, name) in JOIN_ORDER.iter().filter(|(t, _)| configured.contains(t)) {
+        let path = format!("/proc/{}/ns/{name}", st.pid);
+        let fd = crate::sys::open(
+            path.as_str(),
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| anyhow!("container {:?}: opening {path}: {}", st.id, e.desc()))?;
+        ns.push((*t, fd));
+    }
+    // The container's init must still be the same process: its pid could
+    // have been recycled between load and open.
+    if !crate::container::state::process_alive(st.pid, st.init_start_time) {
+        return Err(not_running(&st.id));
+    }
+    Ok(ns)
+}
+
+/// Who joins the container's user namespace.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum UserNs {
+    /// the runtime, before it forks (an unprivileged runtime: see join_here)
+    Runtime,
+    /// the child, first of the namespaces it joins
+    Child,
+}
+
+/// Joins the namespaces the runtime itself must be in for its child to
+/// be: pid and time, and for an unprivileged runtime the user namespace
+/// first.
+fn join_here(ns: &[(LinuxNamespaceType, OwnedFd)]) -> Result<UserNs> {
+    // setns into a pid or time namespace needs CAP_SYS_ADMIN in our own
+    // user namespace too: an unprivileged runtime has it only once it is
+    // in the container's (which it owns). Only then does the runtime join
+    // that one itself; it can do no more there than the user could before
+    // (the container's ids are the user's own or its subordinate ids).
+    let user = if nix::unistd::geteuid().is_root() {
+        UserNs::Child
+    } else {
+        UserNs::Runtime
+    };
+    for (t, fd) in ns {
+        let here = match t {
+            LinuxNamespaceType::User => user == UserNs::Runtime,
+            LinuxNamespaceType::Pid | LinuxNamespaceType::Time => true,
+            _ => false,
+        };
+        if here {
+            sys::setns(fd.as_fd(), crate::namespaces::clone_flag(*t) as i32)
+                .with_context(|| format!("joining the container's {t} namespace"))?;
+        }
+    }
+    Ok(user)
+}
+
+/// The foreground terminal's socket pair (ours: where the pty master
+/// arrives) and the console socket the child sends the master to.
+fn console(o: &ExecOpts, terminal: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    let (ours, theirs) =
+        foreground::console_pair(terminal && o.console_socket.is_none() && !o.detach)?;
+    let console = match (terminal, theirs, &o.console_socket) {
+        (true, Some(c), _) => Some(c),
+        (true, None, Some(path)) => Some(OwnedFd::from(
+            std::os::unix::net::UnixStream::connect(path)
+                .with_context(|| format!("--console-socket {}", path.display()))?,
+        )),
+        (true, None, None) => {
+            bail!("process.terminal is true: --console-socket is required with --detach")
+        }
+        (false, _, _) => None,
+    };
+    Ok((ours, console))
+}
+
+/// The container an exec'd process joins, for the seccomp agent.
+struct Container<'a> {
+    st: &'a State,
+    status: Status,
+    linux: &'a Linux,
+}
+
+/// The runtime's side of the handshake: place the child in the cgroup,
+/// let it go, hand on its seccomp notify fd; done when it execs (the
+/// channel is close-on-exec: EOF).
+fn drive(
+    chan: &RuntimeEnd,
+    pid: i32,
+    in_cgroup2: bool,
+    cg: Option<&Manager>,
+    c: &Container,
+) -> Result<()> {
+    if let Some(cg) = cg {
+        cg.add_pid(pid, in_cgroup2)?;
+    }
+    chan.send_continue()?;
+    loop {
+        match chan.recv()? {
+            None => return Ok(()),
+            Some(Up::SeccompFd(fd)) => {
+                // The container process state of an exec'd process: its
+                // own pid, the container's state (status, init pid).
+                let container =
+                    crate::container::hook_state_json(c.st, c.st.pid, &c.status.to_string());
+                crate::container::send_seccomp_fd(c.linux, &container, pid, &fd)?;
+                chan.send_continue()?;
+            }
+            Some(Up::Error(e)) => bail!("{e}"),
+            Some(m) => bail!("unexpected sync message {m:?}"),
+        }
+    }
+}
+
+/// The forked child: set up and exec, or tell the runtime why not.
+fn run_child(
+    target: &ProcessTarget,
+    ns: &[(LinuxNamespaceType, OwnedFd)],
+    user: UserNs,
+    console: Option<&OwnedFd>,
+    chan: &ChildEnd,
+) -> ! {
+    let e = match child_setup(target, ns, user, console, chan) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = chan.send(&Up::Error(format!("{e:#}")));
+    std::process::exit(127)
+}
+
 fn child_setup(
     target: &ProcessTarget,
     ns: &[(LinuxNamespaceType, OwnedFd)],
-    user_joined: bool,
+    user: UserNs,
     console: Option<&OwnedFd>,
     chan: &ChildEnd,
 ) -> Result<std::convert::Infallible> {
@@ -205,7 +283,7 @@ fn child_setup(
         .iter()
         .filter(|(t, _)| !matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time))
     {
-        if !(user_joined && *t == LinuxNamespaceType::User) {
+        if !(user == UserNs::Runtime && *t == LinuxNamespaceType::User) {
             sys::setns(fd.as_fd(), crate::namespaces::clone_flag(*t) as i32)
                 .with_context(|| format!("joining the container's {t} namespace"))?;
         }
