@@ -14,7 +14,8 @@ use crate::container::foreground;
 use crate::container::state::{LifecycleError, State, Status};
 use crate::container::Runtime;
 use crate::namespaces::{become_userns_root, JOIN_ORDER};
-use crate::start::channel::{ChildEnd, RuntimeEnd, Up};
+use crate::process::seccomp;
+use crate::start::channel::{ChildEnd, RuntimeEnd};
 use crate::start::init::{exec_process, find_executable, ProcessTarget};
 use crate::sys;
 use crate::terminal;
@@ -83,7 +84,14 @@ pub fn exec(rt: &Runtime, o: &ExecOpts, spec: &Spec) -> Result<i32> {
         status,
         linux,
     };
-    if let Err(e) = drive(&chan, pid, in_cgroup2, cg.as_ref(), &container) {
+    if let Err(e) = drive(
+        &chan,
+        pid,
+        in_cgroup2,
+        cg.as_ref(),
+        &container,
+        filter.as_ref(),
+    ) {
         // Closing our end makes a child still waiting for Continue exit.
         drop(chan);
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
@@ -220,34 +228,29 @@ struct Container<'a> {
 }
 
 /// The runtime's side of the handshake: place the child in the cgroup,
-/// let it go, hand on its seccomp notify fd; done when it execs (the
-/// channel is close-on-exec: EOF).
+/// let it go, hand on the notify fd of its seccomp `filter` (if that has
+/// notify rules); done when it execs (the channel is close-on-exec: EOF).
 fn drive(
     chan: &RuntimeEnd,
     pid: i32,
     in_cgroup2: bool,
     cg: Option<&Manager>,
     c: &Container,
+    filter: Option<&seccomp::Filter>,
 ) -> Result<()> {
     if let Some(cg) = cg {
         cg.add_pid(pid, in_cgroup2)?;
     }
-    chan.send_continue()?;
-    loop {
-        match chan.recv()? {
-            None => return Ok(()),
-            Some(Up::SeccompFd(fd)) => {
-                // The container process state of an exec'd process: its
-                // own pid, the container's state (status, init pid).
-                let container =
-                    crate::container::hook_state_json(c.st, c.st.pid, &c.status.to_string());
-                crate::container::send_seccomp_fd(c.linux, &container, pid, &fd)?;
-                chan.send_continue()?;
-            }
-            Some(Up::Error(e)) => bail!("{e}"),
-            Some(m) => bail!("unexpected sync message {m:?}"),
-        }
+    let setup = chan.exec_placed()?;
+    if filter.is_some_and(|f| f.uses_notify()) {
+        let fd = setup.seccomp_fd()?;
+        // The container process state of an exec'd process: its own pid,
+        // the container's state (status, init pid).
+        let container = crate::container::hook_state_json(c.st, c.st.pid, &c.status.to_string());
+        crate::container::send_seccomp_fd(c.linux, &container, pid, &fd)?;
+        setup.seccomp_fd_delivered()?;
     }
+    setup.execed()
 }
 
 /// The forked child: set up and exec, or tell the runtime why not.
@@ -262,7 +265,7 @@ fn run_child(
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = chan.send(&Up::Error(format!("{e:#}")));
+    let _ = chan.fail(&format!("{e:#}"));
     std::process::exit(127)
 }
 
@@ -275,7 +278,7 @@ fn child_setup(
 ) -> Result<std::convert::Infallible> {
     let p = target.process;
     sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
-    chan.wait_continue()?;
+    let steps = chan.exec_placed()?;
     // The container's user namespace may deny setgroups: drop the
     // runtime's groups while still outside (exec_process checks).
     crate::process::attrs::drop_groups();
@@ -305,7 +308,7 @@ fn child_setup(
     }
     let env: &[String] = p.env().as_deref().unwrap_or(&[]);
     let exe = find_executable(&p.args().as_ref().expect("validated")[0], env, p.cwd())?;
-    exec_process(target, &exe, Some(chan), chan.as_fd())
+    exec_process(target, &exe, Some(&steps), chan.as_fd())
 }
 
 fn not_running(id: &str) -> anyhow::Error {

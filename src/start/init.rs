@@ -15,7 +15,7 @@ use crate::process::capabilities::CapSets;
 use crate::process::{attrs as process, seccomp};
 use crate::rootfs::mounts::{CgroupView, MountTable};
 use crate::rootfs::safepath::Procfs;
-use crate::start::channel::{ChildEnd, Up};
+use crate::start::channel::{ChildEnd, ExecSteps};
 use crate::{rootfs, sys, terminal};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sched::CloneFlags;
@@ -76,7 +76,7 @@ pub fn run(cfg: &InitConfig, chan: ChildEnd, ns: Namespacing) -> ! {
     let msg = format!("{err:#}");
     let ready = chan.is_none();
     if let Some(chan) = chan {
-        if chan.send(&Up::Error(msg.clone())).is_err() {
+        if chan.fail(&msg).is_err() {
             eprintln!("rcontain: {msg}");
         }
     } else if !fifo.is_some_and(|f| report_to_start(&f, &msg)) {
@@ -121,7 +121,7 @@ fn setup(
     if !maps_pending {
         sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
     }
-    chan.wait_continue()?;
+    let steps = chan.init_placed()?;
     if maps_pending {
         sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
     }
@@ -188,13 +188,10 @@ fn setup(
         cfg.image_rootfs && cfg.ns.creates(LinuxNamespaceType::Mount),
     )?;
 
+    if hooks::has_runtime_hooks(spec) {
+        steps.run_hooks()?;
+    }
     if let Some(h) = spec.hooks() {
-        if h.prestart().as_ref().is_some_and(|v| !v.is_empty())
-            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
-        {
-            chan.send(&Up::Hooks)?;
-            chan.wait_continue()?;
-        }
         hooks::run_all(
             "createContainer",
             h.create_container().as_ref(),
@@ -248,7 +245,7 @@ fn setup(
     let filter = match cfg.seccomp {
         Some(f) if f.uses_notify() => {
             if let Some(fd) = f.load()? {
-                chan.send(&Up::SeccompFd(fd))?;
+                steps.seccomp_fd(fd)?;
             }
             None
         }
@@ -256,7 +253,7 @@ fn setup(
     };
 
     // Setup is done: from here on the runtime will not be waiting for us.
-    chan.send(&Up::Ready)?;
+    steps.ready()?;
     *chan_slot = None;
 
     let fifo = loop {
@@ -323,7 +320,7 @@ pub struct ProcessTarget<'a> {
 pub fn exec_process(
     target: &ProcessTarget,
     exe: &CString,
-    chan: Option<&ChildEnd>,
+    chan: Option<&ExecSteps>,
     handshake: BorrowedFd,
 ) -> Result<Infallible> {
     let process = target.process;
@@ -402,13 +399,12 @@ fn set_attributes(process: &Process, linux: &Linux) -> Result<()> {
 
 /// Loads the seccomp filter, if any; a notify fd goes to the runtime over
 /// `chan`, and the process waits until it was delivered.
-fn load_filter(filter: Option<&seccomp::Filter>, chan: Option<&ChildEnd>) -> Result<()> {
+fn load_filter(filter: Option<&seccomp::Filter>, chan: Option<&ExecSteps>) -> Result<()> {
     let Some(fd) = filter.map(|f| f.load()).transpose()?.flatten() else {
         return Ok(());
     };
-    let chan = chan.context("seccomp: a notify fd but no runtime to hand it to")?;
-    chan.send(&Up::SeccompFd(fd))?;
-    chan.wait_continue()
+    chan.context("seccomp: a notify fd but no runtime to hand it to")?
+        .seccomp_fd(fd)
 }
 
 fn execve(exe: &CString, args: &[String], env: &[String]) -> Result<Infallible> {

@@ -19,7 +19,7 @@
 //! The runtime is single-threaded whenever it forks (see sys::clone_fork).
 
 use crate::namespaces::id_map;
-use crate::start::channel::{ChildEnd, RuntimeEnd, Up};
+use crate::start::channel::{ChildEnd, RuntimeEnd};
 use crate::start::init::{self, InitConfig, Namespacing};
 use crate::{logging, sys};
 use anyhow::{anyhow, bail, Context, Result};
@@ -138,17 +138,13 @@ fn drive(
             intermediate(cfg, linux, cgroup, child);
         }
         drop(child);
-        let r = (|| loop {
-            match chan.recv()? {
-                Some(Up::MapIds) => {
-                    write_id_maps(mid, linux)?;
-                    chan.send_continue()?;
-                }
-                Some(Up::Pid(p, in_cgroup2)) => return Ok((p, in_cgroup2)),
-                Some(Up::Error(e)) => bail!("{e}"),
-                Some(m) => bail!("unexpected sync message {m:?}"),
-                None => bail!("container setup process exited unexpectedly"),
+        let r = (|| {
+            if cfg.ns.creates(LinuxNamespaceType::User) {
+                chan.id_maps_requested()?;
+                write_id_maps(mid, linux)?;
+                chan.ids_mapped()?;
             }
+            chan.init_pid()
         })();
         let _ = nix::sys::wait::waitpid(Pid::from_raw(mid), None);
         let (pid, in_cgroup2) = r?;
@@ -156,20 +152,17 @@ fn drive(
         (pid, in_cgroup2)
     };
     parent.init_created(pid, in_cgroup2)?;
-    chan.send_continue()?;
-    loop {
-        match chan.recv()? {
-            Some(Up::Hooks) => {
-                parent.run_hooks(pid)?;
-                chan.send_continue()?;
-            }
-            Some(Up::SeccompFd(fd)) => parent.seccomp_fd(pid, fd)?,
-            Some(Up::Ready) => return Ok(pid),
-            Some(Up::Error(e)) => bail!("{e}"),
-            Some(m) => bail!("unexpected sync message {m:?}"),
-            None => bail!("container init exited during setup"),
-        }
+    let setup = chan.init_placed()?;
+    if crate::container::hooks::has_runtime_hooks(cfg.spec) {
+        setup.hooks_requested()?;
+        parent.run_hooks(pid)?;
+        setup.hooks_run()?;
     }
+    if cfg.seccomp.is_some_and(|f| f.uses_notify()) {
+        parent.seccomp_fd(pid, setup.seccomp_fd()?)?;
+    }
+    setup.ready()?;
+    Ok(pid)
 }
 
 /// The intermediate child: join, unshare, fork the init, report its pid.
@@ -209,8 +202,7 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, cha
         if cfg.ns.creates(LinuxNamespaceType::User) {
             nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
                 .context("creating the user namespace")?;
-            chan.send(&Up::MapIds)?;
-            chan.wait_continue()?;
+            chan.request_id_maps()?;
             if maps_pending {
                 sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
             }
@@ -247,11 +239,11 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, cha
         // The init owns the channel from here on.
         Ok((0, _)) => init::run(cfg, chan, Namespacing::FromIntermediate),
         Ok((pid, in_cgroup2)) => {
-            let _ = chan.send(&Up::Pid(pid, in_cgroup2));
+            let _ = chan.report_init(pid, in_cgroup2);
             std::process::exit(0)
         }
         Err(e) => {
-            let _ = chan.send(&Up::Error(format!("{e:#}")));
+            let _ = chan.fail(&format!("{e:#}"));
             std::process::exit(1)
         }
     }
