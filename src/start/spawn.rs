@@ -18,13 +18,13 @@
 //!
 //! The runtime is single-threaded whenever it forks (see sys::clone_fork).
 
+use crate::kernel::Host;
 use crate::namespaces::id_map;
 use crate::start::channel::{ChildEnd, RuntimeEnd};
 use crate::start::init::{self, InitConfig, Namespacing};
 use crate::{logging, sys};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
-use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use oci_spec::runtime::{Linux, LinuxNamespaceType};
@@ -198,27 +198,19 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, cha
         // A joined user namespace may deny setgroups: the runtime's groups
         // must be gone before entering it (the init checks in the end).
         crate::process::attrs::drop_groups();
-        cfg.ns.enter(|t| t == LinuxNamespaceType::User)?;
-        if cfg.ns.creates(LinuxNamespaceType::User) {
-            nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
-                .context("creating the user namespace")?;
+        cfg.ns.enter_as_intermediate(&Host, || {
             chan.request_id_maps()?;
             if maps_pending {
                 sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
             }
-            crate::namespaces::become_userns_root()?;
-        }
-        cfg.ns.enter(|t| t != LinuxNamespaceType::User)?;
+            crate::namespaces::become_userns_root()
+        })?;
         // A new pid namespace comes with the init's clone, not from
         // unshare: the kernel stops allocating pids in a namespace made by
         // unshare whose first fork failed, so a refused clone3 could not be
         // followed by a plain clone.
-        use LinuxNamespaceType::{Cgroup, Pid, User};
+        use LinuxNamespaceType::{Pid, User};
         let pidns = cfg.ns.new_flags(&[]) & crate::namespaces::clone_flag(Pid);
-        nix::sched::unshare(CloneFlags::from_bits_retain(
-            cfg.ns.new_flags(&[User, Cgroup, Pid]) as i32,
-        ))
-        .context("creating namespaces")?;
         if let Some(f) = offsets_file {
             // One write: the kernel takes the offsets of one write(2) only.
             std::fs::File::from(f)
