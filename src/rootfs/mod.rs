@@ -128,7 +128,12 @@ pub fn prepare(
     });
     if !dev_from_host {
         let devs = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
-        dev::create_all(root.as_fd(), devs, userns)?;
+        let how = if userns {
+            dev::Nodes::FromHost
+        } else {
+            dev::Nodes::Made
+        };
+        dev::create_all(&crate::kernel::Host, root.as_fd(), devs, how)?;
         dev::create_links(root.as_fd())?;
     }
     if let Some(l) = linux {
