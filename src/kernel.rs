@@ -21,6 +21,9 @@ pub trait Kernel {
     fn setns(&self, fd: BorrowedFd, t: LinuxNamespaceType) -> nix::Result<()>;
     /// unshare(2) of the CLONE_NEW* `flags`.
     fn unshare(&self, flags: CloneFlags) -> nix::Result<()>;
+    /// After entering a user namespace: become its root (see
+    /// namespaces::become_userns_root).
+    fn become_userns_root(&self) -> anyhow::Result<()>;
     /// mknodat(2) of `name` in the directory `dir`.
     fn mknodat(
         &self,
@@ -48,6 +51,10 @@ impl Kernel for Host {
 
     fn unshare(&self, flags: CloneFlags) -> nix::Result<()> {
         nix::sched::unshare(flags)
+    }
+
+    fn become_userns_root(&self) -> anyhow::Result<()> {
+        crate::namespaces::become_userns_root()
     }
 
     fn mknodat(
@@ -89,6 +96,7 @@ pub enum Call {
     /// the type of the namespace joined
     Setns(LinuxNamespaceType),
     Unshare(CloneFlags),
+    BecomeRoot,
     Mknod {
         path: std::path::PathBuf,
         kind: SFlag,
@@ -143,6 +151,10 @@ impl Kernel for Recorder {
 
     fn unshare(&self, flags: CloneFlags) -> nix::Result<()> {
         self.record(Call::Unshare(flags))
+    }
+
+    fn become_userns_root(&self) -> anyhow::Result<()> {
+        Ok(self.record(Call::BecomeRoot)?)
     }
 
     fn mknodat(

@@ -13,7 +13,8 @@ use crate::cgroups::Manager;
 use crate::container::foreground;
 use crate::container::state::{LifecycleError, State, Status};
 use crate::container::Runtime;
-use crate::namespaces::{become_userns_root, JOIN_ORDER};
+use crate::kernel::{Host, Kernel};
+use crate::namespaces::JOIN_ORDER;
 use crate::process::seccomp;
 use crate::start::channel::{ChildEnd, RuntimeEnd};
 use crate::start::init::{exec_process, find_executable, ProcessTarget};
@@ -49,7 +50,8 @@ pub fn exec(rt: &Runtime, o: &ExecOpts, spec: &Spec) -> Result<i32> {
     check_process(p)?;
     let (filter, caps) = crate::container::prepare_process(p, linux)?;
     let ns = open_namespaces(&st, linux)?;
-    let user = join_here(&ns)?;
+    let user = UserNs::for_this_runtime();
+    join_here(&Host, &ns, user)?;
     let terminal = p.terminal().unwrap_or(false);
     let (ours, console) = console(o, terminal)?;
     let mut sfd = if o.detach {
@@ -165,7 +167,7 @@ fn open_namespaces(st: &State, linux: &Linux) -> Result<Vec<(LinuxNamespaceType,
 }
 
 /// Who joins the container's user namespace.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum UserNs {
     /// the runtime, before it forks (an unprivileged runtime: see join_here)
     Runtime,
@@ -173,20 +175,24 @@ enum UserNs {
     Child,
 }
 
+impl UserNs {
+    /// setns into a pid or time namespace needs CAP_SYS_ADMIN in our own
+    /// user namespace too: an unprivileged runtime has it only once it is
+    /// in the container's (which it owns). Only then does the runtime join
+    /// that one itself; it can do no more there than the user could before
+    /// (the container's ids are the user's own or its subordinate ids).
+    fn for_this_runtime() -> UserNs {
+        if nix::unistd::geteuid().is_root() {
+            UserNs::Child
+        } else {
+            UserNs::Runtime
+        }
+    }
+}
+
 /// Joins the namespaces the runtime itself must be in for its child to
-/// be: pid and time, and for an unprivileged runtime the user namespace
-/// first.
-fn join_here(ns: &[(LinuxNamespaceType, OwnedFd)]) -> Result<UserNs> {
-    // setns into a pid or time namespace needs CAP_SYS_ADMIN in our own
-    // user namespace too: an unprivileged runtime has it only once it is
-    // in the container's (which it owns). Only then does the runtime join
-    // that one itself; it can do no more there than the user could before
-    // (the container's ids are the user's own or its subordinate ids).
-    let user = if nix::unistd::geteuid().is_root() {
-        UserNs::Child
-    } else {
-        UserNs::Runtime
-    };
+/// be: pid and time, and the user namespace first if `user` says so.
+fn join_here(k: &dyn Kernel, ns: &[(LinuxNamespaceType, OwnedFd)], user: UserNs) -> Result<()> {
     for (t, fd) in ns {
         let here = match t {
             LinuxNamespaceType::User => user == UserNs::Runtime,
@@ -194,11 +200,29 @@ fn join_here(ns: &[(LinuxNamespaceType, OwnedFd)]) -> Result<UserNs> {
             _ => false,
         };
         if here {
-            sys::setns(fd.as_fd(), crate::namespaces::clone_flag(*t) as i32)
+            k.setns(fd.as_fd(), *t)
                 .with_context(|| format!("joining the container's {t} namespace"))?;
         }
     }
-    Ok(user)
+    Ok(())
+}
+
+/// The child's part: every other namespace in JOIN_ORDER (user first,
+/// mount last), becoming root of the user namespace right after it.
+fn join_in_child(k: &dyn Kernel, ns: &[(LinuxNamespaceType, OwnedFd)], user: UserNs) -> Result<()> {
+    for (t, fd) in ns
+        .iter()
+        .filter(|(t, _)| !matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time))
+    {
+        if !(user == UserNs::Runtime && *t == LinuxNamespaceType::User) {
+            k.setns(fd.as_fd(), *t)
+                .with_context(|| format!("joining the container's {t} namespace"))?;
+        }
+        if *t == LinuxNamespaceType::User {
+            k.become_userns_root()?;
+        }
+    }
+    Ok(())
 }
 
 /// The foreground terminal's socket pair (ours: where the pty master
@@ -282,18 +306,7 @@ fn child_setup(
     // The container's user namespace may deny setgroups: drop the
     // runtime's groups while still outside (exec_process checks).
     crate::process::attrs::drop_groups();
-    for (t, fd) in ns
-        .iter()
-        .filter(|(t, _)| !matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time))
-    {
-        if !(user == UserNs::Runtime && *t == LinuxNamespaceType::User) {
-            sys::setns(fd.as_fd(), crate::namespaces::clone_flag(*t) as i32)
-                .with_context(|| format!("joining the container's {t} namespace"))?;
-        }
-        if *t == LinuxNamespaceType::User {
-            become_userns_root()?;
-        }
-    }
+    join_in_child(&Host, ns, user)?;
     if let Some(sock) = console {
         let root = crate::sys::open(
             "/",
@@ -317,4 +330,53 @@ fn not_running(id: &str) -> anyhow::Error {
         action: "exec in",
     }
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::{Call, Recorder};
+    use LinuxNamespaceType::{Ipc, Mount, Network, Pid, User};
+
+    /// As open_namespaces leaves them: JOIN_ORDER (any fd will do for the
+    /// recorder).
+    fn ns(types: &[LinuxNamespaceType]) -> Vec<(LinuxNamespaceType, OwnedFd)> {
+        types
+            .iter()
+            .map(|t| (*t, std::fs::File::open("/dev/null").unwrap().into()))
+            .collect()
+    }
+
+    /// Root: the runtime joins pid (and time) only; the child joins user
+    /// first, becomes its root, and the mount namespace last.
+    #[test]
+    fn who_joins_what_with_root() {
+        let ns = ns(&[User, Ipc, Network, Mount, Pid]);
+        let (runtime, child) = (Recorder::default(), Recorder::default());
+        join_here(&runtime, &ns, UserNs::Child).unwrap();
+        join_in_child(&child, &ns, UserNs::Child).unwrap();
+        assert_eq!(runtime.calls(), [Call::Setns(Pid)]);
+        assert_eq!(
+            child.calls(),
+            [
+                Call::Setns(User),
+                Call::BecomeRoot,
+                Call::Setns(Ipc),
+                Call::Setns(Network),
+                Call::Setns(Mount),
+            ]
+        );
+    }
+
+    /// Without root the runtime joins the user namespace itself, first;
+    /// the child does not join it again but still becomes its root.
+    #[test]
+    fn who_joins_what_without_root() {
+        let ns = ns(&[User, Mount, Pid]);
+        let (runtime, child) = (Recorder::default(), Recorder::default());
+        join_here(&runtime, &ns, UserNs::Runtime).unwrap();
+        join_in_child(&child, &ns, UserNs::Runtime).unwrap();
+        assert_eq!(runtime.calls(), [Call::Setns(User), Call::Setns(Pid)]);
+        assert_eq!(child.calls(), [Call::BecomeRoot, Call::Setns(Mount)]);
+    }
 }
