@@ -118,6 +118,25 @@ impl Namespaces {
         !join_first && !new_user_and_join && !self.creates(LinuxNamespaceType::Time)
     }
 
+    /// For a direct clone: the CLONE_NEW* flags of the clone, and those the
+    /// init unshares itself once root in its new user namespace.
+    /// CLONE_NEWCGROUP is in neither: the init creates that namespace
+    /// after it was moved into its cgroup, so that it is the root. With a
+    /// new user namespace only it and the pid namespace come with the
+    /// clone, so the objects of the rest (the mqueue root, …) belong to
+    /// the container's root.
+    pub fn direct_clone_flags(&self) -> (u64, u64) {
+        use LinuxNamespaceType::{Cgroup, Pid, User};
+        if self.creates(User) {
+            (
+                self.new_flags(&[]) & (clone_flag(User) | clone_flag(Pid)),
+                self.new_flags(&[User, Pid, Cgroup]),
+            )
+        } else {
+            (self.new_flags(&[Cgroup]), 0)
+        }
+    }
+
     /// setns() into every joined namespace accepted by `filter`, in order.
     pub fn enter(&self, filter: impl Fn(LinuxNamespaceType) -> bool) -> Result<()> {
         self.join_with(&Host, filter)
@@ -265,6 +284,29 @@ mod tests {
         assert!(e.to_string().contains("max_user_namespaces is 0"), "{e}");
         // not asked for other types
         assert!(kernel_offers(LinuxNamespaceType::Mount, dir.path(), || unreachable!()).is_ok());
+    }
+
+    #[test]
+    fn direct_clone_flags() {
+        let f = |t: &[i32]| t.iter().fold(0, |a, b| a | *b) as u64;
+        use libc::{CLONE_NEWIPC, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_NEWUTS};
+        let n = ns(
+            serde_json::json!([{"type": "mount"}, {"type": "pid"}, {"type": "cgroup"}, {"type": "uts"}]),
+        );
+        assert_eq!(
+            n.direct_clone_flags(),
+            (f(&[CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS]), 0)
+        );
+        let n = ns(
+            serde_json::json!([{"type": "user"}, {"type": "mount"}, {"type": "pid"}, {"type": "cgroup"}, {"type": "ipc"}]),
+        );
+        assert_eq!(
+            n.direct_clone_flags(),
+            (
+                f(&[CLONE_NEWUSER, CLONE_NEWPID]),
+                f(&[CLONE_NEWNS, CLONE_NEWIPC])
+            )
+        );
     }
 
     /// The intermediate: user namespace first (joined, or created and

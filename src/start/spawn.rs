@@ -105,21 +105,7 @@ fn drive(
     pid_out: &mut Option<i32>,
 ) -> Result<i32> {
     let (pid, in_cgroup2) = if cfg.ns.direct_clone() {
-        // CLONE_NEWCGROUP is left to the init: the namespace must be created
-        // after the init was moved into its cgroup, so that it is the root.
-        // With a new user namespace only it and the pid namespace come with
-        // the clone; the init unshares the rest once it is root in the user
-        // namespace, so their objects (the mqueue root, …) belong to that root.
-        use LinuxNamespaceType::{Cgroup, Pid, User};
-        let (flags, later) = if cfg.ns.creates(User) {
-            (
-                cfg.ns.new_flags(&[])
-                    & (crate::namespaces::clone_flag(User) | crate::namespaces::clone_flag(Pid)),
-                cfg.ns.new_flags(&[User, Pid, Cgroup]),
-            )
-        } else {
-            (cfg.ns.new_flags(&[Cgroup]), 0)
-        };
+        let (flags, later) = cfg.ns.direct_clone_flags();
         let (pid, in_cgroup2) = fork_into(flags, cgroup, "init")?;
         if pid == 0 {
             drop(chan);
