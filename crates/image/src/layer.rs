@@ -464,7 +464,7 @@ impl Applier<'_> {
     fn parent(&mut self, rel: &RelPath) -> Result<RawFd> {
         let hit = matches!(&self.parent_cache, Some(p) if p.rel == *rel);
         if !hit {
-            let fd = self.root.dir(rel, true)?;
+            let fd = self.root.make_dir(rel)?;
             let st = fstat(fd.as_raw_fd())?;
             self.parent_cache = Some(Parent {
                 rel: rel.clone(),
@@ -561,7 +561,7 @@ impl Applier<'_> {
             bail!("the rootfs root can only be a directory, not {kind:?}");
         }
         let meta = Meta::read(entry)?;
-        let fd = self.root.dir(&rel, false)?;
+        let fd = self.root.dir(&rel)?;
         let dir = reopen_dir(fd.as_raw_fd(), OsStr::new("."))?;
         apply_meta_fd(&dir, &meta, Times::Deferred)?;
         self.dir_times.push((rel, meta.atime, meta.mtime));
@@ -691,7 +691,7 @@ impl Applier<'_> {
             .ok_or_else(|| anyhow!("hardlink to the rootfs root"))?;
         let tfd = self
             .root
-            .dir(&tparent, false)
+            .dir(&tparent)
             .with_context(|| format!("hardlink target {target}"))?;
         let tname = tname.to_os_string();
         let st = fstat(tfd.as_raw_fd())?;
@@ -817,7 +817,7 @@ impl Applier<'_> {
         // What it removes may be a tree with files still being written.
         self.writers.barrier()?;
         let (parent, name) = target.split().expect("whiteout names a child");
-        let pfd = match self.root.dir(&parent, false) {
+        let pfd = match self.root.dir(&parent) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             r => r?,
         };
@@ -828,7 +828,7 @@ impl Applier<'_> {
 
     fn opaque(&mut self, dir: &RelPath) -> Result<()> {
         self.writers.barrier()?;
-        let fd = match self.root.dir(dir, false) {
+        let fd = match self.root.dir(dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             r => r?,
         };
@@ -866,7 +866,7 @@ impl Applier<'_> {
             Some((p, n)) => (p, n.to_os_string()),
             None => (rel.clone(), ".".into()),
         };
-        let pfd = match self.root.dir(&parent, false) {
+        let pfd = match self.root.dir(&parent) {
             // Removed again later in the same layer.
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             r => r?,
