@@ -261,6 +261,24 @@ mod tests {
         assert!(d.join("fuse").is_file(), "the mount point is made");
     }
 
+    /// The /dev links; /dev/ptmx replaces whatever the image put there.
+    #[test]
+    fn links() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("dev");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("ptmx"), "").unwrap();
+        create_links(root(dir.path()).as_fd()).unwrap();
+        for (target, link) in LINKS {
+            let at = dir.path().join(&link[1..]);
+            assert_eq!(
+                std::fs::read_link(&at).unwrap(),
+                Path::new(target),
+                "{link}"
+            );
+        }
+    }
+
     #[test]
     fn a_rule_only_type_is_refused() {
         let dir = tempfile::tempdir().unwrap();
