@@ -139,8 +139,13 @@ pub fn prepare(
     });
     if !dev_from_host {
         let devs = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
+        let how = if userns {
+            dev::Nodes::FromHost
+        } else {
+            dev::Nodes::Made
+        };
         let dev_mount = dev_mount.as_ref().map(|d| d.as_fd());
-        dev::create_all(root.as_fd(), dev_mount, devs, userns)?;
+        dev::create_all(&crate::kernel::Host, root.as_fd(), dev_mount, devs, how)?;
         dev::create_links(root.as_fd(), dev_mount)?;
     }
     if let Some(l) = linux {
