@@ -2,7 +2,8 @@
 //! positive control: a dumpable intermediate process joining the
 //! container's user namespace, the `--pid-file` temp name, remounts by
 //! path, /proc/self/timens_offsets written after joining a mount namespace,
-//! and mountinfo escapes (paths with spaces).
+//! mountinfo escapes (paths with spaces), and the init's /proc after
+//! joining a mount namespace whose owner planted its /proc/self.
 
 mod common;
 
@@ -502,5 +503,54 @@ fn shared_rootfs_propagation_under_a_mount_point_with_a_space() {
     let out = env.rt(&["run", "-b", bundle.to_str().unwrap(), &id]);
     let _ = nix::mount::umount2(&mnt, nix::mount::MntFlags::MNT_DETACH);
     out.expect_ok("run");
+    env.assert_nothing_left();
+}
+
+/// A container (the attacker) whose mount namespace the next container
+/// joins by path has no procfs at /proc but a planted `/proc/self` -> `1`.
+/// The joining init must not take its own /proc/self, mountinfo, cgroup
+/// or /proc/self/fd/N links from there: with every default mount, masked
+/// and read-only path, it starts and runs as it would anywhere else.
+#[test]
+fn joined_mount_namespace_proc_self_is_not_followed() {
+    let env = TestEnv::new("joinedns");
+    let mut a = env.bundle(&["sleep", "1000"]);
+    a.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["destination"] != "/proc");
+    a.config["linux"]["maskedPaths"] = json!([]);
+    a.config["linux"]["readonlyPaths"] = json!([]);
+    a.config["root"]["readonly"] = json!(false);
+    a.save();
+    let proc_dir = a.rootfs().join("proc");
+    fs::create_dir_all(proc_dir.join("1")).unwrap();
+    symlink("1", proc_dir.join("self")).unwrap();
+    let aid = env.id("a");
+    start_detached(
+        &mut env.command(&["run", "-d", "-b", a.path(), &aid]),
+        &env.dir.join("a.log"),
+        "run -d attacker",
+    );
+    let apid = env.state(&aid)["pid"].as_i64().unwrap();
+    // Positive control: in the attacker's namespace /proc/self is the
+    // plant, and a lookup through it is followed to the attacker's /proc/1.
+    let seen = env.rt(&["exec", &aid, "readlink", "-f", "/proc/self"]);
+    assert_eq!(seen.expect_ok("exec readlink").stdout.trim(), "/proc/1");
+
+    let mut b = env.bundle(&["sh", "-c", "echo started"]);
+    b.config["root"]["path"] = json!("/");
+    b.config["root"]["readonly"] = json!(true);
+    b.config["linux"]["namespaces"] = json!([
+        { "type": "pid" }, { "type": "uts" }, { "type": "ipc" },
+        { "type": "mount", "path": format!("/proc/{apid}/ns/mnt") }
+    ]);
+    b.save();
+    let out = env.run(&b);
+    assert!(
+        out.ok() && out.stdout.trim() == "started",
+        "the init was misled by the joined namespace's /proc/self: {out:?}"
+    );
+    env.kill_and_delete(&aid, Some("KILL"));
     env.assert_nothing_left();
 }
