@@ -307,9 +307,10 @@ fn bind_remount_flags_land_on_the_new_mount() {
 }
 
 /// The race against a shared volume, staged: the volume V is mounted at
-/// /vol and S read-only at /vol/sub. strace holds each mount(2) for a
-/// while after it returns; as soon as S is mounted, "another container"
-/// renames V/sub away and puts a symlink to / in its place. A runtime that
+/// /vol and S read-only at /vol/sub. strace holds each mount(2),
+/// move_mount(2) and mount_setattr(2) for a while after it returns; as
+/// soon as S is mounted, "another container" renames V/sub away and puts
+/// a symlink to / in its place. A runtime that
 /// looks /vol/sub up again for the read-only remount makes the rootfs
 /// read-only instead, and S stays writable at /vol/sub.moved.
 #[test]
@@ -341,8 +342,12 @@ fn read_only_bind_survives_a_swapped_volume_path() {
     let target = format!("{}/vol/sub", b.rootfs().display());
     let id = env.id("w");
     let run = Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=mount"])
-        .args(["-e", "inject=mount:delay_exit=300000"])
+        .args(["-f", "-qq", "-o", "/dev/null"])
+        .args(["-e", "trace=mount,move_mount,mount_setattr"])
+        .args([
+            "-e",
+            "inject=mount,move_mount,mount_setattr:delay_exit=300000",
+        ])
         .arg(&env.rt.bin)
         .args(&env.rt.global)
         .arg("--root")

@@ -14,7 +14,7 @@ use nix::mount::{mount, MsFlags};
 use nix::sched::CloneFlags;
 use nix::sys::stat::{Mode, SFlag};
 use oci_spec::runtime::LinuxNamespaceType;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 pub trait Kernel {
     /// setns(2) into the namespace of type `t` that `fd` refers to.
@@ -36,8 +36,8 @@ pub trait Kernel {
     /// fchownat(2) of `name` in `dir`, not following a symlink.
     fn chown_at(&self, dir: BorrowedFd, name: &str, uid: u32, gid: u32) -> nix::Result<()>;
     /// Bind mounts the runtime's `source` onto the mount point `target`
-    /// (an fd, reached through its /proc/self/fd link: never a re-walked
-    /// path).
+    /// (an fd, which move_mount takes as it is: never a re-walked path nor
+    /// a /proc/self/fd link, but where open_tree is missing).
     fn bind_mount(&self, source: &str, target: BorrowedFd) -> nix::Result<()>;
 }
 
@@ -79,6 +79,14 @@ impl Kernel for Host {
     }
 
     fn bind_mount(&self, source: &str, target: BorrowedFd) -> nix::Result<()> {
+        let c = std::ffi::CString::new(source).map_err(|_| nix::errno::Errno::EINVAL)?;
+        match crate::sys::open_tree_clone(&c, false) {
+            Ok(m) => return crate::sys::attach_mount_at(m.as_fd(), target),
+            // No open_tree (before Linux 5.2, or a seccomp profile):
+            // mount(2) onto the target's /proc/self/fd link.
+            Err(nix::errno::Errno::ENOSYS) => {}
+            Err(e) => return Err(e),
+        }
         mount(
             Some(source),
             format!("/proc/self/fd/{}", target.as_raw_fd()).as_str(),

@@ -15,7 +15,6 @@ use crate::start::fdpass;
 use crate::sys;
 use anyhow::{anyhow, bail, Context, Result};
 use nix::fcntl::OFlag;
-use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
 use oci_spec::runtime::Box as ConsoleSize;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -113,14 +112,19 @@ pub fn bind_console(root: &OwnedFd, slave: &OwnedFd) -> Result<()> {
     if !is(&st, SFlag::S_IFREG) && !is(&st, SFlag::S_IFCHR) {
         bail!("/dev/console in the container was replaced while being set up");
     }
-    mount(
-        Some(safepath::fd_path(slave).as_str()),
-        safepath::fd_path(&target).as_str(),
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(|e| err("bind mounting the pty", e))
+    // The pty onto the file's fd: no /proc/self/fd link looked up (see
+    // mounts::bind_fd); the mount's fd is not needed afterwards.
+    crate::rootfs::mounts::bind_fd(slave.as_fd(), target.as_fd(), false, || {
+        sys::openat(
+            at,
+            "console",
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| err("reopening", e))
+    })
+    .map(drop)
+    .context("/dev/console: bind mounting the pty")
 }
 
 /// A new empty file `console` in the directory `at`; O_EXCL never follows

@@ -638,12 +638,14 @@ fn spawn_init(
     let cgroup_dir = cg.map(|c| c.unified_dir_fd()).transpose()?.flatten();
     let hook_state = |pid: i32, status: &str| hook_state_json(st, pid, status);
     let keyring = format!("_ses.{}", o.id);
+    let host_proc = crate::rootfs::safepath::host_proc()?;
     let cfg = InitConfig {
         spec,
         bundle: &bundle.dir,
         rootfs: &bundle.rootfs,
         ns: &checked.ns,
         state_dir,
+        host_proc: &host_proc,
         console: checked.console.as_ref(),
         no_pivot: o.no_pivot,
         image_rootfs: o.image_rootfs,

@@ -73,7 +73,7 @@ pub fn prepare(
         nix::sys::stat::Mode::empty(),
     )
     .with_context(|| format!("opening rootfs {}", rootfs.display()))?;
-    let root = mounts::bind(Path::new(&fd_path(&dir)), dir.as_fd(), true, || {
+    let root = mounts::bind_fd(dir.as_fd(), dir.as_fd(), true, || {
         crate::sys::open(
             rootfs,
             nix::fcntl::OFlag::O_PATH
@@ -228,7 +228,7 @@ fn readonly_path(root: BorrowedFd, p: &str, pseudo: &[(&Path, BorrowedFd)]) -> R
     let Some(fd) = resolve_protected(root, p, pseudo)? else {
         return Ok(());
     };
-    let m = mounts::bind(Path::new(&fd_path(&fd)), fd.as_fd(), true, || {
+    let m = mounts::bind_fd(fd.as_fd(), fd.as_fd(), true, || {
         resolve_protected(root, p, pseudo)?.ok_or_else(|| anyhow!("vanished after the bind mount"))
     })
     .context("bind")?;
@@ -242,25 +242,19 @@ fn mask_path(root: BorrowedFd, p: &str, pseudo: &[(&Path, BorrowedFd)]) -> Resul
     };
     let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&fd))
         .map_err(|e| anyhow!("{}", e.desc()))?;
-    let r = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-        mount(
-            Some("tmpfs"),
-            fd_path(&fd).as_str(),
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY,
-            None::<&str>,
-        )
+    // Onto the fd, not through its /proc/self/fd link (see mounts::bind_fd).
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        mounts::new_fs("tmpfs", "tmpfs", MsFlags::MS_RDONLY, &[], fd.as_fd())
+            .map(drop)
+            .map_err(|e| anyhow!("{}", e.desc()))
     } else {
         let null = dev_null(root)?;
-        mount(
-            Some(fd_path(&null).as_str()),
-            fd_path(&fd).as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-    };
-    r.map_err(|e| anyhow!("{}", e.desc()))
+        mounts::bind_fd(null.as_fd(), fd.as_fd(), false, || {
+            resolve_protected(root, p, pseudo)?
+                .ok_or_else(|| anyhow!("vanished after the bind mount"))
+        })
+        .map(drop)
+    }
 }
 
 /// The container's /dev/null, checked to really be the null device: a

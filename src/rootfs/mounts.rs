@@ -158,8 +158,8 @@ impl CgroupView {
             .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
             .unwrap_or(false);
         let mounts = table.text()?;
-        let own =
-            crate::sys::read_proc("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
+        let own = crate::sys::read_proc_at(table.proc, "self/cgroup")
+            .context("reading /proc/self/cgroup")?;
         let mut hierarchies = Vec::new();
         for line in own.lines() {
             let mut f = line.splitn(3, ':');
@@ -192,17 +192,29 @@ impl CgroupView {
 /// the cgroup view and the rootfs setup. The cgroup view reads it before
 /// the init unshares its cgroup namespace, which changes how the roots of
 /// cgroup mounts show; mount points stay valid through the propagation
-/// changes that follow.
-#[derive(Default)]
-pub struct MountTable(std::cell::OnceCell<String>);
+/// changes that follow. Both read through `proc`, the host's procfs opened
+/// by the runtime: a mount namespace joined by path has a /proc its owner
+/// made (a planted /proc/self, say).
+pub struct MountTable<'a> {
+    proc: BorrowedFd<'a>,
+    text: std::cell::OnceCell<String>,
+}
 
-impl MountTable {
+impl<'a> MountTable<'a> {
+    pub fn new(proc: BorrowedFd<'a>) -> MountTable<'a> {
+        MountTable {
+            proc,
+            text: Default::default(),
+        }
+    }
+
     pub fn text(&self) -> Result<&str> {
-        if let Some(t) = self.0.get() {
+        if let Some(t) = self.text.get() {
             return Ok(t);
         }
-        let t = crate::sys::mountinfo::read().context("reading /proc/self/mountinfo")?;
-        Ok(self.0.get_or_init(|| t))
+        let t = crate::sys::read_proc_at(self.proc, "self/mountinfo")
+            .context("reading /proc/self/mountinfo")?;
+        Ok(self.text.get_or_init(|| t))
     }
 }
 
@@ -425,7 +437,7 @@ pub fn mount_entry(
 /// itself hands the source and each comma-separated data item to the
 /// filesystem as these fsconfig calls do, its superblock flags become
 /// fsconfig flags and the rest fsmount attributes (`new_fs_flags`).
-fn new_fs(
+pub fn new_fs(
     typ: &str,
     src: &str,
     flags: MsFlags,
@@ -558,13 +570,50 @@ pub fn bind(
     }
 }
 
-/// Bind mounts take their flags (ro, nosuid, …) only from a remount of the
-/// mount `m` made by `bind`. Flags the kernel locked (a bind of a nosuid
-/// mount from a user namespace, …) must be kept or the remount fails.
+/// `bind` of what the fd `src` names: open_tree on the fd itself, so no
+/// path is looked up, not even /proc/self/fd/N (after joining a mount
+/// namespace by path, /proc is whatever its owner put there).
+pub fn bind_fd(
+    src: BorrowedFd,
+    target: BorrowedFd,
+    recursive: bool,
+    reopen: impl FnOnce() -> Result<OwnedFd>,
+) -> Result<OwnedFd> {
+    match crate::sys::open_tree_clone_fd(src, recursive) {
+        Ok(m) => {
+            crate::sys::attach_mount_at(m.as_fd(), target).map_err(|e| anyhow!("{}", e.desc()))?;
+            Ok(m)
+        }
+        // No open_tree (before Linux 5.2, or a seccomp profile): the
+        // fd's /proc/self/fd link is the only way to name its object.
+        Err(nix::errno::Errno::ENOSYS) => bind(Path::new(&fd_path(src)), target, recursive, reopen),
+        Err(e) => Err(anyhow!("{}", e.desc())),
+    }
+}
+
+/// Bind mounts take their flags (ro, nosuid, …) only from a change of the
+/// mount `m` made by `bind`: mount_setattr on its fd sets those asked for
+/// and clears the others, as a bind remount does. Flags the kernel locked
+/// (a bind of a nosuid mount from a user namespace, …) must be kept or
+/// the change fails.
 fn finish_bind(m: BorrowedFd, opts: &Options) -> Result<()> {
     let flags = opts.flags & !(MsFlags::MS_REMOUNT | MsFlags::MS_REC);
     if flags.is_empty() {
         return Ok(());
+    }
+    let (set, clear) = bind_remount_attrs(flags);
+    let setattr = |locked: u64| {
+        crate::sys::mount_setattr(m, "", false, set | locked, clear & !locked)
+            .map_err(|e| anyhow!("remounting with {:?}: {}", flags, e.desc()))
+    };
+    match crate::sys::mount_setattr(m, "", false, set, clear) {
+        Err(nix::errno::Errno::EPERM) => {
+            return setattr(bind_remount_attrs(locked_flags(m)).0);
+        }
+        // No mount_setattr (before Linux 5.12, or a seccomp profile): a
+        // remount through the mount's /proc/self/fd link.
+        Err(nix::errno::Errno::ENOSYS) => {}
+        r => return r.map_err(|e| anyhow!("remounting with {:?}: {}", flags, e.desc())),
     }
     let remount = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags;
     match mount(
@@ -584,6 +633,43 @@ fn finish_bind(m: BorrowedFd, opts: &Options) -> Result<()> {
         .map_err(|e| anyhow!("remounting with {:?}: {}", flags, e.desc())),
         r => r.map_err(|e| anyhow!("remounting with {:?}: {}", flags, e.desc())),
     }
+}
+
+/// What a bind remount with `flags` does to a mount, as mount_setattr's
+/// (set, clear): each per-mount flag is set if given and cleared if not;
+/// the atime mode changes only if one of the atime flags is given
+/// (relatime unless noatime, strictatime overriding both).
+fn bind_remount_attrs(flags: MsFlags) -> (u64, u64) {
+    let mut set = 0;
+    let mut clear = 0;
+    for (f, a) in [
+        (MsFlags::MS_RDONLY, libc::MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, libc::MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, libc::MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, libc::MOUNT_ATTR_NOEXEC),
+        (MsFlags::MS_NODIRATIME, libc::MOUNT_ATTR_NODIRATIME),
+    ] {
+        if flags.contains(f) {
+            set |= a;
+        } else {
+            clear |= a;
+        }
+    }
+    let atime = MsFlags::MS_NOATIME
+        | MsFlags::MS_NODIRATIME
+        | MsFlags::MS_RELATIME
+        | MsFlags::MS_STRICTATIME;
+    if flags.intersects(atime) {
+        clear |= libc::MOUNT_ATTR__ATIME;
+        set |= if flags.contains(MsFlags::MS_STRICTATIME) {
+            libc::MOUNT_ATTR_STRICTATIME
+        } else if flags.contains(MsFlags::MS_NOATIME) {
+            libc::MOUNT_ATTR_NOATIME
+        } else {
+            libc::MOUNT_ATTR_RELATIME
+        };
+    }
+    (set, clear)
 }
 
 /// The flags of the mount `m`: a fresh bind has its source's.
@@ -608,7 +694,19 @@ fn locked_flags(m: BorrowedFd) -> MsFlags {
 
 /// Propagation and recursive attributes (rro, rnosuid, …) of the mount `m`.
 fn set_propagation_and_attrs(m: BorrowedFd, opts: &Options) -> Result<()> {
+    let types =
+        MsFlags::MS_SHARED | MsFlags::MS_SLAVE | MsFlags::MS_PRIVATE | MsFlags::MS_UNBINDABLE;
     for p in &opts.propagation {
+        let typ = (*p & types).bits();
+        match crate::sys::set_propagation(m, typ, p.contains(MsFlags::MS_REC)) {
+            // No mount_setattr (before Linux 5.12, or a seccomp profile):
+            // mount(2) through the mount's /proc/self/fd link.
+            Err(nix::errno::Errno::ENOSYS) => {}
+            r => {
+                r.map_err(|e| anyhow!("setting propagation {:?}: {}", p, e.desc()))?;
+                continue;
+            }
+        }
         mount(
             None::<&str>,
             fd_path(m).as_str(),

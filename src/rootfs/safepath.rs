@@ -173,6 +173,24 @@ fn rel(path: &str) -> &str {
     }
 }
 
+/// An O_PATH fd of the runtime's /proc (the host's), checked to be
+/// procfs, for the init to read its own /proc/self files after it joined a
+/// mount namespace by path, whose /proc that namespace's owner controls.
+pub fn host_proc() -> Result<OwnedFd> {
+    let fd = sys::open(
+        "/proc",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .context("opening /proc")?;
+    let st = nix::sys::statfs::fstatfs(&fd).context("statfs on /proc")?;
+    anyhow::ensure!(
+        st.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC,
+        "/proc is not procfs"
+    );
+    Ok(fd)
+}
+
 /// A private procfs instance for writes the runtime makes inside the
 /// container (sysctl, …). Files are opened beneath it without crossing any
 /// mount or following any symlink, and the instance is checked to really be

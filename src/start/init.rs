@@ -34,6 +34,10 @@ pub struct InitConfig<'a> {
     pub ns: &'a Namespaces,
     /// O_PATH fd of the state dir, to open exec.fifo after pivot_root.
     pub state_dir: &'a OwnedFd,
+    /// The host's procfs (safepath::host_proc), opened before any
+    /// namespace is joined: the init reads its own mountinfo and cgroup
+    /// there, not in the /proc of a mount namespace joined by path.
+    pub host_proc: &'a OwnedFd,
     /// Connected console socket, when process.terminal is set.
     pub console: Option<&'a OwnedFd>,
     pub no_pivot: bool,
@@ -163,7 +167,7 @@ fn setup(
         .flatten()
         .any(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")));
     let own_cgroupns = cfg.ns.creates(LinuxNamespaceType::Cgroup);
-    let mount_table = MountTable::default();
+    let mount_table = MountTable::new(cfg.host_proc.as_fd());
     let cg = if needs_cgroup_view {
         CgroupView::read(own_cgroupns, &mount_table)?
     } else {
@@ -173,7 +177,7 @@ fn setup(
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
             .context("creating the cgroup namespace")?;
     }
-    let host_pid = host_pid()?;
+    let host_pid = host_pid(cfg.host_proc.as_fd())?;
 
     let host_mnt =
         !cfg.ns.creates(LinuxNamespaceType::Mount) && !cfg.ns.joins(LinuxNamespaceType::Mount);
@@ -461,10 +465,10 @@ fn read_small_regular(path: &str) -> Option<String> {
     Some(text)
 }
 
-/// Our pid as the host sees it (for hook state): the host's procfs is still
-/// mounted at /proc until pivot_root.
-fn host_pid() -> Result<i32> {
-    let l = std::fs::read_link("/proc/self").context("reading /proc/self")?;
+/// Our pid as the host sees it (for hook state): `self` in the host's
+/// procfs, whatever is mounted at /proc in a joined mount namespace.
+fn host_pid(proc: BorrowedFd) -> Result<i32> {
+    let l = nix::fcntl::readlinkat(Some(proc.as_raw_fd()), "self").context("reading /proc/self")?;
     l.to_string_lossy()
         .parse()
         .map_err(|_| anyhow!("unexpected /proc/self link {l:?}"))

@@ -363,6 +363,24 @@ pub fn open_tree_clone(path: &std::ffi::CStr, recursive: bool) -> nix::Result<Ow
     Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
 }
 
+/// open_tree(2) clone of what the fd `src` names (AT_EMPTY_PATH: no path
+/// is looked up, not even through /proc/self/fd), with the mounts below it
+/// when `recursive`: a detached copy for `attach_mount_at`.
+pub fn open_tree_clone_fd(src: BorrowedFd, recursive: bool) -> nix::Result<OwnedFd> {
+    let mut flags =
+        libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: an fd borrowed for the call and a valid (empty) C string; the
+    // flags ask for a close-on-exec fd, returned to the caller who owns it.
+    let r = Errno::result(unsafe {
+        libc::syscall(libc::SYS_open_tree, src.as_raw_fd(), c"".as_ptr(), flags)
+    })?;
+    // SAFETY: open_tree just returned this fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
 /// move_mount(2) of the detached mount `m` onto the directory or file
 /// `target` is an fd of (no path lookup at all).
 pub fn attach_mount_at(m: BorrowedFd, target: BorrowedFd) -> nix::Result<()> {
@@ -403,6 +421,32 @@ pub fn mount_setattr(
             libc::SYS_mount_setattr,
             dir.as_raw_fd(),
             c.as_ptr(),
+            flags,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// mount_setattr(2) of the propagation type `propagation` (MS_SHARED,
+/// MS_SLAVE, MS_PRIVATE or MS_UNBINDABLE) on the mount the fd `m` names
+/// (AT_EMPTY_PATH), and on the mounts below it when `recursive`.
+pub fn set_propagation(m: BorrowedFd, propagation: u64, recursive: bool) -> nix::Result<()> {
+    // SAFETY: mount_attr is plain integers, for which all zeroes is valid.
+    let mut attr: libc::mount_attr = unsafe { std::mem::zeroed() };
+    attr.propagation = propagation;
+    let mut flags = libc::AT_EMPTY_PATH as u32;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    // SAFETY: an fd borrowed for the call, a valid (empty) C string and a
+    // fully initialised mount_attr of the size passed.
+    Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            m.as_raw_fd(),
+            c"".as_ptr(),
             flags,
             &attr as *const libc::mount_attr,
             std::mem::size_of::<libc::mount_attr>(),
@@ -536,9 +580,25 @@ pub fn join_session_keyring(name: &str) -> nix::Result<()> {
 /// Read a /proc file in one or two read(2)s: procfs reports size 0, which
 /// makes std's read_to_string start with tiny probing reads.
 pub fn read_proc(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
+    read_whole(std::fs::File::open(path)?)
+}
+
+/// `read_proc` of `rel` beneath the procfs whose root is `proc` (an fd the
+/// caller opened), not through whatever is mounted at /proc now.
+pub fn read_proc_at(proc: BorrowedFd, rel: &str) -> std::io::Result<String> {
+    let fd = openat(
+        Some(proc.as_raw_fd()),
+        rel,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    read_whole(std::fs::File::from(fd))
+}
+
+fn read_whole(mut f: std::fs::File) -> std::io::Result<String> {
     use std::io::Read;
     let mut buf = Vec::with_capacity(16 * 1024);
-    std::fs::File::open(path)?.read_to_end(&mut buf)?;
+    f.read_to_end(&mut buf)?;
     String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
