@@ -8,6 +8,7 @@
 pub mod dev;
 pub mod mounts;
 pub mod safepath;
+pub mod template;
 
 use anyhow::{anyhow, bail, Context, Result};
 use mounts::{CgroupView, MountTable};

@@ -132,8 +132,18 @@ fn setup(
         // made against these credentials.
         crate::namespaces::become_userns_root()?;
     }
-    if unshare_flags != 0 {
-        nix::sched::unshare(CloneFlags::from_bits_retain(unshare_flags as i32))
+    // Without a user namespace, the clone left the new mount namespace to
+    // us: it is made where the rootfs setup begins, from the template when
+    // the config allows (rootfs::template).
+    let newns = libc::CLONE_NEWNS as u64;
+    let mount_ns_later = !userns && unshare_flags & newns != 0;
+    let unshare_now = if mount_ns_later {
+        unshare_flags & !newns
+    } else {
+        unshare_flags
+    };
+    if unshare_now != 0 {
+        nix::sched::unshare(CloneFlags::from_bits_retain(unshare_now as i32))
             .context("creating namespaces")?;
     }
     if enter_ns {
@@ -177,11 +187,20 @@ fn setup(
 
     let host_mnt =
         !cfg.ns.creates(LinuxNamespaceType::Mount) && !cfg.ns.joins(LinuxNamespaceType::Mount);
+    let view = if mount_ns_later {
+        rootfs::template::new_mount_ns(spec, cfg.rootfs, cfg.bundle, &cg, cfg.no_pivot)?
+    } else {
+        None
+    };
+    let (mount_spec, rootfs_path, cg) = match &view {
+        Some(v) => (&v.spec, v.rootfs.as_path(), &v.cg),
+        None => (spec, cfg.rootfs, &cg),
+    };
     let root = rootfs::prepare(
-        spec,
-        cfg.rootfs,
+        mount_spec,
+        rootfs_path,
         cfg.bundle,
-        &cg,
+        cg,
         &mount_table,
         userns,
         host_mnt,

@@ -110,7 +110,7 @@ fn drive(
         // With a new user namespace only it and the pid namespace come with
         // the clone; the init unshares the rest once it is root in the user
         // namespace, so their objects (the mqueue root, …) belong to that root.
-        use LinuxNamespaceType::{Cgroup, Pid, User};
+        use LinuxNamespaceType::{Cgroup, Mount, Pid, User};
         let (flags, later) = if cfg.ns.creates(User) {
             (
                 cfg.ns.new_flags(&[])
@@ -118,7 +118,12 @@ fn drive(
                 cfg.ns.new_flags(&[User, Pid, Cgroup]),
             )
         } else {
-            (cfg.ns.new_flags(&[Cgroup]), 0)
+            // The mount namespace too: the init makes it from a template
+            // rather than as a copy of ours (rootfs::template).
+            (
+                cfg.ns.new_flags(&[Cgroup, Mount]),
+                cfg.ns.new_flags(&[]) & crate::namespaces::clone_flag(Mount),
+            )
         };
         let (pid, in_cgroup2) = fork_into(flags, cgroup, "init")?;
         if pid == 0 {
