@@ -13,7 +13,7 @@ use crate::container::hooks;
 use crate::namespaces::Namespaces;
 use crate::process::capabilities::CapSets;
 use crate::process::{attrs as process, seccomp};
-use crate::rootfs::mounts::{CgroupView, MountTable};
+use crate::rootfs::mounts::CgroupView;
 use crate::rootfs::safepath::Procfs;
 use crate::start::channel::{ChildEnd, Up};
 use crate::{rootfs, sys, terminal};
@@ -173,9 +173,8 @@ fn setup(
         .flatten()
         .any(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")));
     let own_cgroupns = cfg.ns.creates(LinuxNamespaceType::Cgroup);
-    let mount_table = MountTable::default();
     let cg = if needs_cgroup_view {
-        CgroupView::read(own_cgroupns, &mount_table)?
+        CgroupView::read(own_cgroupns)?
     } else {
         CgroupView::default()
     };
@@ -201,7 +200,6 @@ fn setup(
         rootfs_path,
         cfg.bundle,
         cg,
-        &mount_table,
         userns,
         host_mnt,
         cfg.image_rootfs && cfg.ns.creates(LinuxNamespaceType::Mount),
