@@ -142,7 +142,6 @@ fn needs_host_tree(spec: &Spec, no_pivot: bool) -> Option<&'static str> {
     }
     if let Some(h) = spec.hooks() {
         let any = |v: &Option<Vec<_>>| v.as_ref().is_some_and(|v| !v.is_empty());
-        #[allow(deprecated)]
         if any(h.prestart()) || any(h.create_runtime()) || any(h.create_container()) {
             return Some("prestart, createRuntime or createContainer hooks");
         }
