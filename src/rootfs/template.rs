@@ -366,11 +366,14 @@ fn at(dir: &OwnedFd, name: &str, flags: OFlag) -> Result<OwnedFd> {
 }
 
 /// The template, if `mnt` in `dir` is a mount namespace's nsfs file (and
-/// not the empty file it is bound on, or left alone after an unmount).
+/// not the empty file it is bound on, left alone after an unmount, nor
+/// another kind of namespace someone bound there).
 fn open_pin(dir: &OwnedFd) -> Option<OwnedFd> {
     let fd = at(dir, "mnt", OFlag::O_RDONLY).ok()?;
     let st = nix::sys::statfs::fstatfs(&fd).ok()?;
-    (st.filesystem_type() == nix::sys::statfs::NSFS_MAGIC).then_some(fd)
+    (st.filesystem_type() == nix::sys::statfs::NSFS_MAGIC
+        && crate::sys::ns_type(fd.as_fd()) == Ok(libc::CLONE_NEWNS))
+    .then_some(fd)
 }
 
 /// In a fresh private copy of the host's namespace: put a read-only empty
