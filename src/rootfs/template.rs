@@ -16,14 +16,16 @@
 //! 2. joins the *template*, a mount namespace that holds only a read-only
 //!    empty tmpfs as its root and a bind of the host's /proc, and unshares
 //!    from it: a copy of two mounts;
-//! 3. mounts a tmpfs of its own at `/h` and attaches each tree at its host
-//!    path below it (`/h/<host path>`).
+//! 3. mounts a tmpfs of its own on the template's `/h`, moves the /proc
+//!    bind into it and makes it the namespace's root (pivot_root, the
+//!    template's root detached), then attaches each tree at its host path
+//!    there.
 //!
-//! `rootfs::prepare` then runs as always on those paths (the rootfs and
-//! the bind sources renamed into `/h`), and pivot_root takes the template's
-//! root, `/h` and the trees away. The propagation change of `/` reaches the
-//! attached trees exactly as it reached their copies, so bind mounts end up
-//! in the same peer groups, as slaves or private, as before.
+//! `rootfs::prepare` then runs as always, on the same paths (mountinfo
+//! reads as before), and pivot_root takes that tmpfs, /proc and the trees
+//! away. The propagation change of `/` reaches the attached trees exactly
+//! as it reached their copies, so bind mounts end up in the same peer
+//! groups, as slaves or private, as before.
 //!
 //! The template is made once per boot, under a lock, by the first init that
 //! needs it (one copy of the host's table then) and kept by a bind mount of
@@ -51,16 +53,9 @@ use std::path::{Component, Path, PathBuf};
 
 /// Where the template is pinned: root's own, per boot (/run is a tmpfs).
 const DIR: &str = "/run/rcontain-template";
-/// Where, in the container's namespace, the host paths are attached.
-const MIRROR: &str = "/h";
-
-/// What `rootfs::prepare` gets instead of the host's paths, once the init
-/// is in a namespace made from the template.
-pub struct HostView {
-    pub spec: Spec,
-    pub rootfs: PathBuf,
-    pub cg: CgroupView,
-}
+/// The template's directory where each start mounts the tmpfs that
+/// becomes its namespace's root.
+const NEW_ROOT: &str = "/h";
 
 /// Filesystems whose mount reads no path of the host (source and options
 /// are names and values): nothing of the host's tree is needed to mount
@@ -70,26 +65,25 @@ const PATHLESS_FS: [&str; 7] = [
 ];
 
 /// Creates the init's new mount namespace: from the template where the
-/// config allows it (returning the renamed paths), else as a copy of the
-/// host's (`None`). Called in the host's mount namespace, as root of the
-/// host's user namespace.
+/// config allows it, else as a copy of the host's. Either way the host
+/// paths the rootfs setup uses lead to the same mounts. Called in the
+/// host's mount namespace, as root of the host's user namespace.
 pub fn new_mount_ns(
     spec: &Spec,
     rootfs: &Path,
     bundle: &Path,
     cg: &CgroupView,
     no_pivot: bool,
-) -> Result<Option<HostView>> {
-    let copy = |why: &str| -> Result<Option<HostView>> {
+) -> Result<()> {
+    let copy = |why: &str| -> Result<()> {
         logging::debug(&format!("mount namespace: a copy of the host's ({why})"));
-        nix::sched::unshare(CloneFlags::CLONE_NEWNS).context("creating the mount namespace")?;
-        Ok(None)
+        nix::sched::unshare(CloneFlags::CLONE_NEWNS).context("creating the mount namespace")
     };
     if let Some(why) = needs_host_tree(spec, no_pivot) {
         return copy(why);
     }
     let Some(sources) = sources(spec, rootfs, bundle, cg) else {
-        return copy("a bind source path that cannot be mirrored");
+        return copy("a bind source path that cannot be attached at its own path");
     };
     // Cloned in the host's namespace: open_tree clones only mounts of the
     // caller's own. A source that cannot be cloned (missing, unbindable)
@@ -120,18 +114,7 @@ pub fn new_mount_ns(
         return copy(&format!("from the template failed: {e:#}"));
     }
     logging::debug("mount namespace: from the template (no copy of the host's table)");
-    Ok(Some(HostView {
-        spec: renamed_spec(spec, bundle),
-        rootfs: mirrored(rootfs),
-        cg: CgroupView {
-            hierarchies: cg
-                .hierarchies
-                .iter()
-                .map(|(mp, p, c)| (mirrored(mp), p.clone(), c.clone()))
-                .collect(),
-            ..cg.clone()
-        },
-    }))
+    Ok(())
 }
 
 /// Why this config needs the host's tree in the container's namespace
@@ -164,9 +147,10 @@ fn needs_host_tree(spec: &Spec, no_pivot: bool) -> Option<&'static str> {
 }
 
 /// The host paths `prepare` binds from, each once (recursive if any bind
-/// of it is), or `None` when they cannot all be mirrored below `MIRROR`:
-/// a path with `..`, or one inside another (creating the inner one's mount
-/// point would write into the outer tree, a host filesystem).
+/// of it is), or `None` when they cannot all be attached at their paths on
+/// the new root: a path with `..`, one inside another (creating the inner
+/// one's mount point would write into the outer tree, a host filesystem),
+/// or /proc or one below it (the init's /proc is there).
 fn sources(
     spec: &Spec,
     rootfs: &Path,
@@ -202,7 +186,10 @@ fn sources(
         }
     }
     for (p, _) in &merged {
-        if merged.iter().any(|(q, _)| q != p && p.starts_with(q)) {
+        if p.starts_with("/proc")
+            || Path::new("/proc").starts_with(p)
+            || merged.iter().any(|(q, _)| q != p && p.starts_with(q))
+        {
             return None;
         }
     }
@@ -218,75 +205,55 @@ fn bind_source(src: &Path, bundle: &Path) -> PathBuf {
     }
 }
 
-/// `p` (absolute, without `..`) below `MIRROR`.
-fn mirrored(p: &Path) -> PathBuf {
-    let rel: PathBuf = p
-        .components()
-        .filter(|c| matches!(c, Component::Normal(_)))
-        .collect();
-    Path::new(MIRROR).join(rel)
-}
-
-/// The spec with every bind source renamed to its mirror.
-fn renamed_spec(spec: &Spec, bundle: &Path) -> Spec {
-    let mut s = spec.clone();
-    if let Some(ms) = spec.mounts() {
-        let ms = ms
-            .iter()
-            .map(|m| {
-                let mut m = m.clone();
-                let o = parse_options(m.options().as_deref().unwrap_or(&[]));
-                if o.bind || m.typ().as_deref() == Some("bind") {
-                    if let Some(src) = m.source().clone() {
-                        m.set_source(Some(mirrored(&bind_source(&src, bundle))));
-                    }
-                }
-                m
-            })
-            .collect();
-        s.set_mounts(Some(ms));
-    }
-    s
-}
-
-/// Join the template, unshare from it and attach each tree at its mirror.
+/// Join the template, unshare from it, make a tmpfs the new namespace's
+/// root (with the /proc bind) and attach each tree at its path there.
 fn enter(tpl: &OwnedFd, trees: Vec<(&Path, OwnedFd)>) -> Result<()> {
-    crate::sys::setns(tpl.as_fd(), libc::CLONE_NEWNS)
-        .map_err(|e| anyhow!("joining the template: {}", e.desc()))?;
-    nix::sched::unshare(CloneFlags::CLONE_NEWNS)
-        .map_err(|e| anyhow!("unsharing from the template: {}", e.desc()))?;
+    let err = |what: &'static str| move |e: nix::errno::Errno| anyhow!("{what}: {}", e.desc());
+    crate::sys::setns(tpl.as_fd(), libc::CLONE_NEWNS).map_err(err("joining the template"))?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(err("unsharing from the template"))?;
     mount(
         Some("tmpfs"),
-        MIRROR,
+        NEW_ROOT,
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("mode=700"),
+        Some("mode=755"),
     )
-    .map_err(|e| anyhow!("mounting a tmpfs at {MIRROR}: {}", e.desc()))?;
+    .map_err(err("mounting the new root's tmpfs"))?;
+    let proc = format!("{NEW_ROOT}/proc");
+    nix::unistd::mkdir(proc.as_str(), Mode::from_bits_truncate(0o555))
+        .map_err(err("creating /proc on the new root"))?;
+    mount(
+        Some("/proc"),
+        proc.as_str(),
+        None::<&str>,
+        MsFlags::MS_MOVE,
+        None::<&str>,
+    )
+    .map_err(err("moving /proc"))?;
+    // The template's root goes: the host paths below are the same as the
+    // host's, and nothing of the template is left once the container's
+    // own pivot_root detaches this root.
+    nix::unistd::chdir(NEW_ROOT).map_err(err("chdir to the new root"))?;
+    nix::unistd::pivot_root(".", ".").map_err(err("pivot_root to the new root"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(err("detaching the template's root"))?;
+    nix::unistd::chdir("/").map_err(err("chdir /"))?;
     for (p, tree) in trees {
-        let at = mirrored(p);
         let is_dir = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&tree))
             .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
             .map_err(|e| anyhow!("stat of the clone of {}: {}", p.display(), e.desc()))?;
         // Only directories of our own tmpfs: no path is inside another.
-        if let Some(parent) = at.parent() {
+        if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| anyhow!("creating {}: {e}", parent.display()))?;
         }
         if is_dir {
-            std::fs::create_dir(&at)
+            std::fs::create_dir(p)
         } else {
-            std::fs::File::create(&at).map(drop)
+            std::fs::File::create(p).map(drop)
         }
-        .map_err(|e| anyhow!("creating {}: {e}", at.display()))?;
-        crate::sys::attach_mount(tree.as_fd(), &at).map_err(|e| {
-            anyhow!(
-                "attaching {} at {}: {}",
-                p.display(),
-                at.display(),
-                e.desc()
-            )
-        })?;
+        .map_err(|e| anyhow!("creating {}: {e}", p.display()))?;
+        crate::sys::attach_mount(tree.as_fd(), p)
+            .map_err(|e| anyhow!("attaching the clone of {}: {}", p.display(), e.desc()))?;
     }
     Ok(())
 }
@@ -402,7 +369,7 @@ fn make_template() -> Result<OwnedFd> {
         Some("mode=755,size=16k"),
     )
     .map_err(err("mounting the template's tmpfs"))?;
-    for (d, mode) in [("proc", 0o555), (&MIRROR[1..], 0o700)] {
+    for (d, mode) in [("proc", 0o555), (&NEW_ROOT[1..], 0o700)] {
         nix::unistd::mkdir(
             Path::new(&root).join(d).as_path(),
             Mode::from_bits_truncate(mode),
@@ -473,8 +440,8 @@ mod tests {
                 (PathBuf::from("/b/data/b"), false)
             ]
         );
-        // inside another source, or through ..
-        for src in ["/b/rootfs/x", "/b", "/srv/../etc"] {
+        // inside another source, through .., or at /proc
+        for src in ["/b/rootfs/x", "/b", "/srv/../etc", "/proc/x", "/"] {
             let s = spec(serde_json::json!([
                 {"destination": "/a", "type": "bind", "source": src}
             ]));
@@ -483,7 +450,6 @@ mod tests {
                 "{src}"
             );
         }
-        assert_eq!(mirrored(Path::new("/b/data/b")), Path::new("/h/b/data/b"));
     }
 
     #[test]
@@ -498,13 +464,5 @@ mod tests {
             {"destination": "/x", "type": "overlay", "source": "overlay", "options": ["lowerdir=/l"]}
         ]));
         assert!(needs_host_tree(&s, false).is_some());
-        let s = spec(serde_json::json!([
-            {"destination": "/x", "type": "bind", "source": "rel"}
-        ]));
-        let r = renamed_spec(&s, Path::new("/bundle"));
-        assert_eq!(
-            r.mounts().as_ref().unwrap()[0].source().as_deref(),
-            Some(Path::new("/h/bundle/rel"))
-        );
     }
 }

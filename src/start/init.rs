@@ -186,20 +186,14 @@ fn setup(
 
     let host_mnt =
         !cfg.ns.creates(LinuxNamespaceType::Mount) && !cfg.ns.joins(LinuxNamespaceType::Mount);
-    let view = if mount_ns_later {
-        rootfs::template::new_mount_ns(spec, cfg.rootfs, cfg.bundle, &cg, cfg.no_pivot)?
-    } else {
-        None
-    };
-    let (mount_spec, rootfs_path, cg) = match &view {
-        Some(v) => (&v.spec, v.rootfs.as_path(), &v.cg),
-        None => (spec, cfg.rootfs, &cg),
-    };
+    if mount_ns_later {
+        rootfs::template::new_mount_ns(spec, cfg.rootfs, cfg.bundle, &cg, cfg.no_pivot)?;
+    }
     let root = rootfs::prepare(
-        mount_spec,
-        rootfs_path,
+        spec,
+        cfg.rootfs,
         cfg.bundle,
-        cg,
+        &cg,
         userns,
         host_mnt,
         cfg.image_rootfs && cfg.ns.creates(LinuxNamespaceType::Mount),
