@@ -67,7 +67,9 @@ struct Cli {
     /// Manage cgroups through systemd (not supported yet)
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
-    /// Rootless cgroups: true, false or auto (auto: true unless run as root).
+    /// Rootless cgroups: true, false or auto (auto: true unless run as root
+    /// of the host; root of a user namespace, as under rootless podman, is
+    /// rootless).
     /// When true, a container whose cgroups cannot be created runs without
     /// a cgroup of its own, as long as it asks for no limits
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = ["true", "false", "auto"])]
@@ -328,7 +330,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
     let rootless_cgroups = match cli.rootless.as_deref() {
         Some("true") => true,
         Some("false") => false,
-        _ => !nix::unistd::geteuid().is_root(),
+        _ => rcontain::namespaces::rootless(),
     };
     let rt = Runtime::new(&root).rootless_cgroups(rootless_cgroups);
     match cli.cmd {

@@ -183,7 +183,9 @@ fn setup(
         cfg.bundle,
         &cg,
         &mount_table,
-        userns,
+        // Also when the runtime itself runs in a user namespace (as root
+        // of rootless podman's): mknod is refused there too.
+        userns || crate::namespaces::in_user_namespace(),
         host_mnt,
         cfg.image_rootfs && cfg.ns.creates(LinuxNamespaceType::Mount),
     )?;
