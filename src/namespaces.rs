@@ -165,21 +165,13 @@ pub fn kernel_offers(
     Ok(())
 }
 
-/// Whether this process runs in a user namespace other than the host's
-/// (the initial one maps every id to itself: "0 0 4294967295"), e.g. as
-/// root inside rootless podman's namespace.
-pub fn in_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map")
-        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
-}
-
 /// Whether rcontain runs without the host's root, as runc decides it: not
 /// uid 0, or uid 0 of a user namespace (rootless podman runs the runtime
 /// so) unless USER says root. Then the state lives under
 /// XDG_RUNTIME_DIR and cgroups are optional (`--rootless auto`).
 pub fn rootless() -> bool {
     !nix::unistd::geteuid().is_root()
-        || (in_user_namespace() && std::env::var_os("USER").is_none_or(|u| u != "root"))
+        || (sys::in_user_namespace() && std::env::var_os("USER").is_none_or(|u| u != "root"))
 }
 
 /// Render uid/gid mappings in /proc/PID/uid_map format.

@@ -40,10 +40,8 @@ pub struct CreateOpts {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
-    /// The rootfs is an image store overlay, which the host sees mounted
-    /// nosuid,nodev: the container's own mount of it gets setuid and
-    /// device nodes back.
-    pub image_rootfs: bool,
+    /// The rootfs is an image store's (`run IMAGE`).
+    pub image_rootfs: Option<crate::rootfs::ImageRootfs>,
 }
 
 /// Undoes a half-made create on drop: kills the init, removes the state dir.
@@ -259,7 +257,7 @@ impl Runtime {
             state_dir: &dirfd,
             console: console.as_ref(),
             no_pivot: o.no_pivot,
-            image_rootfs: o.image_rootfs,
+            image_rootfs: o.image_rootfs.as_ref(),
             preserve_fds: o.preserve_fds,
             keyring: (!o.no_new_keyring).then_some(keyring.as_str()),
             seccomp: filter.as_ref(),

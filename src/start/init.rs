@@ -38,7 +38,7 @@ pub struct InitConfig<'a> {
     pub console: Option<&'a OwnedFd>,
     pub no_pivot: bool,
     /// See CreateOpts::image_rootfs.
-    pub image_rootfs: bool,
+    pub image_rootfs: Option<&'a rootfs::ImageRootfs>,
     pub preserve_fds: u32,
     /// Name of the new session keyring, unless --no-new-keyring.
     pub keyring: Option<&'a str>,
@@ -177,6 +177,13 @@ fn setup(
 
     let host_mnt =
         !cfg.ns.creates(LinuxNamespaceType::Mount) && !cfg.ns.joins(LinuxNamespaceType::Mount);
+    let image = match cfg.image_rootfs {
+        _ if cfg.ns.creates(LinuxNamespaceType::Mount) => cfg.image_rootfs,
+        Some(rootfs::ImageRootfs::Layers(_)) => {
+            bail!("an image's rootfs without root needs a mount namespace of the container's own")
+        }
+        _ => None,
+    };
     let root = rootfs::prepare(
         spec,
         cfg.rootfs,
@@ -185,9 +192,9 @@ fn setup(
         &mount_table,
         // Also when the runtime itself runs in a user namespace (as root
         // of rootless podman's): mknod is refused there too.
-        userns || crate::namespaces::in_user_namespace(),
+        userns || sys::in_user_namespace(),
         host_mnt,
-        cfg.image_rootfs && cfg.ns.creates(LinuxNamespaceType::Mount),
+        image,
     )?;
 
     if let Some(h) = spec.hooks() {
