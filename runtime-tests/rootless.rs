@@ -930,6 +930,24 @@ fn owners_image(env: &Env, name: &str, cmd: &[&str]) -> PathBuf {
     img
 }
 
+/// The test user's subordinate ids where images without root can work
+/// here (they also need overlayfs in a user namespace, Linux 5.11), or
+/// None after printing why not.
+fn image_ready(env: &Env) -> Option<(u32, u32, u32)> {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut v = release
+        .trim()
+        .split(['.', '-'])
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    if (v.next().unwrap_or(0), v.next().unwrap_or(0)) < (5, 11) {
+        println!(
+            "skipped: host lacks overlayfs in user namespaces (Linux 5.11; this is {release})"
+        );
+        return None;
+    }
+    subordinate(env)
+}
+
 /// The user's image store (HOME is the test's).
 fn user_store(env: &Env) -> PathBuf {
     env.dir.join("home/.local/share/rcontain")
@@ -938,7 +956,7 @@ fn user_store(env: &Env) -> PathBuf {
 #[test]
 fn images_without_root_keep_owners_and_whiteouts_like_root() {
     let env = env_or_skip!("image");
-    let Some(sub) = subordinate(&env) else { return };
+    let Some(sub) = image_ready(&env) else { return };
     let img = owners_image(&env, "owners", &["sh", "-c", LIST_DATA]);
     let img_arg = format!("{}:latest", img.display());
 
@@ -1022,7 +1040,7 @@ fn images_without_root_keep_owners_and_whiteouts_like_root() {
 #[test]
 fn image_container_detached_exec_delete_and_no_overlay_on_the_host() {
     let env = env_or_skip!("imaged");
-    if subordinate(&env).is_none() {
+    if image_ready(&env).is_none() {
         return;
     }
     let img = owners_image(&env, "sleeper", &["sleep", "1000"]);
@@ -1069,7 +1087,7 @@ fn image_container_detached_exec_delete_and_no_overlay_on_the_host() {
 #[test]
 fn failed_images_leave_nothing_in_the_users_store() {
     let env = env_or_skip!("imgbad");
-    if subordinate(&env).is_none() {
+    if image_ready(&env).is_none() {
         return;
     }
     // The top layer's blob is not what its digest says (same size).
@@ -1107,7 +1125,7 @@ fn failed_images_leave_nothing_in_the_users_store() {
 #[test]
 fn setuid_binary_of_an_image_stays_the_user_on_the_host() {
     let env = env_or_skip!("imgsuid");
-    let Some(sub) = subordinate(&env) else { return };
+    let Some(sub) = image_ready(&env) else { return };
     // A setuid-root busybox in the image, owned by uid 0 there.
     let busybox = fs::read(base_rootfs().join("bin/busybox")).unwrap();
     let l = util::RawTar::default()
