@@ -161,9 +161,21 @@ impl Runtime {
         }
         let (filter, caps) = prepare_process(process, linux)?;
         let resources = linux.resources().as_ref();
-        let manager = cgroups::Manager::new(linux.cgroups_path().as_deref(), &o.id)?
-            .with_devices(linux.devices().as_deref().unwrap_or(&[]))
-            .with_rootless(self.rootless_cgroups);
+        // Rootless without linux.cgroupsPath: where runc looks on cgroup v2
+        // (beside the caller's cgroup), where a delegation may reach; as
+        // for root otherwise. Either way no cgroup is fine without limits.
+        let rootless_default = (self.rootless_cgroups && linux.cgroups_path().is_none())
+            .then(|| cgroups::rootless_default_path(&o.id))
+            .flatten();
+        let manager = cgroups::Manager::new(
+            linux
+                .cgroups_path()
+                .as_deref()
+                .or(rootless_default.as_deref()),
+            &o.id,
+        )?
+        .with_devices(linux.devices().as_deref().unwrap_or(&[]))
+        .with_rootless(self.rootless_cgroups);
         if let Some(r) = resources {
             manager.validate(r)?;
         }
