@@ -219,6 +219,15 @@ pub fn kernel_offers(
     Ok(())
 }
 
+/// Whether rcontain runs without the host's root, as runc decides it: not
+/// uid 0, or uid 0 of a user namespace (rootless podman runs the runtime
+/// so) unless USER says root. Then the state lives under
+/// XDG_RUNTIME_DIR and cgroups are optional (`--rootless auto`).
+pub fn rootless() -> bool {
+    !nix::unistd::geteuid().is_root()
+        || (crate::sys::in_user_namespace() && std::env::var_os("USER").is_none_or(|u| u != "root"))
+}
+
 /// Render uid/gid mappings in /proc/PID/uid_map format.
 pub fn id_map(maps: &[oci_spec::runtime::LinuxIdMapping]) -> String {
     maps.iter()

@@ -18,15 +18,26 @@ use safepath::fd_path;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
+/// A rootfs that an image store made, for `run IMAGE`.
+#[derive(Clone, Debug)]
+pub enum ImageRootfs {
+    /// An overlay the store mounted on the host, nosuid,nodev there: the
+    /// container's own mount of it (in its mount namespace only) gets
+    /// setuid files and device nodes back.
+    HostOverlay,
+    /// A rootless store's layers: the init mounts the overlay itself, in
+    /// the container's user and mount namespaces.
+    Layers(rcontain_image::store::RootfsOverlay),
+}
+
 /// Set propagation, make the rootfs a mount point and mount everything in
 /// it. Returns an fd of the rootfs mount.
 /// `host_mnt`: the container shares the runtime's mount namespace (config
 /// without a mount namespace). Then nothing may touch the host's mount
 /// tree: the rootfs gets a private bind mount of its own, everything is
 /// mounted below it, and delete unmounts it all (`unmount_host_mounts`).
-/// `suid_dev`: clear nosuid and nodev on the rootfs bind mount (only ever
-/// in a mount namespace of the container's own), for an image store
-/// overlay that the host sees with both set.
+/// `image`: the rootfs is an image store's (see `ImageRootfs`); given only
+/// when the container has a mount namespace of its own.
 #[allow(clippy::too_many_arguments)]
 pub fn prepare(
     spec: &Spec,
@@ -35,7 +46,7 @@ pub fn prepare(
     cg: &CgroupView,
     userns: bool,
     host_mnt: bool,
-    suid_dev: bool,
+    image: Option<&ImageRootfs>,
 ) -> Result<OwnedFd> {
     let linux = spec.linux().as_ref();
     if !host_mnt {
@@ -64,6 +75,11 @@ pub fn prepare(
         if prop.contains(MsFlags::MS_SHARED) {
             make_parent_private(rootfs)?;
         }
+    }
+    if let Some(ImageRootfs::Layers(o)) = image {
+        // Here, in the container's user and mount namespaces only: the
+        // host never sees this overlay (propagation is set just above).
+        o.mount_at(rootfs)?;
     }
     // The rootfs bound onto itself; `root` names that new mount from here
     // on, for every later step, whatever the path comes to name.
@@ -94,7 +110,7 @@ pub fn prepare(
         )
         .with_context(|| format!("making rootfs {} private", rootfs.display()))?;
     }
-    if suid_dev {
+    if matches!(image, Some(ImageRootfs::HostOverlay)) {
         // The bind above is this namespace's own mount of the overlay: the
         // image's setuid binaries and device nodes work in the container
         // (devices still as the device rules allow), never on the host.

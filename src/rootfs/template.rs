@@ -73,13 +73,14 @@ pub fn new_mount_ns(
     rootfs: &Path,
     bundle: &Path,
     cg: &CgroupView,
-    no_pivot: bool,
+    // --no-pivot, or an image's layers the init mounts from host paths
+    host_tree: bool,
 ) -> Result<()> {
     let copy = |why: &str| -> Result<()> {
         logging::debug(&format!("mount namespace: a copy of the host's ({why})"));
         nix::sched::unshare(CloneFlags::CLONE_NEWNS).context("creating the mount namespace")
     };
-    if let Some(why) = needs_host_tree(spec, no_pivot) {
+    if let Some(why) = needs_host_tree(spec, host_tree) {
         return copy(why);
     }
     let Some(sources) = sources(spec, rootfs, bundle, cg) else {
@@ -119,9 +120,9 @@ pub fn new_mount_ns(
 
 /// Why this config needs the host's tree in the container's namespace
 /// (see the module comment), if it does.
-fn needs_host_tree(spec: &Spec, no_pivot: bool) -> Option<&'static str> {
-    if no_pivot {
-        return Some("--no-pivot");
+fn needs_host_tree(spec: &Spec, host_tree: bool) -> Option<&'static str> {
+    if host_tree {
+        return Some("--no-pivot, or an image's layers mounted by the init");
     }
     if let Some(h) = spec.hooks() {
         let any = |v: &Option<Vec<_>>| v.as_ref().is_some_and(|v| !v.is_empty());

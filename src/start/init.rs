@@ -38,7 +38,7 @@ pub struct InitConfig<'a> {
     pub console: Option<&'a OwnedFd>,
     pub no_pivot: bool,
     /// See CreateOpts::image_rootfs.
-    pub image_rootfs: bool,
+    pub image_rootfs: Option<&'a rootfs::ImageRootfs>,
     pub preserve_fds: u32,
     /// Name of the new session keyring, unless --no-new-keyring.
     pub keyring: Option<&'a str>,
@@ -186,17 +186,28 @@ fn setup(
 
     let host_mnt =
         !cfg.ns.creates(LinuxNamespaceType::Mount) && !cfg.ns.joins(LinuxNamespaceType::Mount);
+    let image = match cfg.image_rootfs {
+        _ if cfg.ns.creates(LinuxNamespaceType::Mount) => cfg.image_rootfs,
+        Some(rootfs::ImageRootfs::Layers(_)) => {
+            bail!("an image's rootfs without root needs a mount namespace of the container's own")
+        }
+        _ => None,
+    };
     if mount_ns_later {
-        rootfs::template::new_mount_ns(spec, cfg.rootfs, cfg.bundle, &cg, cfg.no_pivot)?;
+        // An image's layers are mounted by path from the host's tree.
+        let layers = matches!(image, Some(rootfs::ImageRootfs::Layers(_)));
+        rootfs::template::new_mount_ns(spec, cfg.rootfs, cfg.bundle, &cg, cfg.no_pivot || layers)?;
     }
     let root = rootfs::prepare(
         spec,
         cfg.rootfs,
         cfg.bundle,
         &cg,
-        userns,
+        // Also when the runtime itself runs in a user namespace (as root
+        // of rootless podman's): mknod is refused there too.
+        userns || sys::in_user_namespace(),
         host_mnt,
-        cfg.image_rootfs && cfg.ns.creates(LinuxNamespaceType::Mount),
+        image,
     )?;
 
     if hooks::has_runtime_hooks(spec) {
