@@ -40,10 +40,8 @@ pub struct CreateOpts {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
-    /// The rootfs is an image store overlay, which the host sees mounted
-    /// nosuid,nodev: the container's own mount of it gets setuid and
-    /// device nodes back.
-    pub image_rootfs: bool,
+    /// The rootfs is an image store's (`run IMAGE`).
+    pub image_rootfs: Option<crate::rootfs::ImageRootfs>,
 }
 
 /// Undoes a half-made create on drop: kills the init, removes the state dir.
@@ -201,9 +199,21 @@ impl Runtime {
             check_rootless(spec, &ns)?;
         }
         let (filter, caps) = prepare_process(process, linux)?;
-        let manager = cgroups::Manager::new(linux.cgroups_path().as_deref(), &o.id)?
-            .with_devices(linux.devices().as_deref().unwrap_or(&[]))
-            .with_rootless(self.rootless_cgroups);
+        // Rootless without linux.cgroupsPath: where runc looks on cgroup v2
+        // (beside the caller's cgroup), where a delegation may reach; as
+        // for root otherwise. Either way no cgroup is fine without limits.
+        let rootless_default = (self.rootless_cgroups && linux.cgroups_path().is_none())
+            .then(|| cgroups::rootless_default_path(&o.id))
+            .flatten();
+        let manager = cgroups::Manager::new(
+            linux
+                .cgroups_path()
+                .as_deref()
+                .or(rootless_default.as_deref()),
+            &o.id,
+        )?
+        .with_devices(linux.devices().as_deref().unwrap_or(&[]))
+        .with_rootless(self.rootless_cgroups);
         if let Some(r) = linux.resources() {
             manager.validate(r)?;
         }
@@ -648,7 +658,7 @@ fn spawn_init(
         host_proc: &host_proc,
         console: checked.console.as_ref(),
         no_pivot: o.no_pivot,
-        image_rootfs: o.image_rootfs,
+        image_rootfs: o.image_rootfs.as_ref(),
         preserve_fds: o.preserve_fds,
         keyring: (!o.no_new_keyring).then_some(keyring.as_str()),
         seccomp: checked.filter.as_ref(),

@@ -8,14 +8,27 @@
 pub mod dev;
 pub mod mounts;
 pub mod safepath;
+pub mod template;
 
 use anyhow::{anyhow, Context, Result};
-use mounts::{CgroupView, MountTable};
+use mounts::CgroupView;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::{Mount, Spec};
 use safepath::fd_path;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+
+/// A rootfs that an image store made, for `run IMAGE`.
+#[derive(Clone, Debug)]
+pub enum ImageRootfs {
+    /// An overlay the store mounted on the host, nosuid,nodev there: the
+    /// container's own mount of it (in its mount namespace only) gets
+    /// setuid files and device nodes back.
+    HostOverlay,
+    /// A rootless store's layers: the init mounts the overlay itself, in
+    /// the container's user and mount namespaces.
+    Layers(rcontain_image::store::RootfsOverlay),
+}
 
 /// Set propagation, make the rootfs a mount point and mount everything in
 /// it. Returns an fd of the rootfs mount.
@@ -23,19 +36,19 @@ use std::path::Path;
 /// without a mount namespace). Then nothing may touch the host's mount
 /// tree: the rootfs gets a private bind mount of its own, everything is
 /// mounted below it, and delete unmounts it all (`unmount_host_mounts`).
-/// `suid_dev`: clear nosuid and nodev on the rootfs bind mount (only ever
-/// in a mount namespace of the container's own), for an image store
-/// overlay that the host sees with both set.
+/// `image`: the rootfs is an image store's (see `ImageRootfs`); given only
+/// when the container has a mount namespace of its own.
+/// `proc`: the host's procfs, for the mount table (see CgroupView::read).
 #[allow(clippy::too_many_arguments)]
 pub fn prepare(
     spec: &Spec,
     rootfs: &Path,
     bundle: &Path,
     cg: &CgroupView,
-    mount_table: &MountTable,
     userns: bool,
     host_mnt: bool,
-    suid_dev: bool,
+    image: Option<&ImageRootfs>,
+    proc: BorrowedFd,
 ) -> Result<OwnedFd> {
     let linux = spec.linux().as_ref();
     if !host_mnt {
@@ -62,8 +75,13 @@ pub fn prepare(
         // mount is not shared. After the recursive change every mount is
         // shared if `prop` is, and none otherwise.
         if prop.contains(MsFlags::MS_SHARED) {
-            make_parent_private(rootfs, mount_table)?;
+            make_parent_private(rootfs, proc)?;
         }
+    }
+    if let Some(ImageRootfs::Layers(o)) = image {
+        // Here, in the container's user and mount namespaces only: the
+        // host never sees this overlay (propagation is set just above).
+        o.mount_at(rootfs)?;
     }
     // The rootfs bound onto itself; `root` names that new mount from here
     // on, for every later step, whatever the path comes to name.
@@ -94,7 +112,7 @@ pub fn prepare(
         )
         .with_context(|| format!("making rootfs {} private", rootfs.display()))?;
     }
-    if suid_dev {
+    if matches!(image, Some(ImageRootfs::HostOverlay)) {
         // The bind above is this namespace's own mount of the overlay: the
         // image's setuid binaries and device nodes work in the container
         // (devices still as the device rules allow), never on the host.
@@ -208,10 +226,14 @@ fn resolve_protected(
     }
 }
 
-/// Make the mount containing `rootfs`'s parent private.
-fn make_parent_private(rootfs: &Path, mount_table: &MountTable) -> Result<()> {
+/// Make the mount containing `rootfs`'s parent private. The one read of
+/// the whole mount table left in a start (the topmost mount on a path may
+/// come anywhere in it), and only for a shared rootfsPropagation.
+fn make_parent_private(rootfs: &Path, proc: BorrowedFd) -> Result<()> {
     let parent = rootfs.parent().unwrap_or(Path::new("/"));
-    if let Some(mp) = crate::sys::mountinfo::mount_point_of(mount_table.text()?, parent) {
+    let table =
+        crate::sys::read_proc_at(proc, "self/mountinfo").context("reading /proc/self/mountinfo")?;
+    if let Some(mp) = crate::sys::mountinfo::mount_point_of(&table, parent) {
         mount(
             None::<&str>,
             mp.as_str(),

@@ -325,31 +325,15 @@ fn map_with_helper(
     kind: IdKind,
     maps: &[oci_spec::runtime::LinuxIdMapping],
 ) -> Result<()> {
-    let helper = kind.helper();
-    let args = maps
+    let triples: Vec<(u32, u32, u32)> = maps
         .iter()
-        .flat_map(|m| [m.container_id(), m.host_id(), m.size()])
-        .map(|n| n.to_string());
-    let out = std::process::Command::new(helper)
-        .arg(pid.to_string())
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| {
-            anyhow!(
-                "linux.{}: mapping more than this user's own id needs {helper} \
-                 (package uidmap): {e}",
-                kind.field()
-            )
-        })?;
-    if !out.status.success() {
-        bail!(
-            "linux.{}: {helper} failed ({}): {} (are the ranges in /etc/sub{}id?)",
+        .map(|m| (m.container_id(), m.host_id(), m.size()))
+        .collect();
+    crate::image::rootless::run_id_helper(kind.helper(), pid, &triples).with_context(|| {
+        format!(
+            "linux.{}: mapping more than this user's own id (are the ranges in /etc/sub{}id?)",
             kind.field(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim(),
             &kind.file()[..3],
-        );
-    }
-    Ok(())
+        )
+    })
 }

@@ -229,6 +229,9 @@ pub struct LayerStats {
     pub entries: u64,
     pub bytes: u64,
     pub whiteouts: u64,
+    /// Character and block devices left out: applied in a user namespace,
+    /// which may not create them (see `rootless`).
+    pub skipped_devices: u64,
 }
 
 struct Applier<'a> {
@@ -730,7 +733,7 @@ impl Applier<'_> {
                 (s, makedev(major.into(), minor.into()))
             }
         };
-        self.retry_on_exist(at, |pfd| {
+        let made = self.retry_on_exist(at, |pfd| {
             mknodat(
                 Some(pfd),
                 at.base,
@@ -738,14 +741,24 @@ impl Applier<'_> {
                 Mode::from_bits_truncate(0o600),
                 dev,
             )
-        })
-        .map_err(|e| match e.downcast_ref::<Errno>() {
-            Some(Errno::EPERM) => anyhow!(
+        });
+        match made {
+            Err(e)
+                if e.downcast_ref::<Errno>() == Some(&Errno::EPERM)
+                    && sflag != SFlag::S_IFIFO
+                    && rcontain_sys::in_user_namespace() =>
+            {
+                // Without root: the node is left out (the container's
+                // /dev is the runtime's anyway).
+                self.stats.skipped_devices += 1;
+                return Ok(());
+            }
+            Err(e) if e.downcast_ref::<Errno>() == Some(&Errno::EPERM) => bail!(
                 "creating {kind:?} node: operation not permitted \
                  (device nodes need CAP_MKNOD in the initial user namespace)"
             ),
-            _ => e,
-        })?;
+            r => r?,
+        };
         apply_meta_at(at, meta, Node::Other)
     }
 

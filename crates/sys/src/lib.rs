@@ -189,20 +189,28 @@ fn fsopen(fstype: &str) -> nix::Result<OwnedFd> {
     }
 }
 
-/// fsconfig(2) FSCONFIG_SET_STRING of one option on a context.
+/// fsconfig(2) of one option on a context: FSCONFIG_SET_STRING, or
+/// FSCONFIG_SET_FLAG for an empty value.
 fn fsconfig_string(
     fs: BorrowedFd,
     key: &std::ffi::CStr,
     value: &std::ffi::CStr,
 ) -> nix::Result<()> {
-    // SAFETY: valid C strings and an fd borrowed for the call's duration.
+    // A flag takes no value: the kernel refuses one given as a string.
+    let (cmd, value) = if value.is_empty() {
+        (libc::FSCONFIG_SET_FLAG, std::ptr::null())
+    } else {
+        (libc::FSCONFIG_SET_STRING, value.as_ptr())
+    };
+    // SAFETY: valid C strings (or NULL for a flag) and an fd borrowed for
+    // the call's duration.
     Errno::result(unsafe {
         libc::syscall(
             libc::SYS_fsconfig,
             fs.as_raw_fd(),
-            libc::FSCONFIG_SET_STRING,
+            cmd,
             key.as_ptr(),
-            value.as_ptr(),
+            value,
             0,
         )
     })
@@ -272,7 +280,16 @@ pub fn fresh_procfs() -> nix::Result<OwnedFd> {
     )
 }
 
-/// A new `fstype` filesystem with string options `opts`, mounted nowhere:
+/// Whether this process runs in a user namespace other than the host's
+/// (the initial one maps every id to itself: "0 0 4294967295"), e.g. as
+/// root inside rootless podman's namespace.
+pub fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+}
+
+/// A new `fstype` filesystem with string options `opts` (an empty value
+/// sets a flag option, such as overlay's `userxattr`), mounted nowhere:
 /// the returned fd is its root, and the mount goes away with the last fd,
 /// also when the process dies.
 pub fn detached_mount(fstype: &str, opts: &[(&str, &str)], attrs: u64) -> nix::Result<OwnedFd> {
@@ -453,6 +470,13 @@ pub fn set_propagation(m: BorrowedFd, propagation: u64, recursive: bool) -> nix:
         )
     })
     .map(drop)
+}
+
+/// The CLONE_NEW* type of the namespace an nsfs fd refers to
+/// (ioctl NS_GET_NSTYPE, Linux 4.11).
+pub fn ns_type(fd: BorrowedFd) -> nix::Result<i32> {
+    // SAFETY: an ioctl without argument on an fd borrowed for the call.
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::NS_GET_NSTYPE) })
 }
 
 /// setns(2) on a raw namespace fd.
