@@ -443,11 +443,16 @@ impl Manager {
     }
 
     /// The container's directory in the cgroup2 hierarchy (v2, and hybrid,
-    /// where it is joined too), for clone3(CLONE_INTO_CGROUP).
+    /// where it is joined too), for clone3(CLONE_INTO_CGROUP); None before
+    /// systemd made it.
     pub fn unified_dir_fd(&self) -> Result<Option<OwnedFd>> {
         let Some(dir) = self.v2_dir() else {
             return Ok(None);
         };
+        // systemd makes the scope only once the init exists (add_init)
+        if self.systemd.is_some() && !dir.exists() {
+            return Ok(None);
+        }
         let fd = rcontain_sys::open(
             &dir,
             nix::fcntl::OFlag::O_PATH
