@@ -783,6 +783,29 @@ mod tests {
     }
 
     #[test]
+    fn systemd_record() {
+        // A systemd manager saves its unit in these words and reads back.
+        let (unit, path) = systemd::Unit::parse(Some(Path::new("a-b.slice:p:n")), "c").unwrap();
+        let m = Manager {
+            mode: Mode::V2,
+            path,
+            hierarchies: vec![],
+            unified: Some(ROOT.into()),
+            device_nodes: vec![],
+            rootless: false,
+            systemd: Some(unit),
+        };
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(
+            v["systemd"],
+            serde_json::json!({"unit": "p-n.scope", "slice": "a-b.slice"})
+        );
+        assert_eq!(v["path"], "/a.slice/a-b.slice/p-n.scope");
+        assert_eq!(serde_json::from_value::<Manager>(v).unwrap(), m);
+        assert_eq!(m.systemd_unit(), Some("p-n.scope"));
+    }
+
+    #[test]
     fn paths() {
         let p = |s: Option<&str>, id| cgroup_path(s.map(Path::new), id);
         assert_eq!(p(None, "c1").unwrap(), Path::new("/rcontain/c1"));
