@@ -23,7 +23,10 @@ fn refused(tag: &str, path: Option<&str>, needle: &str) {
     }
     b.save();
     let out = env.rt(&["--systemd-cgroup", "run", "--bundle", b.path(), &id]);
-    assert!(!out.ok(), "{id}: --systemd-cgroup run succeeded without systemd");
+    assert!(
+        !out.ok(),
+        "{id}: --systemd-cgroup run succeeded without systemd"
+    );
     let err = out.stderr.trim();
     assert_eq!(err.lines().count(), 1, "one line: {err:?}");
     assert!(err.contains(needle), "{err:?} does not name {needle:?}");
@@ -41,7 +44,11 @@ fn without_systemd_fails_cleanly() {
 
 #[test]
 fn with_a_slice_prefix_name_cgroups_path_too() {
-    refused("sdpath", Some("system.slice:test:x"), "systemd is not running");
+    refused(
+        "sdpath",
+        Some("system.slice:test:x"),
+        "systemd is not running",
+    );
 }
 
 #[test]

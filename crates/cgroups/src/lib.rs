@@ -162,6 +162,20 @@ pub fn probe_files(tag: &str) -> Result<std::collections::BTreeSet<String>> {
     Ok(files)
 }
 
+/// Where runc puts a rootless container without `linux.cgroupsPath` on
+/// cgroup v2: `<parent of the caller's own cgroup>/<id>` (the caller's own
+/// cgroup holds processes, so it cannot enable controllers for a child;
+/// its parent is what a delegation such as systemd's `user@.service`, or
+/// a subtree chowned to the user, covers). None on v1 and hybrid hosts.
+pub fn rootless_default_path(id: &str) -> Option<PathBuf> {
+    if detect().ok()? != Mode::V2 {
+        return None;
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let own = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(Path::new(own).parent().unwrap_or(Path::new("/")).join(id))
+}
+
 /// The container's cgroup relative to every hierarchy root, "/a/b".
 /// Relative and absolute cgroupsPath both land under the hierarchy root:
 /// rcontain never nests containers inside the caller's own cgroup, which it
