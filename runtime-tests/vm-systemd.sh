@@ -5,6 +5,11 @@
 # --systemd-cgroup with runc --systemd-cgroup on the same config (unit
 # properties, cgroup files), across daemon-reload, update, pause, delete.
 # VM_SYSTEMD_LAYOUTS: the layouts (default "v2 hybrid"; v1 works too).
+# Then, unless VM_SYSTEMD_ENGINES=0, containerd (SystemdCgroup) and podman
+# (--cgroup-manager=systemd) run a container on rcontain in a VM whose
+# rootfs has Debian's containerd and podman (runtime-tests/systemd/engines.sh;
+# the first run builds that rootfs from Debian's archive: when that or the
+# boot fails, one "skipped:" line).
 # Exit status: 0 when all passed (or no VM runner / runc: "skipped: ..."),
 # 1 when any failed, 124/125: VM timeout/failure.
 set -eu
@@ -48,4 +53,24 @@ for layout in ${VM_SYSTEMD_LAYOUTS:-v2 hybrid}; do
     "$vm" --systemd --cgroup "$layout" --mem 1024 --timeout 300 --with "$runc" "$dir" -- ./in-vm.sh || rc=1
     echo "== $layout: $(($(date +%s) - s)) s"
 done
+
+[ "${VM_SYSTEMD_ENGINES:-1}" = 0 ] && exit $rc
+img=$(dirname "$vm")/../clients/make-busybox-image.sh
+if ! [ -x "$img" ] || ! "$img" "$dir/img" >/dev/null 2>&1; then
+    echo "skipped: host lacks shared/clients/make-busybox-image.sh (or it failed): containerd and podman"
+    exit $rc
+fi
+cp "$repo/runtime-tests/systemd/engines.sh" "$dir/"
+echo "== systemd, cgroup v2, containerd and podman"
+s=$(date +%s)
+set +e
+RCONTAIN_VM_PACKAGES="containerd podman" "$vm" --systemd --mem 1536 --timeout 300 "$dir" -- ./engines.sh
+e=$?
+set -e
+case $e in
+    0) ;;
+    125) echo "skipped: could not build or boot the systemd VM with Debian's containerd and podman (run-in-vm exit 125)" ;;
+    *) rc=1 ;;
+esac
+echo "== engines: $(($(date +%s) - s)) s"
 exit $rc
