@@ -31,6 +31,10 @@ p=(podman --root /tmp/podman --runroot /run/podman --runtime /job/rcontain --cgr
 "${p[@]}" load -i img/docker-archive.tar >/dev/null 2>&1 || fail "podman load"
 out=$(timeout 120 "${p[@]}" run --rm --network none "$image" sh -c 'echo hello' 2>&1)
 if echo "$out" | grep -q '^hello$'; then pass "podman --cgroup-manager=systemd runs a container on rcontain"; else fail "podman run: $out"; fi
+id=$(timeout 120 "${p[@]}" run -d --network none "$image" sleep 100 2>&1)
+st=$(systemctl show -p ActiveState --value "libpod-$id.scope")
+[ "$st" = active ] && pass "podman: the container's unit libpod-<id>.scope is active" || fail "podman: libpod-$id.scope is $st"
+timeout 120 "${p[@]}" rm -f "$id" >/dev/null 2>&1 || fail "podman rm -f"
 left=$(systemctl list-units --all --no-legend 'libpod-*' | tr '\n' ' ')
 [ -z "$left" ] && pass "podman: no unit left" || fail "podman: units left: $left"
 exit $((fails > 0))
