@@ -106,4 +106,15 @@ else
         fail "failed create left: units '$left', $(cat bad.log | tr '\n' ' ')"
     fi
 fi
+
+# No system bus (systemd runs, the bus address leads nowhere): one line, nothing left.
+if DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent $r --systemd-cgroup run -d --bundle bundle-rcontain nobus \
+    >nobus.log 2>&1 </dev/null; then
+    fail "ran without a system bus"
+elif [ "$(wc -l <nobus.log)" = 1 ] && grep -q 'D-Bus' nobus.log && ! $r state nobus >/dev/null 2>&1 &&
+    [ -z "$(systemctl list-units --all --no-legend 'rcontain-t1*')" ]; then
+    pass "without a system bus: one line ($(cat nobus.log)), nothing left"
+else
+    fail "without a system bus: $(tr '\n' ' ' <nobus.log)"
+fi
 exit $((fails > 0))

@@ -636,7 +636,12 @@ impl Manager {
         if self.pids().is_ok_and(|p| !p.is_empty()) {
             let _ = self.kill_all(libc::SIGKILL);
         }
-        systemd::Bus::connect()?.stop_unit(&unit.name)?;
+        match systemd::Bus::connect() {
+            Ok(bus) => bus.stop_unit(&unit.name)?,
+            // never started (no bus at create): nothing in systemd to undo
+            Err(_) if !self.all_dirs().iter().any(|d| d.exists()) => {}
+            Err(e) => return Err(e),
+        }
         self.remove_dirs()
     }
 
