@@ -119,21 +119,26 @@ impl Namespaces {
     }
 
     /// For a direct clone: the CLONE_NEW* flags of the clone, and those the
-    /// init unshares itself once root in its new user namespace.
+    /// init unshares itself (once root in its new user namespace, if any).
     /// CLONE_NEWCGROUP is in neither: the init creates that namespace
     /// after it was moved into its cgroup, so that it is the root. With a
     /// new user namespace only it and the pid namespace come with the
     /// clone, so the objects of the rest (the mqueue root, …) belong to
-    /// the container's root.
+    /// the container's root. Without a user namespace the mount namespace
+    /// is left to the init too: it makes it from a template rather than as
+    /// a copy of the runtime's (rootfs::template).
     pub fn direct_clone_flags(&self) -> (u64, u64) {
-        use LinuxNamespaceType::{Cgroup, Pid, User};
+        use LinuxNamespaceType::{Cgroup, Mount, Pid, User};
         if self.creates(User) {
             (
                 self.new_flags(&[]) & (clone_flag(User) | clone_flag(Pid)),
                 self.new_flags(&[User, Pid, Cgroup]),
             )
         } else {
-            (self.new_flags(&[Cgroup]), 0)
+            (
+                self.new_flags(&[Cgroup, Mount]),
+                self.new_flags(&[]) & clone_flag(Mount),
+            )
         }
     }
 
@@ -304,7 +309,7 @@ mod tests {
         );
         assert_eq!(
             n.direct_clone_flags(),
-            (f(&[CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUTS]), 0)
+            (f(&[CLONE_NEWPID, CLONE_NEWUTS]), f(&[CLONE_NEWNS]))
         );
         let n = ns(
             serde_json::json!([{"type": "user"}, {"type": "mount"}, {"type": "pid"}, {"type": "cgroup"}, {"type": "ipc"}]),

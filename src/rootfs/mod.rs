@@ -8,9 +8,10 @@
 pub mod dev;
 pub mod mounts;
 pub mod safepath;
+pub mod template;
 
 use anyhow::{anyhow, Context, Result};
-use mounts::{CgroupView, MountTable};
+use mounts::CgroupView;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::{Mount, Spec};
 use safepath::fd_path;
@@ -43,7 +44,6 @@ pub fn prepare(
     rootfs: &Path,
     bundle: &Path,
     cg: &CgroupView,
-    mount_table: &MountTable,
     userns: bool,
     host_mnt: bool,
     image: Option<&ImageRootfs>,
@@ -73,7 +73,7 @@ pub fn prepare(
         // mount is not shared. After the recursive change every mount is
         // shared if `prop` is, and none otherwise.
         if prop.contains(MsFlags::MS_SHARED) {
-            make_parent_private(rootfs, mount_table)?;
+            make_parent_private(rootfs)?;
         }
     }
     if let Some(ImageRootfs::Layers(o)) = image {
@@ -224,10 +224,13 @@ fn resolve_protected(
     }
 }
 
-/// Make the mount containing `rootfs`'s parent private.
-fn make_parent_private(rootfs: &Path, mount_table: &MountTable) -> Result<()> {
+/// Make the mount containing `rootfs`'s parent private. The one read of
+/// the whole mount table left in a start (the topmost mount on a path may
+/// come anywhere in it), and only for a shared rootfsPropagation.
+fn make_parent_private(rootfs: &Path) -> Result<()> {
     let parent = rootfs.parent().unwrap_or(Path::new("/"));
-    if let Some(mp) = crate::sys::mountinfo::mount_point_of(mount_table.text()?, parent) {
+    let table = crate::sys::mountinfo::read().context("reading /proc/self/mountinfo")?;
+    if let Some(mp) = crate::sys::mountinfo::mount_point_of(&table, parent) {
         mount(
             None::<&str>,
             mp.as_str(),

@@ -153,26 +153,44 @@ pub struct CgroupView {
 }
 
 impl CgroupView {
-    pub fn read(own_ns: bool, table: &MountTable) -> Result<CgroupView> {
+    pub fn read(own_ns: bool) -> Result<CgroupView> {
         let pure_v2 = nix::sys::statfs::statfs("/sys/fs/cgroup")
             .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
             .unwrap_or(false);
-        let mounts = table.text()?;
         let own =
             crate::sys::read_proc("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
-        let mut hierarchies = Vec::new();
-        for line in own.lines() {
-            let mut f = line.splitn(3, ':');
-            let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or("/"));
-            // On v1 and hybrid hosts the container gets the v1 hierarchies
-            // (as with runc), not the hybrid cgroup2 one.
-            if !pure_v2 && ctrls.is_empty() {
-                continue;
+        // (controllers, path of our cgroup) per hierarchy to bind
+        let wanted: Vec<(&str, &str)> = own
+            .lines()
+            .filter_map(|line| {
+                let mut f = line.splitn(3, ':');
+                let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or("/"));
+                // On v1 and hybrid hosts the container gets the v1
+                // hierarchies (as with runc), not the hybrid cgroup2 one.
+                (pure_v2 || !ctrls.is_empty()).then_some((ctrls, path))
+            })
+            .collect();
+        // The first mount of each hierarchy at its root, with its position
+        // in mountinfo, read only until all are found.
+        let mut hits: Vec<Option<(usize, PathBuf)>> = vec![None; wanted.len()];
+        let mut pos = 0;
+        crate::sys::mountinfo::scan(|e| {
+            for (hit, (ctrls, _)) in hits.iter_mut().zip(&wanted) {
+                if hit.is_none() && is_cgroup_mount_of(&e, ctrls) {
+                    *hit = Some((pos, PathBuf::from(&e.mount_point)));
+                }
             }
-            if let Some((pos, mp)) = find_cgroup_mount(mounts, ctrls) {
-                hierarchies.push((pos, mp, path.to_string(), ctrls.to_string()));
-            }
-        }
+            pos += 1;
+            hits.iter().all(Option::is_some)
+        })
+        .context("reading /proc/self/mountinfo")?;
+        let mut hierarchies: Vec<_> = hits
+            .into_iter()
+            .zip(&wanted)
+            .filter_map(|(hit, (ctrls, path))| {
+                hit.map(|(pos, mp)| (pos, mp, path.to_string(), ctrls.to_string()))
+            })
+            .collect();
         // In the host's mount order, so the container's mount table reads
         // like the host's.
         hierarchies.sort_by_key(|h| h.0);
@@ -188,51 +206,25 @@ impl CgroupView {
     }
 }
 
-/// The init's /proc/self/mountinfo, read on first use and then shared by
-/// the cgroup view and the rootfs setup. The cgroup view reads it before
-/// the init unshares its cgroup namespace, which changes how the roots of
-/// cgroup mounts show; mount points stay valid through the propagation
-/// changes that follow.
-#[derive(Default)]
-pub struct MountTable(std::cell::OnceCell<String>);
-
-impl MountTable {
-    pub fn text(&self) -> Result<&str> {
-        if let Some(t) = self.0.get() {
-            return Ok(t);
-        }
-        let t = crate::sys::mountinfo::read().context("reading /proc/self/mountinfo")?;
-        Ok(self.0.get_or_init(|| t))
+/// Whether `e` is a mount, at its root, of the hierarchy with exactly these
+/// controllers ("" = cgroup2).
+fn is_cgroup_mount_of(e: &crate::sys::mountinfo::Entry, ctrls: &str) -> bool {
+    if e.root != "/" {
+        return false;
     }
-}
-
-/// The host mount point of the hierarchy with exactly these controllers
-/// ("" = cgroup2), mounted at its root, with its position in mountinfo.
-fn find_cgroup_mount(mountinfo: &str, ctrls: &str) -> Option<(usize, PathBuf)> {
-    for (pos, e) in crate::sys::mountinfo::parse(mountinfo).enumerate() {
-        if e.root != "/" {
-            continue;
+    match e.fstype.as_str() {
+        "cgroup2" => ctrls.is_empty(),
+        "cgroup" => {
+            let want: Vec<&str> = ctrls.split(',').collect();
+            let have: Vec<&str> = e
+                .super_options
+                .split(',')
+                .filter(|o| want.contains(o) || o.starts_with("name="))
+                .collect();
+            !ctrls.is_empty() && have.len() == want.len() && want.iter().all(|w| have.contains(w))
         }
-        let hit = match e.fstype.as_str() {
-            "cgroup2" => ctrls.is_empty(),
-            "cgroup" => {
-                let want: Vec<&str> = ctrls.split(',').collect();
-                let have: Vec<&str> = e
-                    .super_options
-                    .split(',')
-                    .filter(|o| want.contains(o) || o.starts_with("name="))
-                    .collect();
-                !ctrls.is_empty()
-                    && have.len() == want.len()
-                    && want.iter().all(|w| have.contains(w))
-            }
-            _ => false,
-        };
-        if hit {
-            return Some((pos, PathBuf::from(e.mount_point)));
-        }
+        _ => false,
     }
-    None
 }
 
 /// Files below /proc that may be mounted over, as runc allows: what lxcfs
@@ -797,23 +789,21 @@ mod tests {
         let mi = "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n\
                   40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n\
                   41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n\
-                  42 31 0:39 / /sys/fs/cgroup/net_cls,net_prio rw - cgroup cgroup rw,net_cls,net_prio\n";
+                  42 31 0:39 / /sys/fs/cgroup/net_cls,net_prio rw - cgroup cgroup rw,net_cls,net_prio\n\
+                  43 31 0:29 /sub /mnt/cpu rw,relatime - cgroup cgroup rw,cpu\n";
+        let find = |ctrls: &str| -> Vec<String> {
+            crate::sys::mountinfo::parse(mi)
+                .filter(|e| is_cgroup_mount_of(e, ctrls))
+                .map(|e| e.mount_point)
+                .collect()
+        };
+        assert_eq!(find("cpu"), ["/sys/fs/cgroup/cpu"]);
+        assert_eq!(find(""), ["/sys/fs/cgroup/unified"]);
+        assert_eq!(find("name=systemd"), ["/sys/fs/cgroup/systemd"]);
         assert_eq!(
-            find_cgroup_mount(mi, "cpu"),
-            Some((0, "/sys/fs/cgroup/cpu".into()))
+            find("net_cls,net_prio"),
+            ["/sys/fs/cgroup/net_cls,net_prio"]
         );
-        assert_eq!(
-            find_cgroup_mount(mi, ""),
-            Some((2, "/sys/fs/cgroup/unified".into()))
-        );
-        assert_eq!(
-            find_cgroup_mount(mi, "name=systemd"),
-            Some((1, "/sys/fs/cgroup/systemd".into()))
-        );
-        assert_eq!(
-            find_cgroup_mount(mi, "net_cls,net_prio"),
-            Some((3, "/sys/fs/cgroup/net_cls,net_prio".into()))
-        );
-        assert_eq!(find_cgroup_mount(mi, "memory"), None);
+        assert!(find("memory").is_empty());
     }
 }

@@ -13,7 +13,7 @@ use crate::container::hooks;
 use crate::namespaces::Namespaces;
 use crate::process::capabilities::CapSets;
 use crate::process::{attrs as process, seccomp};
-use crate::rootfs::mounts::{CgroupView, MountTable};
+use crate::rootfs::mounts::CgroupView;
 use crate::rootfs::safepath::Procfs;
 use crate::start::channel::{ChildEnd, ExecSteps};
 use crate::{rootfs, sys, terminal};
@@ -132,8 +132,18 @@ fn setup(
         // made against these credentials.
         crate::namespaces::become_userns_root()?;
     }
-    if unshare_flags != 0 {
-        nix::sched::unshare(CloneFlags::from_bits_retain(unshare_flags as i32))
+    // Without a user namespace, the clone left the new mount namespace to
+    // us: it is made where the rootfs setup begins, from the template when
+    // the config allows (rootfs::template).
+    let newns = libc::CLONE_NEWNS as u64;
+    let mount_ns_later = !userns && unshare_flags & newns != 0;
+    let unshare_now = if mount_ns_later {
+        unshare_flags & !newns
+    } else {
+        unshare_flags
+    };
+    if unshare_now != 0 {
+        nix::sched::unshare(CloneFlags::from_bits_retain(unshare_now as i32))
             .context("creating namespaces")?;
     }
     if enter_ns {
@@ -163,9 +173,8 @@ fn setup(
         .flatten()
         .any(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")));
     let own_cgroupns = cfg.ns.creates(LinuxNamespaceType::Cgroup);
-    let mount_table = MountTable::default();
     let cg = if needs_cgroup_view {
-        CgroupView::read(own_cgroupns, &mount_table)?
+        CgroupView::read(own_cgroupns)?
     } else {
         CgroupView::default()
     };
@@ -184,12 +193,16 @@ fn setup(
         }
         _ => None,
     };
+    if mount_ns_later {
+        // An image's layers are mounted by path from the host's tree.
+        let layers = matches!(image, Some(rootfs::ImageRootfs::Layers(_)));
+        rootfs::template::new_mount_ns(spec, cfg.rootfs, cfg.bundle, &cg, cfg.no_pivot || layers)?;
+    }
     let root = rootfs::prepare(
         spec,
         cfg.rootfs,
         cfg.bundle,
         &cg,
-        &mount_table,
         // Also when the runtime itself runs in a user namespace (as root
         // of rootless podman's): mknod is refused there too.
         userns || sys::in_user_namespace(),

@@ -428,6 +428,13 @@ pub fn mount_setattr(
     .map(drop)
 }
 
+/// The CLONE_NEW* type of the namespace an nsfs fd refers to
+/// (ioctl NS_GET_NSTYPE, Linux 4.11).
+pub fn ns_type(fd: BorrowedFd) -> nix::Result<i32> {
+    // SAFETY: an ioctl without argument on an fd borrowed for the call.
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::NS_GET_NSTYPE) })
+}
+
 /// setns(2) on a raw namespace fd.
 pub fn setns(fd: BorrowedFd, nstype: i32) -> nix::Result<()> {
     // SAFETY: setns only reads the fd number and flag.
