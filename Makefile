@@ -14,7 +14,7 @@ RUNTIME_TESTS ?= $(patsubst runtime-tests/%.rs,%,$(wildcard runtime-tests/*.rs))
 # runtime-tests/vm-cgroups.sh: the cgroup tests again on a pure cgroup-v2
 # kernel in a VM (../shared/vm/run-in-vm.sh); runtime-tests/vm-rootless.sh:
 # rootless with a delegated cgroup v2 subtree, in such a VM.
-SCRIPT_TESTS ?= runtime-tests/vm-cgroups.sh runtime-tests/vm-rootless.sh
+SCRIPT_TESTS ?= runtime-tests/vm-cgroups.sh runtime-tests/vm-rootless.sh runtime-tests/vm-systemd.sh
 # The VM suite drives the release runtime (RCONTAIN_BIN, as the host suites
 # do); its test binaries build in the dev profile, like the host suites'.
 export VM_CGROUPS_PROFILE ?= debug

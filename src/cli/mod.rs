@@ -65,7 +65,9 @@ struct Cli {
     /// Log debug messages
     #[arg(long, global = true)]
     debug: bool,
-    /// Manage cgroups through systemd (not supported yet)
+    /// Let systemd own the container's cgroup: a transient scope named by
+    /// linux.cgroupsPath "slice:prefix:name" (create and run; later
+    /// commands find it in the container's state)
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
     /// Rootless cgroups: true, false or auto (auto: true unless run as root
@@ -318,9 +320,6 @@ fn one_line(msg: &str) -> String {
 }
 
 fn dispatch(cli: Cli) -> Result<i32> {
-    if cli.systemd_cgroup && matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. }) {
-        bail!("--systemd-cgroup: cgroups managed through systemd are not supported yet");
-    }
     // Everything that forks a process into a container runs from a sealed
     // binary nothing can write to (see rcontain::process::selfexe).
     if matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Exec(_)) {
@@ -335,7 +334,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Some("false") => false,
         _ => rcontain::namespaces::rootless(),
     };
-    let rt = Runtime::new(&root).rootless_cgroups(rootless_cgroups);
+    let rt = Runtime::new(&root)
+        .rootless_cgroups(rootless_cgroups)
+        .systemd_cgroup(cli.systemd_cgroup);
     match cli.cmd {
         Cmd::Create { opts, id } => {
             rt.create(&opts.opts(&id), None)?;

@@ -29,6 +29,8 @@ pub struct Runtime {
     /// `--rootless`: a container whose cgroups this user may not create
     /// runs without them (when it asks for no limits), as with runc.
     rootless_cgroups: bool,
+    /// `--systemd-cgroup`: the cgroup is a systemd scope.
+    systemd_cgroup: bool,
 }
 
 #[derive(Default, Clone)]
@@ -86,6 +88,7 @@ impl Drop for Undo<'_> {
 
 /// The parent's part in spawning (spawn kills the init itself on error).
 struct CreateParent<'a> {
+    id: &'a str,
     spec: &'a Spec,
     cgroup: Option<&'a cgroups::Manager>,
     hook_state: &'a dyn Fn(i32, &str) -> Vec<u8>,
@@ -100,7 +103,8 @@ impl Parent for CreateParent<'_> {
     fn init_created(&mut self, pid: i32, in_cgroup2: bool) -> Result<()> {
         // Before the init runs any container code (it waits for Continue).
         if let Some(cg) = self.cgroup {
-            cg.add_pid(pid, in_cgroup2)?;
+            let linux = self.spec.linux().as_ref().expect("validated");
+            cg.add_init(pid, in_cgroup2, self.id, linux.resources().as_ref())?;
         }
         if let Some(adj) = self.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
@@ -126,6 +130,15 @@ impl Runtime {
         Runtime {
             store: Store::new(root),
             rootless_cgroups: false,
+            systemd_cgroup: false,
+        }
+    }
+
+    /// Sets `--systemd-cgroup` (see the field).
+    pub fn systemd_cgroup(self, on: bool) -> Runtime {
+        Runtime {
+            systemd_cgroup: on,
+            ..self
         }
     }
 
@@ -205,13 +218,22 @@ impl Runtime {
         let rootless_default = (self.rootless_cgroups && linux.cgroups_path().is_none())
             .then(|| cgroups::rootless_default_path(&o.id))
             .flatten();
-        let manager = cgroups::Manager::new(
-            linux
-                .cgroups_path()
-                .as_deref()
-                .or(rootless_default.as_deref()),
-            &o.id,
-        )?
+        let manager = if self.systemd_cgroup {
+            if !nix::unistd::geteuid().is_root() {
+                bail!(
+                    "--systemd-cgroup: only as root (systemd's per-user manager is not supported)"
+                );
+            }
+            cgroups::Manager::new_systemd(linux.cgroups_path().as_deref(), &o.id)?
+        } else {
+            cgroups::Manager::new(
+                linux
+                    .cgroups_path()
+                    .as_deref()
+                    .or(rootless_default.as_deref()),
+                &o.id,
+            )?
+        }
         .with_devices(linux.devices().as_deref().unwrap_or(&[]))
         .with_rootless(self.rootless_cgroups);
         if let Some(r) = linux.resources() {
@@ -671,6 +693,7 @@ fn spawn_init(
         linux,
         cgroup_dir.as_ref().map(|d| d.as_fd()),
         &mut CreateParent {
+            id: &o.id,
             spec,
             cgroup: cg,
             hook_state: &hook_state,

@@ -135,6 +135,7 @@ fn v1_manager(root: &Path, layout: &[(&str, &[&str])]) -> Manager {
         unified: None,
         device_nodes: Vec::new(),
         rootless: false,
+        systemd: None,
     }
 }
 

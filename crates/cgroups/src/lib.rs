@@ -11,6 +11,7 @@ pub mod devices;
 mod fsutil;
 pub mod oom;
 pub mod stats;
+pub mod systemd;
 pub mod translate;
 mod v1;
 mod v2;
@@ -72,13 +73,13 @@ pub fn detect() -> Result<Mode> {
     }
 }
 
-/// The cgroup part of the `features` document: both cgroup versions are
-/// implemented, the systemd driver is not, rdma limits are.
+/// The cgroup part of the `features` document: both cgroup versions, the
+/// systemd driver (as root: not the per-user manager) and rdma limits.
 pub fn features() -> oci_spec::runtime::Cgroup {
     let mut c = oci_spec::runtime::Cgroup::default();
     c.set_v1(Some(true));
     c.set_v2(Some(true));
-    c.set_systemd(Some(false));
+    c.set_systemd(Some(true));
     c.set_systemd_user(Some(false));
     c.set_rdma(Some(true));
     c
@@ -281,11 +282,32 @@ pub struct Manager {
         skip_serializing_if = "std::ops::Not::not"
     )]
     rootless: bool,
+    /// The scope unit systemd owns the cgroup through (`--systemd-cgroup`);
+    /// absent in the states of containers made without it (and of every
+    /// release before it).
+    #[serde(rename = "systemd", default, skip_serializing_if = "Option::is_none")]
+    systemd: Option<systemd::Unit>,
 }
 
 impl Manager {
     /// Pure computation: where the container's cgroups will be. Nothing is created.
     pub fn new(cgroups_path: Option<&Path>, id: &str) -> Result<Manager> {
+        Manager::at(cgroup_path(cgroups_path, id)?, None)
+    }
+
+    /// `--systemd-cgroup`: the container's cgroup is the scope unit that
+    /// cgroupsPath ("slice:prefix:name") names; systemd makes it when the
+    /// init exists (`add_init`). Pure computation but for the check that
+    /// this host runs systemd.
+    pub fn new_systemd(cgroups_path: Option<&Path>, id: &str) -> Result<Manager> {
+        let (unit, path) = systemd::Unit::parse(cgroups_path, id)?;
+        if !systemd::booted() {
+            bail!("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system), so it cannot own the container's cgroup");
+        }
+        Manager::at(path, Some(unit))
+    }
+
+    fn at(path: PathBuf, systemd: Option<systemd::Unit>) -> Result<Manager> {
         let mode = detect()?;
         let (hierarchies, unified) = match mode {
             Mode::V2 => (Vec::new(), Some(PathBuf::from(ROOT))),
@@ -294,11 +316,12 @@ impl Manager {
         };
         Ok(Manager {
             mode,
-            path: cgroup_path(cgroups_path, id)?,
+            path,
             hierarchies,
             unified,
             device_nodes: Vec::new(),
             rootless: false,
+            systemd,
         })
     }
 
@@ -363,11 +386,21 @@ impl Manager {
         }
     }
 
+    /// The systemd unit owning the cgroup, with `--systemd-cgroup`.
+    pub fn systemd_unit(&self) -> Option<&str> {
+        self.systemd.as_ref().map(|u| u.name.as_str())
+    }
+
     /// Create the cgroup(s) and write `r`. On error nothing created is left.
+    /// With systemd only `r` is checked: the scope needs the init's pid,
+    /// and is made by `add_init`.
     pub fn create(&self, r: Option<&LinuxResources>) -> Result<()> {
         let default = LinuxResources::default();
         let r = r.unwrap_or(&default);
         self.validate(r)?;
+        if self.systemd.is_some() {
+            return Ok(());
+        }
         let mut created: Vec<PathBuf> = Vec::new();
         let res = self.create_inner(r, &mut created);
         if res.is_err() {
@@ -401,6 +434,58 @@ impl Manager {
         v1::apply(self, r, &rules, true)
     }
 
+    /// Put the container's init `pid` in its cgroup: with systemd, start
+    /// the scope with it (runc's properties), set `r` as unit properties,
+    /// then write `r` to the cgroup files, as runc does, so the values read
+    /// back are runc's; otherwise `add_pid`. On error the unit is stopped.
+    pub fn add_init(
+        &self,
+        pid: i32,
+        in_unified: bool,
+        id: &str,
+        r: Option<&LinuxResources>,
+    ) -> Result<()> {
+        let Some(unit) = &self.systemd else {
+            return self.add_pid(pid, in_unified);
+        };
+        let default = LinuxResources::default();
+        let r = r.unwrap_or(&default);
+        let bus = systemd::Bus::connect()?;
+        bus.start_unit(
+            &unit.name,
+            &systemd::start_properties(unit, id, pid, self.mode),
+        )?;
+        let res = self.systemd_apply(&bus, r, true).and_then(|()| {
+            // systemd put the init in its own hierarchies; the others
+            // (v1 controllers it does not manage) are joined here.
+            self.add_pid(pid, false)
+        });
+        if res.is_err() {
+            let _ = bus.stop_unit(&unit.name);
+            let _ = self.remove_dirs();
+        }
+        res
+    }
+
+    /// `r` as unit properties, then in the cgroup files (creating the
+    /// scope's directory in the hierarchies systemd does not manage).
+    fn systemd_apply(&self, bus: &systemd::Bus, r: &LinuxResources, creating: bool) -> Result<()> {
+        let unit = self.systemd.as_ref().expect("systemd manager");
+        let version = bus.version()?;
+        let props = systemd::resource_properties(r, self.mode, version)?;
+        bus.set_properties(&unit.name, &props)?;
+        if creating {
+            let mut created = Vec::new();
+            let res = self.create_inner(r, &mut created);
+            if res.is_err() {
+                fsutil::remove_created(&created);
+            }
+            res
+        } else {
+            self.apply(r)
+        }
+    }
+
     /// Move `pid` into the container's cgroup in every hierarchy but the
     /// cgroup2 one if it was born there (`in_unified`, see `unified_dir_fd`).
     pub fn add_pid(&self, pid: i32, in_unified: bool) -> Result<()> {
@@ -419,11 +504,16 @@ impl Manager {
     }
 
     /// The container's directory in the cgroup2 hierarchy (v2, and hybrid,
-    /// where it is joined too), for clone3(CLONE_INTO_CGROUP).
+    /// where it is joined too), for clone3(CLONE_INTO_CGROUP); None before
+    /// systemd made it.
     pub fn unified_dir_fd(&self) -> Result<Option<OwnedFd>> {
         let Some(dir) = self.v2_dir() else {
             return Ok(None);
         };
+        // systemd makes the scope only once the init exists (add_init)
+        if self.systemd.is_some() && !dir.exists() {
+            return Ok(None);
+        }
         let fd = rcontain_sys::open(
             &dir,
             nix::fcntl::OFlag::O_PATH
@@ -439,6 +529,13 @@ impl Manager {
     /// their values.
     pub fn update(&self, r: &LinuxResources) -> Result<()> {
         self.validate(r)?;
+        if self.systemd.is_some() {
+            return self.systemd_apply(&systemd::Bus::connect()?, r, false);
+        }
+        self.apply(r)
+    }
+
+    fn apply(&self, r: &LinuxResources) -> Result<()> {
         let rules = self.rules(Some(r))?;
         match self.mode {
             Mode::V2 => v2::apply(
@@ -577,8 +674,25 @@ impl Manager {
     }
 
     /// Remove the container's cgroups everywhere, killing what is still
-    /// inside. Already gone is fine.
+    /// inside. Already gone is fine. With systemd the scope is stopped
+    /// (after the kill, so systemd has nothing to wait for) and reset.
     pub fn destroy(&self) -> Result<()> {
+        let Some(unit) = &self.systemd else {
+            return self.remove_dirs();
+        };
+        if self.pids().is_ok_and(|p| !p.is_empty()) {
+            let _ = self.kill_all(libc::SIGKILL);
+        }
+        match systemd::Bus::connect() {
+            Ok(bus) => bus.stop_unit(&unit.name)?,
+            // never started (no bus at create): nothing in systemd to undo
+            Err(_) if !self.all_dirs().iter().any(|d| d.exists()) => {}
+            Err(e) => return Err(e),
+        }
+        self.remove_dirs()
+    }
+
+    fn remove_dirs(&self) -> Result<()> {
         let deadline = Instant::now() + DESTROY_TIMEOUT;
         let mut killed = false;
         let mut nudge = || -> Result<()> {
@@ -721,6 +835,7 @@ mod tests {
                     access: "rwm".into(),
                 }],
                 rootless: false,
+                systemd: None,
             }
         );
         // and writes it back in the same words
@@ -731,6 +846,29 @@ mod tests {
         let text = serde_json::to_string(&r).unwrap();
         assert!(text.contains(r#""rootless":true"#), "{text}");
         assert_eq!(serde_json::from_str::<Manager>(&text).unwrap(), r);
+    }
+
+    #[test]
+    fn systemd_record() {
+        // A systemd manager saves its unit in these words and reads back.
+        let (unit, path) = systemd::Unit::parse(Some(Path::new("a-b.slice:p:n")), "c").unwrap();
+        let m = Manager {
+            mode: Mode::V2,
+            path,
+            hierarchies: vec![],
+            unified: Some(ROOT.into()),
+            device_nodes: vec![],
+            rootless: false,
+            systemd: Some(unit),
+        };
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(
+            v["systemd"],
+            serde_json::json!({"unit": "p-n.scope", "slice": "a-b.slice"})
+        );
+        assert_eq!(v["path"], "/a.slice/a-b.slice/p-n.scope");
+        assert_eq!(serde_json::from_value::<Manager>(v).unwrap(), m);
+        assert_eq!(m.systemd_unit(), Some("p-n.scope"));
     }
 
     #[test]

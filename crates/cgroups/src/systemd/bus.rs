@@ -1,0 +1,166 @@
+//! systemd's manager over the system D-Bus (zbus, blocking API): start,
+//! change and stop a container's transient scope, waiting for each job as
+//! runc does. zbus runs a helper thread once connected: every fork of the
+//! container's processes happens before a connection is made.
+
+use super::{Property, Value};
+use anyhow::{anyhow, bail, Context, Result};
+use zbus::blocking::{Connection, Proxy};
+use zbus::zvariant::{self, OwnedObjectPath};
+
+const DEST: &str = "org.freedesktop.systemd1";
+const PATH: &str = "/org/freedesktop/systemd1";
+const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+
+/// A connection to systemd's manager.
+pub struct Bus {
+    // kept alive as long as the proxy uses it
+    _conn: Connection,
+    manager: Proxy<'static>,
+}
+
+fn variant(v: &Value) -> zvariant::Value<'static> {
+    match v {
+        Value::Str(s) => zvariant::Value::from(s.clone()),
+        Value::Bool(b) => zvariant::Value::from(*b),
+        Value::U64(n) => zvariant::Value::from(*n),
+        Value::U32s(a) => zvariant::Value::from(a.clone()),
+        Value::Bytes(a) => zvariant::Value::from(a.clone()),
+    }
+}
+
+fn props(p: &[Property]) -> Vec<(&'static str, zvariant::Value<'static>)> {
+    p.iter().map(|(k, v)| (*k, variant(v))).collect()
+}
+
+/// The D-Bus error name systemd answered with, if it did.
+fn error_name(e: &zbus::Error) -> Option<&str> {
+    match e {
+        zbus::Error::MethodError(name, _, _) => Some(name.as_str()),
+        _ => None,
+    }
+}
+
+fn is_no_such_unit(e: &zbus::Error) -> bool {
+    error_name(e).is_some_and(|n| n.ends_with(".NoSuchUnit") || n.ends_with(".LoadFailed"))
+}
+
+impl Bus {
+    /// Connect to systemd; a host without systemd or without a system bus
+    /// gets one line saying so.
+    pub fn connect() -> Result<Bus> {
+        if !super::booted() {
+            bail!("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system), so it cannot own the container's cgroup");
+        }
+        let conn = Connection::system()
+            .map_err(|e| anyhow!("--systemd-cgroup: connecting to the system D-Bus: {e}"))?;
+        let manager = Proxy::new(&conn, DEST, PATH, MANAGER)
+            .map_err(|e| anyhow!("--systemd-cgroup: systemd's manager on D-Bus: {e}"))?;
+        Ok(Bus {
+            _conn: conn,
+            manager,
+        })
+    }
+
+    /// systemd's version number ("252.19-1~deb12u1" is 252).
+    pub fn version(&self) -> Result<u32> {
+        let v: String = self
+            .manager
+            .get_property("Version")
+            .map_err(|e| anyhow!("reading systemd's Version: {e}"))?;
+        let digits: String = v
+            .trim_start_matches(['"', 'v'])
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        digits
+            .parse()
+            .map_err(|_| anyhow!("systemd's Version {v:?} is not a number"))
+    }
+
+    /// Runs `call` (which starts a job and returns its path) and waits
+    /// until systemd reports that job removed; its result must be "done".
+    fn job(
+        &self,
+        what: &str,
+        call: impl FnOnce() -> zbus::Result<OwnedObjectPath>,
+    ) -> Result<std::result::Result<(), String>, zbus::Error> {
+        // Signals are sent only to subscribed clients; subscribing twice is harmless.
+        let _: zbus::Result<()> = self.manager.call("Subscribe", &());
+        // Listen before the call: the job may end before it returns.
+        let mut removed = self.manager.receive_signal("JobRemoved")?;
+        let job = call()?;
+        for msg in &mut removed {
+            let (_, path, _, result): (u32, OwnedObjectPath, String, String) =
+                match msg.body().deserialize() {
+                    Ok(b) => b,
+                    Err(_) => continue,
+                };
+            if path == job {
+                return Ok(if result == "done" {
+                    Ok(())
+                } else {
+                    Err(format!("{what}: systemd's job ended with {result:?}"))
+                });
+            }
+        }
+        Err(zbus::Error::Failure(format!(
+            "{what}: the bus closed before systemd's job ended"
+        )))
+    }
+
+    /// StartTransientUnit(name, "replace", props) and wait for it. A
+    /// leftover failed unit of that name is reset and the start retried
+    /// once, as runc does.
+    pub fn start_unit(&self, name: &str, p: &[Property]) -> Result<()> {
+        let aux: Vec<(&str, Vec<(&str, zvariant::Value)>)> = Vec::new();
+        let body = (name, "replace", props(p), aux);
+        let what = format!("starting systemd unit {name}");
+        let mut retried = false;
+        loop {
+            let r = self.job(&what, || self.manager.call("StartTransientUnit", &body));
+            match r {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(e)) => {
+                    let _ = self.reset_failed(name);
+                    bail!("{e}");
+                }
+                Err(e)
+                    if !retried && error_name(&e).is_some_and(|n| n.ends_with(".UnitExists")) =>
+                {
+                    let _ = self.reset_failed(name);
+                    retried = true;
+                }
+                Err(e) => bail!("{what}: {e}"),
+            }
+        }
+    }
+
+    /// SetUnitProperties(name, runtime=true, props).
+    pub fn set_properties(&self, name: &str, p: &[Property]) -> Result<()> {
+        if p.is_empty() {
+            return Ok(());
+        }
+        self.manager
+            .call::<_, _, ()>("SetUnitProperties", &(name, true, props(p)))
+            .with_context(|| format!("setting the properties of systemd unit {name}"))
+    }
+
+    /// StopUnit and wait, then ResetFailedUnit so that nothing of the unit
+    /// stays in systemd. A unit that is already gone is fine.
+    pub fn stop_unit(&self, name: &str) -> Result<()> {
+        let what = format!("stopping systemd unit {name}");
+        let r = self.job(&what, || self.manager.call("StopUnit", &(name, "replace")));
+        let _ = self.reset_failed(name);
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => bail!("{e}"),
+            Err(e) if is_no_such_unit(&e) => Ok(()),
+            Err(e) => bail!("{what}: {e}"),
+        }
+    }
+
+    fn reset_failed(&self, name: &str) -> zbus::Result<()> {
+        self.manager.call("ResetFailedUnit", &(name,))
+    }
+}

@@ -1,0 +1,76 @@
+#!/bin/sh
+# The systemd cgroup driver for real: boots `run-in-vm.sh --systemd`
+# (Debian 12, systemd as PID 1, a system bus) once per cgroup layout and
+# runs runtime-tests/systemd/in-vm.sh there, which compares rcontain
+# --systemd-cgroup with runc --systemd-cgroup on the same config (unit
+# properties, cgroup files), across daemon-reload, update, pause, delete.
+# VM_SYSTEMD_LAYOUTS: the layouts (default "v2 hybrid"; v1 works too).
+# Then, unless VM_SYSTEMD_ENGINES=0, containerd (SystemdCgroup) and podman
+# (--cgroup-manager=systemd) run a container on rcontain in a VM whose
+# rootfs has Debian's containerd and podman (runtime-tests/systemd/engines.sh;
+# the first run builds that rootfs from Debian's archive: when that or the
+# boot fails, one "skipped:" line).
+# Exit status: 0 when all passed (or no VM runner / runc: "skipped: ..."),
+# 1 when any failed, 124/125: VM timeout/failure.
+set -eu
+repo=$(cd "$(dirname "$0")/.." && pwd)
+. "$repo/runtime-tests/vm-lib.sh"
+find_vm "$repo" "the systemd cgroup driver"
+runc=$(command -v runc || true)
+[ -n "$runc" ] || { echo "skipped: host lacks runc (the reference for the systemd driver)"; exit 0; }
+rcontain=${RCONTAIN_BIN:-}
+if [ -z "$rcontain" ]; then
+    (cd "$repo" && cargo build --release --bin rcontain >&2)
+    rcontain=$repo/target/release/rcontain
+fi
+
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT INT TERM
+cp "$rcontain" "$dir/rcontain"
+cp "$repo/runtime-tests/systemd/in-vm.sh" "$dir/"
+"$repo/bundles/make-bundle.sh" "$dir/base" sleep 600 >/dev/null
+# One config for both runtimes but the unit name (runc-t1, rcontain-t1).
+resources='{"memory":{"limit":67108864,"reservation":33554432},
+  "cpu":{"shares":512,"quota":25000,"period":100000,"cpus":"0","mems":"0"},
+  "pids":{"limit":100}}'
+for rt in runc rcontain badcpus; do
+    mkdir "$dir/bundle-$rt"
+    case $rt in
+        badcpus) r=$(printf '%s' "$resources" | jq -c '.cpu.cpus = "0-255"') path=system.slice:rcontain:bad1 ;;
+        *) r=$resources path=system.slice:$rt:t1 ;;
+    esac
+    jq --argjson r "$r" --arg p "$path" \
+        '.linux.resources = (.linux.resources // {}) + $r | .linux.cgroupsPath = $p | .process.terminal = false' \
+        "$dir/base/config.json" >"$dir/bundle-$rt/config.json"
+    # runc refuses a rootfs that is a symlink
+    cp -a "$dir/base/rootfs" "$dir/bundle-$rt/rootfs"
+done
+
+rc=0
+for layout in ${VM_SYSTEMD_LAYOUTS:-v2 hybrid}; do
+    echo "== systemd, cgroup $layout"
+    s=$(date +%s)
+    "$vm" --systemd --cgroup "$layout" --mem 1024 --timeout 300 --with "$runc" "$dir" -- ./in-vm.sh || rc=1
+    echo "== $layout: $(($(date +%s) - s)) s"
+done
+
+[ "${VM_SYSTEMD_ENGINES:-1}" = 0 ] && exit $rc
+img=$(dirname "$vm")/../clients/make-busybox-image.sh
+if ! [ -x "$img" ] || ! "$img" "$dir/img" >/dev/null 2>&1; then
+    echo "skipped: host lacks shared/clients/make-busybox-image.sh (or it failed): containerd and podman"
+    exit $rc
+fi
+cp "$repo/runtime-tests/systemd/engines.sh" "$dir/"
+echo "== systemd, cgroup v2, containerd and podman"
+s=$(date +%s)
+set +e
+RCONTAIN_VM_PACKAGES="containerd podman" "$vm" --systemd --mem 1536 --timeout 300 "$dir" -- ./engines.sh
+e=$?
+set -e
+case $e in
+    0) ;;
+    125) echo "skipped: could not build or boot the systemd VM with Debian's containerd and podman (run-in-vm exit 125)" ;;
+    *) rc=1 ;;
+esac
+echo "== engines: $(($(date +%s) - s)) s"
+exit $rc
