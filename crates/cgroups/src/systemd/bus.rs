@@ -11,6 +11,8 @@ use zbus::zvariant::{self, OwnedObjectPath};
 const DEST: &str = "org.freedesktop.systemd1";
 const PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+/// How long a start or stop job may take.
+const JOB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A connection to systemd's manager.
 pub struct Bus {
@@ -90,23 +92,35 @@ impl Bus {
         // Listen before the call: the job may end before it returns.
         let mut removed = self.manager.receive_signal("JobRemoved")?;
         let job = call()?;
-        for msg in &mut removed {
-            let (_, path, _, result): (u32, OwnedObjectPath, String, String) =
-                match msg.body().deserialize() {
-                    Ok(b) => b,
-                    Err(_) => continue,
+        // The wait runs beside us so that a systemd that never ends the job
+        // (hung, or busy reloading) cannot hang the runtime: runc gives up
+        // after the same time.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for msg in &mut removed {
+                let Ok((_, path, _, result)) = msg
+                    .body()
+                    .deserialize::<(u32, OwnedObjectPath, String, String)>()
+                else {
+                    continue;
                 };
-            if path == job {
-                return Ok(if result == "done" {
-                    Ok(())
-                } else {
-                    Err(format!("{what}: systemd's job ended with {result:?}"))
-                });
+                if path == job {
+                    let _ = tx.send(result);
+                    return;
+                }
             }
+        });
+        match rx.recv_timeout(JOB_TIMEOUT) {
+            Ok(result) if result == "done" => Ok(Ok(())),
+            Ok(result) => Ok(Err(format!("{what}: systemd's job ended with {result:?}"))),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(zbus::Error::Failure(format!(
+                "{what}: systemd's job did not end within {} s",
+                JOB_TIMEOUT.as_secs()
+            ))),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(zbus::Error::Failure(
+                format!("{what}: the bus closed before systemd's job ended"),
+            )),
         }
-        Err(zbus::Error::Failure(format!(
-            "{what}: the bus closed before systemd's job ended"
-        )))
     }
 
     /// StartTransientUnit(name, "replace", props) and wait for it. A
