@@ -125,6 +125,56 @@ for f in "${flavours[@]}"; do
     split "$f"
 done
 
+# The runtime-tests suites (all but the engines) inside the VM flavours
+# (suites.sh): every one on the reference, those whose behaviour depends
+# on the cgroup layout, the init system or the kernel build on the others
+# (CI's time budget: docs/hosts.md). HOSTS_SUITES_<FLAVOUR> replaces a
+# flavour's list; HOSTS_SUITES=0 runs none. The host runs them all in
+# `make test`. A failed test must be explained in suites-explained.txt.
+declare -A suites=(
+    [v2]="lifecycle errors isolation security security_fds security_misc security_creds security_selfexe security_image differential check cgroups cgroups_cli fuzz rootless"
+    [v1]="lifecycle errors isolation differential check cgroups cgroups_cli"
+    [hybrid]="lifecycle errors isolation differential check cgroups cgroups_cli"
+    [systemd]="lifecycle errors isolation differential check cgroups_cli"
+    [cloud]="lifecycle errors isolation security security_misc differential check cgroups_cli"
+)
+bad=0
+for f in "${flavours[@]}"; do
+    [ "${HOSTS_SUITES:-1}" != 0 ] && [ -z "${HOSTS_REUSE:-}" ] || break
+    [ "$f" = host ] && continue
+    v=HOSTS_SUITES_$f
+    list=${!v-${suites[$f]}}
+    [ -n "$list" ] || continue
+    start=$(date +%s)
+    # shellcheck disable=SC2086 # a list of suite names
+    "$here/suites.sh" "$out/suites" "$vm" "$f" $list
+    rc=$?
+    printf 'matrix: %s: the suites took %s s (exit %s)\n' "$f" "$(($(date +%s) - start))" "$rc" >&2
+    [ "$rc" -ge 124 ] && { echo "matrix: the $f suites VM failed" >&2; bad=1; }
+done
+# suite_why FLAVOUR SUITE TEST: why that test fails there (suites-explained.txt)
+suite_why() {
+    local fg sg tg why
+    while IFS=$'\t' read -r fg sg tg why; do
+        case $fg in ''|'#'*) continue ;; esac
+        # shellcheck disable=SC2053 # the fields are globs
+        if [[ $1 == $fg && $2 == $sg && $3 == $tg ]]; then echo "$why"; return 0; fi
+    done < "$here/suites-explained.txt"
+    return 1
+}
+for t in "$out"/suites/*.failed; do
+    [ -f "$t" ] || continue
+    f=$(basename "$t" .failed)
+    while IFS=$'\t' read -r suite test; do
+        if ! suite_why "$f" "$suite" "$test" >/dev/null; then
+            echo "matrix: $f: $suite::$test failed, unexplained (see $out/suites/$f.txt)" >&2
+            bad=1
+        fi
+    done < "$t"
+    awk -F'\t' -v f="$f" '$2 == "-" { print "matrix: " f ": the suite " $1 " did not finish" }' \
+        "$out/suites/$f.tsv" | grep . >&2 && bad=1
+done
+
 # the keys whose lines differ between two observation files
 differing_keys() {
     diff <(sort "$1") <(sort "$2") | sed -n 's/^[<>] \([^:]*\):.*/\1/p' | sort -u
@@ -167,7 +217,6 @@ predicted() {
 }
 
 bundles=$(cd "$out/job/b-runc" && ls)
-bad=0
 diffs=$out/differences.tsv
 : > "$diffs"
 for f in "${flavours[@]}"; do

@@ -194,4 +194,45 @@ done < "$out/vs-runc.tsv" | awk -F'\t' -v nb="$nb" '
     printf '| %s | %s | %s | %s |\n' "$why" "$os" "$fs" "$bs"
 done
 
+if compgen -G "$out/suites/*.tsv" >/dev/null; then
+    cat <<'SUITES'
+
+## The runtime-tests suites in the VMs
+
+`make test` runs every suite on this host; the matrix runs them again
+inside the VM flavours (runtime-tests/hosts/suites.sh: the test binaries
+`make test` builds, `--test-threads=2`): all of them on the reference,
+those that meet the cgroup layout, the init system or the kernel build on
+the others (the list is in matrix.sh). Not in the VMs: `image` (it builds
+its images with python3, zstd, skopeo and umoci, which the VMs lack; the
+matrix's `python` and `layers` images cover `run IMAGE` there) and the
+engines. A failed test is explained in
+runtime-tests/hosts/suites-explained.txt or fails `make test-hosts`.
+
+| flavour | suite | passed | failed | ignored | `skipped: host lacks` lines | took (s) |
+| --- | --- | --- | --- | --- | --- | --- |
+SUITES
+    for f in "${flavours[@]}"; do
+        [ -f "$out/suites/$f.tsv" ] || continue
+        while IFS=$'\t' read -r suite p fl i k t; do
+            printf '| `%s` | `%s` | %s | %s | %s | %s | %s |\n' "$f" "$suite" "$p" "$fl" "$i" "$k" "$t"
+        done < "$out/suites/$f.tsv"
+    done
+    echo
+    echo '| flavour | failed test | why |'
+    echo '| --- | --- | --- |'
+    for f in "${flavours[@]}"; do
+        [ -f "$out/suites/$f.failed" ] || continue
+        while IFS=$'\t' read -r suite test; do
+            why=UNEXPLAINED
+            while IFS=$'\t' read -r fg sg tg w; do
+                case $fg in ''|'#'*) continue ;; esac
+                # shellcheck disable=SC2053 # the fields are globs
+                if [[ $f == $fg && $suite == $sg && $test == $tg ]]; then why=$w; break; fi
+            done < "$(dirname "$0")/suites-explained.txt"
+            printf '| `%s` | `%s::%s` | %s |\n' "$f" "$suite" "$test" "$why"
+        done < "$out/suites/$f.failed"
+    done
+fi
+
 cat "$(dirname "$0")/ci.md"
