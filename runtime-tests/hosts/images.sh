@@ -52,8 +52,7 @@ closure() {
     done | sort
 }
 
-# build NAME KEY COMMANDS...: run COMMANDS to make $cache/NAME unless its
-# key is KEY already
+# fresh NAME KEY: whether $cache/NAME was built from what KEY sums up
 fresh() {
     [ -f "$cache/$1/.key" ] && [ "$(cat "$cache/$1/.key")" = "$2" ]
 }

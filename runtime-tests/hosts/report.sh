@@ -140,6 +140,15 @@ for b in $bundles; do
     echo
 done
 
+if [ -f "$out/obs/$ref/rcontain/python" ]; then
+    printf '\nThe interpreter in the `python` container (`python.version`), by flavour:'
+    for f in "${flavours[@]}"; do
+        printf ' `%s` %s;' "$f" "$(sed -n 's/^python.version: //p' "$out/obs/$f/rcontain/python" | grep . || echo "none (the run failed)")"
+    done
+    printf ' the machine running the matrix has %s.\n' \
+        "$(python3 --version 2>/dev/null | grep . || echo "no python3")"
+fi
+
 cat <<'DIFF'
 
 ## Differences from the reference
@@ -209,13 +218,13 @@ matrix's `python` and `layers` images cover `run IMAGE` there) and the
 engines. A failed test is explained in
 runtime-tests/hosts/suites-explained.txt or fails `make test-hosts`.
 
-| flavour | suite | passed | failed | ignored | `skipped: host lacks` lines | took (s) |
-| --- | --- | --- | --- | --- | --- | --- |
+| flavour | suite | passed | failed | ignored | took (s) |
+| --- | --- | --- | --- | --- | --- |
 SUITES
     for f in "${flavours[@]}"; do
         [ -f "$out/suites/$f.tsv" ] || continue
-        while IFS=$'\t' read -r suite p fl i k t; do
-            printf '| `%s` | `%s` | %s | %s | %s | %s | %s |\n' "$f" "$suite" "$p" "$fl" "$i" "$k" "$t"
+        while IFS=$'\t' read -r suite p fl i t; do
+            printf '| `%s` | `%s` | %s | %s | %s | %s |\n' "$f" "$suite" "$p" "$fl" "$i" "$t"
         done < "$out/suites/$f.tsv"
     done
     echo
