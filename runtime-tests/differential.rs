@@ -262,3 +262,30 @@ fn same_as_reference_user_namespace() {
         c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     });
 }
+
+/// New filesystems with every kind of option: flags that are superblock
+/// flags (sync, dirsync, lazytime), mount attributes (noatime, nodiratime,
+/// strictatime over noatime, ro), data options, a second devpts, procfs
+/// with data. The reference mounts them with mount(2); rcontain through
+/// fsopen/fsconfig/fsmount, which must come out the same.
+#[test]
+fn same_as_reference_typed_mounts() {
+    compare("difftyped", &|c| {
+        c["root"]["readonly"] = json!(false);
+        let tmpfs = |dest: &str, options: Value| json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options});
+        let ms = c["mounts"].as_array_mut().unwrap();
+        ms.extend([
+            tmpfs("/at1", json!(["noatime", "nodiratime", "nosuid"])),
+            tmpfs("/at2", json!(["strictatime", "noatime", "noexec"])),
+            tmpfs("/at3", json!(["relatime", "sync", "dirsync", "nodev"])),
+            json!({"destination": "/lz", "type": "tmpfs", "source": "mytmp",
+                   "options": ["lazytime", "uid=5", "gid=6", "nr_inodes=100", "size=1m", "mode=700"]}),
+            json!({"destination": "/mq2", "type": "mqueue", "source": "mqueue", "options": ["ro"]}),
+            json!({"destination": "/p2", "type": "proc", "source": "proc",
+                   "options": ["nosuid", "hidepid=2"]}),
+            json!({"destination": "/s2", "type": "sysfs", "source": "sysfs", "options": ["ro", "nosuid"]}),
+            json!({"destination": "/pts2", "type": "devpts", "source": "devpts",
+                   "options": ["newinstance", "ptmxmode=0600", "mode=600", "gid=5", "max=10"]}),
+        ]);
+    });
+}

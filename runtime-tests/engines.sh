@@ -7,14 +7,15 @@
 # (shared/clients/{containerd,podman,docker}.sh, beside the repository), plus
 # the containerd runtime-handler check of docs/kubernetes.md
 # (runtime-tests/cri-handler.sh) and the same-probe-everywhere check
-# (runtime-tests/probe-engines.sh, against runc).
+# (runtime-tests/probe-engines.sh, against runc) and rootless podman as an
+# ordinary user, compared with crun (runtime-tests/podman-rootless.sh).
 # Default RUNTIME: target/release/rcontain. Give several (e.g. /usr/sbin/runc
 # /usr/bin/crun target/release/rcontain) to compare them in one run.
 #
 # Prints every script's PASS/FAIL lines into a log dir and a summary; exits 1
 # if any check failed for any runtime.
 #
-# Env: ENGINES="containerd podman docker cri probe"  which checks to run
+# Env: ENGINES="containerd podman docker cri probe podman-rootless"  which checks to run
 #      CLIENTS=dir                            the shared client scripts
 #      SCRIPT_TIMEOUT=600                     seconds per script
 #      LOGDIR=dir                             keep the full outputs there
@@ -31,7 +32,7 @@ if [ -z "$CLIENTS" ]; then
     exit 2
 fi
 
-ENGINES=${ENGINES:-containerd podman docker cri probe}
+ENGINES=${ENGINES:-containerd podman docker cri probe podman-rootless}
 TMO=${SCRIPT_TIMEOUT:-600}
 [ $# -gt 0 ] || set -- "$TOP/target/release/rcontain"
 
@@ -46,6 +47,8 @@ command -v conmon >/dev/null || pkgs+=(conmon)
 command -v iptables-save >/dev/null || pkgs+=(iptables)
 command -v jq >/dev/null || pkgs+=(jq)
 command -v runc >/dev/null || pkgs+=(runc)
+command -v crun >/dev/null || pkgs+=(crun)
+command -v newuidmap >/dev/null || pkgs+=(uidmap)
 command -v script >/dev/null || pkgs+=(util-linux)
 command -v umoci >/dev/null || pkgs+=(umoci)
 [ -x /bin/busybox ] || pkgs+=(busybox-static)
@@ -75,6 +78,7 @@ for rt in "$@"; do
         case $e in
         cri) script=$TOP/runtime-tests/cri-handler.sh ;;
         probe) script=$TOP/runtime-tests/probe-engines.sh; args+=("$(command -v runc)") ;;
+        podman-rootless) script=$TOP/runtime-tests/podman-rootless.sh ;;
         *) script=$CLIENTS/$e.sh ;;
         esac
         log=$LOGDIR/$e-$(basename "$rt").log
@@ -84,7 +88,7 @@ for rt in "$@"; do
         # a hung client), so the script's cleanup trap gets to run.
         BUSYBOX_IMAGE_DIR=$IMG CMD_TIMEOUT=60 timeout -k 10 "$TMO" "$script" "${args[@]}" >"$log" 2>&1 </dev/null
         rc=$?
-        grep -E '^(PASS|FAIL)' "$log"
+        grep -E '^(PASS|FAIL|SKIP)' "$log"
         npass=$(grep -c '^PASS' "$log")
         nfail=$(grep -c '^FAIL' "$log")
         if [ $rc != 0 ] || [ "$nfail" -gt 0 ]; then

@@ -505,7 +505,7 @@ fn symlink_replaced_by_file_does_not_write_through() {
 }
 
 #[test]
-fn device_nodes_without_cap_mknod_fail_clearly() {
+fn device_nodes_without_cap_mknod_are_left_out_with_a_note() {
     if !have("unshare") {
         eprintln!("skipped: unshare not installed");
         return;
@@ -514,23 +514,27 @@ fn device_nodes_without_cap_mknod_fail_clearly() {
     let img = t.path().join("img");
     write_layout(
         &img,
-        vec![TestLayer::plain(RawTar::default().chardev("null").finish())],
+        vec![TestLayer::plain(
+            RawTar::default().chardev("null").file("kept", "k").finish(),
+        )],
     );
     let bundle = t.path().join("bundle");
-    // In a new user namespace root has no CAP_MKNOD over the host's devices.
+    // In a new user namespace root has no CAP_MKNOD over the host's
+    // devices: as without root, the node is left out, in one line.
     let o = run(Command::new("unshare")
         .args(["--user", "--map-root-user"])
         .arg(rcontain_bin())
         .arg("unpack")
         .arg(&img)
         .arg(&bundle));
-    assert!(!o.status.success(), "device node created without CAP_MKNOD");
     let e = stderr(&o);
+    assert!(o.status.success(), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
     assert!(
-        e.contains("operation not permitted") && e.contains("\"null\""),
+        e.contains("1 device node(s)") && e.contains("left out"),
         "{e}"
     );
-    assert_eq!(names(t.path()), ["img"]);
+    assert_eq!(names(&bundle.join("rootfs")), ["kept"]);
 }
 
 // ---- broken blobs -----------------------------------------------------------

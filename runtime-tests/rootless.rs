@@ -6,9 +6,16 @@
 //!
 //! Also: what a rootless container must not gain — the user's files
 //! outside its mounts, the host's /run/rcontain, host root through a
-//! setuid binary.
+//! setuid binary (of a bundle or of an image).
+//!
+//! Images as the user: `unpack` and `run IMAGE` of a multi-layer image
+//! with files of uid 0 and 1000, whiteouts and a device node, compared
+//! with what root's `run IMAGE` shows.
 
 mod common;
+#[allow(dead_code)] // shared with image.rs, which uses the rest
+#[path = "image/util.rs"]
+mod util;
 
 use common::*;
 use serde_json::{json, Value};
@@ -865,27 +872,309 @@ fn setuid_binary_stays_the_user_on_the_host() {
     env.assert_nothing_left();
 }
 
-#[test]
-fn images_say_they_need_root() {
-    let env = env_or_skip!("image");
-    let bundle = env.dir.join("unpacked");
-    for (what, args) in [
-        (
-            "unpack",
-            vec!["unpack", "some-image", bundle.to_str().unwrap()],
-        ),
-        ("run IMAGE", vec!["run", "--image", "some-image", "x"]),
-    ] {
-        let out = env.rt(&args);
-        assert!(!out.ok());
-        assert!(
-            out.stderr.contains(&format!(
-                "{what}: images without root are not supported yet"
-            )),
-            "{}",
-            out.stderr
+/// A tar of the test rootfs (busybox) owned by root: an image's base layer.
+fn base_layer() -> Vec<u8> {
+    let o = Command::new("tar")
+        .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
+        .arg(base_rootfs())
+        .args(["-cf", "-", "."])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "tar: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.stdout
+}
+
+/// Files of root and of uid 1000 in layer 2; layer 3 removes one (a
+/// whiteout) and makes a directory opaque; a device node in /devs.
+fn owners_layers() -> Vec<util::TestLayer> {
+    use util::{RawTar, TestLayer};
+    let l2 = RawTar::default()
+        .dir("data/")
+        .file("data/root-file", "r")
+        .owned("data/user-file", b'0', 0o640, "u", (1000, 1000))
+        .owned("data/userdir/", b'5', 0o750, "", (1000, 1000))
+        .owned("data/userdir/f", b'0', 0o600, "x", (1000, 1000))
+        .file("data/gone", "g")
+        .dir("data/opq/")
+        .file("data/opq/old", "o")
+        .dir("devs/")
+        .chardev("devs/null")
+        .finish();
+    let l3 = RawTar::default()
+        .entry("data/.wh.gone", b'0', "", 0o644, b"")
+        .dir("data/opq/")
+        .entry("data/opq/.wh..wh..opq", b'0', "", 0o644, b"")
+        .owned("data/opq/new", b'0', 0o644, "n", (1000, 1001))
+        .finish();
+    vec![
+        TestLayer::plain(base_layer()),
+        TestLayer::plain(l2),
+        TestLayer::plain(l3),
+    ]
+}
+
+/// `ls -lnAR /data` without link counts, sizes, times and totals (which
+/// differ between an overlay and a plain tree, or with each unpack), then
+/// what /devs holds.
+const LIST_DATA: &str = "ls -lnAR /data | awk '/^total/ {next} NF >= 9 {print $1, $3, $4, $NF; next} {print}'; echo devs: $(ls -A /devs)";
+
+/// An image layout in the test dir, readable by the user.
+fn owners_image(env: &Env, name: &str, cmd: &[&str]) -> PathBuf {
+    let img = env.dir.join(name);
+    util::write_layout_cmd(&img, owners_layers(), cmd);
+    env.own(&img);
+    img
+}
+
+/// The test user's subordinate ids where images without root can work
+/// here (they also need overlayfs in a user namespace, Linux 5.11), or
+/// None after printing why not.
+fn image_ready(env: &Env) -> Option<(u32, u32, u32)> {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut v = release
+        .trim()
+        .split(['.', '-'])
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    if (v.next().unwrap_or(0), v.next().unwrap_or(0)) < (5, 11) {
+        println!(
+            "skipped: host lacks overlayfs in user namespaces (Linux 5.11; this is {release})"
         );
+        return None;
     }
-    assert!(!bundle.exists());
+    subordinate(env)
+}
+
+/// The user's image store (HOME is the test's).
+fn user_store(env: &Env) -> PathBuf {
+    env.dir.join("home/.local/share/rcontain")
+}
+
+#[test]
+fn images_without_root_keep_owners_and_whiteouts_like_root() {
+    let env = env_or_skip!("image");
+    let Some(sub) = image_ready(&env) else { return };
+    let img = owners_image(&env, "owners", &["sh", "-c", LIST_DATA]);
+    let img_arg = format!("{}:latest", img.display());
+
+    // Root's view: run IMAGE with a store of its own.
+    let rid = env.id("rootimg");
+    let root_out = Command::new(Runtime::under_test().bin)
+        .arg("--root")
+        .arg(env.dir.join("root-state"))
+        .arg("--store")
+        .arg(env.dir.join("root-store"))
+        .args(["run", "--image", &img_arg, &rid])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        root_out.status.success(),
+        "root's run IMAGE: {}",
+        String::from_utf8_lossy(&root_out.stderr)
+    );
+    let root_out = String::from_utf8(root_out.stdout).unwrap();
+    let (root_data, root_devs) = root_out.split_once("devs:").unwrap();
+    assert!(
+        root_data.contains("-rw-r----- 1000 1000 user-file"),
+        "{root_out}"
+    );
+    assert!(root_data.contains("-rw-r--r-- 1000 1001 new"), "{root_out}");
+    assert!(
+        !root_data.contains("gone") && !root_data.contains("old"),
+        "{root_out}"
+    );
+    assert_eq!(root_devs.trim(), "null");
+
+    // The user's: the same owners, modes, whiteouts; the device node left
+    // out, saying so in one line.
+    let id = env.id("img");
+    let out = env.rt(&["run", "--image", &img_arg, &id]);
+    out.expect_ok("run IMAGE as the user");
+    let (data, devs) = out.stdout.split_once("devs:").unwrap();
+    assert_eq!(
+        data, root_data,
+        "the user's container shows other owners than root's"
+    );
+    assert_eq!(devs.trim(), "", "a device node was made");
+    let notes: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("device node"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{}", out.stderr);
+    assert!(notes[0].contains("1 device node(s)"), "{}", notes[0]);
+
+    // The store is the user's, closed to others, and on the host the
+    // files belong to the user's ids: uid 1000 is subordinate uid 999+start.
+    let store = user_store(&env);
+    let m = fs::metadata(&store).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o777), (env.user.uid, 0o700));
+    let owners: Vec<(u32, u32)> = fs::read_dir(store.join("layers/sha256"))
+        .unwrap()
+        .flatten()
+        .filter_map(|l| fs::metadata(l.path().join("data/user-file")).ok())
+        .map(|m| (m.uid(), m.gid()))
+        .collect();
+    assert_eq!(owners, [(sub.0 + 999, sub.1 + 999)]);
+    // Gone with the container.
+    assert_eq!(fs::read_dir(store.join("containers")).unwrap().count(), 0);
+
+    // unpack as the user, then the bundle as is: the same again.
+    let bundle = env.dir.join("unpacked");
+    env.rt(&["unpack", &img_arg, bundle.to_str().unwrap()])
+        .expect_ok("unpack as the user");
+    let m = fs::metadata(bundle.join("rootfs/data/user-file")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (sub.0 + 999, sub.1 + 999));
+    let out = env.rt(&["run", "-b", bundle.to_str().unwrap(), &env.id("unp")]);
+    out.expect_ok("run of the unpacked bundle");
+    let (data, devs) = out.stdout.split_once("devs:").unwrap();
+    assert_eq!(data, root_data);
+    assert_eq!(devs.trim(), "");
+    env.assert_nothing_left();
+}
+
+#[test]
+fn image_container_detached_exec_delete_and_no_overlay_on_the_host() {
+    let env = env_or_skip!("imaged");
+    if image_ready(&env).is_none() {
+        return;
+    }
+    let img = owners_image(&env, "sleeper", &["sleep", "1000"]);
+    let img_arg = format!("{}:latest", img.display());
+    let id = env.id("imgd");
+    env.rt(&["run", "-d", "--image", &img_arg, &id])
+        .expect_ok("run -d IMAGE");
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    // The overlay is the container's root in its own mount namespace
+    // (positive control) and mounted nowhere in the host's.
+    let theirs = fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    assert!(
+        theirs
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some("/") && l.contains(" - overlay ")),
+        "{theirs}"
+    );
+    let store = user_store(&env);
+    let host = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !host.contains(store.to_str().unwrap()) && mounts_under(&env.dir).is_empty(),
+        "the image overlay shows in the host's mount table"
+    );
+    let ex = env.rt(&["exec", &id, "sh", "-c", LIST_DATA]);
+    ex.expect_ok("exec");
+    assert!(
+        ex.stdout.contains("-rw-r----- 1000 1000 user-file"),
+        "{}",
+        ex.stdout
+    );
+    env.rt(&["kill", &id, "KILL"]).expect_ok("kill");
+    env.wait_for("stopped", || env.state(&id)["status"] == "stopped");
+    env.rt(&["delete", &id]).expect_ok("delete");
+    assert_eq!(fs::read_dir(store.join("containers")).unwrap().count(), 0);
+    // prune as the user removes the image's layers, owned by its ids.
+    env.rt(&["prune"]).expect_ok("prune");
+    assert_eq!(
+        fs::read_dir(store.join("layers/sha256")).unwrap().count(),
+        0
+    );
+    env.assert_nothing_left();
+}
+
+#[test]
+fn failed_images_leave_nothing_in_the_users_store() {
+    let env = env_or_skip!("imgbad");
+    if image_ready(&env).is_none() {
+        return;
+    }
+    // The top layer's blob is not what its digest says (same size).
+    let mut layers = owners_layers();
+    layers[2].stored = Some(vec![0; layers[2].tar.len()]);
+    let img = env.dir.join("bad");
+    util::write_layout_cmd(&img, layers, &["true"]);
+    env.own(&img);
+    let img_arg = format!("{}:latest", img.display());
+    let out = env.rt(&["run", "--image", &img_arg, &env.id("bad")]);
+    assert!(!out.ok(), "a corrupt image ran");
+    assert!(out.stderr.contains("digest"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    let store = user_store(&env);
+    for sub in ["containers", "layers/sha256"] {
+        let left: Vec<_> = fs::read_dir(store.join(sub))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "left in the store: {left:?}");
+    }
+    let bundle = env.dir.join("badbundle");
+    let out = env.rt(&["unpack", &img_arg, bundle.to_str().unwrap()]);
+    assert!(!out.ok(), "a corrupt image unpacked");
+    let left: Vec<_> = fs::read_dir(&env.dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("badbundle"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    env.assert_nothing_left();
+}
+
+#[test]
+fn setuid_binary_of_an_image_stays_the_user_on_the_host() {
+    let env = env_or_skip!("imgsuid");
+    let Some(sub) = image_ready(&env) else { return };
+    // A setuid-root busybox in the image, owned by uid 0 there.
+    let busybox = fs::read(base_rootfs().join("bin/busybox")).unwrap();
+    let l = util::RawTar::default()
+        .dir("opt/")
+        .dir("opt/s/")
+        .entry("opt/s/sleep", b'0', "", 0o4755, &busybox)
+        .finish();
+    let mut layers = owners_layers();
+    layers.push(util::TestLayer::plain(l));
+    let img = env.dir.join("suid");
+    util::write_layout_cmd(&img, layers, &["/opt/s/sleep", "1000"]);
+    env.own(&img);
+    let bundle = env.dir.join("suidb");
+    env.rt(&[
+        "unpack",
+        &format!("{}:latest", img.display()),
+        bundle.to_str().unwrap(),
+    ])
+    .expect_ok("unpack");
+    // On the host: the image's root is the user, the bit kept (positive
+    // control), and the bundle closed to others.
+    let m = fs::metadata(bundle.join("rootfs/opt/s/sleep")).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o7777), (env.user.uid, 0o4755));
+    assert_eq!(fs::metadata(&bundle).unwrap().mode() & 0o777, 0o700);
+    let mut config: Value =
+        serde_json::from_slice(&fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    config["process"]["noNewPrivileges"] = json!(false);
+    fs::write(bundle.join("config.json"), config.to_string()).unwrap();
+    env.own(&bundle.join("config.json"));
+    let id = env.id("isuid");
+    env.rt(&["run", "-d", "-b", bundle.to_str().unwrap(), &id])
+        .expect_ok("run -d");
+    let pid = env.state(&id)["pid"].as_i64().unwrap();
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uids: Vec<u32> = status_field(&status, "Uid")
+        .unwrap()
+        .split_whitespace()
+        .map(|u| u.parse().unwrap())
+        .collect();
+    // The setuid bit took effect (saved uid: the file's owner, the
+    // container's root) and that is the user on the host, never root.
+    assert_eq!(uids[2], env.user.uid, "setuid did not apply: {uids:?}");
+    assert!(
+        uids.iter().all(|&u| u == env.user.uid || u == sub.0 + 999),
+        "{uids:?}"
+    );
+    env.rt(&["kill", &id, "KILL"]).expect_ok("kill");
+    env.wait_for("stopped", || env.state(&id)["status"] == "stopped");
+    env.rt(&["delete", &id]).expect_ok("delete");
     env.assert_nothing_left();
 }

@@ -76,29 +76,6 @@ fn in_user_ns(pid: u32, link: &Path) -> bool {
     fs::read_link(format!("/proc/{pid}/ns/user")).is_ok_and(|l| l == link)
 }
 
-fn ppid(pid: u32) -> Option<u32> {
-    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status_field(&s, "PPid")?.parse().ok()
-}
-
-/// Descendants of `top` (by PPid), as of now.
-fn descendants(top: u32) -> Vec<u32> {
-    let mut all = vec![top];
-    let mut i = 0;
-    let pids: Vec<u32> = fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
-    while i < all.len() {
-        let p = all[i];
-        all.extend(pids.iter().filter(|c| ppid(**c) == Some(p)));
-        i += 1;
-    }
-    all.remove(0);
-    all
-}
-
 /// A container joining the user namespace of another one by path: the
 /// runtime's intermediate process joins it before forking the init. If it
 /// is still dumpable then, root of that namespace (which every container

@@ -7,6 +7,11 @@
 # is inside the subtree with memory and pids limits. The limits must be read
 # back from the container's cgroup, the init must be in it, and delete must
 # remove it; runc does the same for comparison.
+# Then rootless podman (when the host has podman, conmon and crun): as uid
+# 1001, `podman --runtime rcontain run --memory 64m` with --cgroup-parent
+# in the subtree prints the limit as with crun, also through `podman
+# exec`; without --cgroup-parent rcontain puts the cgroup where runc does
+# (beside its own: the subtree) and prints what runc prints.
 # Exit status: 0 when it passed (or no VM runner: "skipped: ..."), 1 when
 # it failed, 124/125: VM timeout/failure.
 set -eu
@@ -31,6 +36,29 @@ jq '.linux.namespaces += [{"type": "user"}]
     | .linux.resources = {"memory": {"limit": 67108864}, "pids": {"limit": 50}}' \
     "$dir/bundle/config.json" >"$dir/config.json"
 rm "$dir/bundle/config.json"
+# Rootless podman's part: its binaries, and the busybox image (built here,
+# no registry) as a docker archive.
+with_podman=""
+if command -v podman >/dev/null && command -v conmon >/dev/null && command -v crun >/dev/null &&
+    command -v newuidmap >/dev/null; then
+    TOP=$repo W=$dir
+    . "$repo/runtime-tests/engines-lib.sh"
+    clients=$(find_clients)
+    if [ -x "$clients/make-busybox-image.sh" ] &&
+        "$clients/make-busybox-image.sh" "$dir/bb" >"$dir/bb.log" 2>&1; then
+        cp "$dir/bb/docker-archive.tar" "$dir/image.tar"
+        rm -rf "$dir/bb" "$dir/bb.log"
+        for p in podman conmon crun catatonit newuidmap newgidmap; do
+            with_podman="$with_podman --with $(command -v $p)"
+        done
+        with_podman="$with_podman --with /etc/containers"
+        [ -d /usr/libexec/podman ] && with_podman="$with_podman --with /usr/libexec/podman"
+    else
+        echo "skipped: host lacks shared/clients/make-busybox-image.sh (the rootless podman part)"
+    fi
+else
+    echo "skipped: host lacks podman, conmon, crun or newuidmap (the rootless podman part)"
+fi
 cat >"$dir/job.sh" <<'EOF'
 #!/bin/sh
 set -u
@@ -68,8 +96,46 @@ ran"
     check "$name: cgroup removed" "$(ls -d $d/$name 2>/dev/null)" ""
 done
 check "state left" "$(ls -A /run/user/1001/rcontain 2>/dev/null)" ""
+if [ -f /job/image.tar ]; then
+    echo "rctest:x:1001:1001::/job/home:/bin/sh" >>/etc/passwd
+    echo "rctest:x:1001:" >>/etc/group
+    echo "rctest:100000:65536" >/etc/subuid
+    echo "rctest:100000:65536" >/etc/subgid
+    mkdir -p /var/tmp /job/home /job/xdg && chmod 1777 /var/tmp
+    chown 1001:1001 /job/home /job/xdg && chmod 700 /job/xdg
+    printf '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' >/job/containers.conf
+    printf '[storage]\ndriver = "vfs"\ngraphroot = "/job/home/storage"\nrunroot = "/job/xdg/containers"\n' >/job/storage.conf
+    pm() {
+        setpriv --reuid=1001 --regid=1001 --clear-groups -- env HOME=/job/home USER=rctest \
+            XDG_RUNTIME_DIR=/job/xdg CONTAINERS_CONF=/job/containers.conf \
+            CONTAINERS_STORAGE_CONF=/job/storage.conf podman "$@" 2>&1
+    }
+    podman_run() { # runtime, podman run args...
+        r=$1; shift
+        setpriv --reuid=1001 --regid=1001 --clear-groups -- env HOME=/job/home USER=rctest \
+            XDG_RUNTIME_DIR=/job/xdg CONTAINERS_CONF=/job/containers.conf \
+            CONTAINERS_STORAGE_CONF=/job/storage.conf podman --runtime "$r" run --rm --network none "$@" 2>&1
+    }
+    check "podman load" "$(pm load -q -i /job/image.tar | tail -1)" "Loaded image: localhost/busybox:latest"
+    img=localhost/busybox:latest
+    for rt in crun /job/rcontain; do
+        name=$(basename $rt)
+        check "podman $name: --memory 64m --cgroup-parent in the subtree" \
+            "$(podman_run $rt --memory 64m --cgroup-parent /deleg/pm-$name $img cat /sys/fs/cgroup/memory.max)" 67108864
+        podman_run $rt -d --name pe --memory 64m --cgroup-parent /deleg/pm-$name $img sleep 100 >/dev/null
+        check "podman $name: exec sees the limit" \
+            "$(pm --runtime $rt exec pe cat /sys/fs/cgroup/memory.max)" 67108864
+        pm --runtime $rt rm -f -t 0 pe >/dev/null
+    done
+    for rt in runc /job/rcontain; do
+        check "podman $(basename $rt): --memory 64m, no --cgroup-parent (beside its own cgroup)" \
+            "$(podman_run $rt --memory 64m $img cat /sys/fs/cgroup/memory.max)" 67108864
+    done
+    check "podman: containers left" "$(pm ps -a -q)" ""
+    check "podman: rcontain state left" "$(ls -A /job/xdg/rcontain 2>/dev/null)" ""
+fi
 exit $fail
 EOF
 chmod +x "$dir/job.sh"
-"$vm" --mem 1024 --timeout 300 --with "$(command -v setpriv)" --with "$(command -v env)" \
-    --with "$(command -v runc)" --with "$(command -v jq)" "$dir" -- ./job.sh
+"$vm" --mem 1024 --timeout 600 --with "$(command -v setpriv)" --with "$(command -v env)" \
+    --with "$(command -v runc)" --with "$(command -v jq)" $with_podman "$dir" -- ./job.sh

@@ -6,7 +6,9 @@
 //! which runs `start::init`: namespaces (`namespaces`), the rootfs
 //! (`rootfs`: mounts, device nodes, all through `rootfs::safepath`), hooks
 //! (`container::hooks`), process attributes (`process`: user, rlimits,
-//! capabilities, seccomp) and finally execve.
+//! capabilities, seccomp) and finally execve. Logic that decides which
+//! privileged calls to make goes through `kernel::Kernel`, so that unit
+//! tests can record the calls instead of needing root.
 
 // The kernel wrappers, cgroups and images are crates of their own (useful
 // without the rest of the runtime); the runtime names them as its modules.
@@ -16,6 +18,7 @@ pub use rcontain_sys as sys;
 
 pub mod check;
 pub mod container;
+pub mod kernel;
 pub mod logging;
 pub mod namespaces;
 pub mod oci;

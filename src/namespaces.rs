@@ -6,8 +6,9 @@
 //! joining a user namespace is owned by that user namespace, as the spec
 //! requires), and the user namespace is joined first.
 
-use crate::sys;
+use crate::kernel::{Host, Kernel};
 use anyhow::{anyhow, bail, Context, Result};
+use nix::sched::CloneFlags;
 use oci_spec::runtime::{Linux, LinuxNamespaceType};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
@@ -117,12 +118,65 @@ impl Namespaces {
         !join_first && !new_user_and_join && !self.creates(LinuxNamespaceType::Time)
     }
 
+    /// For a direct clone: the CLONE_NEW* flags of the clone, and those the
+    /// init unshares itself (once root in its new user namespace, if any).
+    /// CLONE_NEWCGROUP is in neither: the init creates that namespace
+    /// after it was moved into its cgroup, so that it is the root. With a
+    /// new user namespace only it and the pid namespace come with the
+    /// clone, so the objects of the rest (the mqueue root, …) belong to
+    /// the container's root. Without a user namespace the mount namespace
+    /// is left to the init too: it makes it from a template rather than as
+    /// a copy of the runtime's (rootfs::template).
+    pub fn direct_clone_flags(&self) -> (u64, u64) {
+        use LinuxNamespaceType::{Cgroup, Mount, Pid, User};
+        if self.creates(User) {
+            (
+                self.new_flags(&[]) & (clone_flag(User) | clone_flag(Pid)),
+                self.new_flags(&[User, Pid, Cgroup]),
+            )
+        } else {
+            (
+                self.new_flags(&[Cgroup, Mount]),
+                self.new_flags(&[]) & clone_flag(Mount),
+            )
+        }
+    }
+
     /// setns() into every joined namespace accepted by `filter`, in order.
     pub fn enter(&self, filter: impl Fn(LinuxNamespaceType) -> bool) -> Result<()> {
+        self.join_with(&Host, filter)
+    }
+
+    fn join_with(&self, k: &dyn Kernel, filter: impl Fn(LinuxNamespaceType) -> bool) -> Result<()> {
         for (t, fd) in self.join.iter().filter(|(t, _)| filter(*t)) {
-            sys::setns(fd.as_fd(), clone_flag(*t) as i32)
+            k.setns(fd.as_fd(), *t)
                 .with_context(|| format!("joining the {t} namespace"))?;
         }
+        Ok(())
+    }
+
+    /// The intermediate process's part (see spawn): join the user
+    /// namespace or create it (then `in_new_user` runs: its id maps, its
+    /// root), join the other namespaces given by path, then create the new
+    /// ones but cgroup (the init's, once it is in its cgroup) and pid (the
+    /// init's fork makes that one).
+    pub fn enter_as_intermediate(
+        &self,
+        k: &dyn Kernel,
+        in_new_user: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        use LinuxNamespaceType::{Cgroup, Pid, User};
+        self.join_with(k, |t| t == User)?;
+        if self.creates(User) {
+            k.unshare(CloneFlags::CLONE_NEWUSER)
+                .context("creating the user namespace")?;
+            in_new_user()?;
+        }
+        self.join_with(k, |t| t != User)?;
+        k.unshare(CloneFlags::from_bits_retain(
+            self.new_flags(&[User, Cgroup, Pid]) as i32,
+        ))
+        .context("creating namespaces")?;
         Ok(())
     }
 }
@@ -163,6 +217,15 @@ pub fn kernel_offers(
         bail!("user namespaces are disabled on this host (user.max_user_namespaces is 0)");
     }
     Ok(())
+}
+
+/// Whether rcontain runs without the host's root, as runc decides it: not
+/// uid 0, or uid 0 of a user namespace (rootless podman runs the runtime
+/// so) unless USER says root. Then the state lives under
+/// XDG_RUNTIME_DIR and cgroups are optional (`--rootless auto`).
+pub fn rootless() -> bool {
+    !nix::unistd::geteuid().is_root()
+        || (crate::sys::in_user_namespace() && std::env::var_os("USER").is_none_or(|u| u != "root"))
 }
 
 /// Render uid/gid mappings in /proc/PID/uid_map format.
@@ -235,6 +298,77 @@ mod tests {
         assert!(e.to_string().contains("max_user_namespaces is 0"), "{e}");
         // not asked for other types
         assert!(kernel_offers(LinuxNamespaceType::Mount, dir.path(), || unreachable!()).is_ok());
+    }
+
+    #[test]
+    fn direct_clone_flags() {
+        let f = |t: &[i32]| t.iter().fold(0, |a, b| a | *b) as u64;
+        use libc::{CLONE_NEWIPC, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_NEWUTS};
+        let n = ns(
+            serde_json::json!([{"type": "mount"}, {"type": "pid"}, {"type": "cgroup"}, {"type": "uts"}]),
+        );
+        assert_eq!(
+            n.direct_clone_flags(),
+            (f(&[CLONE_NEWPID, CLONE_NEWUTS]), f(&[CLONE_NEWNS]))
+        );
+        let n = ns(
+            serde_json::json!([{"type": "user"}, {"type": "mount"}, {"type": "pid"}, {"type": "cgroup"}, {"type": "ipc"}]),
+        );
+        assert_eq!(
+            n.direct_clone_flags(),
+            (
+                f(&[CLONE_NEWUSER, CLONE_NEWPID]),
+                f(&[CLONE_NEWNS, CLONE_NEWIPC])
+            )
+        );
+    }
+
+    /// The intermediate: user namespace first (joined, or created and
+    /// then mapped), the others joined next, the new ones created last,
+    /// cgroup and pid left to the init.
+    #[test]
+    fn intermediate_order() {
+        use crate::kernel::{Call, Recorder};
+        use LinuxNamespaceType::{Ipc, Network, User};
+        let k = Recorder::default();
+        let n = ns(serde_json::json!([
+            {"type": "network", "path": "/proc/self/ns/net"},
+            {"type": "pid"}, {"type": "cgroup"}, {"type": "mount"}, {"type": "ipc", "path": "/proc/self/ns/ipc"},
+            {"type": "user"}, {"type": "uts"}
+        ]));
+        // The id maps are written right after the user namespace exists.
+        let mapped_after = std::cell::Cell::new(None);
+        n.enter_as_intermediate(&k, || {
+            mapped_after.set(Some(k.calls().len()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(mapped_after.get(), Some(1));
+        assert_eq!(
+            k.calls(),
+            [
+                Call::Unshare(CloneFlags::CLONE_NEWUSER),
+                Call::Setns(Network),
+                Call::Setns(Ipc),
+                Call::Unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS),
+            ]
+        );
+
+        let k = Recorder::default();
+        let n = ns(serde_json::json!([
+            {"type": "network", "path": "/proc/self/ns/net"},
+            {"type": "user", "path": "/proc/self/ns/user"}, {"type": "mount"}
+        ]));
+        n.enter_as_intermediate(&k, || panic!("no new user namespace"))
+            .unwrap();
+        assert_eq!(
+            k.calls(),
+            [
+                Call::Setns(User),
+                Call::Setns(Network),
+                Call::Unshare(CloneFlags::CLONE_NEWNS),
+            ]
+        );
     }
 
     #[test]

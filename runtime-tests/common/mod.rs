@@ -547,6 +547,30 @@ pub fn status_field(status: &str, name: &str) -> Option<String> {
         .map(|v| v.trim().to_string())
 }
 
+/// The parent pid of `pid`, while it exists.
+pub fn ppid(pid: u32) -> Option<u32> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status_field(&s, "PPid")?.parse().ok()
+}
+
+/// Descendants of `top` (by PPid), as of now.
+pub fn descendants(top: u32) -> Vec<u32> {
+    let pids: Vec<u32> = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    let mut all = vec![top];
+    let mut i = 0;
+    while i < all.len() {
+        let p = all[i];
+        all.extend(pids.iter().filter(|c| ppid(**c) == Some(p)));
+        i += 1;
+    }
+    all.remove(0);
+    all
+}
+
 /// Wait until `path` exists (e.g. a pid file or a marker a container writes).
 pub fn wait_path(path: &Path) {
     let deadline = Instant::now() + CMD_TIMEOUT;

@@ -74,6 +74,25 @@ impl RawTar {
     }
 
     pub fn entry_dev(
+        self,
+        name: &str,
+        kind: u8,
+        link: &str,
+        mode: u32,
+        data: &[u8],
+        dev: (u64, u64),
+    ) -> Self {
+        self.entry_full(name, kind, link, mode, data, dev, (0, 0))
+    }
+
+    /// A member owned by `owner` (uid, gid).
+    #[allow(dead_code)] // rootless.rs's; image.rs, which includes this too, has no use for it
+    pub fn owned(self, name: &str, kind: u8, mode: u32, data: &str, owner: (u32, u32)) -> Self {
+        self.entry_full(name, kind, "", mode, data.as_bytes(), (0, 0), owner)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn entry_full(
         mut self,
         name: &str,
         kind: u8,
@@ -81,6 +100,7 @@ impl RawTar {
         mode: u32,
         data: &[u8],
         dev: (u64, u64),
+        owner: (u32, u32),
     ) -> Self {
         assert!(name.len() < 100 && link.len() < 100);
         let mut h = [0u8; 512];
@@ -90,8 +110,8 @@ impl RawTar {
             h[off..off + len - 1].copy_from_slice(s.as_bytes());
         };
         octal(&mut h, 100, 8, mode.into());
-        octal(&mut h, 108, 8, 0);
-        octal(&mut h, 116, 8, 0);
+        octal(&mut h, 108, 8, owner.0.into());
+        octal(&mut h, 116, 8, owner.1.into());
         octal(&mut h, 124, 12, data.len() as u64);
         octal(&mut h, 136, 12, 1_000_000);
         h[156] = kind;

@@ -35,9 +35,19 @@ pub fn images(store: &Path, quiet: bool) -> Result<()> {
     Ok(())
 }
 
+/// Without root in the store's user namespace, where its files' owners
+/// are: the helper prints what it removed.
 pub fn prune(store: &Path) -> Result<()> {
-    for what in Store::open(store)?.prune()? {
-        outln!("removed {what}")?;
+    let map = super::rootless_images()?;
+    let s = super::run::open_store(store, map.as_ref())?;
+    let work = || {
+        for what in s.prune()? {
+            outln!("removed {what}")?;
+        }
+        Ok(())
+    };
+    match &map {
+        Some(m) => rcontain::image::rootless::in_user_namespace(m, "prune", work),
+        None => work(),
     }
-    Ok(())
 }

@@ -31,6 +31,7 @@ mod update_flags;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use rcontain::container::{CreateOpts, Runtime};
+use rcontain::image::rootless::IdMap;
 use rcontain::logging;
 use std::path::PathBuf;
 
@@ -67,14 +68,18 @@ struct Cli {
     /// Manage cgroups through systemd (not supported yet)
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
-    /// Rootless cgroups: true, false or auto (auto: true unless run as root).
+    /// Rootless cgroups: true, false or auto (auto: true unless run as root
+    /// of the host; root of a user namespace, as under rootless podman, is
+    /// rootless).
     /// When true, a container whose cgroups cannot be created runs without
     /// a cgroup of its own, as long as it asks for no limits
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = ["true", "false", "auto"])]
     rootless: Option<String>,
-    /// Image store for running straight from images
-    #[arg(long, global = true, env = "RCONTAIN_STORE", default_value = rcontain::image::store::DEFAULT_STORE)]
-    store: PathBuf,
+    /// Image store for running straight from images [default:
+    /// /var/lib/rcontain as root, $XDG_DATA_HOME/rcontain (or
+    /// ~/.local/share/rcontain) otherwise]
+    #[arg(long, global = true, env = "RCONTAIN_STORE")]
+    store: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -215,7 +220,7 @@ impl CreateArgs {
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
-            image_rootfs: false,
+            image_rootfs: None,
         }
     }
 }
@@ -328,7 +333,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
     let rootless_cgroups = match cli.rootless.as_deref() {
         Some("true") => true,
         Some("false") => false,
-        _ => !nix::unistd::geteuid().is_root(),
+        _ => rcontain::namespaces::rootless(),
     };
     let rt = Runtime::new(&root).rootless_cgroups(rootless_cgroups);
     match cli.cmd {
@@ -343,7 +348,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         }
         Cmd::Delete { force, id } => {
             rt.delete(&id, force)?;
-            run::release_image_bundle(&cli.store, &id)?;
+            run::release_image_bundle(&store_path(cli.store)?, &id)?;
         }
         Cmd::Run {
             opts,
@@ -353,8 +358,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
             limits,
             id,
         } => {
+            let store = store_path(cli.store)?;
             let img = run::ImageRun {
-                store: &cli.store,
+                store: &store,
                 image,
                 platform,
                 limits: limits.limits()?,
@@ -377,8 +383,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         Cmd::Unpack(a) => unpack::run(a)?,
-        Cmd::Images { quiet } => images::images(&cli.store, quiet)?,
-        Cmd::Prune => images::prune(&cli.store)?,
+        Cmd::Images { quiet } => images::images(&store_path(cli.store)?, quiet)?,
+        Cmd::Prune => images::prune(&store_path(cli.store)?)?,
         Cmd::Features => outln!(
             "{}",
             serde_json::to_string_pretty(&rcontain::oci::features::features(Some(
@@ -395,14 +401,49 @@ fn dispatch(cli: Cli) -> Result<i32> {
     Ok(0)
 }
 
-/// Images are unpacked with their owners, which only root can set: say so
-/// at once rather than fail at the first chown (images without root are
-/// not implemented).
-fn images_need_root(what: &str) -> Result<()> {
-    if !nix::unistd::geteuid().is_root() {
-        bail!("{what}: images without root are not supported yet (applying the layers' file owners needs root)");
+/// Images keep their files' owners, which only root can set. Anyone else
+/// works on images in a user namespace of its subordinate ids (see
+/// rcontain::image::rootless): their mapping, or None for root.
+fn rootless_images() -> Result<Option<IdMap>> {
+    if nix::unistd::geteuid().is_root() {
+        return Ok(None);
     }
-    Ok(())
+    IdMap::of_caller().map(Some)
+}
+
+/// The runtime config an image's settings are applied to: the default
+/// one, or without root `spec --rootless`'s with the user namespace of
+/// the store's mapping (so the container sees the owners the image gave).
+fn image_base_spec(map: Option<&IdMap>) -> oci_spec::runtime::Spec {
+    match map {
+        None => rcontain::oci::specgen::default_spec(),
+        Some(m) => {
+            let mut s = rcontain::oci::specgen::rootless_spec();
+            m.apply(&mut s);
+            s
+        }
+    }
+}
+
+/// --store, else /var/lib/rcontain for root and the user's data
+/// directory for anyone else.
+fn store_path(given: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(s) = given {
+        return Ok(s);
+    }
+    if nix::unistd::geteuid().is_root() {
+        return Ok(rcontain::image::store::DEFAULT_STORE.into());
+    }
+    let abs = |v: Option<std::ffi::OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
+    if let Some(d) = abs(std::env::var_os("XDG_DATA_HOME")) {
+        return Ok(d.join("rcontain"));
+    }
+    match abs(std::env::var_os("HOME")) {
+        Some(h) => Ok(h.join(".local/share/rcontain")),
+        None => {
+            bail!("--store: neither XDG_DATA_HOME nor HOME is set to find this user's image store")
+        }
+    }
 }
 
 /// The cgroup manager saved with a container.

@@ -4,9 +4,10 @@
 use super::CreateArgs;
 use anyhow::Result;
 use rcontain::container::{CreateOpts, Runtime};
+use rcontain::image::rootless::{self, IdMap};
 use rcontain::image::store::Store;
 use rcontain::image::SizeLimits;
-use rcontain::oci::specgen::default_spec;
+use rcontain::rootfs::ImageRootfs;
 use std::path::Path;
 
 /// Running from an image: where the store is, and `--image`/`--platform`.
@@ -51,7 +52,10 @@ pub fn run(rt: &Runtime, args: &CreateArgs, detach: bool, arg: &str, img: ImageR
 
 /// Imports the image into the store, makes the container's overlay
 /// bundle there and runs it; in the foreground the bundle goes when the
-/// container does (for a detached one, on `delete`).
+/// container does (for a detached one, on `delete`). Without root all
+/// store work happens in a user namespace of the user's subordinate ids
+/// (see rcontain::image::rootless), and the overlay is mounted by the
+/// container's init in the container's namespaces.
 fn run_image(
     rt: &Runtime,
     args: &CreateArgs,
@@ -60,27 +64,74 @@ fn run_image(
     id: &str,
     img: &ImageRun,
 ) -> Result<i32> {
-    super::images_need_root("run IMAGE")?;
-    let s = Store::open(img.store)?.with_limits(img.limits);
+    let map = super::rootless_images()?;
+    let s = open_store(img.store, map.as_ref())?.with_limits(img.limits);
+    let platform = img.platform.as_deref();
     let mut args = args.clone();
-    args.bundle = s.create_bundle(image, img.platform.as_deref(), id, &default_spec(), None)?;
+    let image_rootfs = match &map {
+        Some(map) => {
+            let base = super::image_base_spec(Some(map));
+            rootless::in_user_namespace(map, "run IMAGE", || {
+                s.create_bundle(image, platform, id, &base, None).map(drop)
+            })?;
+            args.bundle = s.bundle_path(id)?;
+            match s.rootfs_overlay(id) {
+                Ok(o) => ImageRootfs::Layers(o),
+                Err(e) => {
+                    remove_bundle(&s, map, id)?;
+                    return Err(e);
+                }
+            }
+        }
+        None => {
+            args.bundle =
+                s.create_bundle(image, platform, id, &super::image_base_spec(None), None)?;
+            ImageRootfs::HostOverlay
+        }
+    };
     let opts = CreateOpts {
-        image_rootfs: true,
+        image_rootfs: Some(image_rootfs),
         ..args.opts(id)
     };
     let r = rcontain::container::foreground::run(rt, &opts, detach);
     if r.is_err() || !detach {
-        s.remove_bundle(id)?;
+        match &map {
+            Some(map) => remove_bundle(&s, map, id)?,
+            None => s.remove_bundle(id)?,
+        }
     }
     r
 }
 
+/// The store at `root`; without root (`map`), the user's, worked on in
+/// its user namespace.
+pub fn open_store(root: &Path, map: Option<&IdMap>) -> Result<Store> {
+    let s = Store::open(root)?;
+    match map {
+        Some(m) => s.in_user_namespace(m),
+        None => Ok(s),
+    }
+}
+
+/// A rootless store's bundle holds files of the container's ids: removed
+/// from its user namespace.
+fn remove_bundle(s: &Store, map: &IdMap, id: &str) -> Result<()> {
+    rootless::in_user_namespace(map, "removing the container's store bundle", || {
+        s.remove_bundle(id)
+    })
+}
+
 /// After `delete`: drop the container's store bundle, if it has one.
 pub fn release_image_bundle(store: &Path, id: &str) -> Result<()> {
-    if store.join("containers").join(id).exists() {
-        Store::open(store)?.remove_bundle(id)?;
+    if !store.join("containers").join(id).exists() {
+        return Ok(());
     }
-    Ok(())
+    let map = super::rootless_images()?;
+    let s = open_store(store, map.as_ref())?;
+    match &map {
+        Some(map) => remove_bundle(&s, map, id),
+        None => s.remove_bundle(id),
+    }
 }
 
 /// The bundle directory's name, made a valid id and suffixed until no

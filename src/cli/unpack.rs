@@ -115,10 +115,22 @@ fn stop_on_signals() -> Result<()> {
     Ok(())
 }
 
+/// Without root the unpack runs in a user namespace of the user's
+/// subordinate ids (the bundle's config.json gets that namespace), so
+/// the layers' owners are kept; see rcontain::image::rootless.
 pub fn run(args: UnpackArgs) -> Result<()> {
-    super::images_need_root("unpack")?;
     let limits = args.limits.limits()?;
     stop_on_signals()?;
+    match super::rootless_images()? {
+        None => unpack(args, limits, super::image_base_spec(None)),
+        Some(map) => {
+            let base = super::image_base_spec(Some(&map));
+            image::rootless::in_user_namespace(&map, "unpack", || unpack(args, limits, base))
+        }
+    }
+}
+
+fn unpack(args: UnpackArgs, limits: SizeLimits, base: oci_spec::runtime::Spec) -> Result<()> {
     let progress: Option<Arc<dyn Progress>> = if args.quiet || !std::io::stderr().is_terminal() {
         None
     } else {
@@ -137,7 +149,7 @@ pub fn run(args: UnpackArgs) -> Result<()> {
         bundle: args.bundle,
         platform: args.platform,
         progress: progress.clone(),
-        base: rcontain::oci::specgen::default_spec(),
+        base,
         limits,
     });
     if let (Err(_), Some(p)) = (&r, &progress) {

@@ -4,11 +4,21 @@
 //! because hooks also run in the single-threaded init) and quoted on failure.
 
 use anyhow::{anyhow, bail, Context, Result};
-use oci_spec::runtime::Hook;
+use oci_spec::runtime::{Hook, Spec};
 use std::io::{Read, Seek, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Whether the config has prestart or createRuntime hooks: the runtime
+/// runs those while the init waits (a step of the sync channel both sides
+/// take from this).
+pub fn has_runtime_hooks(spec: &Spec) -> bool {
+    spec.hooks().as_ref().is_some_and(|h| {
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    })
+}
 
 pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state: &[u8]) -> Result<()> {
     for (i, h) in hooks.into_iter().flatten().enumerate() {

@@ -40,10 +40,8 @@ pub struct CreateOpts {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
-    /// The rootfs is an image store overlay, which the host sees mounted
-    /// nosuid,nodev: the container's own mount of it gets setuid and
-    /// device nodes back.
-    pub image_rootfs: bool,
+    /// The rootfs is an image store's (`run IMAGE`).
+    pub image_rootfs: Option<crate::rootfs::ImageRootfs>,
 }
 
 /// Undoes a half-made create on drop: kills the init, removes the state dir.
@@ -148,12 +146,51 @@ impl Runtime {
 
     /// `create` from the bundle [`load_bundle`] returned, for a caller that
     /// looks at the config first (`run` needs to know about the terminal).
+    /// Phases: check (nothing exists yet when one fails), reserve the state
+    /// dir and create the cgroup, spawn the init, record the container.
     pub fn create_from(
         &self,
         o: &CreateOpts,
         bundle: &Bundle,
         console: Option<OwnedFd>,
     ) -> Result<State> {
+        let (checked, manager) = self.check(o, bundle, console)?;
+        let linux = bundle.spec.linux().as_ref().expect("validated");
+        // Declared before `undo`, which refers to it, so it is dropped after.
+        #[allow(clippy::needless_late_init)]
+        let cg: Option<cgroups::Manager>;
+        let dir = self.store.reserve(&o.id)?;
+        let mut undo = Undo {
+            store: &self.store,
+            id: o.id.clone(),
+            pid: None,
+            cgroup: None,
+            host_mounts: shares_host_mounts(&bundle.spec).then_some(bundle.rootfs.as_path()),
+            armed: true,
+        };
+        cg = self.create_cgroup(manager, linux)?;
+        undo.cgroup = cg.as_ref();
+        let state_dir = make_start_fifo(&dir, linux)?;
+        let mut st = new_state(o, bundle, cg.as_ref())?;
+        let pid = spawn_init(o, bundle, &checked, &state_dir, cg.as_ref(), &st)?;
+        undo.pid = Some(pid);
+        st.pid = pid;
+        st.init_start_time = state::proc_stat(pid)
+            .map(|s| s.1)
+            .ok_or_else(|| anyhow!("container init {pid} exited during create"))?;
+        self.record(o, bundle, &dir, &st)?;
+        undo.armed = false;
+        Ok(st)
+    }
+
+    /// Everything that can fail before the container has a state dir; the
+    /// cgroup manager comes back apart, as create_cgroup consumes it.
+    fn check(
+        &self,
+        o: &CreateOpts,
+        bundle: &Bundle,
+        console: Option<OwnedFd>,
+    ) -> Result<(Checked, cgroups::Manager)> {
         let spec = &bundle.spec;
         let process = spec.process().as_ref().expect("validated");
         let linux = spec.linux().as_ref().expect("validated");
@@ -162,11 +199,22 @@ impl Runtime {
             check_rootless(spec, &ns)?;
         }
         let (filter, caps) = prepare_process(process, linux)?;
-        let resources = linux.resources().as_ref();
-        let manager = cgroups::Manager::new(linux.cgroups_path().as_deref(), &o.id)?
-            .with_devices(linux.devices().as_deref().unwrap_or(&[]))
-            .with_rootless(self.rootless_cgroups);
-        if let Some(r) = resources {
+        // Rootless without linux.cgroupsPath: where runc looks on cgroup v2
+        // (beside the caller's cgroup), where a delegation may reach; as
+        // for root otherwise. Either way no cgroup is fine without limits.
+        let rootless_default = (self.rootless_cgroups && linux.cgroups_path().is_none())
+            .then(|| cgroups::rootless_default_path(&o.id))
+            .flatten();
+        let manager = cgroups::Manager::new(
+            linux
+                .cgroups_path()
+                .as_deref()
+                .or(rootless_default.as_deref()),
+            &o.id,
+        )?
+        .with_devices(linux.devices().as_deref().unwrap_or(&[]))
+        .with_rootless(self.rootless_cgroups);
+        if let Some(r) = linux.resources() {
             manager.validate(r)?;
         }
         let terminal = process.terminal().unwrap_or(false);
@@ -177,111 +225,40 @@ impl Runtime {
             (false, _, Some(path)) => bail!("--console-socket {}: process.terminal is false, so there is no terminal to send", path.display()),
             (false, _, None) => None,
         };
-
-        // Declared before `undo`, which refers to it, so it is dropped after.
-        #[allow(clippy::needless_late_init)]
-        let cg: Option<cgroups::Manager>;
-        let dir = self.store.reserve(&o.id)?;
-        let mut undo = Undo {
-            store: &self.store,
-            id: o.id.clone(),
-            pid: None,
-            cgroup: None,
-            host_mounts: shares_host_mounts(spec).then_some(bundle.rootfs.as_path()),
-            armed: true,
+        let checked = Checked {
+            ns,
+            filter,
+            caps,
+            console,
         };
-        cg = match manager.create(resources) {
-            Ok(()) => Some(manager),
+        Ok((checked, manager))
+    }
+
+    /// The container's cgroup, or none where `--rootless` lets it go
+    /// without (see without_cgroup).
+    fn create_cgroup(
+        &self,
+        manager: cgroups::Manager,
+        linux: &oci_spec::runtime::Linux,
+    ) -> Result<Option<cgroups::Manager>> {
+        let resources = linux.resources().as_ref();
+        match manager.create(resources) {
+            Ok(()) => Ok(Some(manager)),
             Err(e)
                 if self.rootless_cgroups
                     && linux.cgroups_path().is_none()
                     && cgroups::is_not_permitted(&e) =>
             {
                 without_cgroup(resources, &e)?;
-                None
+                Ok(None)
             }
-            Err(e) => return Err(e),
-        };
-        undo.cgroup = cg.as_ref();
-        let cgroup_dir = cg
-            .as_ref()
-            .map(|c| c.unified_dir_fd())
-            .transpose()?
-            .flatten();
-        let fifo = dir.join(state::FIFO);
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
-            .with_context(|| format!("creating {}", fifo.display()))?;
-        if let Some((uid, gid)) =
-            container_root_on_host(linux).filter(|_| nix::unistd::geteuid().is_root())
-        {
-            // The init opens the fifo as the container's root, which may be
-            // an unprivileged user on the host. (An unprivileged runtime
-            // cannot give it away; the init opens it through the state dir's
-            // fd, and mode 0622 lets any uid write.)
-            nix::unistd::chown(&fifo, Some(uid.into()), Some(gid.into()))
-                .with_context(|| format!("chown {}", fifo.display()))?;
+            Err(e) => Err(e),
         }
-        let dirfd = crate::sys::open(
-            &dir,
-            nix::fcntl::OFlag::O_PATH
-                | nix::fcntl::OFlag::O_DIRECTORY
-                | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .with_context(|| format!("opening {}", dir.display()))?;
+    }
 
-        let annotations = spec
-            .annotations()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        let mut st = State {
-            version: state::STATE_VERSION,
-            oci_version: spec.version().clone(),
-            id: o.id.clone(),
-            pid: 0,
-            bundle: bundle.dir.clone(),
-            rootfs: bundle.rootfs.clone(),
-            created: state::rfc3339_now(),
-            owner: owner_name(),
-            annotations,
-            init_start_time: 0,
-            cgroup: cg.as_ref().map(serde_json::to_value).transpose()?,
-        };
-        let hook_state = |pid: i32, status: &str| hook_state_json(&st, pid, status);
-        let keyring = format!("_ses.{}", o.id);
-        let cfg = InitConfig {
-            spec,
-            bundle: &bundle.dir,
-            rootfs: &bundle.rootfs,
-            ns: &ns,
-            state_dir: &dirfd,
-            console: console.as_ref(),
-            no_pivot: o.no_pivot,
-            image_rootfs: o.image_rootfs,
-            preserve_fds: o.preserve_fds,
-            keyring: (!o.no_new_keyring).then_some(keyring.as_str()),
-            seccomp: filter.as_ref(),
-            caps: &caps,
-            hook_state: &hook_state,
-            unprivileged: !nix::unistd::geteuid().is_root(),
-        };
-        let pid = spawn::spawn(
-            &cfg,
-            linux,
-            cgroup_dir.as_ref().map(|d| d.as_fd()),
-            &mut CreateParent {
-                spec,
-                cgroup: cg.as_ref(),
-                hook_state: &hook_state,
-            },
-        )?;
-        undo.pid = Some(pid);
-        st.pid = pid;
-        st.init_start_time = state::proc_stat(pid)
-            .map(|s| s.1)
-            .ok_or_else(|| anyhow!("container init {pid} exited during create"))?;
+    /// Saves what `start`, `state` and `delete` read: the config as it was
+    /// validated, the state, and the pid file.
+    fn record(&self, o: &CreateOpts, bundle: &Bundle, dir: &Path, st: &State) -> Result<()> {
         // 0600 whatever the umask: a config's env may hold secrets.
         std::fs::OpenOptions::new()
             .write(true)
@@ -290,13 +267,12 @@ impl Runtime {
             .open(dir.join(state::CONFIG))
             .and_then(|mut f| f.write_all(bundle.text.as_bytes()))
             .context("saving config.json in the state dir")?;
-        self.store.save(&st)?;
+        self.store.save(st)?;
         if let Some(pf) = &o.pid_file {
-            state::write_atomic(&absolute(pf)?, pid.to_string().as_bytes())
+            state::write_atomic(&absolute(pf)?, st.pid.to_string().as_bytes())
                 .with_context(|| format!("--pid-file {}", pf.display()))?;
         }
-        undo.armed = false;
-        Ok(st)
+        Ok(())
     }
 
     /// Status of a loaded container (derived, never stored).
@@ -597,6 +573,107 @@ pub(crate) fn send_seccomp_fd(
     let st: oci_spec::runtime::State = serde_json::from_slice(container)?;
     let msg = seccomp::listener_state(&st, pid, sc.listener_metadata().as_deref())?;
     seccomp::send_to_listener(path, std::os::fd::AsFd::as_fd(fd), &msg)
+}
+
+/// What create's checks made: all the init needs besides the state dir
+/// and the cgroup.
+struct Checked {
+    ns: Namespaces,
+    filter: Option<seccomp::Filter>,
+    caps: capabilities::CapSets,
+    /// the terminal's console socket, when process.terminal is set
+    console: Option<OwnedFd>,
+}
+
+/// Creates exec.fifo in the state dir `dir` (what `start` opens to let
+/// the init exec) and returns an O_PATH fd of the dir, through which the
+/// init opens the fifo from inside the container.
+fn make_start_fifo(dir: &Path, linux: &oci_spec::runtime::Linux) -> Result<OwnedFd> {
+    let fifo = dir.join(state::FIFO);
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .with_context(|| format!("creating {}", fifo.display()))?;
+    if let Some((uid, gid)) =
+        container_root_on_host(linux).filter(|_| nix::unistd::geteuid().is_root())
+    {
+        // The init opens the fifo as the container's root, which may be
+        // an unprivileged user on the host. (An unprivileged runtime
+        // cannot give it away; the init opens it through the state dir's
+        // fd, and mode 0622 lets any uid write.)
+        nix::unistd::chown(&fifo, Some(uid.into()), Some(gid.into()))
+            .with_context(|| format!("chown {}", fifo.display()))?;
+    }
+    crate::sys::open(
+        dir,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .with_context(|| format!("opening {}", dir.display()))
+}
+
+/// The state of a container being created: no init yet (pid 0).
+fn new_state(o: &CreateOpts, bundle: &Bundle, cg: Option<&cgroups::Manager>) -> Result<State> {
+    let spec = &bundle.spec;
+    let annotations = spec
+        .annotations()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    Ok(State {
+        version: state::STATE_VERSION,
+        oci_version: spec.version().clone(),
+        id: o.id.clone(),
+        pid: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: state::rfc3339_now(),
+        owner: owner_name(),
+        annotations,
+        init_start_time: 0,
+        cgroup: cg.map(serde_json::to_value).transpose()?,
+    })
+}
+
+/// Spawns the init (spawn::spawn) with what create made; returns its pid.
+fn spawn_init(
+    o: &CreateOpts,
+    bundle: &Bundle,
+    checked: &Checked,
+    state_dir: &OwnedFd,
+    cg: Option<&cgroups::Manager>,
+    st: &State,
+) -> Result<i32> {
+    let spec = &bundle.spec;
+    let linux = spec.linux().as_ref().expect("validated");
+    let cgroup_dir = cg.map(|c| c.unified_dir_fd()).transpose()?.flatten();
+    let hook_state = |pid: i32, status: &str| hook_state_json(st, pid, status);
+    let keyring = format!("_ses.{}", o.id);
+    let cfg = InitConfig {
+        spec,
+        bundle: &bundle.dir,
+        rootfs: &bundle.rootfs,
+        ns: &checked.ns,
+        state_dir,
+        console: checked.console.as_ref(),
+        no_pivot: o.no_pivot,
+        image_rootfs: o.image_rootfs.as_ref(),
+        preserve_fds: o.preserve_fds,
+        keyring: (!o.no_new_keyring).then_some(keyring.as_str()),
+        seccomp: checked.filter.as_ref(),
+        caps: &checked.caps,
+        hook_state: &hook_state,
+        unprivileged: !nix::unistd::geteuid().is_root(),
+    };
+    spawn::spawn(
+        &cfg,
+        linux,
+        cgroup_dir.as_ref().map(|d| d.as_fd()),
+        &mut CreateParent {
+            spec,
+            cgroup: cg,
+            hook_state: &hook_state,
+        },
+    )
 }
 
 /// What a config needs to run without root, checked before anything is

@@ -6,7 +6,7 @@
 //! behind.
 
 use anyhow::{anyhow, bail, Context, Result};
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{Hooks, Linux, LinuxNamespaceType, Process, Spec};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -70,13 +70,45 @@ impl Bundle {
     }
 }
 
-/// Checks of the spec alone (no filesystem access).
+/// Checks of the spec alone (no filesystem access), one section at a time
+/// in the order of config.json; each error names its field.
 pub fn validate(spec: &Spec) -> Result<()> {
     check_version(spec.version())?;
-    let process = spec
-        .process()
+    check_process(spec.process().as_ref())?;
+    check_mounts(spec)?;
+    if let Some(hooks) = spec.hooks() {
+        check_hooks(hooks)?;
+    }
+    let linux = spec
+        .linux()
         .as_ref()
-        .ok_or_else(|| anyhow!("process: missing"))?;
+        .ok_or_else(|| anyhow!("linux: missing (only Linux containers are supported)"))?;
+    let ns = check_namespaces(linux)?;
+    check_id_mappings(linux, &ns)?;
+    check_uts_names(spec, &ns)?;
+    if !ns.new.contains(&LinuxNamespaceType::Time)
+        && linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty())
+    {
+        bail!("linux.timeOffsets: set but no new time namespace is requested");
+    }
+    for (key, _) in linux.sysctl().iter().flatten() {
+        check_sysctl(key, &ns.own)?;
+    }
+    check_absolute("linux.maskedPaths", linux.masked_paths())?;
+    check_absolute("linux.readonlyPaths", linux.readonly_paths())?;
+    for (i, d) in linux.devices().iter().flatten().enumerate() {
+        if !d.path().is_absolute() {
+            bail!(
+                "linux.devices[{i}].path: {:?} is not an absolute path",
+                d.path()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_process(process: Option<&Process>) -> Result<()> {
+    let process = process.ok_or_else(|| anyhow!("process: missing"))?;
     match process.args() {
         Some(a) if !a.is_empty() && !a[0].is_empty() => {}
         _ => bail!("process.args: must contain at least one element"),
@@ -89,6 +121,10 @@ pub fn validate(spec: &Spec) -> Result<()> {
             bail!("process.env[{i}]: {e:?} is not of the form KEY=VALUE");
         }
     }
+    Ok(())
+}
+
+fn check_mounts(spec: &Spec) -> Result<()> {
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if !m.destination().is_absolute() {
             bail!(
@@ -97,37 +133,47 @@ pub fn validate(spec: &Spec) -> Result<()> {
             );
         }
     }
-    if let Some(hooks) = spec.hooks() {
-        let kinds = [
-            ("prestart", hooks.prestart()),
-            ("createRuntime", hooks.create_runtime()),
-            ("createContainer", hooks.create_container()),
-            ("startContainer", hooks.start_container()),
-            ("poststart", hooks.poststart()),
-            ("poststop", hooks.poststop()),
-        ];
-        for (kind, list) in kinds {
-            for (i, h) in list.iter().flatten().enumerate() {
-                if !h.path().is_absolute() {
-                    bail!(
-                        "hooks.{kind}[{i}].path: {:?} is not an absolute path",
-                        h.path()
-                    );
-                }
-                if matches!(h.timeout(), Some(t) if t <= 0) {
-                    bail!("hooks.{kind}[{i}].timeout: must be greater than zero");
-                }
+    Ok(())
+}
+
+fn check_hooks(hooks: &Hooks) -> Result<()> {
+    let kinds = [
+        ("prestart", hooks.prestart()),
+        ("createRuntime", hooks.create_runtime()),
+        ("createContainer", hooks.create_container()),
+        ("startContainer", hooks.start_container()),
+        ("poststart", hooks.poststart()),
+        ("poststop", hooks.poststop()),
+    ];
+    for (kind, list) in kinds {
+        for (i, h) in list.iter().flatten().enumerate() {
+            if !h.path().is_absolute() {
+                bail!(
+                    "hooks.{kind}[{i}].path: {:?} is not an absolute path",
+                    h.path()
+                );
+            }
+            if matches!(h.timeout(), Some(t) if t <= 0) {
+                bail!("hooks.{kind}[{i}].timeout: must be greater than zero");
             }
         }
     }
-    let linux = spec
-        .linux()
-        .as_ref()
-        .ok_or_else(|| anyhow!("linux: missing (only Linux containers are supported)"))?;
-    let mut seen = HashSet::new();
-    let mut new_ns = HashSet::new();
+    Ok(())
+}
+
+/// The container's namespaces as linux.namespaces lists them.
+struct OwnNamespaces {
+    /// every type, created or joined by path
+    own: HashSet<LinuxNamespaceType>,
+    /// the types created new
+    new: HashSet<LinuxNamespaceType>,
+}
+
+fn check_namespaces(linux: &Linux) -> Result<OwnNamespaces> {
+    let mut own = HashSet::new();
+    let mut new = HashSet::new();
     for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
-        if !seen.insert(ns.typ()) {
+        if !own.insert(ns.typ()) {
             bail!(
                 "linux.namespaces[{i}]: duplicate namespace type {}",
                 ns.typ()
@@ -139,58 +185,52 @@ pub fn validate(spec: &Spec) -> Result<()> {
             }
             Some(_) => {}
             None => {
-                new_ns.insert(ns.typ());
+                new.insert(ns.typ());
             }
         }
     }
-    let has_userns = seen.contains(&LinuxNamespaceType::User);
-    let maps = linux.uid_mappings().as_ref().map_or(0, |m| m.len())
-        + linux.gid_mappings().as_ref().map_or(0, |m| m.len());
-    if new_ns.contains(&LinuxNamespaceType::User)
-        && (linux.uid_mappings().as_ref().is_none_or(|m| m.is_empty())
-            || linux.gid_mappings().as_ref().is_none_or(|m| m.is_empty()))
-    {
+    Ok(OwnNamespaces { own, new })
+}
+
+/// Id mappings belong to a user namespace, and a new one needs them.
+fn check_id_mappings(linux: &Linux, ns: &OwnNamespaces) -> Result<()> {
+    let uid = linux.uid_mappings().as_ref().map_or(0, |m| m.len());
+    let gid = linux.gid_mappings().as_ref().map_or(0, |m| m.len());
+    if ns.new.contains(&LinuxNamespaceType::User) && (uid == 0 || gid == 0) {
         bail!("linux.uidMappings/gidMappings: required when a new user namespace is created");
     }
-    if !has_userns && maps > 0 {
-        bail!("linux.uidMappings: set but no user namespace is requested");
+    if !ns.own.contains(&LinuxNamespaceType::User) && uid + gid > 0 {
+        let field = if uid > 0 {
+            "uidMappings"
+        } else {
+            "gidMappings"
+        };
+        bail!("linux.{field}: set but no user namespace is requested");
     }
-    // Hostname and sysctls change the namespace the container is in: one
-    // of its own, created or joined, never the runtime's.
-    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
-        && !seen.contains(&LinuxNamespaceType::Uts)
-    {
-        bail!("hostname: setting it requires a uts namespace (new or joined)");
-    }
-    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty())
-        && !seen.contains(&LinuxNamespaceType::Uts)
-    {
-        bail!("domainname: setting it requires a uts namespace (new or joined)");
-    }
-    if !new_ns.contains(&LinuxNamespaceType::Time)
-        && linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty())
-    {
-        bail!("linux.timeOffsets: set but no new time namespace is requested");
-    }
-    for (key, _) in linux.sysctl().iter().flatten() {
-        check_sysctl(key, &seen)?;
-    }
-    for (i, p) in linux.masked_paths().iter().flatten().enumerate() {
-        if !p.starts_with('/') {
-            bail!("linux.maskedPaths[{i}]: {p:?} is not an absolute path");
+    Ok(())
+}
+
+/// Hostname and domainname change the namespace the container is in: one
+/// of its own, created or joined, never the runtime's.
+fn check_uts_names(spec: &Spec, ns: &OwnNamespaces) -> Result<()> {
+    for (field, value) in [
+        ("hostname", spec.hostname()),
+        ("domainname", spec.domainname()),
+    ] {
+        if value.as_deref().is_some_and(|h| !h.is_empty())
+            && !ns.own.contains(&LinuxNamespaceType::Uts)
+        {
+            bail!("{field}: setting it requires a uts namespace (new or joined)");
         }
     }
-    for (i, p) in linux.readonly_paths().iter().flatten().enumerate() {
+    Ok(())
+}
+
+/// Paths of the container (linux.maskedPaths, linux.readonlyPaths).
+fn check_absolute(field: &str, paths: &Option<Vec<String>>) -> Result<()> {
+    for (i, p) in paths.iter().flatten().enumerate() {
         if !p.starts_with('/') {
-            bail!("linux.readonlyPaths[{i}]: {p:?} is not an absolute path");
-        }
-    }
-    for (i, d) in linux.devices().iter().flatten().enumerate() {
-        if !d.path().is_absolute() {
-            bail!(
-                "linux.devices[{i}].path: {:?} is not an absolute path",
-                d.path()
-            );
+            bail!("{field}[{i}]: {p:?} is not an absolute path");
         }
     }
     Ok(())
@@ -213,7 +253,8 @@ fn check_version(v: &str) -> Result<()> {
 }
 
 /// A sysctl is namespaced only in some namespaces; setting one the
-/// container does not own would change the host.
+/// container does not own (`own`: created or joined) would change the
+/// host.
 fn check_sysctl(key: &str, own: &HashSet<LinuxNamespaceType>) -> Result<()> {
     const IPC: [&str; 7] = [
         "kernel.msgmax",

@@ -1,11 +1,11 @@
 //! Device nodes and the standard /dev symlinks inside the rootfs.
 
-use crate::rootfs::safepath::{self, fd_path};
+use crate::kernel::Kernel;
+use crate::rootfs::safepath;
 use anyhow::{anyhow, Result};
-use nix::mount::{mount, MsFlags};
-use nix::sys::stat::{makedev, mknodat, Mode, SFlag};
+use nix::sys::stat::{makedev, Mode, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 /// The devices every container gets (runtime-spec "Default Devices").
 pub const DEFAULT: [(&str, u64, u64); 6] = [
@@ -36,16 +36,55 @@ struct Node<'a> {
     gid: u32,
 }
 
-/// Create the default devices plus `linux.devices`. In a user namespace
-/// mknod is not allowed: the host's node is bind-mounted instead, which is
-/// what every runtime does there.
-pub fn create_all(root: BorrowedFd, devices: &[LinuxDevice], bind: bool) -> Result<()> {
+/// How the container's device nodes come to be.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Nodes {
+    /// mknod, then chmod and chown to what the config says
+    Made,
+    /// the host's node at the same path bind-mounted: in a user namespace
+    /// mknod is not allowed, and this is what every runtime does there
+    FromHost,
+}
+
+/// Where the node or link at `path` goes: below /dev, when the runtime
+/// mounted a filesystem there (`dev`: that mount), through that mount's fd,
+/// for /dev looked up again could lead elsewhere by now (a rootfs shared
+/// as another container's volume); anywhere else inside the rootfs.
+fn base<'a>(
+    root: BorrowedFd<'a>,
+    dev: Option<BorrowedFd<'a>>,
+    path: &'a str,
+) -> (BorrowedFd<'a>, &'a str) {
+    use std::path::{Component, Path};
+    if let (Some(dev), Ok(rest)) = (dev, Path::new(path).strip_prefix("/dev")) {
+        // `..` would leave /dev: resolved from the rootfs as before.
+        if rest.components().all(|c| matches!(c, Component::Normal(_))) {
+            if let Some(rest) = rest.to_str().filter(|r| !r.is_empty()) {
+                return (dev, rest);
+            }
+        }
+    }
+    (root, path)
+}
+
+/// Create the default devices plus `linux.devices` (a device of the config
+/// at a default's path replaces it); `dev`: the mount the config put at
+/// /dev, if any.
+pub fn create_all(
+    k: &dyn Kernel,
+    root: BorrowedFd,
+    dev: Option<BorrowedFd>,
+    devices: &[LinuxDevice],
+    how: Nodes,
+) -> Result<()> {
     for (path, major, minor) in DEFAULT {
         if devices.iter().any(|d| d.path().as_os_str() == path) {
             continue;
         }
         create(
+            k,
             root,
+            dev,
             &Node {
                 path,
                 kind: SFlag::S_IFCHR,
@@ -55,7 +94,7 @@ pub fn create_all(root: BorrowedFd, devices: &[LinuxDevice], bind: bool) -> Resu
                 uid: 0,
                 gid: 0,
             },
-            bind,
+            how,
         )
         .map_err(|e| anyhow!("default device {path}: {e:#}"))?;
     }
@@ -80,26 +119,29 @@ pub fn create_all(root: BorrowedFd, devices: &[LinuxDevice], bind: bool) -> Resu
             uid: d.uid().unwrap_or(0),
             gid: d.gid().unwrap_or(0),
         };
-        create(root, &node, bind).map_err(|e| anyhow!("linux.devices[{i}] ({path}): {e:#}"))?;
+        create(k, root, dev, &node, how)
+            .map_err(|e| anyhow!("linux.devices[{i}] ({path}): {e:#}"))?;
     }
     Ok(())
 }
 
-fn create(root: BorrowedFd, n: &Node, bind: bool) -> Result<()> {
-    let (dir, name) = safepath::split_parent(n.path.trim_start_matches('/'));
+fn create(
+    k: &dyn Kernel,
+    root: BorrowedFd,
+    dev: Option<BorrowedFd>,
+    n: &Node,
+    how: Nodes,
+) -> Result<()> {
+    let (root, path) = base(root, dev, n.path);
+    let (dir, name) = safepath::split_parent(path.trim_start_matches('/'));
     let parent = safepath::mkdir_all_in_root(root, dir, 0o755)
         .map_err(|e| anyhow!("creating its directory: {}", e.desc()))?;
-    if bind {
-        let target = safepath::create_file_in_root(root, n.path)
+    if how == Nodes::FromHost {
+        let target = safepath::create_file_in_root(root, path)
             .map_err(|e| anyhow!("creating the mount point: {}", e.desc()))?;
-        return mount(
-            Some(n.path),
-            fd_path(&target).as_str(),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| anyhow!("bind mounting the host's node: {}", e.desc()));
+        return k
+            .bind_mount(n.path, target.as_fd())
+            .map_err(|e| anyhow!("bind mounting the host's node: {}", e.desc()));
     }
     // A file already there (from the image) is replaced: the spec says the
     // runtime supplies these nodes.
@@ -113,8 +155,8 @@ fn create(root: BorrowedFd, n: &Node, bind: bool) -> Result<()> {
     } else {
         makedev(n.major, n.minor)
     };
-    mknodat(
-        Some(parent.as_raw_fd()),
+    k.mknodat(
+        parent.as_fd(),
         name,
         n.kind,
         Mode::from_bits_truncate(n.mode & 0o7777),
@@ -137,22 +179,20 @@ fn create(root: BorrowedFd, n: &Node, bind: bool) -> Result<()> {
         }
     })
     .map_err(|e| anyhow!("chmod: {}", e.desc()))?;
-    nix::unistd::fchownat(
-        Some(parent.as_raw_fd()),
-        name,
-        Some(n.uid.into()),
-        Some(n.gid.into()),
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-    )
-    .map_err(|e| anyhow!("chown: {}", e.desc()))?;
+    k.chown_at(parent.as_fd(), name, n.uid, n.gid)
+        .map_err(|e| anyhow!("chown: {}", e.desc()))?;
     Ok(())
 }
 
 /// /dev/fd, /dev/std{in,out,err} and /dev/ptmx (to the container's devpts),
-/// plus /dev/core when the kernel has /proc/kcore.
-pub fn create_links(root: BorrowedFd) -> Result<()> {
-    let devdir = safepath::mkdir_all_in_root(root, "/dev", 0o755)
-        .map_err(|e| anyhow!("/dev: {}", e.desc()))?;
+/// plus /dev/core when the kernel has /proc/kcore; in `dev` (see
+/// `create_all`) when the config mounted a filesystem at /dev.
+pub fn create_links(root: BorrowedFd, dev: Option<BorrowedFd>) -> Result<()> {
+    let devdir = match dev {
+        Some(d) => d.try_clone_to_owned(),
+        None => safepath::mkdir_all_in_root(root, "/dev", 0o755).map_err(std::io::Error::from),
+    }
+    .map_err(|e| anyhow!("/dev: {e}"))?;
     let kcore = std::path::Path::new("/proc/kcore")
         .exists()
         .then_some(("/proc/kcore", "/dev/core"));
@@ -171,4 +211,139 @@ pub fn create_links(root: BorrowedFd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::{Call, Recorder};
+    use std::os::fd::OwnedFd;
+    use std::path::{Path, PathBuf};
+
+    fn root(dir: &Path) -> OwnedFd {
+        std::fs::File::open(dir).unwrap().into()
+    }
+
+    fn devices(json: serde_json::Value) -> Vec<LinuxDevice> {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn made(calls: &[Call]) -> Vec<(PathBuf, SFlag, u32, u64)> {
+        calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::Mknod {
+                    path,
+                    kind,
+                    mode,
+                    dev,
+                } => Some((path.clone(), *kind, *mode, *dev)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// With root: every default node and the config's are made (a config
+    /// device at a default's path replaces it), with the config's mode and
+    /// owner, below directories the rootfs did not have.
+    #[test]
+    fn nodes_made_with_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = Recorder::default();
+        let devs = devices(serde_json::json!([
+            {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o600, "uid": 7, "gid": 8},
+            {"path": "/dev/sub/fuse", "type": "c", "major": 10, "minor": 229},
+            {"path": "/dev/pipe", "type": "p"}
+        ]));
+        create_all(&k, root(dir.path()).as_fd(), None, &devs, Nodes::Made).unwrap();
+        let calls = k.calls();
+        let d = dir.path().join("dev");
+        let mut want: Vec<_> = ["zero", "full", "random", "urandom", "tty"]
+            .iter()
+            .zip([(1, 5), (1, 7), (1, 8), (1, 9), (5, 0)])
+            .map(|(n, (ma, mi))| (d.join(n), SFlag::S_IFCHR, 0o666, makedev(ma, mi)))
+            .collect();
+        want.push((d.join("null"), SFlag::S_IFCHR, 0o600, makedev(1, 3)));
+        want.push((d.join("sub/fuse"), SFlag::S_IFCHR, 0o666, makedev(10, 229)));
+        want.push((d.join("pipe"), SFlag::S_IFIFO, 0o666, 0));
+        assert_eq!(made(&calls), want);
+        assert!(calls.contains(&Call::Chown {
+            path: d.join("null"),
+            uid: 7,
+            gid: 8
+        }));
+        assert!(!calls.iter().any(|c| matches!(c, Call::Bind { .. })));
+    }
+
+    /// In a user namespace: no mknod, the host's node is bound onto a
+    /// mount point at the same path; nothing is given away.
+    #[test]
+    fn host_nodes_bound_in_a_user_namespace() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = Recorder::default();
+        let devs = devices(serde_json::json!([
+            {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}
+        ]));
+        create_all(&k, root(dir.path()).as_fd(), None, &devs, Nodes::FromHost).unwrap();
+        let d = dir.path().join("dev");
+        let want: Vec<Call> = ["null", "zero", "full", "random", "urandom", "tty", "fuse"]
+            .iter()
+            .map(|n| Call::Bind {
+                source: format!("/dev/{n}"),
+                target: d.join(n),
+            })
+            .collect();
+        assert_eq!(k.calls(), want);
+        assert!(d.join("fuse").is_file(), "the mount point is made");
+    }
+
+    /// The /dev links; /dev/ptmx replaces whatever the image put there.
+    #[test]
+    fn links() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("dev");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("ptmx"), "").unwrap();
+        create_links(root(dir.path()).as_fd(), None).unwrap();
+        for (target, link) in LINKS {
+            let at = dir.path().join(&link[1..]);
+            assert_eq!(
+                std::fs::read_link(&at).unwrap(),
+                Path::new(target),
+                "{link}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_rule_only_type_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let devs = devices(serde_json::json!([{"path": "/dev/x", "type": "a"}]));
+        let e = create_all(
+            &Recorder::default(),
+            root(dir.path()).as_fd(),
+            None,
+            &devs,
+            Nodes::Made,
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("linux.devices[0].type"), "{e:#}");
+    }
+
+    #[test]
+    fn nodes_below_dev_go_through_the_dev_mount() {
+        let dir = tempfile::tempdir().unwrap();
+        let (r, d) = (root(dir.path()), root(dir.path()));
+        let (r, d) = (r.as_fd(), d.as_fd());
+        let at = |p| {
+            let (fd, rest) = base(r, Some(d), p);
+            (fd.as_raw_fd() == d.as_raw_fd(), rest)
+        };
+        assert_eq!(at("/dev/null"), (true, "null"));
+        assert_eq!(at("//dev/net/tun"), (true, "net/tun"));
+        assert_eq!(at("/dev/../etc/x"), (false, "/dev/../etc/x"));
+        assert_eq!(at("/devices/x"), (false, "/devices/x"));
+        assert_eq!(at("/dev"), (false, "/dev"));
+        assert_eq!(base(r, None, "/dev/null").1, "/dev/null");
+    }
 }

@@ -8,15 +8,27 @@
 pub mod dev;
 pub mod mounts;
 pub mod safepath;
+pub mod template;
 
-use anyhow::{anyhow, bail, Context, Result};
-use mounts::{CgroupView, MountTable};
+use anyhow::{anyhow, Context, Result};
+use mounts::CgroupView;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::statfs::FsType;
 use oci_spec::runtime::{Mount, Spec};
 use safepath::fd_path;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+
+/// A rootfs that an image store made, for `run IMAGE`.
+#[derive(Clone, Debug)]
+pub enum ImageRootfs {
+    /// An overlay the store mounted on the host, nosuid,nodev there: the
+    /// container's own mount of it (in its mount namespace only) gets
+    /// setuid files and device nodes back.
+    HostOverlay,
+    /// A rootless store's layers: the init mounts the overlay itself, in
+    /// the container's user and mount namespaces.
+    Layers(rcontain_image::store::RootfsOverlay),
+}
 
 /// Set propagation, make the rootfs a mount point and mount everything in
 /// it. Returns an fd of the rootfs mount.
@@ -24,19 +36,17 @@ use std::path::Path;
 /// without a mount namespace). Then nothing may touch the host's mount
 /// tree: the rootfs gets a private bind mount of its own, everything is
 /// mounted below it, and delete unmounts it all (`unmount_host_mounts`).
-/// `suid_dev`: clear nosuid and nodev on the rootfs bind mount (only ever
-/// in a mount namespace of the container's own), for an image store
-/// overlay that the host sees with both set.
+/// `image`: the rootfs is an image store's (see `ImageRootfs`); given only
+/// when the container has a mount namespace of its own.
 #[allow(clippy::too_many_arguments)]
 pub fn prepare(
     spec: &Spec,
     rootfs: &Path,
     bundle: &Path,
     cg: &CgroupView,
-    mount_table: &MountTable,
     userns: bool,
     host_mnt: bool,
-    suid_dev: bool,
+    image: Option<&ImageRootfs>,
 ) -> Result<OwnedFd> {
     let linux = spec.linux().as_ref();
     if !host_mnt {
@@ -63,8 +73,13 @@ pub fn prepare(
         // mount is not shared. After the recursive change every mount is
         // shared if `prop` is, and none otherwise.
         if prop.contains(MsFlags::MS_SHARED) {
-            make_parent_private(rootfs, mount_table)?;
+            make_parent_private(rootfs)?;
         }
+    }
+    if let Some(ImageRootfs::Layers(o)) = image {
+        // Here, in the container's user and mount namespaces only: the
+        // host never sees this overlay (propagation is set just above).
+        o.mount_at(rootfs)?;
     }
     // The rootfs bound onto itself; `root` names that new mount from here
     // on, for every later step, whatever the path comes to name.
@@ -95,7 +110,7 @@ pub fn prepare(
         )
         .with_context(|| format!("making rootfs {} private", rootfs.display()))?;
     }
-    if suid_dev {
+    if matches!(image, Some(ImageRootfs::HostOverlay)) {
         // The bind above is this namespace's own mount of the overlay: the
         // image's setuid binaries and device nodes work in the container
         // (devices still as the device rules allow), never on the host.
@@ -115,8 +130,20 @@ pub fn prepare(
     }
 
     let ms = spec.mounts().as_deref().unwrap_or(&[]);
+    // The mounts that what follows goes into: the one at /dev (the last
+    // one there) for the device nodes, procfs and sysfs for the masked
+    // and read-only paths. Through their fds: their destinations looked up
+    // again could lead elsewhere by now.
+    let mut dev_mount = None;
+    let pseudo_at = pseudo_mounts(ms);
+    let mut pseudo = Vec::new();
     for (i, m) in ms.iter().enumerate() {
-        mounts::mount_entry(root.as_fd(), m, i, bundle, cg)?;
+        let new = mounts::mount_entry(root.as_fd(), m, i, bundle, cg)?;
+        if pseudo_at.contains(&i) {
+            pseudo.push((m.destination().as_path(), new));
+        } else if m.destination() == Path::new("/dev") {
+            dev_mount = Some(new);
+        }
     }
     let dev_from_host = ms.iter().any(|m| {
         m.destination() == Path::new("/dev")
@@ -128,11 +155,18 @@ pub fn prepare(
     });
     if !dev_from_host {
         let devs = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
-        dev::create_all(root.as_fd(), devs, userns)?;
-        dev::create_links(root.as_fd())?;
+        let how = if userns {
+            dev::Nodes::FromHost
+        } else {
+            dev::Nodes::Made
+        };
+        let dev_mount = dev_mount.as_ref().map(|d| d.as_fd());
+        dev::create_all(&crate::kernel::Host, root.as_fd(), dev_mount, devs, how)?;
+        dev::create_links(root.as_fd(), dev_mount)?;
     }
     if let Some(l) = linux {
-        let pseudo = pseudo_mounts(ms);
+        let pseudo: Vec<(&Path, BorrowedFd)> =
+            pseudo.iter().map(|(d, m)| (*d, m.as_fd())).collect();
         for p in l.readonly_paths().iter().flatten() {
             readonly_path(root.as_fd(), p, &pseudo)
                 .with_context(|| format!("linux.readonlyPaths: {p}"))?;
@@ -145,14 +179,14 @@ pub fn prepare(
     Ok(root)
 }
 
-/// Where the mounts put procfs or sysfs (the last mount at a destination
-/// is what is there), with the filesystem's magic.
-fn pseudo_mounts(ms: &[Mount]) -> Vec<(&Path, FsType)> {
-    let mut out: Vec<(&Path, FsType)> = Vec::new();
-    for m in ms {
-        out.retain(|(d, _)| *d != m.destination().as_path());
-        if let Some(magic) = mounts::pseudo_fs_magic(m) {
-            out.push((m.destination(), magic));
+/// The entries that put procfs or sysfs at their destination for good
+/// (the last mount at a destination is what is there): their indices.
+fn pseudo_mounts(ms: &[Mount]) -> Vec<usize> {
+    let mut out: Vec<usize> = Vec::new();
+    for (i, m) in ms.iter().enumerate() {
+        out.retain(|&j| ms[j].destination() != m.destination());
+        if mounts::pseudo_fs_magic(m).is_some() {
+            out.push(i);
         }
     }
     out
@@ -160,15 +194,14 @@ fn pseudo_mounts(ms: &[Mount]) -> Vec<(&Path, FsType)> {
 
 /// Resolves a masked or read-only path; `None` when it does not exist,
 /// which is skipped, as runc does (a kernel without /proc/acpi, …).
-/// Below a procfs or sysfs the mounts created, that mount is first checked
-/// to still be there, reached without a symlink, and the path is then
-/// resolved beneath it: a /proc swapped or gone since the mount is an
-/// error, never a path silently left unmasked; only an entry the kernel
-/// does not have inside the verified mount is skipped.
+/// Below a procfs or sysfs the mounts created (`pseudo`: destination and
+/// the fd of that mount), the path is resolved beneath that very mount,
+/// never crossing out of it: whatever its destination's path leads to by
+/// now, the masks land on the procfs or sysfs the container got.
 fn resolve_protected(
     root: BorrowedFd,
     p: &str,
-    pseudo: &[(&Path, FsType)],
+    pseudo: &[(&Path, BorrowedFd)],
 ) -> Result<Option<OwnedFd>> {
     let below = pseudo
         .iter()
@@ -176,24 +209,10 @@ fn resolve_protected(
         .max_by_key(|(d, _)| d.as_os_str().len());
     let (fd, what) = match below {
         None => (safepath::open_in_root(root, p, libc::O_PATH), "rootfs"),
-        Some((d, magic)) => {
-            let base = safepath::open_no_symlinks(
-                root,
-                &d.to_string_lossy(),
-                libc::O_PATH | libc::O_DIRECTORY,
-            )
-            .map_err(|e| anyhow!("{} is no longer a directory: {}", d.display(), e.desc()))?;
-            let st = nix::sys::statfs::fstatfs(&base)
-                .map_err(|e| anyhow!("statfs {}: {}", d.display(), e.desc()))?;
-            if st.filesystem_type() != *magic {
-                bail!(
-                    "{} is no longer the filesystem mounted there; refusing to leave it unprotected",
-                    d.display()
-                );
-            }
+        Some((d, base)) => {
             let rest = Path::new(p).strip_prefix(d).unwrap_or(Path::new(""));
             (
-                safepath::open_beneath(base.as_fd(), &rest.to_string_lossy(), libc::O_PATH),
+                safepath::open_beneath(*base, &rest.to_string_lossy(), libc::O_PATH),
                 "mount",
             )
         }
@@ -205,10 +224,13 @@ fn resolve_protected(
     }
 }
 
-/// Make the mount containing `rootfs`'s parent private.
-fn make_parent_private(rootfs: &Path, mount_table: &MountTable) -> Result<()> {
+/// Make the mount containing `rootfs`'s parent private. The one read of
+/// the whole mount table left in a start (the topmost mount on a path may
+/// come anywhere in it), and only for a shared rootfsPropagation.
+fn make_parent_private(rootfs: &Path) -> Result<()> {
     let parent = rootfs.parent().unwrap_or(Path::new("/"));
-    if let Some(mp) = crate::sys::mountinfo::mount_point_of(mount_table.text()?, parent) {
+    let table = crate::sys::mountinfo::read().context("reading /proc/self/mountinfo")?;
+    if let Some(mp) = crate::sys::mountinfo::mount_point_of(&table, parent) {
         mount(
             None::<&str>,
             mp.as_str(),
@@ -221,7 +243,7 @@ fn make_parent_private(rootfs: &Path, mount_table: &MountTable) -> Result<()> {
     Ok(())
 }
 
-fn readonly_path(root: BorrowedFd, p: &str, pseudo: &[(&Path, FsType)]) -> Result<()> {
+fn readonly_path(root: BorrowedFd, p: &str, pseudo: &[(&Path, BorrowedFd)]) -> Result<()> {
     let Some(fd) = resolve_protected(root, p, pseudo)? else {
         return Ok(());
     };
@@ -233,7 +255,7 @@ fn readonly_path(root: BorrowedFd, p: &str, pseudo: &[(&Path, FsType)]) -> Resul
         .map_err(|e| anyhow!("making it read-only: {}", e.desc()))
 }
 
-fn mask_path(root: BorrowedFd, p: &str, pseudo: &[(&Path, FsType)]) -> Result<()> {
+fn mask_path(root: BorrowedFd, p: &str, pseudo: &[(&Path, BorrowedFd)]) -> Result<()> {
     let Some(fd) = resolve_protected(root, p, pseudo)? else {
         return Ok(());
     };
@@ -363,7 +385,6 @@ pub fn finalize(spec: &Spec) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nix::sys::statfs::PROC_SUPER_MAGIC;
 
     fn open_dir(p: &Path) -> OwnedFd {
         crate::sys::open(
@@ -374,15 +395,16 @@ mod tests {
         .unwrap()
     }
 
-    fn resolve(root: &OwnedFd, p: &str, pseudo: &[(&Path, FsType)]) -> Result<bool, String> {
+    fn resolve(root: &OwnedFd, p: &str, pseudo: &[(&Path, BorrowedFd)]) -> Result<bool, String> {
         resolve_protected(root.as_fd(), p, pseudo)
             .map(|fd| fd.is_some())
             .map_err(|e| format!("{e:#}"))
     }
 
     #[test]
-    fn protected_paths_below_procfs_are_checked() {
-        let proc = [(Path::new("/proc"), PROC_SUPER_MAGIC)];
+    fn protected_paths_below_procfs_go_through_its_mount() {
+        let procfs = open_dir(Path::new("/proc"));
+        let proc = [(Path::new("/proc"), procfs.as_fd())];
         // The host's own root and procfs: present entries resolve, entries
         // the kernel lacks are skipped.
         let host = open_dir(Path::new("/"));
@@ -395,17 +417,14 @@ mod tests {
         let rootfd = open_dir(&root);
         // Nothing expected at /proc: a missing path is skipped.
         assert_eq!(resolve(&rootfd, "/proc/kcore", &[]), Ok(false));
-        // procfs was mounted at /proc but is gone: an error, not a skip.
-        let e = resolve(&rootfd, "/proc/kcore", &proc).unwrap_err();
-        assert!(e.starts_with("/proc is no longer a directory"), "{e}");
-        // ... or replaced by a symlink, or by a directory of another fs.
+        // /proc in the rootfs gone, or a symlink elsewhere, since procfs
+        // was mounted: the path is still resolved in that procfs.
+        assert_eq!(resolve(&rootfd, "/proc/self/status", &proc), Ok(true));
         std::os::unix::fs::symlink("fakeproc", root.join("proc")).unwrap();
-        let e = resolve(&rootfd, "/proc/kcore", &proc).unwrap_err();
-        assert!(e.starts_with("/proc is no longer a directory"), "{e}");
-        std::fs::remove_file(root.join("proc")).unwrap();
-        std::fs::create_dir(root.join("proc")).unwrap();
-        let e = resolve(&rootfd, "/proc/kcore", &proc).unwrap_err();
-        assert!(e.starts_with("/proc is no longer the filesystem"), "{e}");
+        assert_eq!(resolve(&rootfd, "/proc/self/status", &proc), Ok(true));
+        // Never out of the mount.
+        let e = resolve(&rootfd, "/proc/../etc", &proc).unwrap_err();
+        assert!(e.contains("resolving it in the mount"), "{e}");
         std::fs::remove_dir_all(&base).unwrap();
     }
 
@@ -414,9 +433,13 @@ mod tests {
         let m = |dest: &str, typ: &str| -> Mount {
             serde_json::from_value(serde_json::json!({"destination": dest, "type": typ})).unwrap()
         };
-        let ms = [m("/proc", "proc"), m("/sys", "sysfs"), m("/sys", "tmpfs")];
-        let p = pseudo_mounts(&ms);
-        assert_eq!(p.len(), 1);
-        assert_eq!(p[0].0, Path::new("/proc"));
+        let ms = [
+            m("/proc", "proc"),
+            m("/sys", "sysfs"),
+            m("/sys", "tmpfs"),
+            m("/p2", "tmpfs"),
+            m("/p2", "proc"),
+        ];
+        assert_eq!(pseudo_mounts(&ms), [0, 4]);
     }
 }

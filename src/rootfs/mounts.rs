@@ -153,26 +153,44 @@ pub struct CgroupView {
 }
 
 impl CgroupView {
-    pub fn read(own_ns: bool, table: &MountTable) -> Result<CgroupView> {
+    pub fn read(own_ns: bool) -> Result<CgroupView> {
         let pure_v2 = nix::sys::statfs::statfs("/sys/fs/cgroup")
             .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
             .unwrap_or(false);
-        let mounts = table.text()?;
         let own =
             crate::sys::read_proc("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
-        let mut hierarchies = Vec::new();
-        for line in own.lines() {
-            let mut f = line.splitn(3, ':');
-            let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or("/"));
-            // On v1 and hybrid hosts the container gets the v1 hierarchies
-            // (as with runc), not the hybrid cgroup2 one.
-            if !pure_v2 && ctrls.is_empty() {
-                continue;
+        // (controllers, path of our cgroup) per hierarchy to bind
+        let wanted: Vec<(&str, &str)> = own
+            .lines()
+            .filter_map(|line| {
+                let mut f = line.splitn(3, ':');
+                let (_, ctrls, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or("/"));
+                // On v1 and hybrid hosts the container gets the v1
+                // hierarchies (as with runc), not the hybrid cgroup2 one.
+                (pure_v2 || !ctrls.is_empty()).then_some((ctrls, path))
+            })
+            .collect();
+        // The first mount of each hierarchy at its root, with its position
+        // in mountinfo, read only until all are found.
+        let mut hits: Vec<Option<(usize, PathBuf)>> = vec![None; wanted.len()];
+        let mut pos = 0;
+        crate::sys::mountinfo::scan(|e| {
+            for (hit, (ctrls, _)) in hits.iter_mut().zip(&wanted) {
+                if hit.is_none() && is_cgroup_mount_of(&e, ctrls) {
+                    *hit = Some((pos, PathBuf::from(&e.mount_point)));
+                }
             }
-            if let Some((pos, mp)) = find_cgroup_mount(mounts, ctrls) {
-                hierarchies.push((pos, mp, path.to_string(), ctrls.to_string()));
-            }
-        }
+            pos += 1;
+            hits.iter().all(Option::is_some)
+        })
+        .context("reading /proc/self/mountinfo")?;
+        let mut hierarchies: Vec<_> = hits
+            .into_iter()
+            .zip(&wanted)
+            .filter_map(|(hit, (ctrls, path))| {
+                hit.map(|(pos, mp)| (pos, mp, path.to_string(), ctrls.to_string()))
+            })
+            .collect();
         // In the host's mount order, so the container's mount table reads
         // like the host's.
         hierarchies.sort_by_key(|h| h.0);
@@ -188,51 +206,25 @@ impl CgroupView {
     }
 }
 
-/// The init's /proc/self/mountinfo, read on first use and then shared by
-/// the cgroup view and the rootfs setup. The cgroup view reads it before
-/// the init unshares its cgroup namespace, which changes how the roots of
-/// cgroup mounts show; mount points stay valid through the propagation
-/// changes that follow.
-#[derive(Default)]
-pub struct MountTable(std::cell::OnceCell<String>);
-
-impl MountTable {
-    pub fn text(&self) -> Result<&str> {
-        if let Some(t) = self.0.get() {
-            return Ok(t);
-        }
-        let t = crate::sys::mountinfo::read().context("reading /proc/self/mountinfo")?;
-        Ok(self.0.get_or_init(|| t))
+/// Whether `e` is a mount, at its root, of the hierarchy with exactly these
+/// controllers ("" = cgroup2).
+fn is_cgroup_mount_of(e: &crate::sys::mountinfo::Entry, ctrls: &str) -> bool {
+    if e.root != "/" {
+        return false;
     }
-}
-
-/// The host mount point of the hierarchy with exactly these controllers
-/// ("" = cgroup2), mounted at its root, with its position in mountinfo.
-fn find_cgroup_mount(mountinfo: &str, ctrls: &str) -> Option<(usize, PathBuf)> {
-    for (pos, e) in crate::sys::mountinfo::parse(mountinfo).enumerate() {
-        if e.root != "/" {
-            continue;
+    match e.fstype.as_str() {
+        "cgroup2" => ctrls.is_empty(),
+        "cgroup" => {
+            let want: Vec<&str> = ctrls.split(',').collect();
+            let have: Vec<&str> = e
+                .super_options
+                .split(',')
+                .filter(|o| want.contains(o) || o.starts_with("name="))
+                .collect();
+            !ctrls.is_empty() && have.len() == want.len() && want.iter().all(|w| have.contains(w))
         }
-        let hit = match e.fstype.as_str() {
-            "cgroup2" => ctrls.is_empty(),
-            "cgroup" => {
-                let want: Vec<&str> = ctrls.split(',').collect();
-                let have: Vec<&str> = e
-                    .super_options
-                    .split(',')
-                    .filter(|o| want.contains(o) || o.starts_with("name="))
-                    .collect();
-                !ctrls.is_empty()
-                    && have.len() == want.len()
-                    && want.iter().all(|w| have.contains(w))
-            }
-            _ => false,
-        };
-        if hit {
-            return Some((pos, PathBuf::from(e.mount_point)));
-        }
+        _ => false,
     }
-    None
 }
 
 /// Files below /proc that may be mounted over, as runc allows: what lxcfs
@@ -329,14 +321,15 @@ fn on_procfs(fd: &OwnedFd) -> Result<bool> {
     Ok(st.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC)
 }
 
-/// Mount one config.json entry inside the rootfs behind `root`.
+/// Mount one config.json entry inside the rootfs behind `root`; returns
+/// the new mount (what is at its destination now), for what goes inside.
 pub fn mount_entry(
     root: BorrowedFd,
     m: &Mount,
     index: usize,
     bundle: &Path,
     cg: &CgroupView,
-) -> Result<()> {
+) -> Result<OwnedFd> {
     let dest = m.destination().to_string_lossy().into_owned();
     let field = || format!("mounts[{index}] ({dest})");
     let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
@@ -370,47 +363,150 @@ pub fn mount_entry(
         })
         .with_context(|| format!("{}: bind mounting {}", field(), src.display()))?;
         finish_bind(m.as_fd(), &opts).with_context(field)?;
-        return set_propagation_and_attrs(m.as_fd(), &opts).with_context(field);
-    } else if typ == "cgroup" || typ == "cgroup2" {
-        let target = mount_point(root, m, &dest, true, false).with_context(field)?;
-        mount_cgroup(root, &dest, target, &opts, cg).with_context(field)?;
+        set_propagation_and_attrs(m.as_fd(), &opts).with_context(field)?;
+        return Ok(m);
+    }
+    let target = mount_point(root, m, &dest, true, false).with_context(field)?;
+    let m = if typ == "cgroup" || typ == "cgroup2" {
+        mount_cgroup(root, &dest, target, &opts, cg).with_context(field)?
     } else {
-        let target = mount_point(root, m, &dest, true, false).with_context(field)?;
-        let data = opts.data.join(",");
         let src = m
             .source()
             .as_ref()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| typ.to_string());
-        let flags = opts.flags & !MsFlags::MS_REMOUNT;
-        let r = mount(
-            Some(src.as_str()),
-            fd_path(&target).as_str(),
-            Some(typ),
-            flags,
-            (!data.is_empty()).then_some(data.as_str()),
-        );
-        // In a user namespace sysfs cannot be mounted without owning the
-        // network namespace; a read-only bind of the host's is what runc does.
-        if r == Err(nix::errno::Errno::EPERM) && typ == "sysfs" {
-            let m = bind(Path::new("/sys"), target.as_fd(), true, || {
-                reopen(root, &dest)
-            })
-            .with_context(|| format!("{}: bind mounting /sys", field()))?;
-            finish_bind(m.as_fd(), &opts).with_context(field)?;
-            return set_propagation_and_attrs(m.as_fd(), &opts).with_context(field);
-        } else {
-            r.map_err(|e| {
-                anyhow!(
-                    "{}: mounting {typ} (options {:?}): {}",
-                    field(),
-                    m.options().as_deref().unwrap_or(&[]),
-                    e.desc()
-                )
-            })?;
+        match new_fs(typ, &src, opts.flags, &opts.data, target.as_fd()) {
+            Ok(Some(m)) => m,
+            Ok(None) => reopen(root, &dest)
+                .context("reopening the mount point")
+                .with_context(field)?,
+            // In a user namespace sysfs cannot be mounted without owning the
+            // network namespace; a read-only bind of the host's is what runc
+            // does.
+            Err(nix::errno::Errno::EPERM) if typ == "sysfs" => {
+                let m = bind(Path::new("/sys"), target.as_fd(), true, || {
+                    reopen(root, &dest)
+                })
+                .with_context(|| format!("{}: bind mounting /sys", field()))?;
+                finish_bind(m.as_fd(), &opts).with_context(field)?;
+                m
+            }
+            Err(e) => bail!(
+                "{}: mounting {typ} (options {:?}): {}",
+                field(),
+                m.options().as_deref().unwrap_or(&[]),
+                e.desc()
+            ),
         }
+    };
+    set_propagation_and_attrs(m.as_fd(), &opts).with_context(field)?;
+    Ok(m)
+}
+
+/// A new `typ` filesystem from `src` with mount(2)'s `flags` and `data`
+/// options, on the mount point `target`. It is made detached (fsopen,
+/// fsconfig, fsmount) and attached onto the fd with move_mount, and the
+/// returned fd names it for every later step (propagation, attributes,
+/// what goes inside it): the destination's path looked up again could
+/// meanwhile lead elsewhere (a shared volume another container renames).
+/// Where fsopen is missing (ENOSYS: before Linux 5.2, or a seccomp
+/// profile on the host) mount(2) onto the fd does it, and `None` says that
+/// only the destination looked up again can name the mount.
+///
+/// What the container sees in mountinfo is what mount(2) gives: mount(2)
+/// itself hands the source and each comma-separated data item to the
+/// filesystem as these fsconfig calls do, its superblock flags become
+/// fsconfig flags and the rest fsmount attributes (`new_fs_flags`).
+fn new_fs(
+    typ: &str,
+    src: &str,
+    flags: MsFlags,
+    data: &[String],
+    target: BorrowedFd,
+) -> nix::Result<Option<OwnedFd>> {
+    use crate::sys::FsOption;
+    let flags = flags & !MsFlags::MS_REMOUNT;
+    let (sb, attrs) = new_fs_flags(flags);
+    let items: Vec<&str> = data.iter().flat_map(|d| split_data(d)).collect();
+    let opts: Vec<FsOption> = std::iter::once(FsOption::String("source", src))
+        .chain(sb.into_iter().map(FsOption::Flag))
+        .chain(items.iter().filter_map(|i| match i.split_once('=') {
+            // mount(2) skips an item without a key.
+            Some(("", _)) => None,
+            Some((k, v)) => Some(FsOption::String(k, v)),
+            None => Some(FsOption::Flag(i)),
+        }))
+        .collect();
+    match crate::sys::new_mount(typ, &opts, attrs) {
+        Ok(m) => {
+            crate::sys::attach_mount_at(m.as_fd(), target)?;
+            Ok(Some(m))
+        }
+        Err(nix::errno::Errno::ENOSYS) => {
+            let data = data.join(",");
+            mount(
+                Some(src),
+                fd_path(target).as_str(),
+                Some(typ),
+                flags,
+                (!data.is_empty()).then_some(data.as_str()),
+            )?;
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
-    apply_propagation_and_attrs(root, &dest, &opts).with_context(field)
+}
+
+/// mount(2)'s flags for a new filesystem as the new mount API takes them:
+/// superblock flags as fsconfig keys, the others as fsmount attributes.
+/// mount(2) puts MS_RDONLY on both the superblock and the mount, and so
+/// does this. Its atime rules: relatime unless noatime, and strictatime
+/// overrides both. MS_SILENT only quiets the kernel log while mounting and
+/// has no fsconfig key: dropped.
+fn new_fs_flags(flags: MsFlags) -> (Vec<&'static str>, u64) {
+    let sb = [
+        (MsFlags::MS_RDONLY, "ro"),
+        (MsFlags::MS_SYNCHRONOUS, "sync"),
+        (MsFlags::MS_DIRSYNC, "dirsync"),
+        (MsFlags::MS_MANDLOCK, "mand"),
+        (MsFlags::MS_LAZYTIME, "lazytime"),
+    ]
+    .into_iter()
+    .filter(|(f, _)| flags.contains(*f))
+    .map(|(_, k)| k)
+    .collect();
+    let mut attrs = [
+        (MsFlags::MS_RDONLY, libc::MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, libc::MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, libc::MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, libc::MOUNT_ATTR_NOEXEC),
+        (MsFlags::MS_NODIRATIME, libc::MOUNT_ATTR_NODIRATIME),
+    ]
+    .into_iter()
+    .filter(|(f, _)| flags.contains(*f))
+    .fold(0, |a, (_, attr)| a | attr);
+    attrs |= if flags.contains(MsFlags::MS_STRICTATIME) {
+        libc::MOUNT_ATTR_STRICTATIME
+    } else if flags.contains(MsFlags::MS_NOATIME) {
+        libc::MOUNT_ATTR_NOATIME
+    } else {
+        libc::MOUNT_ATTR_RELATIME
+    };
+    (sb, attrs)
+}
+
+/// The items of a mount(2) data option, as the kernel splits its data
+/// string: at commas, except inside double quotes (LSM contexts such as
+/// `context="…:c1,c2"`); empty items dropped.
+fn split_data(d: &str) -> impl Iterator<Item = &str> {
+    let mut quoted = false;
+    d.split(move |c| {
+        if c == '"' {
+            quoted = !quoted;
+        }
+        c == ',' && !quoted
+    })
+    .filter(|i| !i.is_empty())
 }
 
 /// Bind `src` onto the mount point `target` (recursively: with the mounts
@@ -502,17 +598,6 @@ fn locked_flags(m: BorrowedFd) -> MsFlags {
     f
 }
 
-/// For a new filesystem mounted at `dest` (mount(2) gives no fd of the
-/// mount it made): propagation and recursive attributes, on the mount now
-/// at `dest`.
-fn apply_propagation_and_attrs(root: BorrowedFd, dest: &str, opts: &Options) -> Result<()> {
-    if opts.propagation.is_empty() && opts.rec_set == 0 && opts.rec_clear == 0 {
-        return Ok(());
-    }
-    let target = reopen(root, dest).context("reopening the mount point")?;
-    set_propagation_and_attrs(target.as_fd(), opts)
-}
-
 /// Propagation and recursive attributes (rro, rnosuid, …) of the mount `m`.
 fn set_propagation_and_attrs(m: BorrowedFd, opts: &Options) -> Result<()> {
     for p in &opts.propagation {
@@ -555,24 +640,22 @@ fn reopen(root: BorrowedFd, dest: &str) -> Result<OwnedFd> {
 /// A cgroup filesystem for the container: on a pure v2 host with a cgroup
 /// namespace, a fresh cgroup2 mount (rooted at the namespace's cgroup);
 /// otherwise bind mounts of the container's own cgroup directories, so the
-/// container never sees the host's tree.
+/// container never sees the host's tree. Returns the mount at `dest`.
 fn mount_cgroup(
     root: BorrowedFd,
     dest: &str,
     target: OwnedFd,
     opts: &Options,
     cg: &CgroupView,
-) -> Result<()> {
+) -> Result<OwnedFd> {
     let flags = opts.flags & !MsFlags::MS_REMOUNT;
+    let reopened = || reopen(root, dest).context("reopening the mount point");
     if cg.pure_v2 && cg.own_ns {
-        return mount(
-            Some("cgroup2"),
-            fd_path(&target).as_str(),
-            Some("cgroup2"),
-            flags,
-            None::<&str>,
-        )
-        .map_err(|e| anyhow!("mounting cgroup2: {}", e.desc()));
+        return match new_fs("cgroup2", "cgroup2", flags, &[], target.as_fd()) {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) => reopened(),
+            Err(e) => Err(anyhow!("mounting cgroup2: {}", e.desc())),
+        };
     }
     if cg.pure_v2 {
         let (mp, path, _) = cg
@@ -581,26 +664,31 @@ fn mount_cgroup(
             .find(|h| h.2.is_empty())
             .ok_or_else(|| anyhow!("no cgroup2 hierarchy found in /proc/self/cgroup"))?;
         let m = bind_cgroup(mp, path, root, dest, target.as_fd())?;
-        return finish_bind(m.as_fd(), opts);
+        finish_bind(m.as_fd(), opts)?;
+        return Ok(m);
     }
-    // v1 or hybrid: a tmpfs holding one bind mount per hierarchy.
+    // v1 or hybrid: a tmpfs holding one bind mount per hierarchy, each
+    // made inside that tmpfs through its fd.
     let tmpfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(
-        Some("tmpfs"),
-        fd_path(&target).as_str(),
-        Some("tmpfs"),
+    let tmpfs = match new_fs(
+        "tmpfs",
+        "tmpfs",
         tmpfs_flags,
-        Some("mode=755"),
-    )
-    .map_err(|e| anyhow!("mounting tmpfs: {}", e.desc()))?;
+        &["mode=755".to_string()],
+        target.as_fd(),
+    ) {
+        Ok(Some(m)) => m,
+        Ok(None) => reopened()?,
+        Err(e) => bail!("mounting tmpfs: {}", e.desc()),
+    };
     for (mp, path, ctrls) in &cg.hierarchies {
         let name = mp
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let t = safepath::mkdir_all_in_root(tmpfs.as_fd(), &name, 0o755)
+            .map_err(|e| anyhow!("creating {dest}/{name}: {}", e.desc()))?;
         let sub = format!("{}/{}", dest.trim_end_matches('/'), name);
-        let t = safepath::mkdir_all_in_root(root, &sub, 0o755)
-            .map_err(|e| anyhow!("creating {sub}: {}", e.desc()))?;
         let m = bind_cgroup(mp, path, root, &sub, t.as_fd())?;
         finish_bind(
             m.as_fd(),
@@ -612,21 +700,19 @@ fn mount_cgroup(
         // Hierarchies that co-mount controllers ("cpu,cpuacct") are also
         // reachable by each controller's name, as on the host.
         if ctrls.contains(',') {
-            let parent = safepath::open_in_root(root, dest, libc::O_PATH | libc::O_DIRECTORY)
-                .map_err(|e| anyhow!("reopening {dest}: {}", e.desc()))?;
             for c in ctrls
                 .split(',')
                 .filter(|c| *c != name && !c.starts_with("name="))
             {
                 let _ = nix::unistd::symlinkat(
                     name.as_str(),
-                    Some(std::os::fd::AsRawFd::as_raw_fd(&parent)),
+                    Some(std::os::fd::AsRawFd::as_raw_fd(&tmpfs)),
                     c,
                 );
             }
         }
     }
-    Ok(())
+    Ok(tmpfs)
 }
 
 #[cfg(test)]
@@ -665,27 +751,59 @@ mod tests {
     }
 
     #[test]
+    fn new_filesystem_flags_as_mount_api_takes_them() {
+        let f = |o: &[&str]| new_fs_flags(p(o).flags);
+        assert_eq!(f(&[]), (vec![], libc::MOUNT_ATTR_RELATIME));
+        // ro on the superblock and the mount, as mount(2) does.
+        assert_eq!(
+            f(&["ro", "nosuid", "nodev", "noexec", "sync", "lazytime"]),
+            (
+                vec!["ro", "sync", "lazytime"],
+                libc::MOUNT_ATTR_RDONLY
+                    | libc::MOUNT_ATTR_NOSUID
+                    | libc::MOUNT_ATTR_NODEV
+                    | libc::MOUNT_ATTR_NOEXEC
+            )
+        );
+        assert_eq!(
+            f(&["noatime", "nodiratime"]).1,
+            libc::MOUNT_ATTR_NOATIME | libc::MOUNT_ATTR_NODIRATIME
+        );
+        assert_eq!(
+            f(&["noatime", "strictatime"]).1,
+            libc::MOUNT_ATTR_STRICTATIME
+        );
+        assert_eq!(f(&["relatime", "silent", "rw"]), (vec![], 0));
+    }
+
+    #[test]
+    fn data_items_split_as_the_kernel_does() {
+        let items: Vec<&str> = split_data("mode=755,,size=1m").collect();
+        assert_eq!(items, ["mode=755", "size=1m"]);
+        let items: Vec<&str> = split_data("context=\"u:r:t:s0:c1,c2\",x").collect();
+        assert_eq!(items, ["context=\"u:r:t:s0:c1,c2\"", "x"]);
+    }
+
+    #[test]
     fn finds_cgroup_mounts() {
         let mi = "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n\
                   40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n\
                   41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n\
-                  42 31 0:39 / /sys/fs/cgroup/net_cls,net_prio rw - cgroup cgroup rw,net_cls,net_prio\n";
+                  42 31 0:39 / /sys/fs/cgroup/net_cls,net_prio rw - cgroup cgroup rw,net_cls,net_prio\n\
+                  43 31 0:29 /sub /mnt/cpu rw,relatime - cgroup cgroup rw,cpu\n";
+        let find = |ctrls: &str| -> Vec<String> {
+            crate::sys::mountinfo::parse(mi)
+                .filter(|e| is_cgroup_mount_of(e, ctrls))
+                .map(|e| e.mount_point)
+                .collect()
+        };
+        assert_eq!(find("cpu"), ["/sys/fs/cgroup/cpu"]);
+        assert_eq!(find(""), ["/sys/fs/cgroup/unified"]);
+        assert_eq!(find("name=systemd"), ["/sys/fs/cgroup/systemd"]);
         assert_eq!(
-            find_cgroup_mount(mi, "cpu"),
-            Some((0, "/sys/fs/cgroup/cpu".into()))
+            find("net_cls,net_prio"),
+            ["/sys/fs/cgroup/net_cls,net_prio"]
         );
-        assert_eq!(
-            find_cgroup_mount(mi, ""),
-            Some((2, "/sys/fs/cgroup/unified".into()))
-        );
-        assert_eq!(
-            find_cgroup_mount(mi, "name=systemd"),
-            Some((1, "/sys/fs/cgroup/systemd".into()))
-        );
-        assert_eq!(
-            find_cgroup_mount(mi, "net_cls,net_prio"),
-            Some((3, "/sys/fs/cgroup/net_cls,net_prio".into()))
-        );
-        assert_eq!(find_cgroup_mount(mi, "memory"), None);
+        assert!(find("memory").is_empty());
     }
 }

@@ -13,9 +13,9 @@ use crate::container::hooks;
 use crate::namespaces::Namespaces;
 use crate::process::capabilities::CapSets;
 use crate::process::{attrs as process, seccomp};
-use crate::rootfs::mounts::{CgroupView, MountTable};
+use crate::rootfs::mounts::CgroupView;
 use crate::rootfs::safepath::Procfs;
-use crate::start::channel::{ChildEnd, Up};
+use crate::start::channel::{ChildEnd, ExecSteps};
 use crate::{rootfs, sys, terminal};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sched::CloneFlags;
@@ -38,7 +38,7 @@ pub struct InitConfig<'a> {
     pub console: Option<&'a OwnedFd>,
     pub no_pivot: bool,
     /// See CreateOpts::image_rootfs.
-    pub image_rootfs: bool,
+    pub image_rootfs: Option<&'a rootfs::ImageRootfs>,
     pub preserve_fds: u32,
     /// Name of the new session keyring, unless --no-new-keyring.
     pub keyring: Option<&'a str>,
@@ -76,7 +76,7 @@ pub fn run(cfg: &InitConfig, chan: ChildEnd, ns: Namespacing) -> ! {
     let msg = format!("{err:#}");
     let ready = chan.is_none();
     if let Some(chan) = chan {
-        if chan.send(&Up::Error(msg.clone())).is_err() {
+        if chan.fail(&msg).is_err() {
             eprintln!("rcontain: {msg}");
         }
     } else if !fifo.is_some_and(|f| report_to_start(&f, &msg)) {
@@ -121,7 +121,7 @@ fn setup(
     if !maps_pending {
         sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
     }
-    chan.wait_continue()?;
+    let steps = chan.init_placed()?;
     if maps_pending {
         sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
     }
@@ -132,8 +132,18 @@ fn setup(
         // made against these credentials.
         crate::namespaces::become_userns_root()?;
     }
-    if unshare_flags != 0 {
-        nix::sched::unshare(CloneFlags::from_bits_retain(unshare_flags as i32))
+    // Without a user namespace, the clone left the new mount namespace to
+    // us: it is made where the rootfs setup begins, from the template when
+    // the config allows (rootfs::template).
+    let newns = libc::CLONE_NEWNS as u64;
+    let mount_ns_later = !userns && unshare_flags & newns != 0;
+    let unshare_now = if mount_ns_later {
+        unshare_flags & !newns
+    } else {
+        unshare_flags
+    };
+    if unshare_now != 0 {
+        nix::sched::unshare(CloneFlags::from_bits_retain(unshare_now as i32))
             .context("creating namespaces")?;
     }
     if enter_ns {
@@ -163,9 +173,8 @@ fn setup(
         .flatten()
         .any(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")));
     let own_cgroupns = cfg.ns.creates(LinuxNamespaceType::Cgroup);
-    let mount_table = MountTable::default();
     let cg = if needs_cgroup_view {
-        CgroupView::read(own_cgroupns, &mount_table)?
+        CgroupView::read(own_cgroupns)?
     } else {
         CgroupView::default()
     };
@@ -177,24 +186,34 @@ fn setup(
 
     let host_mnt =
         !cfg.ns.creates(LinuxNamespaceType::Mount) && !cfg.ns.joins(LinuxNamespaceType::Mount);
+    let image = match cfg.image_rootfs {
+        _ if cfg.ns.creates(LinuxNamespaceType::Mount) => cfg.image_rootfs,
+        Some(rootfs::ImageRootfs::Layers(_)) => {
+            bail!("an image's rootfs without root needs a mount namespace of the container's own")
+        }
+        _ => None,
+    };
+    if mount_ns_later {
+        // An image's layers are mounted by path from the host's tree.
+        let layers = matches!(image, Some(rootfs::ImageRootfs::Layers(_)));
+        rootfs::template::new_mount_ns(spec, cfg.rootfs, cfg.bundle, &cg, cfg.no_pivot || layers)?;
+    }
     let root = rootfs::prepare(
         spec,
         cfg.rootfs,
         cfg.bundle,
         &cg,
-        &mount_table,
-        userns,
+        // Also when the runtime itself runs in a user namespace (as root
+        // of rootless podman's): mknod is refused there too.
+        userns || sys::in_user_namespace(),
         host_mnt,
-        cfg.image_rootfs && cfg.ns.creates(LinuxNamespaceType::Mount),
+        image,
     )?;
 
+    if hooks::has_runtime_hooks(spec) {
+        steps.run_hooks()?;
+    }
     if let Some(h) = spec.hooks() {
-        if h.prestart().as_ref().is_some_and(|v| !v.is_empty())
-            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
-        {
-            chan.send(&Up::Hooks)?;
-            chan.wait_continue()?;
-        }
         hooks::run_all(
             "createContainer",
             h.create_container().as_ref(),
@@ -248,7 +267,7 @@ fn setup(
     let filter = match cfg.seccomp {
         Some(f) if f.uses_notify() => {
             if let Some(fd) = f.load()? {
-                chan.send(&Up::SeccompFd(fd))?;
+                steps.seccomp_fd(fd)?;
             }
             None
         }
@@ -256,7 +275,7 @@ fn setup(
     };
 
     // Setup is done: from here on the runtime will not be waiting for us.
-    chan.send(&Up::Ready)?;
+    steps.ready()?;
     *chan_slot = None;
 
     let fifo = loop {
@@ -294,7 +313,6 @@ fn setup(
     exec_process(&target, &exe, None, keep)
 }
 
-/// The last steps shared by the init and `exec`: from cwd to execve.
 /// What the container's process becomes, for the init and for `exec`.
 #[derive(Clone, Copy)]
 pub struct ProcessTarget<'a> {
@@ -306,7 +324,8 @@ pub struct ProcessTarget<'a> {
     pub preserve_fds: u32,
 }
 
-/// Ordered so that each step still has the privileges it needs and the
+/// The last steps shared by the init and `exec`: from cwd to execve,
+/// ordered so that each step still has the privileges it needs and the
 /// seccomp filter constrains as little of the runtime as possible.
 /// A filter with notify rules sends its fd over `chan` and waits until the
 /// runtime has delivered it to the seccomp agent, so no user code runs
@@ -323,30 +342,33 @@ pub struct ProcessTarget<'a> {
 pub fn exec_process(
     target: &ProcessTarget,
     exe: &CString,
-    chan: Option<&ChildEnd>,
+    chan: Option<&ExecSteps>,
     handshake: BorrowedFd,
 ) -> Result<Infallible> {
-    let ProcessTarget {
-        process,
-        linux,
-        filter,
-        caps,
-        preserve_fds,
-    } = *target;
-    let load = |f: &seccomp::Filter| -> Result<()> {
-        if let Some(fd) = f.load()? {
-            let chan = chan.context("seccomp: a notify fd but no runtime to hand it to")?;
-            chan.send(&Up::SeccompFd(fd))?;
-            chan.wait_continue()?;
-        }
-        Ok(())
-    };
-    let cwd = process.cwd();
-    let args = process.args().as_ref().expect("validated");
+    let process = target.process;
     let env = with_home(
         process.env().as_deref().unwrap_or(&[]),
         process.user().uid(),
     );
+    enter_cwd(process.cwd())?;
+    close_runtime_fds(target.preserve_fds, handshake)?;
+    set_attributes(process, target.linux)?;
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
+    // while we still have it. With it, as late as possible, so the filter
+    // constrains nothing of the runtime's own setup.
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if !nnp {
+        load_filter(target.filter, chan)?;
+    }
+    process::set_identity(process.user(), target.caps)?;
+    if nnp {
+        load_filter(target.filter, chan)?;
+    }
+    sys::reset_signals();
+    execve(exe, process.args().as_ref().expect("validated"), &env)
+}
+
+fn enter_cwd(cwd: &Path) -> Result<()> {
     nix::unistd::chdir(cwd).with_context(|| format!("process.cwd: chdir to {}", cwd.display()))?;
     // A cwd reached through a leaked fd of the host would make getcwd
     // report an unreachable path (CVE-2024-21626): refuse to run there.
@@ -357,6 +379,11 @@ pub fn exec_process(
             cwd.display()
         );
     }
+    Ok(())
+}
+
+/// Closes every fd but stdio, fds 3..3+`preserve_fds` and `handshake`.
+fn close_runtime_fds(preserve_fds: u32, handshake: BorrowedFd) -> Result<()> {
     // The runtime's fds (state dir, cgroup directory, namespaces, console
     // socket, log file, ...) are not used past this point.
     sys::close_from(3 + preserve_fds, &[handshake.as_raw_fd()])
@@ -370,10 +397,14 @@ pub fn exec_process(
         )
         .with_context(|| format!("--preserve-fds: fd {fd}"))?;
     }
+    Ok(())
+}
 
+/// The process's own settings that need no privilege it is about to lose
+/// (or that must be in place before the identity switch).
+fn set_attributes(process: &Process, linux: &Linux) -> Result<()> {
     process::set_rlimits(process.rlimits().as_deref().unwrap_or(&[]))?;
-    let nnp = process.no_new_privileges().unwrap_or(false);
-    if nnp {
+    if process.no_new_privileges().unwrap_or(false) {
         process::set_no_new_privs()?;
     }
     if let Some(p) = linux.personality() {
@@ -385,21 +416,20 @@ pub fn exec_process(
     if let Some(s) = process.scheduler() {
         process::set_scheduler(s)?;
     }
-    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
-    // while we still have it. With it, as late as possible, so the filter
-    // constrains nothing of the runtime's own setup.
-    if !nnp {
-        if let Some(f) = filter {
-            load(f)?;
-        }
-    }
-    process::set_identity(process.user(), caps)?;
-    if nnp {
-        if let Some(f) = filter {
-            load(f)?;
-        }
-    }
-    sys::reset_signals();
+    Ok(())
+}
+
+/// Loads the seccomp filter, if any; a notify fd goes to the runtime over
+/// `chan`, and the process waits until it was delivered.
+fn load_filter(filter: Option<&seccomp::Filter>, chan: Option<&ExecSteps>) -> Result<()> {
+    let Some(fd) = filter.map(|f| f.load()).transpose()?.flatten() else {
+        return Ok(());
+    };
+    chan.context("seccomp: a notify fd but no runtime to hand it to")?
+        .seccomp_fd(fd)
+}
+
+fn execve(exe: &CString, args: &[String], env: &[String]) -> Result<Infallible> {
     let argv: Vec<CString> = args
         .iter()
         .map(|a| CString::new(a.as_str()))

@@ -18,13 +18,13 @@
 //!
 //! The runtime is single-threaded whenever it forks (see sys::clone_fork).
 
+use crate::kernel::Host;
 use crate::namespaces::id_map;
-use crate::start::channel::{ChildEnd, RuntimeEnd, Up};
+use crate::start::channel::{ChildEnd, RuntimeEnd};
 use crate::start::init::{self, InitConfig, Namespacing};
 use crate::{logging, sys};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
-use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use oci_spec::runtime::{Linux, LinuxNamespaceType};
@@ -105,21 +105,7 @@ fn drive(
     pid_out: &mut Option<i32>,
 ) -> Result<i32> {
     let (pid, in_cgroup2) = if cfg.ns.direct_clone() {
-        // CLONE_NEWCGROUP is left to the init: the namespace must be created
-        // after the init was moved into its cgroup, so that it is the root.
-        // With a new user namespace only it and the pid namespace come with
-        // the clone; the init unshares the rest once it is root in the user
-        // namespace, so their objects (the mqueue root, …) belong to that root.
-        use LinuxNamespaceType::{Cgroup, Pid, User};
-        let (flags, later) = if cfg.ns.creates(User) {
-            (
-                cfg.ns.new_flags(&[])
-                    & (crate::namespaces::clone_flag(User) | crate::namespaces::clone_flag(Pid)),
-                cfg.ns.new_flags(&[User, Pid, Cgroup]),
-            )
-        } else {
-            (cfg.ns.new_flags(&[Cgroup]), 0)
-        };
+        let (flags, later) = cfg.ns.direct_clone_flags();
         let (pid, in_cgroup2) = fork_into(flags, cgroup, "init")?;
         if pid == 0 {
             drop(chan);
@@ -138,17 +124,13 @@ fn drive(
             intermediate(cfg, linux, cgroup, child);
         }
         drop(child);
-        let r = (|| loop {
-            match chan.recv()? {
-                Some(Up::MapIds) => {
-                    write_id_maps(mid, linux)?;
-                    chan.send_continue()?;
-                }
-                Some(Up::Pid(p, in_cgroup2)) => return Ok((p, in_cgroup2)),
-                Some(Up::Error(e)) => bail!("{e}"),
-                Some(m) => bail!("unexpected sync message {m:?}"),
-                None => bail!("container setup process exited unexpectedly"),
+        let r = (|| {
+            if cfg.ns.creates(LinuxNamespaceType::User) {
+                chan.id_maps_requested()?;
+                write_id_maps(mid, linux)?;
+                chan.ids_mapped()?;
             }
+            chan.init_pid()
         })();
         let _ = nix::sys::wait::waitpid(Pid::from_raw(mid), None);
         let (pid, in_cgroup2) = r?;
@@ -156,20 +138,17 @@ fn drive(
         (pid, in_cgroup2)
     };
     parent.init_created(pid, in_cgroup2)?;
-    chan.send_continue()?;
-    loop {
-        match chan.recv()? {
-            Some(Up::Hooks) => {
-                parent.run_hooks(pid)?;
-                chan.send_continue()?;
-            }
-            Some(Up::SeccompFd(fd)) => parent.seccomp_fd(pid, fd)?,
-            Some(Up::Ready) => return Ok(pid),
-            Some(Up::Error(e)) => bail!("{e}"),
-            Some(m) => bail!("unexpected sync message {m:?}"),
-            None => bail!("container init exited during setup"),
-        }
+    let setup = chan.init_placed()?;
+    if crate::container::hooks::has_runtime_hooks(cfg.spec) {
+        setup.hooks_requested()?;
+        parent.run_hooks(pid)?;
+        setup.hooks_run()?;
     }
+    if cfg.seccomp.is_some_and(|f| f.uses_notify()) {
+        parent.seccomp_fd(pid, setup.seccomp_fd()?)?;
+    }
+    setup.ready()?;
+    Ok(pid)
 }
 
 /// The intermediate child: join, unshare, fork the init, report its pid.
@@ -205,28 +184,19 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, cha
         // A joined user namespace may deny setgroups: the runtime's groups
         // must be gone before entering it (the init checks in the end).
         crate::process::attrs::drop_groups();
-        cfg.ns.enter(|t| t == LinuxNamespaceType::User)?;
-        if cfg.ns.creates(LinuxNamespaceType::User) {
-            nix::sched::unshare(CloneFlags::CLONE_NEWUSER)
-                .context("creating the user namespace")?;
-            chan.send(&Up::MapIds)?;
-            chan.wait_continue()?;
+        cfg.ns.enter_as_intermediate(&Host, || {
+            chan.request_id_maps()?;
             if maps_pending {
                 sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
             }
-            crate::namespaces::become_userns_root()?;
-        }
-        cfg.ns.enter(|t| t != LinuxNamespaceType::User)?;
+            crate::namespaces::become_userns_root()
+        })?;
         // A new pid namespace comes with the init's clone, not from
         // unshare: the kernel stops allocating pids in a namespace made by
         // unshare whose first fork failed, so a refused clone3 could not be
         // followed by a plain clone.
-        use LinuxNamespaceType::{Cgroup, Pid, User};
+        use LinuxNamespaceType::{Pid, User};
         let pidns = cfg.ns.new_flags(&[]) & crate::namespaces::clone_flag(Pid);
-        nix::sched::unshare(CloneFlags::from_bits_retain(
-            cfg.ns.new_flags(&[User, Cgroup, Pid]) as i32,
-        ))
-        .context("creating namespaces")?;
         if let Some(f) = offsets_file {
             // One write: the kernel takes the offsets of one write(2) only.
             std::fs::File::from(f)
@@ -247,11 +217,11 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, cha
         // The init owns the channel from here on.
         Ok((0, _)) => init::run(cfg, chan, Namespacing::FromIntermediate),
         Ok((pid, in_cgroup2)) => {
-            let _ = chan.send(&Up::Pid(pid, in_cgroup2));
+            let _ = chan.report_init(pid, in_cgroup2);
             std::process::exit(0)
         }
         Err(e) => {
-            let _ = chan.send(&Up::Error(format!("{e:#}")));
+            let _ = chan.fail(&format!("{e:#}"));
             std::process::exit(1)
         }
     }
@@ -355,31 +325,15 @@ fn map_with_helper(
     kind: IdKind,
     maps: &[oci_spec::runtime::LinuxIdMapping],
 ) -> Result<()> {
-    let helper = kind.helper();
-    let args = maps
+    let triples: Vec<(u32, u32, u32)> = maps
         .iter()
-        .flat_map(|m| [m.container_id(), m.host_id(), m.size()])
-        .map(|n| n.to_string());
-    let out = std::process::Command::new(helper)
-        .arg(pid.to_string())
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| {
-            anyhow!(
-                "linux.{}: mapping more than this user's own id needs {helper} \
-                 (package uidmap): {e}",
-                kind.field()
-            )
-        })?;
-    if !out.status.success() {
-        bail!(
-            "linux.{}: {helper} failed ({}): {} (are the ranges in /etc/sub{}id?)",
+        .map(|m| (m.container_id(), m.host_id(), m.size()))
+        .collect();
+    crate::image::rootless::run_id_helper(kind.helper(), pid, &triples).with_context(|| {
+        format!(
+            "linux.{}: mapping more than this user's own id (are the ranges in /etc/sub{}id?)",
             kind.field(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim(),
             &kind.file()[..3],
-        );
-    }
-    Ok(())
+        )
+    })
 }

@@ -94,39 +94,86 @@ pub struct Hierarchy {
     pub controllers: Vec<String>,
 }
 
-/// Mounted v1 hierarchies from /proc/self/mountinfo.
+/// Mounted v1 hierarchies from /proc/self/mountinfo, read only until
+/// every hierarchy this process is in (/proc/self/cgroup: all of them) has
+/// its mount: they come early in the table (mounted at boot), and reading
+/// all of a node's thousands of mounts would cost milliseconds per start.
 pub fn v1_hierarchies() -> Result<Vec<Hierarchy>> {
-    let mountinfo = rcontain_sys::mountinfo::read().context("read /proc/self/mountinfo")?;
     let known = rcontain_sys::read_proc("/proc/cgroups").context("read /proc/cgroups")?;
-    Ok(parse_v1_mounts(&mountinfo, &known))
+    let own = rcontain_sys::read_proc("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+    let mut v1 = V1Mounts::new(&known, Some(&own));
+    rcontain_sys::mountinfo::scan(|e| v1.add(e)).context("read /proc/self/mountinfo")?;
+    Ok(v1.found)
 }
 
-fn parse_v1_mounts(mountinfo: &str, proc_cgroups: &str) -> Vec<Hierarchy> {
-    let known: Vec<&str> = proc_cgroups
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
-    let mut out: Vec<Hierarchy> = Vec::new();
-    for e in rcontain_sys::mountinfo::parse(mountinfo) {
-        if e.fstype != "cgroup" {
-            continue;
-        }
-        let controllers: Vec<String> = e
-            .super_options
-            .split(',')
-            .filter(|o| o.starts_with("name=") || known.contains(o))
-            .map(String::from)
+/// The v1 hierarchies of mountinfo entries, as they are read.
+struct V1Mounts<'a> {
+    known: Vec<&'a str>,
+    /// Controller sets (sorted) still without a mount; `None`: not known.
+    missing: Option<Vec<Vec<String>>>,
+    found: Vec<Hierarchy>,
+}
+
+impl<'a> V1Mounts<'a> {
+    /// `proc_cgroups`: /proc/cgroups; `own`: /proc/self/cgroup, whose v1
+    /// lines say which hierarchies exist.
+    fn new(proc_cgroups: &'a str, own: Option<&str>) -> V1Mounts<'a> {
+        let known = proc_cgroups
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_whitespace().next())
             .collect();
-        // the same hierarchy can be mounted twice: keep the first
-        if !controllers.is_empty() && !out.iter().any(|h| h.controllers == controllers) {
-            out.push(Hierarchy {
-                mount: PathBuf::from(e.mount_point),
-                controllers,
-            });
+        let missing = own.map(|own| {
+            own.lines()
+                .filter_map(|l| l.split(':').nth(1))
+                .filter(|c| !c.is_empty())
+                .map(|c| {
+                    let mut v: Vec<String> = c.split(',').map(String::from).collect();
+                    v.sort();
+                    v
+                })
+                .collect()
+        });
+        V1Mounts {
+            known,
+            missing,
+            found: Vec::new(),
         }
     }
-    out
+
+    /// Takes one entry; true once every hierarchy has its mount.
+    fn add(&mut self, e: rcontain_sys::mountinfo::Entry) -> bool {
+        if e.fstype == "cgroup" {
+            let controllers: Vec<String> = e
+                .super_options
+                .split(',')
+                .filter(|o| o.starts_with("name=") || self.known.contains(o))
+                .map(String::from)
+                .collect();
+            // the same hierarchy can be mounted twice: keep the first
+            if !controllers.is_empty() && !self.found.iter().any(|h| h.controllers == controllers) {
+                let mut sorted = controllers.clone();
+                sorted.sort();
+                if let Some(m) = &mut self.missing {
+                    m.retain(|c| *c != sorted);
+                }
+                self.found.push(Hierarchy {
+                    mount: PathBuf::from(e.mount_point),
+                    controllers,
+                });
+            }
+        }
+        self.missing.as_ref().is_some_and(|m| m.is_empty())
+    }
+}
+
+#[cfg(test)]
+fn parse_v1_mounts(mountinfo: &str, proc_cgroups: &str) -> Vec<Hierarchy> {
+    let mut v1 = V1Mounts::new(proc_cgroups, None);
+    for e in rcontain_sys::mountinfo::parse(mountinfo) {
+        v1.add(e);
+    }
+    v1.found
 }
 
 /// The files a container's cgroup gets on this host, over every hierarchy
@@ -159,6 +206,20 @@ pub fn probe_files(tag: &str) -> Result<std::collections::BTreeSet<String>> {
         files.extend(listed.with_context(|| format!("listing {}", probe.display()))?);
     }
     Ok(files)
+}
+
+/// Where runc puts a rootless container without `linux.cgroupsPath` on
+/// cgroup v2: `<parent of the caller's own cgroup>/<id>` (the caller's own
+/// cgroup holds processes, so it cannot enable controllers for a child;
+/// its parent is what a delegation such as systemd's `user@.service`, or
+/// a subtree chowned to the user, covers). None on v1 and hybrid hosts.
+pub fn rootless_default_path(id: &str) -> Option<PathBuf> {
+    if detect().ok()? != Mode::V2 {
+        return None;
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let own = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(Path::new(own).parent().unwrap_or(Path::new("/")).join(id))
 }
 
 /// The container's cgroup relative to every hierarchy root, "/a/b".
@@ -706,5 +767,12 @@ mod tests {
         assert_eq!(h[1].mount, Path::new("/sys/fs/cgroup/cpu,cpuacct"));
         assert_eq!(h[1].controllers, vec!["cpu", "cpuacct"]);
         assert_eq!(h[2].mount, Path::new("/sys/fs/cgroup/memory"));
+        // Stops once /proc/self/cgroup's hierarchies all have a mount.
+        let own = "3:memory:/a\n2:cpuacct,cpu:/a\n1:name=systemd:/a\n0::/a\n";
+        let mut v1 = V1Mounts::new(pc, Some(own));
+        let lines: Vec<_> = rcontain_sys::mountinfo::parse(mi).collect();
+        let stop = lines.into_iter().position(|e| v1.add(e));
+        assert_eq!(stop, Some(4));
+        assert_eq!(v1.found.len(), 3);
     }
 }

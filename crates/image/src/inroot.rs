@@ -138,20 +138,25 @@ impl Rootfs {
         Rootfs { fd }
     }
 
-    /// An O_PATH fd of directory `rel`, resolved inside the root.
-    /// With `create`, missing directories are made (mode 0755, owned by the
-    /// caller) as tar layers may omit parent entries.
-    pub fn dir(&self, rel: &RelPath, create: bool) -> io::Result<OwnedFd> {
+    /// An O_PATH fd of the existing directory `rel`, resolved inside the
+    /// root.
+    pub fn dir(&self, rel: &RelPath) -> io::Result<OwnedFd> {
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
-        match open_in_root(self.fd.as_raw_fd(), rel.for_syscall(), flags) {
-            Ok(fd) => return Ok(fd),
-            Err(Errno::ENOENT) if create => {}
-            Err(e) => return Err(explain(rel, e)),
-        }
-        self.make_dirs(rel).map_err(|e| explain(rel, e))
+        open_in_root(self.fd.as_raw_fd(), rel.for_syscall(), flags).map_err(|e| explain(rel, e))
     }
 
-    /// The slow path of `dir`: walks `rel` a component at a time, making
+    /// `dir`, but missing directories are made (mode 0755, owned by the
+    /// caller), as tar layers may omit parent entries.
+    pub fn make_dir(&self, rel: &RelPath) -> io::Result<OwnedFd> {
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
+        match open_in_root(self.fd.as_raw_fd(), rel.for_syscall(), flags) {
+            Ok(fd) => Ok(fd),
+            Err(Errno::ENOENT) => self.make_dirs(rel).map_err(|e| explain(rel, e)),
+            Err(e) => Err(explain(rel, e)),
+        }
+    }
+
+    /// The slow path of `make_dir`: walks `rel` a component at a time, making
     /// missing directories (mode 0755) and expanding symlinks itself, so a
     /// symlink to a directory that does not exist yet gets it made where
     /// the link points, as umoci and containerd do. `..` and absolute
@@ -394,7 +399,7 @@ mod tests {
         symlink("/usr/../../../var/run", root.join("run")).unwrap();
         let r = Rootfs::open(&root).unwrap();
         let made = |p: &str| {
-            r.dir(&RelPath::clean(p.as_bytes()).unwrap(), true)
+            r.make_dir(&RelPath::clean(p.as_bytes()).unwrap())
                 .unwrap_or_else(|e| panic!("{p}: {e}"));
         };
         made("abs/tmp");
@@ -408,12 +413,10 @@ mod tests {
         assert!(root.join("var/run/lock").is_dir());
         assert_eq!(names(&t.path().join("outside")), Vec::<String>::new());
         symlink("loop", root.join("loop")).unwrap();
-        let e = r
-            .dir(&RelPath::clean(b"loop/x").unwrap(), true)
-            .unwrap_err();
+        let e = r.make_dir(&RelPath::clean(b"loop/x").unwrap()).unwrap_err();
         assert!(e.to_string().contains("levels of symlinks"), "{e}");
         std::fs::write(root.join("file"), "").unwrap();
-        assert!(r.dir(&RelPath::clean(b"file/x").unwrap(), true).is_err());
+        assert!(r.make_dir(&RelPath::clean(b"file/x").unwrap()).is_err());
     }
 
     fn names(d: &Path) -> Vec<String> {

@@ -33,6 +33,78 @@ use super::inroot::{list_dir, remove_all_at, RelPath, Rootfs};
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 
+/// A member's base name that is a marker, not content.
+enum Marker<'a> {
+    /// `.wh..wh..opq`: hide what lower layers put in the directory.
+    Opaque,
+    /// `.wh.NAME`: remove NAME of lower layers.
+    Whiteout(&'a [u8]),
+    /// Other AUFS metadata (`.wh..wh.plnk`, ...).
+    Aufs,
+}
+
+impl Marker<'_> {
+    fn of(base: &[u8]) -> Result<Option<Marker<'_>>> {
+        if base == OPAQUE_MARKER {
+            return Ok(Some(Marker::Opaque));
+        }
+        let Some(hidden) = base.strip_prefix(WHITEOUT_PREFIX) else {
+            return Ok(None);
+        };
+        if hidden.starts_with(WHITEOUT_PREFIX) {
+            return Ok(Some(Marker::Aufs));
+        }
+        if hidden.is_empty() || hidden == b"." || hidden == b".." {
+            bail!("malformed whiteout");
+        }
+        Ok(Some(Marker::Whiteout(hidden)))
+    }
+}
+
+/// Where a member goes: the name `base` in the directory `pfd`.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    pfd: RawFd,
+    base: &'a OsStr,
+}
+
+/// What make_room leaves in place.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Nothing,
+    /// an existing directory (a directory member only takes its metadata)
+    Directory,
+}
+
+/// What make_room found and left.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    Nothing,
+    Directory,
+}
+
+/// When a node's times are set: directories' once the whole layer is in
+/// (creating their children changes them).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Times {
+    Now,
+    Deferred,
+}
+
+/// A node set up by path: Linux cannot chmod a symlink.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Node {
+    Symlink,
+    Other,
+}
+
+/// Whether a copy writes blocks of zeros or leaves them holes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Zeros {
+    Written,
+    Holes,
+}
+
 /// Metadata of one member, gathered from its header and PAX records.
 struct Meta {
     mode: u32,
@@ -157,6 +229,9 @@ pub struct LayerStats {
     pub entries: u64,
     pub bytes: u64,
     pub whiteouts: u64,
+    /// Character and block devices left out: applied in a user namespace,
+    /// which may not create them (see `rootless`).
+    pub skipped_devices: u64,
 }
 
 struct Applier<'a> {
@@ -317,7 +392,7 @@ fn write_small_file(job: &Job) -> Result<()> {
     )?;
     let mut file = File::from(fd);
     file.write_all(&job.data).context("writing file")?;
-    apply_meta_fd(&file, &job.meta, false)
+    apply_meta_fd(&file, &job.meta, Times::Now)
 }
 
 /// How much a layer may expand to: the sizes of its regular files added
@@ -392,7 +467,7 @@ impl Applier<'_> {
     fn parent(&mut self, rel: &RelPath) -> Result<RawFd> {
         let hit = matches!(&self.parent_cache, Some(p) if p.rel == *rel);
         if !hit {
-            let fd = self.root.dir(rel, true)?;
+            let fd = self.root.make_dir(rel)?;
             let st = fstat(fd.as_raw_fd())?;
             self.parent_cache = Some(Parent {
                 rel: rel.clone(),
@@ -424,6 +499,8 @@ impl Applier<'_> {
         }
     }
 
+    /// One member: a marker (whiteout, opaque directory), the root
+    /// directory's metadata, or a node that replaces what is at its path.
     fn entry<R: Read>(
         &mut self,
         entry: &mut tar::Entry<'_, R>,
@@ -437,190 +514,259 @@ impl Applier<'_> {
         let rel = RelPath::clean(name)?;
         let Some((parent, base)) = rel.split() else {
             // "./": the root directory itself takes the metadata.
-            if kind != EntryType::Directory {
-                bail!("the rootfs root can only be a directory, not {kind:?}");
-            }
-            let meta = Meta::read(entry)?;
-            let fd = self.root.dir(&rel, false)?;
-            let dir = reopen_dir(fd.as_raw_fd(), OsStr::new("."))?;
-            apply_meta_fd(&dir, &meta, true)?;
-            self.dir_times.push((rel, meta.atime, meta.mtime));
-            return Ok(());
+            return self.root_dir(entry, kind, rel);
         };
         let base = base.to_os_string();
-        let b = base.as_bytes();
-        if b == OPAQUE_MARKER {
-            self.stats.whiteouts += 1;
-            return self.opaque(&parent);
-        }
-        if let Some(hidden) = b.strip_prefix(WHITEOUT_PREFIX) {
-            if hidden.starts_with(WHITEOUT_PREFIX) {
-                // Other AUFS metadata (.wh..wh.plnk, ...): not content.
-                return Ok(());
+        match Marker::of(base.as_bytes())? {
+            Some(Marker::Opaque) => {
+                self.stats.whiteouts += 1;
+                return self.opaque(&parent);
             }
-            if hidden.is_empty() || hidden == b"." || hidden == b".." {
-                bail!("malformed whiteout");
+            Some(Marker::Whiteout(hidden)) => {
+                self.stats.whiteouts += 1;
+                return self.whiteout(&parent.join(OsStr::from_bytes(hidden)));
             }
-            self.stats.whiteouts += 1;
-            return self.whiteout(&parent.join(OsStr::from_bytes(hidden)));
+            Some(Marker::Aufs) => return Ok(()),
+            None => {}
         }
-
         let meta = Meta::read(entry)?;
         let pfd = self.parent(&parent)?;
         let key = self.key(&base);
         self.writers.wait_for(&key)?;
+        let at = At { pfd, base: &base };
         match kind {
             EntryType::Regular | EntryType::Continuous
                 if sparse.is_none() && entry.size() <= SMALL_FILE =>
             {
-                match fstatat(Some(pfd), base.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
-                    Err(Errno::ENOENT) => {}
-                    Ok(_) => {
-                        self.make_room(pfd, &base, false)?;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                let size = entry.size();
-                self.expand(size)?;
-                let mut data = self.writers.spare.pop().unwrap_or_default();
-                data.clear();
-                data.reserve_exact(size as usize);
-                (&mut *entry)
-                    .take(size)
-                    .read_to_end(&mut data)
-                    .context("reading member content")?;
-                if data.len() as u64 != size {
-                    bail!("truncated: {} of {size} content bytes present", data.len());
-                }
-                let dir = Arc::clone(&self.parent_cache.as_ref().expect("looked up").fd);
-                self.writers.submit(Job {
-                    dir,
-                    key,
-                    data,
-                    meta,
-                    member: name.to_vec(),
-                })?;
+                self.small_file(entry, at, key, meta, name)?
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                // Counted before anything is written: a sparse entry
-                // claims its full size in its header.
-                let size = sparse.as_ref().map_or(entry.size(), |s| s.real_size);
-                self.expand(size)?;
-                let file = self.create_file(pfd, &base)?;
-                if let Some(s) = sparse {
-                    write_pax_sparse(&mut *entry, &file, s, &mut self.buf)?;
-                } else {
-                    // The tar crate expands an old GNU sparse entry's holes
-                    // into zeros: those stay holes.
-                    let holes = kind == EntryType::GNUSparse;
-                    let n = copy(&mut *entry, &file, &mut self.buf, holes)?;
-                    if n != size {
-                        bail!("truncated: {n} of {size} content bytes present");
-                    }
-                }
-                apply_meta_fd(&file, &meta, false)?;
+                self.large_file(entry, at, sparse, &meta)?
             }
-            EntryType::Directory => {
-                match mkdirat(Some(pfd), base.as_os_str(), Mode::from_bits_truncate(0o700)) {
-                    Ok(()) => {}
-                    Err(Errno::EEXIST) => {
-                        if !self.make_room(pfd, &base, true)? {
-                            mkdirat(Some(pfd), base.as_os_str(), Mode::from_bits_truncate(0o700))?;
-                        }
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                let dir = reopen_dir(pfd, &base)?;
-                apply_meta_fd(&dir, &meta, true)?;
-                self.dir_times.push((rel.clone(), meta.atime, meta.mtime));
-            }
-            EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| anyhow!("symlink without a target"))?;
-                let target = OsStr::from_bytes(&target).to_os_string();
-                self.retry_on_exist(pfd, &base, |pfd| {
-                    symlinkat(target.as_os_str(), Some(pfd), base.as_os_str())
-                })?;
-                apply_meta_at(pfd, &base, &meta, true)?;
-            }
-            EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| anyhow!("hardlink without a target"))?;
-                let target = RelPath::clean(&target).context("hardlink target")?;
-                if target == rel {
-                    bail!("hardlink to itself");
-                }
-                let (tparent, tname) = target
-                    .split()
-                    .ok_or_else(|| anyhow!("hardlink to the rootfs root"))?;
-                let tfd = self
-                    .root
-                    .dir(&tparent, false)
-                    .with_context(|| format!("hardlink target {target}"))?;
-                let tname = tname.to_os_string();
-                let st = fstat(tfd.as_raw_fd())?;
-                self.writers
-                    .wait_for(&(st.st_dev, st.st_ino, tname.clone()))?;
-                let link = |pfd: RawFd| {
-                    // No AT_SYMLINK_FOLLOW: a link to a symlink links the
-                    // symlink itself, never what it points to.
-                    linkat(
-                        Some(tfd.as_raw_fd()),
-                        tname.as_os_str(),
-                        Some(pfd),
-                        base.as_os_str(),
-                        AtFlags::empty(),
-                    )
-                };
-                self.retry_on_exist(pfd, &base, link)
-                    .with_context(|| format!("hardlink to {target}"))?;
-            }
-            EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let h = entry.header();
-                let (sflag, dev) = match kind {
-                    EntryType::Fifo => (SFlag::S_IFIFO, 0),
-                    _ => {
-                        let major = h.device_major()?.unwrap_or(0);
-                        let minor = h.device_minor()?.unwrap_or(0);
-                        let s = if kind == EntryType::Char {
-                            SFlag::S_IFCHR
-                        } else {
-                            SFlag::S_IFBLK
-                        };
-                        (s, makedev(major.into(), minor.into()))
-                    }
-                };
-                self.retry_on_exist(pfd, &base, |pfd| {
-                    mknodat(
-                        Some(pfd),
-                        base.as_os_str(),
-                        sflag,
-                        Mode::from_bits_truncate(0o600),
-                        dev,
-                    )
-                })
-                .map_err(|e| match e.downcast_ref::<Errno>() {
-                    Some(Errno::EPERM) => anyhow!(
-                        "creating {kind:?} node: operation not permitted \
-                         (device nodes need CAP_MKNOD in the initial user namespace)"
-                    ),
-                    _ => e,
-                })?;
-                apply_meta_at(pfd, &base, &meta, false)?;
-            }
+            EntryType::Directory => self.directory(at, &rel, &meta)?,
+            EntryType::Symlink => self.symlink(entry, at, &meta)?,
+            EntryType::Link => self.hardlink(entry, at, &rel)?,
+            EntryType::Char | EntryType::Block | EntryType::Fifo => self.node(entry, at, &meta)?,
             other => bail!("unsupported tar entry type {other:?}"),
         }
         self.seen.insert(rel);
         Ok(())
     }
 
-    fn create_file(&mut self, pfd: RawFd, base: &OsStr) -> Result<File> {
+    /// "./": the rootfs root takes the member's metadata.
+    fn root_dir<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        kind: EntryType,
+        rel: RelPath,
+    ) -> Result<()> {
+        if kind != EntryType::Directory {
+            bail!("the rootfs root can only be a directory, not {kind:?}");
+        }
+        let meta = Meta::read(entry)?;
+        let fd = self.root.dir(&rel)?;
+        let dir = reopen_dir(fd.as_raw_fd(), OsStr::new("."))?;
+        apply_meta_fd(&dir, &meta, Times::Deferred)?;
+        self.dir_times.push((rel, meta.atime, meta.mtime));
+        Ok(())
+    }
+
+    /// A small regular file: read whole here, created and written by a
+    /// writer thread.
+    fn small_file<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        at: At,
+        key: Key,
+        meta: Meta,
+        member: &[u8],
+    ) -> Result<()> {
+        match fstatat(Some(at.pfd), at.base, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Err(Errno::ENOENT) => {}
+            Ok(_) => {
+                self.make_room(at, Keep::Nothing)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let size = entry.size();
+        self.expand(size)?;
+        let mut data = self.writers.spare.pop().unwrap_or_default();
+        data.clear();
+        data.reserve_exact(size as usize);
+        (&mut *entry)
+            .take(size)
+            .read_to_end(&mut data)
+            .context("reading member content")?;
+        if data.len() as u64 != size {
+            bail!("truncated: {} of {size} content bytes present", data.len());
+        }
+        let dir = Arc::clone(&self.parent_cache.as_ref().expect("looked up").fd);
+        self.writers.submit(Job {
+            dir,
+            key,
+            data,
+            meta,
+            member: member.to_vec(),
+        })
+    }
+
+    /// A larger or sparse regular file: streamed straight into the file.
+    fn large_file<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        at: At,
+        sparse: Option<PaxSparse>,
+        meta: &Meta,
+    ) -> Result<()> {
+        // Counted before anything is written: a sparse entry claims its
+        // full size in its header.
+        let size = sparse.as_ref().map_or(entry.size(), |s| s.real_size);
+        self.expand(size)?;
+        let file = self.create_file(at)?;
+        if let Some(s) = sparse {
+            write_pax_sparse(&mut *entry, &file, s, &mut self.buf)?;
+        } else {
+            // The tar crate expands an old GNU sparse entry's holes into
+            // zeros: those stay holes.
+            let zeros = if entry.header().entry_type() == EntryType::GNUSparse {
+                Zeros::Holes
+            } else {
+                Zeros::Written
+            };
+            let n = copy(&mut *entry, &file, &mut self.buf, zeros)?;
+            if n != size {
+                bail!("truncated: {n} of {size} content bytes present");
+            }
+        }
+        apply_meta_fd(&file, meta, Times::Now)
+    }
+
+    /// A directory keeps what lower layers put in it (an existing directory
+    /// only takes the new metadata); its times are set once the layer is in.
+    fn directory(&mut self, at: At, rel: &RelPath, meta: &Meta) -> Result<()> {
+        let mkdir = || mkdirat(Some(at.pfd), at.base, Mode::from_bits_truncate(0o700));
+        match mkdir() {
+            Ok(()) => {}
+            Err(Errno::EEXIST) => {
+                if self.make_room(at, Keep::Directory)? == Kept::Nothing {
+                    mkdir()?;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let dir = reopen_dir(at.pfd, at.base)?;
+        apply_meta_fd(&dir, meta, Times::Deferred)?;
+        self.dir_times.push((rel.clone(), meta.atime, meta.mtime));
+        Ok(())
+    }
+
+    fn symlink<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        at: At,
+        meta: &Meta,
+    ) -> Result<()> {
+        let target = entry
+            .link_name_bytes()
+            .ok_or_else(|| anyhow!("symlink without a target"))?;
+        let target = OsStr::from_bytes(&target).to_os_string();
+        self.retry_on_exist(at, |pfd| symlinkat(target.as_os_str(), Some(pfd), at.base))?;
+        apply_meta_at(at, meta, Node::Symlink)
+    }
+
+    /// A hard link to a member of this or a lower layer, waiting for a
+    /// writer thread that may still be creating the target.
+    fn hardlink<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        at: At,
+        rel: &RelPath,
+    ) -> Result<()> {
+        let target = entry
+            .link_name_bytes()
+            .ok_or_else(|| anyhow!("hardlink without a target"))?;
+        let target = RelPath::clean(&target).context("hardlink target")?;
+        if target == *rel {
+            bail!("hardlink to itself");
+        }
+        let (tparent, tname) = target
+            .split()
+            .ok_or_else(|| anyhow!("hardlink to the rootfs root"))?;
+        let tfd = self
+            .root
+            .dir(&tparent)
+            .with_context(|| format!("hardlink target {target}"))?;
+        let tname = tname.to_os_string();
+        let st = fstat(tfd.as_raw_fd())?;
+        self.writers
+            .wait_for(&(st.st_dev, st.st_ino, tname.clone()))?;
+        let link = |pfd: RawFd| {
+            // No AT_SYMLINK_FOLLOW: a link to a symlink links the symlink
+            // itself, never what it points to.
+            linkat(
+                Some(tfd.as_raw_fd()),
+                tname.as_os_str(),
+                Some(pfd),
+                at.base,
+                AtFlags::empty(),
+            )
+        };
+        self.retry_on_exist(at, link)
+            .with_context(|| format!("hardlink to {target}"))?;
+        Ok(())
+    }
+
+    /// A character or block device node or a fifo.
+    fn node<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, at: At, meta: &Meta) -> Result<()> {
+        let h = entry.header();
+        let kind = h.entry_type();
+        let (sflag, dev) = match kind {
+            EntryType::Fifo => (SFlag::S_IFIFO, 0),
+            _ => {
+                let major = h.device_major()?.unwrap_or(0);
+                let minor = h.device_minor()?.unwrap_or(0);
+                let s = if kind == EntryType::Char {
+                    SFlag::S_IFCHR
+                } else {
+                    SFlag::S_IFBLK
+                };
+                (s, makedev(major.into(), minor.into()))
+            }
+        };
+        let made = self.retry_on_exist(at, |pfd| {
+            mknodat(
+                Some(pfd),
+                at.base,
+                sflag,
+                Mode::from_bits_truncate(0o600),
+                dev,
+            )
+        });
+        match made {
+            Err(e)
+                if e.downcast_ref::<Errno>() == Some(&Errno::EPERM)
+                    && sflag != SFlag::S_IFIFO
+                    && rcontain_sys::in_user_namespace() =>
+            {
+                // Without root: the node is left out (the container's
+                // /dev is the runtime's anyway).
+                self.stats.skipped_devices += 1;
+                return Ok(());
+            }
+            Err(e) if e.downcast_ref::<Errno>() == Some(&Errno::EPERM) => bail!(
+                "creating {kind:?} node: operation not permitted \
+                 (device nodes need CAP_MKNOD in the initial user namespace)"
+            ),
+            r => r?,
+        };
+        apply_meta_at(at, meta, Node::Other)
+    }
+
+    fn create_file(&mut self, at: At) -> Result<File> {
         let open = |pfd: RawFd| {
             openat(
                 Some(pfd),
-                base,
+                at.base,
                 OFlag::O_CREAT
                     | OFlag::O_EXCL
                     | OFlag::O_WRONLY
@@ -629,40 +775,35 @@ impl Applier<'_> {
                 Mode::from_bits_truncate(0o600),
             )
         };
-        let fd = self.retry_on_exist(pfd, base, open)?;
+        let fd = self.retry_on_exist(at, open)?;
         // SAFETY: `fd` was just opened and is owned by nobody else.
         Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
     /// Runs `create`; if the name is taken, clears it (see make_room) and
-    /// runs it once more. `pfd` stays valid: make_room only removes `base`
-    /// itself, never the parent.
-    fn retry_on_exist<T>(
-        &mut self,
-        pfd: RawFd,
-        base: &OsStr,
-        create: impl Fn(RawFd) -> nix::Result<T>,
-    ) -> Result<T> {
-        match create(pfd) {
+    /// runs it once more. `at.pfd` stays valid: make_room only removes
+    /// `at.base` itself, never the parent.
+    fn retry_on_exist<T>(&mut self, at: At, create: impl Fn(RawFd) -> nix::Result<T>) -> Result<T> {
+        match create(at.pfd) {
             Err(Errno::EEXIST) => {
-                self.make_room(pfd, base, false)?;
-                Ok(create(pfd)?)
+                self.make_room(at, Keep::Nothing)?;
+                Ok(create(at.pfd)?)
             }
             r => Ok(r?),
         }
     }
 
-    /// Removes what is at `base` so a new entry can take its place, except
-    /// that an existing directory is kept when a directory is wanted.
-    /// Returns whether a directory was kept.
-    fn make_room(&mut self, pfd: RawFd, base: &OsStr, want_dir: bool) -> Result<bool> {
+    /// Removes what is at `at` so a new entry can take its place, except
+    /// that an existing directory stays with `Keep::Directory`.
+    fn make_room(&mut self, at: At, keep_dir: Keep) -> Result<Kept> {
+        let At { pfd, base } = at;
         let st = match fstatat(Some(pfd), base, AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Err(Errno::ENOENT) => return Ok(false),
+            Err(Errno::ENOENT) => return Ok(Kept::Nothing),
             r => r?,
         };
         let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
-        if is_dir && want_dir {
-            return Ok(true);
+        if is_dir && keep_dir == Keep::Directory {
+            return Ok(Kept::Directory);
         }
         // The cached parent is `pfd` itself, which survives; but a cached
         // fd may also be something below `base`, so drop it.
@@ -679,7 +820,7 @@ impl Applier<'_> {
                 self.parent_cache = Some(p);
             }
         }
-        Ok(false)
+        Ok(Kept::Nothing)
     }
 
     fn whiteout(&mut self, target: &RelPath) -> Result<()> {
@@ -689,7 +830,7 @@ impl Applier<'_> {
         // What it removes may be a tree with files still being written.
         self.writers.barrier()?;
         let (parent, name) = target.split().expect("whiteout names a child");
-        let pfd = match self.root.dir(&parent, false) {
+        let pfd = match self.root.dir(&parent) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             r => r?,
         };
@@ -700,7 +841,7 @@ impl Applier<'_> {
 
     fn opaque(&mut self, dir: &RelPath) -> Result<()> {
         self.writers.barrier()?;
-        let fd = match self.root.dir(dir, false) {
+        let fd = match self.root.dir(dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             r => r?,
         };
@@ -738,7 +879,7 @@ impl Applier<'_> {
             Some((p, n)) => (p, n.to_os_string()),
             None => (rel.clone(), ".".into()),
         };
-        let pfd = match self.root.dir(&parent, false) {
+        let pfd = match self.root.dir(&parent) {
             // Removed again later in the same layer.
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             r => r?,
@@ -769,7 +910,7 @@ fn reopen_dir(pfd: RawFd, base: &OsStr) -> Result<File> {
 
 /// Owner first (chown clears setuid/setgid and security.capability), then
 /// mode, then xattrs, then times (for directories, later: see dir_times).
-fn apply_meta_fd(f: &File, m: &Meta, is_dir: bool) -> Result<()> {
+fn apply_meta_fd(f: &File, m: &Meta, times: Times) -> Result<()> {
     let fd = f.as_raw_fd();
     fchown(fd, Some(Uid::from_raw(m.uid)), Some(Gid::from_raw(m.gid)))
         .with_context(|| format!("chown to {}:{}", m.uid, m.gid))?;
@@ -778,13 +919,14 @@ fn apply_meta_fd(f: &File, m: &Meta, is_dir: bool) -> Result<()> {
         rcontain_sys::set_xattr(Some(fd), &CString::default(), name, value)
             .with_context(|| format!("setting xattr {name:?}"))?;
     }
-    if !is_dir {
+    if times == Times::Now {
         futimens(fd, &m.atime, &m.mtime).context("setting times")?;
     }
     Ok(())
 }
 
-fn apply_meta_at(pfd: RawFd, base: &OsStr, m: &Meta, symlink: bool) -> Result<()> {
+fn apply_meta_at(at: At, m: &Meta, node: Node) -> Result<()> {
+    let At { pfd, base } = at;
     fchownat(
         Some(pfd),
         base,
@@ -793,7 +935,7 @@ fn apply_meta_at(pfd: RawFd, base: &OsStr, m: &Meta, symlink: bool) -> Result<()
         AtFlags::AT_SYMLINK_NOFOLLOW,
     )
     .with_context(|| format!("chown to {}:{}", m.uid, m.gid))?;
-    if !symlink {
+    if node != Node::Symlink {
         // The node was created by us a moment ago in our own private
         // directory, so following is moot; Linux cannot chmod a symlink.
         fchmodat(
@@ -826,9 +968,11 @@ fn apply_meta_at(pfd: RawFd, base: &OsStr, m: &Meta, symlink: bool) -> Result<()
     Ok(())
 }
 
-/// Copies `from` to the new file `to`; with `holes`, blocks of zeros are
-/// skipped (left holes) rather than written. Returns the bytes read.
-fn copy(mut from: impl Read, mut to: &File, buf: &mut [u8], holes: bool) -> Result<u64> {
+/// Copies `from` to the new file `to`; with `Zeros::Holes`, blocks of
+/// zeros are skipped (left holes) rather than written. Returns the bytes
+/// read.
+fn copy(mut from: impl Read, mut to: &File, buf: &mut [u8], zeros: Zeros) -> Result<u64> {
+    let holes = zeros == Zeros::Holes;
     let mut n = 0u64;
     loop {
         let k = match from.read(buf) {

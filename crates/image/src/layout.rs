@@ -550,95 +550,120 @@ fn name_matches(want: &str, have: &str) -> bool {
     }
 }
 
+/// An OCI image layout: index.json → the manifests `reference` names →
+/// the one for `platform` → its config and layers.
 fn resolve_oci(
     store: Store,
     name: &str,
     reference: &Reference,
     platform: &Platform,
 ) -> Result<Image> {
+    let top = select(read_index(&store)?, reference)?;
+    let mut candidates = Vec::new();
+    for d in top {
+        expand(&store, d, &mut candidates, 0)?;
+    }
+    let chosen = choose_platform(candidates, platform)?;
+    let mbytes = store.read_json_blob(&chosen.digest, Some(chosen.size), "manifest")?;
+    let manifest: ManifestJson = serde_json::from_slice(&mbytes)
+        .with_context(|| format!("parsing manifest {}", chosen.digest))?;
+    let (config, config_raw) = read_config(&store, &manifest.config)?;
+    let layers = layer_refs(&manifest, &chosen.digest, &config)?;
+    Ok(Image {
+        name: name.to_string(),
+        store,
+        manifest_digest: Some(chosen.digest.clone()),
+        config_digest: manifest.config.digest.clone(),
+        config,
+        config_raw,
+        layers,
+    })
+}
+
+fn read_index(store: &Store) -> Result<IndexJson> {
     let mut index_bytes = Vec::new();
     store
         .open("index.json")?
         .take(MAX_JSON)
         .read_to_end(&mut index_bytes)
         .context("reading index.json")?;
-    let index: IndexJson = serde_json::from_slice(&index_bytes).context("parsing index.json")?;
+    serde_json::from_slice(&index_bytes).context("parsing index.json")
+}
 
-    let top: Vec<Descriptor> = match reference {
-        Reference::Any => index.manifests,
-        Reference::Tag(t) => {
-            let v: Vec<_> = index
+/// The descriptors of index.json that `reference` names (all for `Any`).
+fn select(index: IndexJson, reference: &Reference) -> Result<Vec<Descriptor>> {
+    let (v, what): (Vec<_>, _) = match reference {
+        Reference::Any => return Ok(index.manifests),
+        Reference::Tag(t) => (
+            index
                 .manifests
                 .into_iter()
                 .filter(|d| ref_names(d).iter().any(|n| name_matches(t, n)))
-                .collect();
-            if v.is_empty() {
-                bail!("no manifest tagged {t:?} in index.json");
-            }
-            v
-        }
-        Reference::Digest(want) => {
-            let v: Vec<_> = index
+                .collect(),
+            format!("tagged {t:?}"),
+        ),
+        Reference::Digest(want) => (
+            index
                 .manifests
                 .into_iter()
                 .filter(|d| &d.digest == want)
-                .collect();
-            if v.is_empty() {
-                bail!("no manifest with digest {want} in index.json");
-            }
-            v
-        }
+                .collect(),
+            format!("with digest {want}"),
+        ),
     };
-
-    let mut candidates = Vec::new();
-    for d in top {
-        expand(&store, d, &mut candidates, 0)?;
+    if v.is_empty() {
+        bail!("no manifest {what} in index.json");
     }
-    let chosen = if candidates.len() == 1 && candidates[0].platform.is_none() {
-        candidates.pop().expect("one")
-    } else {
-        let matching: Vec<_> = candidates
-            .iter()
-            .filter(|d| d.platform.as_ref().is_none_or(|p| platform.matches(p)))
-            .cloned()
-            .collect();
-        match matching.len() {
-            1 => matching.into_iter().next().expect("one"),
-            0 => {
-                let have: Vec<String> = candidates
-                    .iter()
-                    .filter_map(|d| d.platform.as_ref())
-                    .map(|p| format!("{}/{}", p.os, p.architecture))
-                    .collect();
-                bail!(
-                    "no manifest for platform {platform} (available: {})",
-                    if have.is_empty() {
-                        "none".into()
-                    } else {
-                        have.join(", ")
-                    }
-                );
-            }
-            _ => {
-                let names: Vec<String> = matching
-                    .iter()
-                    .map(|d| match ref_names(d).first() {
-                        Some(n) => format!("{n} ({})", d.digest),
-                        None => d.digest.to_string(),
-                    })
-                    .collect();
-                bail!(
-                    "{} manifests match platform {platform}; choose one with IMAGE:TAG or IMAGE@DIGEST: {}",
-                    names.len(),
-                    names.join(", ")
-                );
-            }
+    Ok(v)
+}
+
+/// The one manifest for `platform`: a lone manifest without a platform is
+/// taken as is; otherwise exactly one must match.
+fn choose_platform(mut candidates: Vec<Descriptor>, platform: &Platform) -> Result<Descriptor> {
+    if candidates.len() == 1 && candidates[0].platform.is_none() {
+        return Ok(candidates.pop().expect("one"));
+    }
+    let matching: Vec<_> = candidates
+        .iter()
+        .filter(|d| d.platform.as_ref().is_none_or(|p| platform.matches(p)))
+        .cloned()
+        .collect();
+    match matching.len() {
+        1 => Ok(matching.into_iter().next().expect("one")),
+        0 => {
+            let have: Vec<String> = candidates
+                .iter()
+                .filter_map(|d| d.platform.as_ref())
+                .map(|p| format!("{}/{}", p.os, p.architecture))
+                .collect();
+            bail!(
+                "no manifest for platform {platform} (available: {})",
+                if have.is_empty() {
+                    "none".into()
+                } else {
+                    have.join(", ")
+                }
+            );
         }
-    };
-    let mbytes = store.read_json_blob(&chosen.digest, Some(chosen.size), "manifest")?;
-    let manifest: ManifestJson = serde_json::from_slice(&mbytes)
-        .with_context(|| format!("parsing manifest {}", chosen.digest))?;
-    let cd = &manifest.config;
+        _ => {
+            let names: Vec<String> = matching
+                .iter()
+                .map(|d| match ref_names(d).first() {
+                    Some(n) => format!("{n} ({})", d.digest),
+                    None => d.digest.to_string(),
+                })
+                .collect();
+            bail!(
+                "{} manifests match platform {platform}; choose one with IMAGE:TAG or IMAGE@DIGEST: {}",
+                names.len(),
+                names.join(", ")
+            );
+        }
+    }
+}
+
+/// The image config `cd` names, parsed, and its bytes as stored.
+fn read_config(store: &Store, cd: &Descriptor) -> Result<(ImageConfig, Vec<u8>)> {
     if !cd.media_type.is_empty() && !CONFIG_TYPES.contains(&cd.media_type.as_str()) {
         bail!(
             "config {}: unknown media type {:?} (not a container image?)",
@@ -649,13 +674,21 @@ fn resolve_oci(
     let cbytes = store.read_json_blob(&cd.digest, Some(cd.size), "config")?;
     let config: ImageConfig =
         serde_json::from_slice(&cbytes).with_context(|| format!("parsing config {}", cd.digest))?;
+    Ok((config, cbytes))
+}
+
+/// The manifest's layers, each with the config's diff id for it.
+fn layer_refs(
+    manifest: &ManifestJson,
+    manifest_digest: &Digest,
+    config: &ImageConfig,
+) -> Result<Vec<LayerRef>> {
     let diff_ids = &config.rootfs.diff_ids;
     if diff_ids.len() != manifest.layers.len() {
         bail!(
-            "manifest {} lists {} layers but config {} has {} rootfs.diff_ids",
-            chosen.digest,
+            "manifest {manifest_digest} lists {} layers but config {} has {} rootfs.diff_ids",
             manifest.layers.len(),
-            cd.digest,
+            manifest.config.digest,
             diff_ids.len()
         );
     }
@@ -673,15 +706,7 @@ fn resolve_oci(
             diff_id: Some(diff_id.clone()),
         });
     }
-    Ok(Image {
-        name: name.to_string(),
-        store,
-        manifest_digest: Some(chosen.digest.clone()),
-        config_digest: cd.digest.clone(),
-        config,
-        config_raw: cbytes,
-        layers,
-    })
+    Ok(layers)
 }
 
 /// Adds `d` to `out` if it is a manifest, or the manifests of the index it

@@ -17,6 +17,7 @@ pub mod config;
 pub mod inroot;
 pub mod layer;
 pub mod layout;
+pub mod rootless;
 pub mod store;
 
 use std::io::{self, BufRead, BufReader, Read};
@@ -328,6 +329,7 @@ pub(crate) fn pipeline(
                     total.entries += s.entries;
                     total.bytes += s.bytes;
                     total.whiteouts += s.whiteouts;
+                    total.skipped_devices += s.skipped_devices;
                 }
                 (_, Err(e)) | (Err(e), Ok(())) => {
                     result = Err(e.context(label.clone()));
@@ -340,6 +342,13 @@ pub(crate) fn pipeline(
         decoder
             .join()
             .map_err(|_| anyhow!("layer decoder thread panicked"))?;
+        if result.is_ok() && total.skipped_devices > 0 {
+            eprintln!(
+                "rcontain: note: {} device node(s) of image {} left out: creating them needs \
+                 root (the container's /dev is made by the runtime)",
+                total.skipped_devices, img.name
+            );
+        }
         result.map(|()| total)
     })
 }

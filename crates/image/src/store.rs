@@ -19,6 +19,14 @@
 //! layer is laid down depends on the layers under it: it is applied through
 //! an overlay of them (see `overlay`), so its directory holds what the
 //! kernel copied up from them.
+//!
+//! Without root (see `rootless`) the store is the user's own, and all of
+//! its work runs in a user namespace mapping the user's subordinate ids:
+//! layers are applied through overlays mounted there with `userxattr`
+//! (opaque directories carry `user.overlay.opaque`), and a container's
+//! overlay is mounted by its init in the container's user and mount
+//! namespace (`RootfsOverlay`), never in the host's. `STORE/idmap` names
+//! the mapping the files' owners were written with.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -38,6 +46,7 @@ use super::blob::{Algorithm, Digest};
 use super::inroot::{remove_tree, Rootfs};
 use super::layer;
 use super::layout::{self, Platform};
+use super::rootless::IdMap;
 use super::{config, pipeline, unique, Progress, SizeLimits};
 
 pub const DEFAULT_STORE: &str = "/var/lib/rcontain";
@@ -58,6 +67,40 @@ pub struct ImageRecord {
 pub struct Store {
     root: PathBuf,
     limits: SizeLimits,
+    /// Working in a user namespace without root (see the module doc).
+    userns: bool,
+}
+
+/// A container's rootfs overlay in a rootless store: its image's layer
+/// directories (bottom first) and its own upper and work directories.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootfsOverlay {
+    pub lowers: Vec<PathBuf>,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+}
+
+/// Overlay options in a user namespace: xattrs in the user.overlay.
+/// namespace (trusted.* is root's); with it the kernel turns redirect_dir
+/// and metacopy off by itself (and refuses them given explicitly).
+const IN_USERNS: [(&str, &str); 2] = [("index", "off"), ("userxattr", "")];
+
+impl RootfsOverlay {
+    /// Mounts the overlay at `target`; only ever called by a container's
+    /// init, in the container's user and mount namespace, where setuid
+    /// files act within the namespace's ids alone.
+    pub fn mount_at(&self, target: &Path) -> Result<()> {
+        let m =
+            overlay(&self.lowers, &self.upper, &self.work, &IN_USERNS, 0).with_context(|| {
+                format!(
+                    "mounting the overlay of {} image layers in the container's user namespace \
+                 (Linux 5.11 or later)",
+                    self.lowers.len()
+                )
+            })?;
+        rcontain_sys::attach_mount(m.as_fd(), target)
+            .with_context(|| format!("attaching the image overlay at {}", target.display()))
+    }
 }
 
 /// ChainIDs per the image-spec: the first layer's is its diff_id, each
@@ -201,6 +244,35 @@ impl Store {
         Ok(Store {
             root: root.to_path_buf(),
             limits: SizeLimits::default(),
+            userns: false,
+        })
+    }
+
+    /// This store is worked on without root, from the user namespace of
+    /// `rootless::in_user_namespace` with mapping `map`: the mapping its
+    /// files were written with must be this one (else their owners would
+    /// shift in containers), which the first use records.
+    pub fn in_user_namespace(self, map: &IdMap) -> Result<Store> {
+        let p = self.root.join("idmap");
+        let want = map.describe();
+        match fs::read_to_string(&p) {
+            Ok(had) if had.trim() == want => {}
+            Ok(had) => bail!(
+                "store {}: its files were written with the id mapping {}, but this user's \
+                 subordinate ids now give {want}: restore /etc/subuid and /etc/subgid, or \
+                 remove the store",
+                self.root.display(),
+                had.trim()
+            ),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::write(&p, format!("{want}\n"))
+                    .with_context(|| format!("writing {}", p.display()))?;
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading {}", p.display())),
+        }
+        Ok(Store {
+            userns: true,
+            ..self
         })
     }
 
@@ -298,11 +370,16 @@ impl Store {
                 // to a lower layer's file is a hardlink, target and link
                 // both in this layer), and symlinks in lower layers resolve
                 // as in the container.
+                let extra: &[(&str, &str)] = if self.userns {
+                    &IN_USERNS
+                } else {
+                    &REUSABLE_UPPER
+                };
                 let root = overlay(
                     &lowers[..i],
                     &tmp,
                     &work,
-                    &REUSABLE_UPPER,
+                    extra,
                     libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV,
                 )
                 .with_context(|| format!("mounting an overlay to apply {}", tmp.display()))?;
@@ -388,12 +465,11 @@ impl Store {
         base: &Spec,
         progress: Option<&dyn Progress>,
     ) -> Result<PathBuf> {
-        valid_id(id)?;
+        let bundle = self.bundle_path(id)?;
         // One shared lock from import to mount: a prune in between would
         // see the image unused and remove its layers.
         let _lock = self.lock(false)?;
         let rec = self.import_locked(image, platform, progress)?;
-        let bundle = self.root.join("containers").join(id);
         fs::DirBuilder::new()
             .mode(0o700)
             .create(&bundle)
@@ -423,14 +499,22 @@ impl Store {
         // The host's view of the rootfs: its setuid files and device nodes
         // do nothing there (the container's own mount of it clears both
         // flags in its mount namespace, see CreateOpts::image_rootfs).
-        overlay(
+        // Without root nothing is mounted on the host: the overlay here,
+        // mounted nowhere, only serves to read the image's /etc/passwd.
+        let extra: &[(&str, &str)] = if self.userns { &IN_USERNS } else { &[] };
+        let merged = overlay(
             &dirs,
             &bundle.join("upper"),
             &bundle.join("work"),
-            &[],
+            extra,
             libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV,
         )
-        .and_then(|m| Ok(rcontain_sys::attach_mount(m.as_fd(), &rootfs)?))
+        .and_then(|m| {
+            if !self.userns {
+                rcontain_sys::attach_mount(m.as_fd(), &rootfs)?;
+            }
+            Ok(m)
+        })
         .with_context(|| {
             format!(
                 "mounting the overlay of {} layers at {}",
@@ -442,7 +526,12 @@ impl Store {
         fs::write(bundle.join("image"), &rec.id)?;
         let img: config::ImageConfig =
             serde_json::from_value(rec.config.clone()).context("image config")?;
-        let root = Rootfs::open(&bundle.join("rootfs"))?;
+        let root = if self.userns {
+            Rootfs::from_fd(merged)
+        } else {
+            drop(merged);
+            Rootfs::open(&rootfs)?
+        };
         let spec = config::runtime_spec(base.clone(), &img, &root)?;
         fs::write(
             bundle.join("config.json"),
@@ -451,10 +540,33 @@ impl Store {
         Ok(())
     }
 
+    /// Where container `id`'s bundle is (or would be).
+    pub fn bundle_path(&self, id: &str) -> Result<PathBuf> {
+        valid_id(id)?;
+        Ok(self.root.join("containers").join(id))
+    }
+
+    /// The rootfs overlay of container `id`'s bundle in a rootless store,
+    /// for its init to mount (`RootfsOverlay::mount_at`).
+    pub fn rootfs_overlay(&self, id: &str) -> Result<RootfsOverlay> {
+        let bundle = self.bundle_path(id)?;
+        let p = bundle.join("image");
+        let image = fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        let rec = self.record(image.trim())?;
+        Ok(RootfsOverlay {
+            lowers: rec
+                .chain
+                .iter()
+                .map(|c| self.layer_dir(c))
+                .collect::<Result<_>>()?,
+            upper: bundle.join("upper"),
+            work: bundle.join("work"),
+        })
+    }
+
     /// Unmounts and removes container `id`'s bundle; absent is fine.
     pub fn remove_bundle(&self, id: &str) -> Result<()> {
-        valid_id(id)?;
-        let bundle = self.root.join("containers").join(id);
+        let bundle = self.bundle_path(id)?;
         if !bundle.exists() {
             return Ok(());
         }

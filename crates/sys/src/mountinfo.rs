@@ -22,6 +22,47 @@ pub fn read() -> std::io::Result<String> {
     crate::read_proc("/proc/self/mountinfo")
 }
 
+/// This process's mount table read only as far as needed: `visit` gets
+/// each entry in order and returns true once it has seen enough. The
+/// kernel formats mountinfo as it is read (several µs a line), so a search
+/// for mounts that come early (the cgroup hierarchies, mounted at boot)
+/// costs the same on a node with thousands of mounts as on an empty one.
+pub fn scan(visit: impl FnMut(Entry) -> bool) -> std::io::Result<()> {
+    scan_from(std::fs::File::open("/proc/self/mountinfo")?, visit)
+}
+
+fn scan_from(
+    mut f: impl std::io::Read,
+    mut visit: impl FnMut(Entry) -> bool,
+) -> std::io::Result<()> {
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = f.read(&mut chunk)?;
+        buf.extend_from_slice(&chunk[..n]);
+        // Whole lines only (or the last one, at EOF).
+        let end = if n == 0 {
+            buf.len()
+        } else {
+            match buf.iter().rposition(|&c| c == b'\n') {
+                Some(i) => i + 1,
+                None => continue,
+            }
+        };
+        let text = std::str::from_utf8(&buf[..end])
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        for e in parse(text) {
+            if visit(e) {
+                return Ok(());
+            }
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        buf.drain(..end);
+    }
+}
+
 /// The entries of mountinfo `text`, in its order; malformed lines skipped.
 pub fn parse(text: &str) -> impl Iterator<Item = Entry> + '_ {
     text.lines().filter_map(entry)
@@ -116,6 +157,36 @@ mod tests {
         assert_eq!(unescape("a\\04"), "a\\04");
         assert_eq!(unescape("a\\09x"), "a\\09x");
         assert_eq!(unescape("\\134\\040"), "\\ ");
+    }
+
+    #[test]
+    fn scan_stops_early_and_sees_every_line() {
+        // Lines across the 4 KiB reads, and a last one without a newline.
+        let text: String = (0..500)
+            .map(|i| format!("{i} 1 0:{i} / /mnt/{i} rw - tmpfs tmpfs rw\n"))
+            .collect::<String>()
+            + "9999 1 0:9 / /last rw - tmpfs tmpfs rw";
+        let mut seen = Vec::new();
+        scan_from(text.as_bytes(), |e| {
+            seen.push(e.id);
+            false
+        })
+        .unwrap();
+        assert_eq!(seen.len(), 501);
+        assert!(seen[..500]
+            .iter()
+            .enumerate()
+            .all(|(i, id)| *id == i as u32));
+        assert_eq!(seen[500], 9999);
+        let mut n = 0;
+        scan_from(text.as_bytes(), |e| {
+            n += 1;
+            e.id == 7
+        })
+        .unwrap();
+        assert_eq!(n, 8);
+        // the real table
+        scan(|_| true).unwrap();
     }
 
     #[test]

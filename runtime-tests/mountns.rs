@@ -1,0 +1,170 @@
+//! The container's mount namespace made from the template (issue 13): bind
+//! volumes propagate as they did when the namespace was a copy of the
+//! host's, and the template is made again when its pin is gone.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::fs;
+use std::path::Path;
+
+fn mount_tmpfs(at: &Path) {
+    nix::mount::mount(
+        Some("tmpfs"),
+        at,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=64k"),
+    )
+    .unwrap_or_else(|e| panic!("mounting a tmpfs at {}: {e}", at.display()));
+}
+
+fn mounted(at: &Path) -> bool {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|mp| Path::new(mp) == at)
+}
+
+/// A volume whose host source is a shared mount: a mount made later on the
+/// host below it shows in the container (the default, rslave through the
+/// rootfs propagation, and an explicit rslave or rshared) or not
+/// (rprivate); a mount the container makes in the volume never reaches
+/// the host.
+#[test]
+fn bind_volumes_propagate_as_from_a_copy_of_the_hosts_table() {
+    let env = TestEnv::new("volprop");
+    for (opt, from_host) in [
+        (None, true),
+        (Some("rslave"), true),
+        (Some("rshared"), true),
+        (Some("rprivate"), false),
+    ] {
+        let src = env.dir.join(format!("vol-{}", opt.unwrap_or("default")));
+        fs::create_dir(&src).unwrap();
+        mount_tmpfs(&src);
+        nix::mount::mount(
+            None::<&str>,
+            &src,
+            None::<&str>,
+            nix::mount::MsFlags::MS_SHARED,
+            None::<&str>,
+        )
+        .unwrap();
+        let mut b = env.bundle(&["sleep", "60"]);
+        let mut options = vec!["rbind"];
+        options.extend(opt);
+        b.config["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/vol", "type": "bind",
+            "source": src.to_str().unwrap(), "options": options}));
+        for set in ["bounding", "effective", "permitted"] {
+            b.config["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SYS_ADMIN"));
+        }
+        b.save();
+        let id = env.id("vp");
+        env.rt(&["create", "-b", b.path(), &id]).expect_ok("create");
+        env.rt(&["start", &id]).expect_ok("start");
+        fs::create_dir(src.join("fromhost")).unwrap();
+        mount_tmpfs(&src.join("fromhost"));
+        let out = env.rt(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "grep -c ' /vol/fromhost ' /proc/self/mountinfo; \
+             mkdir /vol/fromct && mount -t tmpfs ct /vol/fromct && echo mounted",
+        ]);
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(
+            lines,
+            [if from_host { "1" } else { "0" }, "mounted"],
+            "{opt:?}: {out:?}"
+        );
+        assert!(
+            !mounted(&src.join("fromct")),
+            "{opt:?}: the container's mount reached the host"
+        );
+        env.kill_and_delete(&id, Some("KILL"));
+    }
+    // TestEnv's drop detaches the host mounts made here.
+}
+
+/// Without its pin the template is made again (and pinned once), and a
+/// config with a createContainer hook still gets a copy of the host's
+/// table, in which the hook finds the host's files.
+#[test]
+fn template_made_again_and_copy_kept_for_hooks() {
+    let env = TestEnv::new("template");
+    if !env.rt.is_rcontain() {
+        return;
+    }
+    let pin = Path::new("/run/rcontain-template/mnt");
+    if mounted(pin) {
+        nix::mount::umount2(pin, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    }
+    let log = env.dir.join("debug.log");
+    let b = env.bundle(&["true"]);
+    let id = env.id("t");
+    let out = env.rt(&[
+        "--debug",
+        "--log",
+        log.to_str().unwrap(),
+        "run",
+        "-b",
+        b.path(),
+        &id,
+    ]);
+    out.expect_ok("run");
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("mount namespace: from the template"),
+        "{text}"
+    );
+    assert!(mounted(pin), "the template is not pinned again");
+    let pins = fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.split(' ').nth(4) == Some(pin.to_str().unwrap()))
+        .count();
+    assert_eq!(pins, 1);
+
+    let hook_out = env.dir.join("hook-saw");
+    let hook = script(
+        &env.dir.join("hook.sh"),
+        &format!(
+            "test -e {} && echo host-visible > {}",
+            b.dir.display(),
+            hook_out.display()
+        ),
+    );
+    let mut b = env.bundle(&["true"]);
+    b.config["hooks"] = json!({"createContainer": [{"path": hook.to_str().unwrap()}]});
+    b.save();
+    let _ = fs::remove_file(&log);
+    let id = env.id("h");
+    env.rt(&[
+        "--debug",
+        "--log",
+        log.to_str().unwrap(),
+        "run",
+        "-b",
+        b.path(),
+        &id,
+    ])
+    .expect_ok("run with a createContainer hook");
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("mount namespace: a copy of the host's"),
+        "{text}"
+    );
+    assert_eq!(
+        fs::read_to_string(&hook_out).unwrap().trim(),
+        "host-visible"
+    );
+    env.assert_nothing_left();
+}

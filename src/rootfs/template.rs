@@ -1,0 +1,469 @@
+//! The container's mount namespace without a copy of the host's mount
+//! table.
+//!
+//! `unshare(CLONE_NEWNS)` copies every mount of the runtime's namespace,
+//! the recursive propagation change walks them all again and pivot_root's
+//! old root takes them all down: on a node with thousands of mounts that is
+//! most of a start. Instead, where nothing needs the host's tree inside the
+//! container's namespace, the init
+//!
+//! 1. clones, while still in the host's namespace, every host path the
+//!    rootfs setup binds from (the rootfs, bind mount sources, the
+//!    container's cgroup directories) as a detached tree
+//!    (`open_tree(OPEN_TREE_CLONE)`; recursive where the bind is): the same
+//!    mounts, in the same peer groups, a copy of the host's table would
+//!    have had at those paths;
+//! 2. joins the *template*, a mount namespace that holds only a read-only
+//!    empty tmpfs as its root and a bind of the host's /proc, and unshares
+//!    from it: a copy of two mounts;
+//! 3. mounts a tmpfs of its own on the template's `/h`, moves the /proc
+//!    bind into it and makes it the namespace's root (pivot_root, the
+//!    template's root detached), then attaches each tree at its host path
+//!    there.
+//!
+//! `rootfs::prepare` then runs as always, on the same paths (mountinfo
+//! reads as before), and pivot_root takes that tmpfs, /proc and the trees
+//! away. The propagation change of `/` reaches the attached trees exactly
+//! as it reached their copies, so bind mounts end up in the same peer
+//! groups, as slaves or private, as before.
+//!
+//! The template is made once per boot, under a lock, by the first init that
+//! needs it (one copy of the host's table then) and kept by a bind mount of
+//! its nsfs file on `/run/rcontain-template/mnt` (a root-only directory):
+//! rcontain never removes it, and any `--root` shares it; `umount
+//! /run/rcontain-template/mnt` frees it and the next start makes a new one.
+//! Joining it needs CAP_SYS_ADMIN in the host's user namespace, so a
+//! container with a user namespace, an unprivileged runtime, a config whose
+//! hooks or mounts need the host's tree in the container's namespace
+//! (createContainer hooks run there, prestart and createRuntime hooks may
+//! look at it through /proc/PID/root, a typed mount's source or options
+//! may name a host path), a shared rootfs propagation or no pivot_root get
+//! the copy of the host's table, as before. So does any failure here.
+
+use super::mounts::{parse_options, CgroupView};
+use crate::logging;
+use anyhow::{anyhow, bail, Context, Result};
+use nix::fcntl::OFlag;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+use oci_spec::runtime::Spec;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+/// Where the template is pinned: root's own, per boot (/run is a tmpfs).
+const DIR: &str = "/run/rcontain-template";
+/// The template's directory where each start mounts the tmpfs that
+/// becomes its namespace's root.
+const NEW_ROOT: &str = "/h";
+
+/// Filesystems whose mount reads no path of the host (source and options
+/// are names and values): nothing of the host's tree is needed to mount
+/// them.
+const PATHLESS_FS: [&str; 7] = [
+    "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2",
+];
+
+/// Creates the init's new mount namespace: from the template where the
+/// config allows it, else as a copy of the host's. Either way the host
+/// paths the rootfs setup uses lead to the same mounts. Called in the
+/// host's mount namespace, as root of the host's user namespace.
+pub fn new_mount_ns(
+    spec: &Spec,
+    rootfs: &Path,
+    bundle: &Path,
+    cg: &CgroupView,
+    // --no-pivot, or an image's layers the init mounts from host paths
+    host_tree: bool,
+) -> Result<()> {
+    let copy = |why: &str| -> Result<()> {
+        logging::debug(&format!("mount namespace: a copy of the host's ({why})"));
+        nix::sched::unshare(CloneFlags::CLONE_NEWNS).context("creating the mount namespace")
+    };
+    if let Some(why) = needs_host_tree(spec, host_tree) {
+        return copy(why);
+    }
+    let Some(sources) = sources(spec, rootfs, bundle, cg) else {
+        return copy("a bind source path that cannot be attached at its own path");
+    };
+    // Cloned in the host's namespace: open_tree clones only mounts of the
+    // caller's own. A source that cannot be cloned (missing, unbindable)
+    // takes the old path, which reports it as it always did.
+    let mut trees = Vec::with_capacity(sources.len());
+    for (p, recursive) in &sources {
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+            .map_err(|_| anyhow!("a NUL byte in {}", p.display()))?;
+        match crate::sys::open_tree_clone(&c, *recursive) {
+            Ok(t) => trees.push((p.as_path(), t)),
+            Err(e) => return copy(&format!("cloning {}: {}", p.display(), e.desc())),
+        }
+    }
+    let host = crate::sys::open(
+        "/proc/self/ns/mnt",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .context("opening /proc/self/ns/mnt")?;
+    let tpl = match template() {
+        Ok(t) => t,
+        Err(e) => return copy(&format!("no template: {e:#}")),
+    };
+    if let Err(e) = enter(&tpl, trees) {
+        // Whatever was made of the new namespace goes with it.
+        crate::sys::setns(host.as_fd(), libc::CLONE_NEWNS)
+            .context("returning to the host's mount namespace")?;
+        return copy(&format!("from the template failed: {e:#}"));
+    }
+    logging::debug("mount namespace: from the template (no copy of the host's table)");
+    Ok(())
+}
+
+/// Why this config needs the host's tree in the container's namespace
+/// (see the module comment), if it does.
+fn needs_host_tree(spec: &Spec, host_tree: bool) -> Option<&'static str> {
+    if host_tree {
+        return Some("--no-pivot, or an image's layers mounted by the init");
+    }
+    if let Some(h) = spec.hooks() {
+        let any = |v: &Option<Vec<_>>| v.as_ref().is_some_and(|v| !v.is_empty());
+        if any(h.prestart()) || any(h.create_runtime()) || any(h.create_container()) {
+            return Some("prestart, createRuntime or createContainer hooks");
+        }
+    }
+    let prop = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref());
+    if prop.is_some_and(|p| p.contains("shared")) {
+        return Some("a shared rootfsPropagation");
+    }
+    for m in spec.mounts().iter().flatten() {
+        let o = parse_options(m.options().as_deref().unwrap_or(&[]));
+        let typ = m.typ().as_deref().unwrap_or("");
+        if !(o.bind || typ == "bind" || PATHLESS_FS.contains(&typ)) {
+            return Some("a mount of a filesystem that may read host paths");
+        }
+    }
+    None
+}
+
+/// The host paths `prepare` binds from, each once (recursive if any bind
+/// of it is), or `None` when they cannot all be attached at their paths on
+/// the new root: a path with `..`, one inside another (creating the inner
+/// one's mount point would write into the outer tree, a host filesystem),
+/// or /proc or one below it (the init's /proc is there).
+fn sources(
+    spec: &Spec,
+    rootfs: &Path,
+    bundle: &Path,
+    cg: &CgroupView,
+) -> Option<Vec<(PathBuf, bool)>> {
+    let mut out: Vec<(PathBuf, bool)> = vec![(rootfs.to_path_buf(), true)];
+    let mut cgroup = false;
+    for m in spec.mounts().iter().flatten() {
+        let o = parse_options(m.options().as_deref().unwrap_or(&[]));
+        let typ = m.typ().as_deref().unwrap_or("");
+        if o.bind || typ == "bind" {
+            // No source: prepare reports it, on the old path.
+            out.push((bind_source(m.source().as_ref()?, bundle), o.recursive_bind));
+        } else if typ == "cgroup" || typ == "cgroup2" {
+            cgroup = true;
+        }
+    }
+    if cgroup && !(cg.pure_v2 && cg.own_ns) {
+        for (mp, p, _) in &cg.hierarchies {
+            out.push((mp.join(p.trim_start_matches('/')), false));
+        }
+    }
+    let mut merged: Vec<(PathBuf, bool)> = Vec::new();
+    for (p, rec) in out {
+        if !p.is_absolute() || p.components().any(|c| c == Component::ParentDir) {
+            return None;
+        }
+        let p: PathBuf = p.components().collect();
+        match merged.iter_mut().find(|(q, _)| *q == p) {
+            Some(e) => e.1 |= rec,
+            None => merged.push((p, rec)),
+        }
+    }
+    for (p, _) in &merged {
+        if p.starts_with("/proc")
+            || Path::new("/proc").starts_with(p)
+            || merged.iter().any(|(q, _)| q != p && p.starts_with(q))
+        {
+            return None;
+        }
+    }
+    Some(merged)
+}
+
+/// A bind mount's source as `mount_entry` resolves it.
+fn bind_source(src: &Path, bundle: &Path) -> PathBuf {
+    if src.is_absolute() {
+        src.to_path_buf()
+    } else {
+        bundle.join(src)
+    }
+}
+
+/// Join the template, unshare from it, make a tmpfs the new namespace's
+/// root (with the /proc bind) and attach each tree at its path there.
+fn enter(tpl: &OwnedFd, trees: Vec<(&Path, OwnedFd)>) -> Result<()> {
+    let err = |what: &'static str| move |e: nix::errno::Errno| anyhow!("{what}: {}", e.desc());
+    crate::sys::setns(tpl.as_fd(), libc::CLONE_NEWNS).map_err(err("joining the template"))?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(err("unsharing from the template"))?;
+    mount(
+        Some("tmpfs"),
+        NEW_ROOT,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=755"),
+    )
+    .map_err(err("mounting the new root's tmpfs"))?;
+    let proc = format!("{NEW_ROOT}/proc");
+    nix::unistd::mkdir(proc.as_str(), Mode::from_bits_truncate(0o555))
+        .map_err(err("creating /proc on the new root"))?;
+    mount(
+        Some("/proc"),
+        proc.as_str(),
+        None::<&str>,
+        MsFlags::MS_MOVE,
+        None::<&str>,
+    )
+    .map_err(err("moving /proc"))?;
+    // The template's root goes: the host paths below are the same as the
+    // host's, and nothing of the template is left once the container's
+    // own pivot_root detaches this root.
+    nix::unistd::chdir(NEW_ROOT).map_err(err("chdir to the new root"))?;
+    nix::unistd::pivot_root(".", ".").map_err(err("pivot_root to the new root"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(err("detaching the template's root"))?;
+    nix::unistd::chdir("/").map_err(err("chdir /"))?;
+    for (p, tree) in trees {
+        let is_dir = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&tree))
+            .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+            .map_err(|e| anyhow!("stat of the clone of {}: {}", p.display(), e.desc()))?;
+        // Only directories of our own tmpfs: no path is inside another.
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| anyhow!("creating {}: {e}", parent.display()))?;
+        }
+        if is_dir {
+            std::fs::create_dir(p)
+        } else {
+            std::fs::File::create(p).map(drop)
+        }
+        .map_err(|e| anyhow!("creating {}: {e}", p.display()))?;
+        crate::sys::attach_mount(tree.as_fd(), p)
+            .map_err(|e| anyhow!("attaching the clone of {}: {}", p.display(), e.desc()))?;
+    }
+    Ok(())
+}
+
+/// The pinned template, made first if it is not there.
+fn template() -> Result<OwnedFd> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(0o700).create(DIR) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            bail!("creating {DIR}: {e}")
+        }
+        _ => {}
+    }
+    let dir = crate::sys::open(
+        DIR,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| anyhow!("opening {DIR}: {}", e.desc()))?;
+    let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&dir))
+        .map_err(|e| anyhow!("stat {DIR}: {}", e.desc()))?;
+    // Whoever can write here could pin a namespace of their own making.
+    if st.st_uid != 0 || st.st_mode & 0o022 != 0 {
+        bail!("{DIR} is not a directory only root can write to");
+    }
+    if let Some(t) = open_pin(&dir) {
+        return Ok(t);
+    }
+    let lock = at(&dir, "lock", OFlag::O_RDWR | OFlag::O_CREAT)?;
+    crate::sys::flock(lock.as_fd(), libc::LOCK_EX).context("locking the template")?;
+    // Another init may have made it while we waited.
+    if let Some(t) = open_pin(&dir) {
+        return Ok(t);
+    }
+    let pin = at(&dir, "mnt", OFlag::O_RDONLY | OFlag::O_CREAT)?;
+    match nix::sys::stat::mkdirat(
+        Some(std::os::fd::AsRawFd::as_raw_fd(&dir)),
+        "root",
+        Mode::from_bits_truncate(0o700),
+    ) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => bail!("creating {DIR}/root: {}", e.desc()),
+    }
+    let host = crate::sys::open(
+        "/proc/self/ns/mnt",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .context("opening /proc/self/ns/mnt")?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS).context("unshare")?;
+    let made = make_template();
+    crate::sys::setns(host.as_fd(), libc::CLONE_NEWNS)
+        .context("returning to the host's mount namespace")?;
+    let tpl = made?;
+    mount(
+        Some(super::safepath::fd_path(&tpl).as_str()),
+        super::safepath::fd_path(&pin).as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| anyhow!("pinning the template on {DIR}/mnt: {}", e.desc()))?;
+    logging::debug(&format!(
+        "mount namespace template made, pinned on {DIR}/mnt"
+    ));
+    Ok(tpl)
+}
+
+fn at(dir: &OwnedFd, name: &str, flags: OFlag) -> Result<OwnedFd> {
+    crate::sys::openat(
+        Some(std::os::fd::AsRawFd::as_raw_fd(dir)),
+        name,
+        flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| anyhow!("opening {DIR}/{name}: {}", e.desc()))
+}
+
+/// The template, if `mnt` in `dir` is a mount namespace's nsfs file (and
+/// not the empty file it is bound on, left alone after an unmount, nor
+/// another kind of namespace someone bound there).
+fn open_pin(dir: &OwnedFd) -> Option<OwnedFd> {
+    let fd = at(dir, "mnt", OFlag::O_RDONLY).ok()?;
+    let st = nix::sys::statfs::fstatfs(&fd).ok()?;
+    (st.filesystem_type() == nix::sys::statfs::NSFS_MAGIC
+        && crate::sys::ns_type(fd.as_fd()) == Ok(libc::CLONE_NEWNS))
+    .then_some(fd)
+}
+
+/// In a fresh private copy of the host's namespace: put a read-only empty
+/// tmpfs with a bind of /proc at its root, take the host's tree away and
+/// return an fd of what is left.
+fn make_template() -> Result<OwnedFd> {
+    let err = |what: &str| {
+        let what = what.to_string();
+        move |e: nix::errno::Errno| anyhow!("{what}: {}", e.desc())
+    };
+    // Nothing of what follows may propagate to the host.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(err("making the copy private"))?;
+    let root = format!("{DIR}/root");
+    mount(
+        Some("tmpfs"),
+        root.as_str(),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=755,size=16k"),
+    )
+    .map_err(err("mounting the template's tmpfs"))?;
+    for (d, mode) in [("proc", 0o555), (&NEW_ROOT[1..], 0o700)] {
+        nix::unistd::mkdir(
+            Path::new(&root).join(d).as_path(),
+            Mode::from_bits_truncate(mode),
+        )
+        .map_err(err("creating the template's directories"))?;
+    }
+    // The init's pid, mount points named by /proc/self/fd/N and the
+    // hosts's procfs checks before pivot_root all need a /proc.
+    mount(
+        Some("/proc"),
+        format!("{root}/proc").as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(err("binding /proc"))?;
+    nix::unistd::chdir(root.as_str()).map_err(err("chdir"))?;
+    nix::unistd::pivot_root(".", ".").map_err(err("pivot_root"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(err("detaching the host's tree"))?;
+    nix::unistd::chdir("/").map_err(err("chdir /"))?;
+    // Every container's copy shares this tmpfs: nothing may write to it.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(err("making the template read-only"))?;
+    crate::sys::open(
+        "/proc/self/ns/mnt",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(err("opening the template's nsfs file"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(mounts: serde_json::Value) -> Spec {
+        let mut s = Spec::default();
+        s.set_mounts(Some(serde_json::from_value(mounts).unwrap()));
+        s.set_hooks(None);
+        s
+    }
+
+    #[test]
+    fn sources_are_mirrorable() {
+        let cg = CgroupView::default();
+        let s = spec(serde_json::json!([
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/a", "type": "bind", "source": "/srv/a", "options": ["rbind"]},
+            {"destination": "/b", "source": "data//b/.", "options": ["bind"]},
+            {"destination": "/c", "source": "/srv/a", "options": ["bind"]},
+        ]));
+        let got = sources(&s, Path::new("/b/rootfs"), Path::new("/b"), &cg).unwrap();
+        assert_eq!(
+            got,
+            [
+                (PathBuf::from("/b/rootfs"), true),
+                (PathBuf::from("/srv/a"), true),
+                (PathBuf::from("/b/data/b"), false)
+            ]
+        );
+        // inside another source, through .., or at /proc
+        for src in ["/b/rootfs/x", "/b", "/srv/../etc", "/proc/x", "/"] {
+            let s = spec(serde_json::json!([
+                {"destination": "/a", "type": "bind", "source": src}
+            ]));
+            assert!(
+                sources(&s, Path::new("/b/rootfs"), Path::new("/b"), &cg).is_none(),
+                "{src}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_needs_the_host_tree() {
+        let s = spec(serde_json::json!([
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/x", "type": "bind", "source": "/x"},
+        ]));
+        assert_eq!(needs_host_tree(&s, false), None);
+        assert!(needs_host_tree(&s, true).is_some());
+        let s = spec(serde_json::json!([
+            {"destination": "/x", "type": "overlay", "source": "overlay", "options": ["lowerdir=/l"]}
+        ]));
+        assert!(needs_host_tree(&s, false).is_some());
+    }
+}
