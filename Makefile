@@ -87,10 +87,11 @@ script-test:
 test-engines: build
 	runtime-tests/engines.sh $(RCONTAIN)
 
-# The host matrix (docs/hosts.md): the probe bundles with rcontain and
-# runc on this host and on VMs of other cgroup layouts and init systems,
-# each compared with pure cgroup v2; writes docs/hosts.md.
-HOSTS_FLAVOURS ?= host v2 v1 hybrid systemd
+# The host matrix (docs/hosts.md): the probe bundles and images with
+# rcontain and runc on this host and on VMs of other cgroup layouts, init
+# systems and kernel builds, each compared with pure cgroup v2; writes
+# docs/hosts.md.
+HOSTS_FLAVOURS ?= host v2 v1 hybrid systemd cloud
 test-hosts: build
 	RCONTAIN_BIN=$(RCONTAIN) runtime-tests/hosts/matrix.sh $(HOSTS_FLAVOURS)
 

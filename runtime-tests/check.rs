@@ -1,10 +1,13 @@
 //! `rcontain check`: its host report agrees with the tests' own probes
-//! (runtime-tests/common/host.rs), and for each bundle it predicts create:
-//! a `fails` finding exactly when create fails here, naming the field, and
-//! exit status 0 exactly when nothing fails or differs from a pure
-//! cgroup-v2 host.
+//! (runtime-tests/common/host.rs), and for each bundle it predicts create,
+//! for each image `run IMAGE`: a `fails` finding exactly when that fails
+//! here, naming the field, and exit status 0 exactly when nothing fails or
+//! differs from a pure cgroup-v2 host.
 
 mod common;
+#[allow(dead_code)] // shared with image.rs, which uses the rest
+#[path = "image/util.rs"]
+mod util;
 
 use common::host;
 use common::*;
@@ -17,7 +20,11 @@ fn check(env: &TestEnv, bundle: Option<&Bundle>) -> (i32, Value) {
     if let Some(b) = bundle {
         args.extend(["--bundle", b.path()]);
     }
-    let out = env.rt(&args);
+    check_args(env, &args)
+}
+
+fn check_args(env: &TestEnv, args: &[&str]) -> (i32, Value) {
+    let out = env.rt(args);
     let v = serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("check output is not JSON ({e}): {out:?}"));
     (out.code(), v)
@@ -207,4 +214,88 @@ fn check_predicts_create() {
     let (code, v) = check(&env, Some(&b));
     assert_eq!(code, 1);
     assert_eq!(v["findings"][0]["field"], "config.json", "{v}");
+}
+
+/// Images covering what `run IMAGE` may meet, each with whether this host
+/// is expected to run it: check IMAGE must predict `run IMAGE` and name
+/// the field when it fails, reading no layer (nothing goes to a store).
+#[test]
+fn check_predicts_run_image() {
+    use util::{write_layout_cmd, RawTar, TestLayer};
+    let env = TestEnv::new("checkimage");
+    if !runtime_is_rcontain(&env) {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let busybox = std::fs::read("/bin/busybox").expect("busybox-static at /bin/busybox");
+    let base = || {
+        TestLayer::plain(
+            RawTar::default()
+                .dir("bin")
+                .entry("bin/busybox", b'0', "", 0o755, &busybox)
+                .symlink("bin/sh", "busybox")
+                .finish(),
+        )
+    };
+    let cmd = ["sh", "-c", "exit 0"];
+    let one = t.path().join("one");
+    write_layout_cmd(&one, vec![base()], &cmd);
+    // one more layer than overlayfs takes without lowerdir+
+    let many = t.path().join("many");
+    let layers = std::iter::once(base())
+        .chain(
+            (2..=16)
+                .map(|i| TestLayer::plain(RawTar::default().file(&format!("l{i}"), "x").finish())),
+        )
+        .collect();
+    write_layout_cmd(&many, layers, &cmd);
+    let nocmd = t.path().join("nocmd");
+    write_layout_cmd(&nocmd, vec![base()], &[]);
+    let lowerdir_plus = host::has_overlay_lowerdir_plus();
+    if lowerdir_plus {
+        eprintln!("skipped: host lacks a kernel before 6.8 (overlayfs without lowerdir+): the 16-layer image runs here (the host matrix sees it fail on Linux 6.1)");
+    }
+    let missing = t.path().join("missing");
+    // (name, image, runs here, field a failure must name)
+    let cases = [
+        ("one", one, true, ""),
+        ("many", many, lowerdir_plus, "rootfs.diff_ids"),
+        ("nocmd", nocmd, false, "config"),
+        ("missing", missing, false, "image"),
+    ];
+    let store = t.path().join("store");
+    for (name, dir, runs, field) in cases {
+        let image = format!("{}:latest", dir.display());
+        let (code, v) = check_args(&env, &["check", "--format", "json", &image]);
+        let findings = v["findings"].as_array().unwrap();
+        let failing: Vec<&Value> = findings.iter().filter(|f| f["kind"] == "fails").collect();
+        let differs = findings.iter().any(|f| f["kind"] == "differs");
+        assert_eq!(failing.is_empty(), runs, "{name}: check says {findings:#?}");
+        if !runs {
+            assert!(
+                failing.iter().any(|f| f["field"] == field),
+                "{name}: no failure names {field}: {findings:#?}"
+            );
+        }
+        assert_eq!(code == 0, runs && !differs, "{name}: exit {code}: {v}");
+        // check read no layer: the store is not even made
+        assert!(!store.exists(), "{name}: check made a store");
+
+        let id = env.id(name);
+        let out = env.rt(&[
+            "--store",
+            store.to_str().unwrap(),
+            "run",
+            "--image",
+            &image,
+            &id,
+        ]);
+        assert_eq!(
+            out.ok(),
+            runs,
+            "{name}: run IMAGE disagrees with check: {out:?}"
+        );
+        std::fs::remove_dir_all(&store).ok();
+        env.assert_nothing_left();
+    }
 }

@@ -71,6 +71,14 @@ fn normalise(out: &str, bundle: &str) -> BTreeMap<String, Vec<String>> {
                 };
                 let f: Vec<&str> = pre.split(' ').collect();
                 let mut opts: Vec<&str> = f[5].split(',').collect();
+                // A read-only rootfs on a nosuid/nodev/noexec mount (the
+                // /tmp of many hosts): rcontain's read-only remount keeps
+                // those flags of the mount it binds, runc and crun drop
+                // them. Only the flags the bundle's mount has are ignored.
+                if f[4] == "/" {
+                    let kept = source_flags(bundle);
+                    opts.retain(|o| !kept.contains(o));
+                }
                 opts.sort();
                 let optional: Vec<&str> = f[6..]
                     .iter()
@@ -116,6 +124,23 @@ fn normalise(out: &str, bundle: &str) -> BTreeMap<String, Vec<String>> {
         }
     }
     sections
+}
+
+/// The nosuid, nodev and noexec flags of the mount `dir` is on.
+fn source_flags(dir: &str) -> Vec<&'static str> {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let Ok(st) = statvfs(dir) else {
+        return Vec::new();
+    };
+    [
+        (FsFlags::ST_NOSUID, "nosuid"),
+        (FsFlags::ST_NODEV, "nodev"),
+        (FsFlags::ST_NOEXEC, "noexec"),
+    ]
+    .into_iter()
+    .filter(|(f, _)| st.flags().contains(*f))
+    .map(|(_, n)| n)
+    .collect()
 }
 
 const DEFAULT_DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];

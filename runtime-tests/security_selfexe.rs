@@ -71,7 +71,10 @@ fn private_runtime(env: &mut TestEnv) -> Vec<u8> {
 fn attack_works_on_a_writable_binary(env: &TestEnv) {
     let copy = env.dir.join("sleep-copy");
     fs::copy(which("sleep"), &copy).unwrap();
-    let mut child = spawn(std::process::Command::new(&copy).arg("1000")).unwrap();
+    // named sleep: where sleep is busybox (the VMs of the host matrix,
+    // Alpine), the copy is the multi-call binary, which picks its applet
+    // by argv[0]
+    let mut child = spawn(std::process::Command::new(&copy).arg0("sleep").arg("1000")).unwrap();
     let held = hold_exe(child.id().into());
     child.kill().unwrap();
     child.wait().unwrap();

@@ -1,7 +1,7 @@
-//! `rcontain check`: what this host offers a container, and for a bundle,
-//! each config field the host cannot honour (create will fail) or that a
-//! container would observe differently from a current pure cgroup-v2 host
-//! (the reference), with the reason.
+//! `rcontain check`: what this host offers a container, and for a bundle
+//! or an image, each config field the host cannot honour (create will
+//! fail) or that a container would observe differently from a current
+//! pure cgroup-v2 host (the reference), with the reason.
 //!
 //! The bundle checks reuse what `create` runs before it forks (bundle and
 //! spec validation, namespaces, process and seccomp compilation, cgroup
@@ -286,9 +286,7 @@ fn finding(kind: Kind, field: impl Into<String>, reason: impl Into<String>) -> F
     }
 }
 
-/// The findings for the bundle in `dir` on `host`.
-pub fn bundle(dir: &Path, host: &Host) -> Vec<Finding> {
-    let mut out = Vec::new();
+fn needs_root(out: &mut Vec<Finding>) {
     if !nix::unistd::geteuid().is_root() {
         out.push(finding(
             Kind::Fails,
@@ -296,6 +294,12 @@ pub fn bundle(dir: &Path, host: &Host) -> Vec<Finding> {
             "rcontain needs root (rootless mode is not implemented)",
         ));
     }
+}
+
+/// The findings for the bundle in `dir` on `host`.
+pub fn bundle(dir: &Path, host: &Host) -> Vec<Finding> {
+    let mut out = Vec::new();
+    needs_root(&mut out);
     let b = match Bundle::load(dir) {
         Ok(b) => b,
         Err(e) => {
@@ -304,6 +308,104 @@ pub fn bundle(dir: &Path, host: &Host) -> Vec<Finding> {
         }
     };
     check_spec(&b.spec, host, &mut out);
+    out
+}
+
+/// How many layers the image store's overlay takes without overlayfs's
+/// "lowerdir+" (Linux 6.8): all lower directories then go in one option
+/// value, which fsconfig(2) cuts at 256 bytes, each named by a
+/// `/proc/self/fd/N` link of 15 to 17 bytes plus a separator. 15 fit
+/// whatever N is between 3 and 90; 16 never do from fd 3 on. Measured in
+/// the host matrix on Linux 6.1 (docs/hosts.md: the `layers` image).
+pub const LAYERS_WITHOUT_LOWERDIR_PLUS: usize = 15;
+
+/// The findings for the image `arg` (as `run IMAGE` takes it) on `host`:
+/// what `run IMAGE` would do with it here, without importing it (only
+/// the index, manifest and config are read and verified).
+pub fn image(arg: &str, host: &Host) -> Vec<Finding> {
+    use crate::image::{config, layout};
+    let mut out = Vec::new();
+    needs_root(&mut out);
+    let img = layout::parse_image_arg(arg).and_then(|(path, reference)| {
+        let limits = crate::image::SizeLimits::default();
+        layout::resolve(
+            &path,
+            &reference,
+            &layout::Platform::host(),
+            false,
+            limits.image,
+        )
+    });
+    let img = match img {
+        Ok(i) => i,
+        Err(e) => {
+            out.push(finding(Kind::Fails, "image", format!("{e:#}")));
+            return out;
+        }
+    };
+    let layers = img.layers.len();
+    if layers > LAYERS_WITHOUT_LOWERDIR_PLUS && !host.overlay_lowerdir_plus.available {
+        out.push(finding(
+            Kind::Fails,
+            "rootfs.diff_ids",
+            format!(
+                "{layers} layers: without overlayfs's lowerdir+ (Linux 6.8; here: {}) the store's overlay takes at most {LAYERS_WITHOUT_LOWERDIR_PLUS}; `rcontain unpack` and `run --bundle` have no such limit",
+                host.overlay_lowerdir_plus.detail
+            ),
+        ));
+    }
+    let mut cfg = img.config;
+    let c = cfg.config.get_or_insert_with(Default::default);
+    // a user by name is looked up in the image's own /etc/passwd when it
+    // runs: not read here (that needs the layers), the same on every host
+    let user = c.user.take().filter(|u| !u.is_empty());
+    let user = match user
+        .as_deref()
+        .map(|u| (u, config::resolve_user(u, &Default::default())))
+    {
+        None => None,
+        Some((_, Ok(u))) => Some(u),
+        Some((u, Err(_))) => {
+            out.push(finding(
+                Kind::Note,
+                "config.User",
+                format!("{u:?} names a user or group: run IMAGE looks it up in the image's /etc/passwd and /etc/group, the same on every host"),
+            ));
+            None
+        }
+    };
+    if c.volumes.as_ref().is_some_and(|v| !v.is_empty()) {
+        out.push(finding(
+            Kind::Note,
+            "config.Volumes",
+            "rcontain mounts nothing there (they are recorded in the io.rcontain.image.volumes annotation): the container sees the image's own directories, or none, on every host",
+        ));
+    }
+    if c.exposed_ports.as_ref().is_some_and(|p| !p.is_empty()) {
+        out.push(finding(
+            Kind::Note,
+            "config.ExposedPorts",
+            "recorded in an annotation only: the container gets the default config's network namespace (loopback only) on every host",
+        ));
+    }
+    // what run IMAGE runs: the default config with the image's settings
+    // (a user is only resolved there, so the rootfs is not read)
+    let rootfs = match crate::image::inroot::Rootfs::open(Path::new("/")) {
+        Ok(r) => r,
+        Err(e) => {
+            out.push(finding(Kind::Fails, "image", format!("{e:#}")));
+            return out;
+        }
+    };
+    match config::runtime_spec(crate::oci::specgen::default_spec(), &cfg, &rootfs) {
+        Ok(mut spec) => {
+            if let (Some(u), Some(p)) = (user, spec.process_mut()) {
+                p.set_user(u);
+            }
+            check_spec(&spec, host, &mut out);
+        }
+        Err(e) => out.push(finding(Kind::Fails, "config", format!("{e:#}"))),
+    }
     out
 }
 

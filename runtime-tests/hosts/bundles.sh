@@ -70,6 +70,9 @@ make devices '.linux.devices = [
          "fileMode": 438, "uid": 0, "gid": 0}]
     | .linux.resources.devices += [{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]'
 
+# a terminal: the runtime makes the container's pty (its /dev/console)
+make terminal '.process.terminal = true'
+
 # hooks: each appends its stage, what the state says and its argv/env to
 # BUNDLE/hooks.log (the bundle directory, from the state on stdin)
 hook() {

@@ -31,6 +31,22 @@ find /dev -xdev | sort | while read -r f; do
     fi
 done
 o hostname "$(hostname)"
+# the terminal (process.terminal): which of fds 0-2 are one and which, the
+# controlling terminal (tty_nr of /proc/self/stat, a device number),
+# whether this process group owns its foreground, and its settings (the
+# fds of this shell, $$: a command substitution's stdout is a pipe)
+for n in 0 1 2; do
+    if [ -t $n ]; then o "tty.fd$n" "$(readlink /proc/$$/fd/$n)"; else o "tty.fd$n" "not a tty"; fi
+done
+o tty "$(tty 2>&1)"
+read -r st < /proc/self/stat
+# shellcheck disable=SC2086 # split into the fields after "(comm) "
+set -- ${st##*) }
+o tty.ctty "$(($5 >> 8 & 0xfff)):$(($5 & 0xff | ($5 >> 12 & 0xfff00)))"
+if [ "$6" = "$3" ]; then o tty.foreground yes; else o tty.foreground no; fi
+# (busybox stty fails to read a 0x0 window size: the runtime copies its
+# caller's, and script(1) has none to give)
+[ -t 0 ] && o tty.stty "$(stty -a 2>/dev/null | tr -s '\n; ' ' ')"
 env | sort | while IFS= read -r line; do o "env.${line%%=*}" "${line#*=}"; done
 o cwd "$(pwd)"
 o umask "$(umask)"

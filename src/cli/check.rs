@@ -1,7 +1,7 @@
-//! `check [--bundle DIR] [--format json]`: the host's capability report,
-//! and for a bundle what this host cannot honour or shows differently.
-//! Exit status 1 when the bundle will not run, or not as on a pure
-//! cgroup-v2 host (rcontain::check).
+//! `check [--bundle DIR | IMAGE] [--format json]`: the host's capability
+//! report, and for a bundle or an image what this host cannot honour or
+//! shows differently. Exit status 1 when it will not run, or not as on a
+//! pure cgroup-v2 host (rcontain::check).
 
 use anyhow::Result;
 use clap::Args;
@@ -11,8 +11,10 @@ use std::path::PathBuf;
 #[derive(Args)]
 pub struct CheckArgs {
     /// Bundle directory to check against this host
-    #[arg(short, long)]
+    #[arg(short, long, conflicts_with = "image")]
     bundle: Option<PathBuf>,
+    /// Image to check, as `run IMAGE` takes it (PATH[:TAG|@DIGEST])
+    image: Option<String>,
     /// Output format: text or json
     #[arg(short, long, default_value = "text", value_parser = ["text", "json"])]
     format: String,
@@ -20,7 +22,11 @@ pub struct CheckArgs {
 
 pub fn run(a: CheckArgs) -> Result<i32> {
     let host = check::host()?;
-    let findings = a.bundle.as_deref().map(|b| check::bundle(b, &host));
+    let findings = match (&a.bundle, &a.image) {
+        (Some(b), _) => Some(check::bundle(b, &host)),
+        (None, Some(i)) => Some(check::image(i, &host)),
+        (None, None) => None,
+    };
     let ok = findings.as_deref().is_none_or(check::as_on_reference);
     if a.format == "json" {
         let mut v = serde_json::json!({ "host": host });
@@ -81,7 +87,7 @@ fn text(h: &Host, findings: Option<&[Finding]>) -> Result<()> {
         return Ok(());
     };
     if findings.is_empty() {
-        outln!("bundle: runs as on a pure cgroup-v2 host")?;
+        outln!("runs as on a pure cgroup-v2 host")?;
     }
     for f in findings {
         let kind = match f.kind {
