@@ -63,7 +63,18 @@ pub fn cgroup_files() -> &'static BTreeSet<String> {
     static FILES: OnceLock<BTreeSet<String>> = OnceLock::new();
     FILES.get_or_init(|| {
         let roots: Vec<PathBuf> = match cgroup_mode() {
-            Mode::V2 => vec![PathBuf::from(cgroups::ROOT)],
+            Mode::V2 => {
+                // A container's cgroup gets every controller the root has:
+                // rcontain hands them all down (as runc), so the probe must
+                // not depend on whether a container started before it.
+                let root = Path::new(cgroups::ROOT);
+                let all =
+                    std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+                for c in all.split_whitespace() {
+                    let _ = std::fs::write(root.join("cgroup.subtree_control"), format!("+{c}"));
+                }
+                vec![root.to_path_buf()]
+            }
             _ => cgroups::v1_hierarchies()
                 .expect("list the cgroup v1 hierarchies")
                 .into_iter()

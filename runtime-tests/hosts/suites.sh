@@ -57,11 +57,17 @@ with=()
 for tool in busybox runc crun jq install unshare nsenter ip; do
     p=$(command -v "$tool") && with+=(--with "$p")
 done
-# the tests' temp dir (CARGO_TARGET_TMPDIR) is this checkout's target/tmp
+# The tests name bundles/ and the fuzz corpus by this checkout's path,
+# which may be under /tmp (the VM mounts its own there): they travel in the
+# job and are put back at that path inside the VM. The tests' temp dir
+# (CARGO_TARGET_TMPDIR) is this checkout's target/tmp.
+mkdir -p "$job/checkout/runtime-tests"
+cp -a "$repo/bundles" "$job/checkout/"
+cp -a "$repo/runtime-tests/fuzz-corpus" "$job/checkout/runtime-tests/"
 # shellcheck disable=SC2016 # expanded in the VM
 "$vm" -q --mem 2048 --timeout 1500 --module loop -e RCONTAIN_BIN=/job/rcontain \
-    --with "$repo/bundles" --with "$repo/runtime-tests/fuzz-corpus" "${with[@]}" "${opts[@]}" "$job" -- \
-    sh -c 'mkdir -p "$1/target/tmp" "$1/target/debug"
+    "${with[@]}" "${opts[@]}" "$job" -- \
+    sh -c 'mkdir -p "$1/target/tmp" "$1/target/debug" && cp -a /job/checkout/. "$1/"
         [ -x rcontain-dev ] && ln -s /job/rcontain-dev "$1/target/debug/rcontain"
         shift; rc=0
         for t in "$@"; do
