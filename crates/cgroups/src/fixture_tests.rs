@@ -210,3 +210,21 @@ fn v2_hands_controllers_down_through_existing_ancestors() {
     assert_eq!(read(&parent, "cgroup.subtree_control"), "memory pids");
     assert!(!made.exists());
 }
+
+#[test]
+fn v1_cpuset_fills_a_shared_parent_a_concurrent_start_left_empty() {
+    let t = tempfile::tempdir().unwrap();
+    let mount = t.path().join("cpuset");
+    fixture(&mount, &[]);
+    fs::write(mount.join("cpuset.cpus"), "0-1").unwrap();
+    fs::write(mount.join("cpuset.mems"), "0").unwrap();
+    // `rcontain` was just made by another start that has not filled it yet;
+    // `c1` is this start's.
+    fixture(&mount.join("rcontain/c1"), &["cpuset.cpus", "cpuset.mems"]);
+    fixture(&mount.join("rcontain"), &["cpuset.cpus", "cpuset.mems"]);
+    v1::init_cpuset(&mount, Path::new("/rcontain/c1")).unwrap();
+    for d in ["rcontain", "rcontain/c1"] {
+        assert_eq!(read(&mount.join(d), "cpuset.cpus"), "0-1", "{d}");
+        assert_eq!(read(&mount.join(d), "cpuset.mems"), "0", "{d}");
+    }
+}

@@ -425,7 +425,7 @@ impl Manager {
             let new = fsutil::mkdir_all(&h.mount, &self.path)?;
             created.extend(new.iter().cloned());
             if h.controllers.iter().any(|c| c == "cpuset") {
-                v1::init_cpuset(&new)?;
+                v1::init_cpuset(&h.mount, &self.path)?;
             }
         }
         if let Some(u) = &self.unified {

@@ -7,7 +7,7 @@ use super::translate::{self, Throttle};
 use super::{check_values, Hierarchy, Manager};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub(super) fn validate(hierarchies: &[Hierarchy], r: &LinuxResources) -> Result<()> {
@@ -70,13 +70,18 @@ pub(super) fn validate(hierarchies: &[Hierarchy], r: &LinuxResources) -> Result<
 }
 
 /// A new cpuset cgroup starts with empty cpus/mems, which makes it
-/// impossible to join: copy the parent's, outermost first.
-pub(super) fn init_cpuset(created: &[PathBuf]) -> Result<()> {
-    for dir in created {
+/// impossible to join: copy the parent's, outermost first. Every level of
+/// `rel` below `mount` is checked, not only those this start created: a
+/// concurrent start may have just created a shared parent and not filled
+/// it yet (copying the same values twice is harmless).
+pub(super) fn init_cpuset(mount: &Path, rel: &Path) -> Result<()> {
+    let mut dir = mount.to_path_buf();
+    for comp in rel.components().skip(1) {
+        dir.push(comp);
         let parent = dir.parent().context("cgroup dir without parent")?;
         for f in ["cpuset.cpus", "cpuset.mems"] {
-            if read(dir, f)?.trim().is_empty() {
-                write(dir, f, read(parent, f)?.trim(), f)?;
+            if read(&dir, f)?.trim().is_empty() {
+                write(&dir, f, read(parent, f)?.trim(), f)?;
             }
         }
     }
