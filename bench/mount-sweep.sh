@@ -109,6 +109,22 @@ if [ "${1:-}" = --inside ]; then
         names+=("$1"); bins[$1]=$2; nested[$1]=$3
         shift 3
     done
+    rt() { # rt NAME ARGS...: the runtime NAME with its root (nested as the batches)
+        local n=$1; shift
+        if [ "${nested[$n]}" = 1 ]; then
+            unshare -m --propagation private sh -c 'umount /sys/fs/cgroup/unified && exec "$@"' \
+                sh "${bins[$n]}" --root "$work/root-$n" "$@"
+        else
+            "${bins[$n]}" --root "$work/root-$n" "$@"
+        fi
+    }
+    # A node runs containers: one idle container per runtime lives through
+    # the batches, as on a real node (rcontain keeps its mount namespace
+    # template while any container of its root lives).
+    for n in "${names[@]}"; do
+        rt "$n" run -d -b "$work/idle" "idle-$count" >/dev/null 2>>"$work/idle.err" ||
+            echo "mount-sweep: $n: the idle container did not start" >&2
+    done
     per_batch=$(( (runs + rounds - 1) / rounds ))
     for ((r = 0; r < rounds; r++)); do
         for par in $par_list; do
@@ -127,6 +143,7 @@ if [ "${1:-}" = --inside ]; then
             done
         done
     done
+    for n in "${names[@]}"; do rt "$n" delete -f "idle-$count" >/dev/null 2>&1 || true; done
     exit 0
 fi
 
@@ -150,6 +167,7 @@ cleanup() {
 trap cleanup EXIT
 
 "$repo/bundles/make-bundle.sh" "$work/bundle" true >/dev/null
+"$repo/bundles/make-bundle.sh" "$work/idle" sleep 1000000 >/dev/null
 bundle=$work/bundle
 
 add() { names+=("$1"); bins[$1]=$2; nested[$1]=0; mkdir -p "$work/root-$1"; }

@@ -94,44 +94,56 @@ fn bind_volumes_propagate_as_from_a_copy_of_the_hosts_table() {
     // TestEnv's drop detaches the host mounts made here.
 }
 
-/// Without its pin the template is made again (and pinned once), and a
+/// The template is made by the first container of a state root, pinned
+/// once while containers live there, and gone with the last of them; a
 /// config with a createContainer hook still gets a copy of the host's
 /// table, in which the hook finds the host's files.
 #[test]
-fn template_made_again_and_copy_kept_for_hooks() {
+fn template_lives_with_the_containers_and_copy_kept_for_hooks() {
     let env = TestEnv::new("template");
     if !env.rt.is_rcontain() {
         return;
     }
-    let pin = Path::new("/run/rcontain-template/mnt");
-    if mounted(pin) {
-        nix::mount::umount2(pin, nix::mount::MntFlags::MNT_DETACH).unwrap();
-    }
+    let tdir = env.root.join("@template");
+    let pin = tdir.join("mnt");
+    let pins = || {
+        fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.split(' ').nth(4) == Some(pin.to_str().unwrap()))
+            .count()
+    };
     let log = env.dir.join("debug.log");
-    let b = env.bundle(&["true"]);
-    let id = env.id("t");
-    let out = env.rt(&[
+    let b = env.bundle(&["sleep", "300"]);
+    let first = env.id("t");
+    env.rt(&[
         "--debug",
         "--log",
         log.to_str().unwrap(),
         "run",
+        "-d",
         "-b",
         b.path(),
-        &id,
-    ]);
-    out.expect_ok("run");
+        &first,
+    ])
+    .expect_ok("run -d");
     let text = fs::read_to_string(&log).unwrap();
     assert!(
         text.contains("mount namespace: from the template"),
         "{text}"
     );
-    assert!(mounted(pin), "the template is not pinned again");
-    let pins = fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter(|l| l.split(' ').nth(4) == Some(pin.to_str().unwrap()))
-        .count();
-    assert_eq!(pins, 1);
+    assert_eq!(
+        pins(),
+        1,
+        "the template is not pinned while a container lives"
+    );
+    let b2 = env.bundle(&["true"]);
+    let second = env.id("u");
+    env.rt(&["run", "-b", b2.path(), &second]).expect_ok("run");
+    assert_eq!(pins(), 1, "a second container pinned another template");
+    env.kill_and_delete(&first, Some("KILL"));
+    assert_eq!(pins(), 0, "the template outlived the last container");
+    assert!(!tdir.exists(), "{} left behind", tdir.display());
 
     let hook_out = env.dir.join("hook-saw");
     let hook = script(

@@ -185,7 +185,15 @@ impl Runtime {
         undo.cgroup = cg.as_ref();
         let state_dir = make_start_fifo(&dir, linux)?;
         let mut st = new_state(o, bundle, cg.as_ref())?;
-        let pid = spawn_init(o, bundle, &checked, &state_dir, cg.as_ref(), &st)?;
+        let pid = spawn_init(
+            o,
+            bundle,
+            &checked,
+            &state_dir,
+            self.store.root(),
+            cg.as_ref(),
+            &st,
+        )?;
         undo.pid = Some(pid);
         st.pid = pid;
         st.init_start_time = state::proc_stat(pid)
@@ -662,6 +670,7 @@ fn spawn_init(
     bundle: &Bundle,
     checked: &Checked,
     state_dir: &OwnedFd,
+    state_root: &Path,
     cg: Option<&cgroups::Manager>,
     st: &State,
 ) -> Result<i32> {
@@ -677,6 +686,7 @@ fn spawn_init(
         rootfs: &bundle.rootfs,
         ns: &checked.ns,
         state_dir,
+        state_root,
         host_proc: &host_proc,
         console: checked.console.as_ref(),
         no_pivot: o.no_pivot,

@@ -240,10 +240,25 @@ impl Store {
         let dir = self.dir(id);
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(e).with_context(|| format!("removing {}", dir.display()))
+                return Err(e).with_context(|| format!("removing {}", dir.display()))
             }
-            _ => Ok(()),
+            _ => {}
         }
+        // The mount namespace template lives as long as the containers.
+        crate::rootfs::template::release(&self.root, || !self.holds_containers());
+        Ok(())
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether any container, even one still being created, has a
+    /// directory here (validate_id keeps ids apart from the template's).
+    fn holds_containers(&self) -> bool {
+        std::fs::read_dir(&self.root).is_ok_and(|mut rd| {
+            rd.any(|e| e.is_ok_and(|e| validate_id(&e.file_name().to_string_lossy()).is_ok()))
+        })
     }
 
     /// Ids of all containers, sorted.

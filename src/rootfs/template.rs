@@ -27,11 +27,14 @@
 //! as it reached their copies, so bind mounts end up in the same peer
 //! groups, as slaves or private, as before.
 //!
-//! The template is made once per boot, under a lock, by the first init that
-//! needs it (one copy of the host's table then) and kept by a bind mount of
-//! its nsfs file on `/run/rcontain-template/mnt` (a root-only directory):
-//! rcontain never removes it, and any `--root` shares it; `umount
-//! /run/rcontain-template/mnt` frees it and the next start makes a new one.
+//! The template is made, under a lock, by the first init of a state root
+//! that needs it (one copy of the host's table then) and kept by a bind
+//! mount of its nsfs file on `ROOT/@template/mnt` (`@` is never in a
+//! container id) while containers exist there: `release`, called when a
+//! container's state is removed, unpins it once the root holds none, so
+//! nothing of it outlives the containers. A lone container in an empty
+//! root therefore makes it and drops it again, which costs about what the
+//! copy does; a node running containers keeps one.
 //! Joining it needs CAP_SYS_ADMIN in the host's user namespace, so a
 //! container with a user namespace, an unprivileged runtime, a config whose
 //! hooks or mounts need the host's tree in the container's namespace
@@ -51,8 +54,8 @@ use oci_spec::runtime::Spec;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
-/// Where the template is pinned: root's own, per boot (/run is a tmpfs).
-const DIR: &str = "/run/rcontain-template";
+/// Where the template is pinned, in the state root.
+const DIR: &str = "@template";
 /// The template's directory where each start mounts the tmpfs that
 /// becomes its namespace's root.
 const NEW_ROOT: &str = "/h";
@@ -69,6 +72,7 @@ const PATHLESS_FS: [&str; 7] = [
 /// paths the rootfs setup uses lead to the same mounts. Called in the
 /// host's mount namespace, as root of the host's user namespace.
 pub fn new_mount_ns(
+    state_root: &Path,
     spec: &Spec,
     rootfs: &Path,
     bundle: &Path,
@@ -104,7 +108,7 @@ pub fn new_mount_ns(
         Mode::empty(),
     )
     .context("opening /proc/self/ns/mnt")?;
-    let tpl = match template() {
+    let tpl = match template(&state_root.join(DIR)) {
         Ok(t) => t,
         Err(e) => return copy(&format!("no template: {e:#}")),
     };
@@ -259,32 +263,34 @@ fn enter(tpl: &OwnedFd, trees: Vec<(&Path, OwnedFd)>) -> Result<()> {
     Ok(())
 }
 
-/// The pinned template, made first if it is not there.
-fn template() -> Result<OwnedFd> {
+/// The template pinned in `path`, made first if it is not there.
+fn template(path: &Path) -> Result<OwnedFd> {
     use std::os::unix::fs::DirBuilderExt;
-    match std::fs::DirBuilder::new().mode(0o700).create(DIR) {
+    match std::fs::DirBuilder::new().mode(0o700).create(path) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-            bail!("creating {DIR}: {e}")
+            bail!("creating {}: {e}", path.display())
         }
         _ => {}
     }
     let dir = crate::sys::open(
-        DIR,
+        path,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| anyhow!("opening {DIR}: {}", e.desc()))?;
+    .map_err(|e| anyhow!("opening {}: {}", path.display(), e.desc()))?;
     let st = nix::sys::stat::fstat(std::os::fd::AsRawFd::as_raw_fd(&dir))
-        .map_err(|e| anyhow!("stat {DIR}: {}", e.desc()))?;
+        .map_err(|e| anyhow!("stat {}: {}", path.display(), e.desc()))?;
     // Whoever can write here could pin a namespace of their own making.
     if st.st_uid != 0 || st.st_mode & 0o022 != 0 {
-        bail!("{DIR} is not a directory only root can write to");
+        bail!(
+            "{} is not a directory only root can write to",
+            path.display()
+        );
     }
     if let Some(t) = open_pin(&dir) {
         return Ok(t);
     }
-    let lock = at(&dir, "lock", OFlag::O_RDWR | OFlag::O_CREAT)?;
-    crate::sys::flock(lock.as_fd(), libc::LOCK_EX).context("locking the template")?;
+    let _lock = lock(&dir, OFlag::O_CREAT)?;
     // Another init may have made it while we waited.
     if let Some(t) = open_pin(&dir) {
         return Ok(t);
@@ -296,7 +302,7 @@ fn template() -> Result<OwnedFd> {
         Mode::from_bits_truncate(0o700),
     ) {
         Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-        Err(e) => bail!("creating {DIR}/root: {}", e.desc()),
+        Err(e) => bail!("creating {}/root: {}", path.display(), e.desc()),
     }
     let host = crate::sys::open(
         "/proc/self/ns/mnt",
@@ -305,7 +311,7 @@ fn template() -> Result<OwnedFd> {
     )
     .context("opening /proc/self/ns/mnt")?;
     nix::sched::unshare(CloneFlags::CLONE_NEWNS).context("unshare")?;
-    let made = make_template();
+    let made = make_template(&path.join("root"));
     crate::sys::setns(host.as_fd(), libc::CLONE_NEWNS)
         .context("returning to the host's mount namespace")?;
     let tpl = made?;
@@ -316,11 +322,62 @@ fn template() -> Result<OwnedFd> {
         MsFlags::MS_BIND,
         None::<&str>,
     )
-    .map_err(|e| anyhow!("pinning the template on {DIR}/mnt: {}", e.desc()))?;
+    .map_err(|e| {
+        anyhow!(
+            "pinning the template on {}/mnt: {}",
+            path.display(),
+            e.desc()
+        )
+    })?;
     logging::debug(&format!(
-        "mount namespace template made, pinned on {DIR}/mnt"
+        "mount namespace template made, pinned on {}/mnt",
+        path.display()
     ));
     Ok(tpl)
+}
+
+/// Unpins the template of `state_root` and removes its directory if
+/// `idle` (no container left there) still holds under the lock that makes
+/// it. An init that opened it before keeps its namespace through its fd;
+/// one waiting for the lock finds the directory gone and takes the copy.
+pub fn release(state_root: &Path, idle: impl FnOnce() -> bool) {
+    let path = state_root.join(DIR);
+    let Ok(dir) = crate::sys::open(
+        &path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return; // never made here (rootless, or no config that uses it)
+    };
+    let Ok(_lock) = lock(&dir, OFlag::empty()) else {
+        return;
+    };
+    if !idle() {
+        return;
+    }
+    let mnt = path.join("mnt");
+    if open_pin(&dir).is_some() {
+        if let Err(e) = umount2(&mnt, MntFlags::MNT_DETACH) {
+            logging::warn(&format!(
+                "unpinning the mount namespace template {}: {}",
+                mnt.display(),
+                e.desc()
+            ));
+            return;
+        }
+    }
+    let _ = std::fs::remove_file(&mnt);
+    let _ = std::fs::remove_dir(path.join("root"));
+    let _ = std::fs::remove_file(path.join("lock"));
+    let _ = std::fs::remove_dir(&path);
+}
+
+/// The template's lock, held until dropped: making and unpinning it are
+/// serialised.
+fn lock(dir: &OwnedFd, create: OFlag) -> Result<OwnedFd> {
+    let lock = at(dir, "lock", OFlag::O_RDWR | create)?;
+    crate::sys::flock(lock.as_fd(), libc::LOCK_EX).context("locking the template")?;
+    Ok(lock)
 }
 
 fn at(dir: &OwnedFd, name: &str, flags: OFlag) -> Result<OwnedFd> {
@@ -330,7 +387,7 @@ fn at(dir: &OwnedFd, name: &str, flags: OFlag) -> Result<OwnedFd> {
         flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
         Mode::from_bits_truncate(0o600),
     )
-    .map_err(|e| anyhow!("opening {DIR}/{name}: {}", e.desc()))
+    .map_err(|e| anyhow!("opening {DIR}/{name} in the state root: {}", e.desc()))
 }
 
 /// The template, if `mnt` in `dir` is a mount namespace's nsfs file (and
@@ -347,7 +404,7 @@ fn open_pin(dir: &OwnedFd) -> Option<OwnedFd> {
 /// In a fresh private copy of the host's namespace: put a read-only empty
 /// tmpfs with a bind of /proc at its root, take the host's tree away and
 /// return an fd of what is left.
-fn make_template() -> Result<OwnedFd> {
+fn make_template(root: &Path) -> Result<OwnedFd> {
     let err = |what: &str| {
         let what = what.to_string();
         move |e: nix::errno::Errno| anyhow!("{what}: {}", e.desc())
@@ -361,33 +418,29 @@ fn make_template() -> Result<OwnedFd> {
         None::<&str>,
     )
     .map_err(err("making the copy private"))?;
-    let root = format!("{DIR}/root");
     mount(
         Some("tmpfs"),
-        root.as_str(),
+        root,
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         Some("mode=755,size=16k"),
     )
     .map_err(err("mounting the template's tmpfs"))?;
     for (d, mode) in [("proc", 0o555), (&NEW_ROOT[1..], 0o700)] {
-        nix::unistd::mkdir(
-            Path::new(&root).join(d).as_path(),
-            Mode::from_bits_truncate(mode),
-        )
-        .map_err(err("creating the template's directories"))?;
+        nix::unistd::mkdir(root.join(d).as_path(), Mode::from_bits_truncate(mode))
+            .map_err(err("creating the template's directories"))?;
     }
     // The init's pid, mount points named by /proc/self/fd/N and the
     // hosts's procfs checks before pivot_root all need a /proc.
     mount(
         Some("/proc"),
-        format!("{root}/proc").as_str(),
+        root.join("proc").as_path(),
         None::<&str>,
         MsFlags::MS_BIND,
         None::<&str>,
     )
     .map_err(err("binding /proc"))?;
-    nix::unistd::chdir(root.as_str()).map_err(err("chdir"))?;
+    nix::unistd::chdir(root).map_err(err("chdir"))?;
     nix::unistd::pivot_root(".", ".").map_err(err("pivot_root"))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(err("detaching the host's tree"))?;
     nix::unistd::chdir("/").map_err(err("chdir /"))?;

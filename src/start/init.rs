@@ -34,6 +34,8 @@ pub struct InitConfig<'a> {
     pub ns: &'a Namespaces,
     /// O_PATH fd of the state dir, to open exec.fifo after pivot_root.
     pub state_dir: &'a OwnedFd,
+    /// The state root, where the mount namespace template is pinned.
+    pub state_root: &'a Path,
     /// The host's procfs (safepath::host_proc), opened before any
     /// namespace is joined: the init reads its own mountinfo and cgroup
     /// there, not in the /proc of a mount namespace joined by path.
@@ -200,7 +202,14 @@ fn setup(
     if mount_ns_later {
         // An image's layers are mounted by path from the host's tree.
         let layers = matches!(image, Some(rootfs::ImageRootfs::Layers(_)));
-        rootfs::template::new_mount_ns(spec, cfg.rootfs, cfg.bundle, &cg, cfg.no_pivot || layers)?;
+        rootfs::template::new_mount_ns(
+            cfg.state_root,
+            spec,
+            cfg.rootfs,
+            cfg.bundle,
+            &cg,
+            cfg.no_pivot || layers,
+        )?;
     }
     let root = rootfs::prepare(
         spec,
