@@ -8,7 +8,7 @@ pub mod bpf;
 pub mod mountinfo;
 
 use nix::errno::Errno;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// openat2(2) with the given flags and RESOLVE_* mask; the fd is CLOEXEC.
@@ -425,25 +425,11 @@ pub fn mount_setattr(
     clear: u64,
 ) -> nix::Result<()> {
     let c = CString::new(path).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: mount_attr is plain integers, for which all zeroes is valid.
     let mut attr: libc::mount_attr = unsafe { std::mem::zeroed() };
     attr.attr_set = set;
     attr.attr_clr = clear;
-    let mut flags = libc::AT_EMPTY_PATH as u32;
-    if recursive {
-        flags |= libc::AT_RECURSIVE as u32;
-    }
-    // SAFETY: valid C string and a fully initialised mount_attr of the size passed.
-    Errno::result(unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            flags,
-            &attr as *const libc::mount_attr,
-            std::mem::size_of::<libc::mount_attr>(),
-        )
-    })
-    .map(drop)
+    mount_setattr_at(dir, &c, recursive, &attr)
 }
 
 /// mount_setattr(2) of the propagation type `propagation` (MS_SHARED,
@@ -453,19 +439,28 @@ pub fn set_propagation(m: BorrowedFd, propagation: u64, recursive: bool) -> nix:
     // SAFETY: mount_attr is plain integers, for which all zeroes is valid.
     let mut attr: libc::mount_attr = unsafe { std::mem::zeroed() };
     attr.propagation = propagation;
+    mount_setattr_at(m, c"", recursive, &attr)
+}
+
+fn mount_setattr_at(
+    dir: BorrowedFd,
+    path: &CStr,
+    recursive: bool,
+    attr: &libc::mount_attr,
+) -> nix::Result<()> {
     let mut flags = libc::AT_EMPTY_PATH as u32;
     if recursive {
         flags |= libc::AT_RECURSIVE as u32;
     }
-    // SAFETY: an fd borrowed for the call, a valid (empty) C string and a
-    // fully initialised mount_attr of the size passed.
+    // SAFETY: an fd borrowed for the call, a valid C string and a fully
+    // initialised mount_attr of the size passed.
     Errno::result(unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            m.as_raw_fd(),
-            c"".as_ptr(),
+            dir.as_raw_fd(),
+            path.as_ptr(),
             flags,
-            &attr as *const libc::mount_attr,
+            attr as *const libc::mount_attr,
             std::mem::size_of::<libc::mount_attr>(),
         )
     })
