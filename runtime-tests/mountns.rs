@@ -8,6 +8,7 @@ use common::*;
 use serde_json::json;
 use std::fs;
 use std::path::Path;
+use std::process::{Command, Stdio};
 
 fn mount_tmpfs(at: &Path) {
     nix::mount::mount(
@@ -178,5 +179,83 @@ fn template_lives_with_the_containers_and_copy_kept_for_hooks() {
         fs::read_to_string(&hook_out).unwrap().trim(),
         "host-visible"
     );
+    env.assert_nothing_left();
+}
+
+/// The runtime as root of a user namespace it did not make, with a config
+/// that has none (rootless podman's way): mknod is refused there, so the
+/// device nodes are bound from the host's, and /sys is a bind of the
+/// host's. Made from the template, the namespace must still reach both
+/// (it did not: `default device /dev/null: bind mounting the host's node:
+/// No such file or directory`).
+#[test]
+fn runtime_in_a_user_namespace_binds_the_hosts_nodes_from_the_template() {
+    let env = TestEnv::new("usernsrt");
+    if Command::new("unshare").arg("--version").output().is_err() {
+        eprintln!("skipped: host lacks unshare (util-linux)");
+        return;
+    }
+    let mut b = env.bundle(&[
+        "sh",
+        "-c",
+        "test -c /dev/null && test -c /dev/urandom && test -d /sys/kernel && echo reached",
+    ]);
+    let c = &mut b.config;
+    c["linux"]["namespaces"] =
+        json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]);
+    for m in c["mounts"].as_array_mut().unwrap() {
+        match m["destination"].as_str().unwrap() {
+            // gid 5 is not mapped in a user namespace of one id
+            "/dev/pts" => {
+                m["options"] = json!([
+                    "nosuid",
+                    "noexec",
+                    "newinstance",
+                    "ptmxmode=0666",
+                    "mode=0620"
+                ])
+            }
+            "/sys" => {
+                *m = json!({"destination": "/sys", "type": "none", "source": "/sys",
+                                  "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+            }
+            _ => {}
+        }
+    }
+    b.save();
+    let log = env.dir.join("debug.log");
+    for round in ["makes the template", "joins it"] {
+        let id = env.id("n");
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--user", "--map-root-user", "--mount"])
+            .arg(&env.rt.bin)
+            .args(&env.rt.global)
+            .arg("--root")
+            .arg(&env.root);
+        if env.rt.is_rcontain() {
+            cmd.args(["--debug", "--log", log.to_str().unwrap()]);
+        }
+        let out = cmd
+            .args(["run", "-b", b.path(), &id])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).trim()
+            ),
+            (Some(0), "reached"),
+            "{round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    if env.rt.is_rcontain() {
+        let text = fs::read_to_string(&log).unwrap();
+        assert!(
+            text.contains("mount namespace: from the template"),
+            "the template was not used, so this test proves nothing: {text}"
+        );
+    }
     env.assert_nothing_left();
 }

@@ -6,6 +6,7 @@ use anyhow::{anyhow, Result};
 use nix::sys::stat::{makedev, Mode, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::path::Path;
 
 /// The devices every container gets (runtime-spec "Default Devices").
 pub const DEFAULT: [(&str, u64, u64); 6] = [
@@ -55,7 +56,7 @@ fn base<'a>(
     dev: Option<BorrowedFd<'a>>,
     path: &'a str,
 ) -> (BorrowedFd<'a>, &'a str) {
-    use std::path::{Component, Path};
+    use std::path::Component;
     if let (Some(dev), Ok(rest)) = (dev, Path::new(path).strip_prefix("/dev")) {
         // `..` would leave /dev: resolved from the rootfs as before.
         if rest.components().all(|c| matches!(c, Component::Normal(_))) {
@@ -65,6 +66,17 @@ fn base<'a>(
         }
     }
     (root, path)
+}
+
+/// The paths of the nodes `create_all` makes: the default devices not
+/// replaced by one of `linux.devices`, then those. With `Nodes::FromHost`
+/// each is the host's node at the same path.
+pub fn paths(devices: &[LinuxDevice]) -> impl Iterator<Item = &Path> {
+    DEFAULT
+        .iter()
+        .map(|(p, _, _)| Path::new(*p))
+        .filter(|p| !devices.iter().any(|d| d.path() == p))
+        .chain(devices.iter().map(|d| d.path().as_path()))
 }
 
 /// Create the default devices plus `linux.devices` (a device of the config
@@ -218,7 +230,7 @@ mod tests {
     use super::*;
     use crate::kernel::{Call, Recorder};
     use std::os::fd::OwnedFd;
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
 
     fn root(dir: &Path) -> OwnedFd {
         std::fs::File::open(dir).unwrap().into()

@@ -9,7 +9,8 @@
 //!
 //! 1. clones, while still in the host's namespace, every host path the
 //!    rootfs setup binds from (the rootfs, bind mount sources, the
-//!    container's cgroup directories) as a detached tree
+//!    container's cgroup directories, the device nodes where they are the
+//!    host's bound) as a detached tree
 //!    (`open_tree(OPEN_TREE_CLONE)`; recursive where the bind is): the same
 //!    mounts, in the same peer groups, a copy of the host's table would
 //!    have had at those paths;
@@ -79,6 +80,9 @@ pub fn new_mount_ns(
     cg: &CgroupView,
     // --no-pivot, or an image's layers the init mounts from host paths
     host_tree: bool,
+    // the device nodes are bound from the host's (the runtime is in a user
+    // namespace: as root of rootless podman's)
+    host_nodes: bool,
 ) -> Result<()> {
     let copy = |why: &str| -> Result<()> {
         logging::debug(&format!("mount namespace: a copy of the host's ({why})"));
@@ -87,7 +91,7 @@ pub fn new_mount_ns(
     if let Some(why) = needs_host_tree(spec, host_tree) {
         return copy(why);
     }
-    let Some(sources) = sources(spec, rootfs, bundle, cg) else {
+    let Some(sources) = sources(spec, rootfs, bundle, cg, host_nodes) else {
         return copy("a bind source path that cannot be attached at its own path");
     };
     // Cloned in the host's namespace: open_tree clones only mounts of the
@@ -151,8 +155,8 @@ fn needs_host_tree(spec: &Spec, host_tree: bool) -> Option<&'static str> {
     None
 }
 
-/// The host paths `prepare` binds from, each once (recursive if any bind
-/// of it is), or `None` when they cannot all be attached at their paths on
+/// The host paths `prepare` binds from (with `host_nodes`, the device
+/// nodes too), each once (recursive if any bind of it is), or `None` when they cannot all be attached at their paths on
 /// the new root: a path with `..`, one inside another (creating the inner
 /// one's mount point would write into the outer tree, a host filesystem),
 /// or /proc or one below it (the init's /proc is there).
@@ -161,8 +165,13 @@ fn sources(
     rootfs: &Path,
     bundle: &Path,
     cg: &CgroupView,
+    host_nodes: bool,
 ) -> Option<Vec<(PathBuf, bool)>> {
     let mut out: Vec<(PathBuf, bool)> = vec![(rootfs.to_path_buf(), true)];
+    if host_nodes {
+        let devices = spec.linux().as_ref().and_then(|l| l.devices().as_deref());
+        out.extend(super::dev::paths(devices.unwrap_or(&[])).map(|p| (p.to_path_buf(), false)));
+    }
     let mut cgroup = false;
     for m in spec.mounts().iter().flatten() {
         let o = parse_options(m.options().as_deref().unwrap_or(&[]));
@@ -485,7 +494,7 @@ mod tests {
             {"destination": "/b", "source": "data//b/.", "options": ["bind"]},
             {"destination": "/c", "source": "/srv/a", "options": ["bind"]},
         ]));
-        let got = sources(&s, Path::new("/b/rootfs"), Path::new("/b"), &cg).unwrap();
+        let got = sources(&s, Path::new("/b/rootfs"), Path::new("/b"), &cg, false).unwrap();
         assert_eq!(
             got,
             [
@@ -500,10 +509,49 @@ mod tests {
                 {"destination": "/a", "type": "bind", "source": src}
             ]));
             assert!(
-                sources(&s, Path::new("/b/rootfs"), Path::new("/b"), &cg).is_none(),
+                sources(&s, Path::new("/b/rootfs"), Path::new("/b"), &cg, false).is_none(),
                 "{src}"
             );
         }
+    }
+
+    #[test]
+    fn host_nodes_are_sources_unless_a_bind_covers_them() {
+        let cg = CgroupView::default();
+        let mut s = spec(serde_json::json!([]));
+        let mut linux = oci_spec::runtime::Linux::default();
+        linux.set_devices(Some(
+            serde_json::from_value(serde_json::json!([
+                {"path": "/dev/null", "type": "c", "major": 1, "minor": 3},
+                {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}
+            ]))
+            .unwrap(),
+        ));
+        s.set_linux(Some(linux));
+        let got = sources(&s, Path::new("/b/rootfs"), Path::new("/b"), &cg, true).unwrap();
+        let got: Vec<_> = got.iter().map(|(p, r)| (p.to_str().unwrap(), *r)).collect();
+        assert_eq!(
+            got,
+            [
+                ("/b/rootfs", true),
+                ("/dev/zero", false),
+                ("/dev/full", false),
+                ("/dev/random", false),
+                ("/dev/urandom", false),
+                ("/dev/tty", false),
+                ("/dev/null", false),
+                ("/dev/fuse", false)
+            ]
+        );
+        // a volume from the host's /dev holds them: no tree at each path
+        s.set_mounts(Some(
+            serde_json::from_value(serde_json::json!([
+                {"destination": "/hostdev", "type": "bind", "source": "/dev"}
+            ]))
+            .unwrap(),
+        ));
+        assert!(sources(&s, Path::new("/b/rootfs"), Path::new("/b"), &cg, true).is_none());
+        assert!(sources(&s, Path::new("/b/rootfs"), Path::new("/b"), &cg, false).is_some());
     }
 
     #[test]

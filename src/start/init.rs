@@ -199,6 +199,9 @@ fn setup(
         }
         _ => None,
     };
+    // Also when the runtime itself runs in a user namespace (as root of
+    // rootless podman's): mknod is refused there too.
+    let host_nodes = userns || sys::in_user_namespace();
     if mount_ns_later {
         // An image's layers are mounted by path from the host's tree.
         let layers = matches!(image, Some(rootfs::ImageRootfs::Layers(_)));
@@ -209,6 +212,7 @@ fn setup(
             cfg.bundle,
             &cg,
             cfg.no_pivot || layers,
+            host_nodes,
         )?;
     }
     let root = rootfs::prepare(
@@ -216,9 +220,7 @@ fn setup(
         cfg.rootfs,
         cfg.bundle,
         &cg,
-        // Also when the runtime itself runs in a user namespace (as root
-        // of rootless podman's): mknod is refused there too.
-        userns || sys::in_user_namespace(),
+        host_nodes,
         host_mnt,
         image,
         cfg.host_proc.as_fd(),
