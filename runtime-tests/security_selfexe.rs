@@ -78,7 +78,22 @@ fn attack_works_on_a_writable_binary(env: &TestEnv) {
     let held = hold_exe(child.id().into());
     child.kill().unwrap();
     child.wait().unwrap();
-    write_through(&held).expect("control: writing through a held /proc/PID/exe");
+    // Where the kernel denies writes to a running program's file for the
+    // life of its memory (Linux 6.1), that outlives the reaped process
+    // while anything still holds the mm (a /proc reader such as another
+    // test's scan of /proc/*/cmdline, khugepaged): ETXTBSY, for a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match write_through(&held) {
+            Err(e)
+                if e.raw_os_error() == Some(libc::ETXTBSY)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            r => break r.expect("control: writing through a held /proc/PID/exe"),
+        }
+    }
     assert!(fs::read(&copy).unwrap().ends_with(b"pwned"));
 }
 

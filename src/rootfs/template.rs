@@ -9,8 +9,9 @@
 //!
 //! 1. clones, while still in the host's namespace, every host path the
 //!    rootfs setup binds from (the rootfs, bind mount sources, the
-//!    container's cgroup directories, the device nodes where they are the
-//!    host's bound) as a detached tree
+//!    container's cgroup directories; in a user namespace, the device
+//!    nodes, bound from the host's there, and /sys, which a sysfs mount
+//!    needs visible there and falls back to) as a detached tree
 //!    (`open_tree(OPEN_TREE_CLONE)`; recursive where the bind is): the same
 //!    mounts, in the same peer groups, a copy of the host's table would
 //!    have had at those paths;
@@ -80,9 +81,10 @@ pub fn new_mount_ns(
     cg: &CgroupView,
     // --no-pivot, or an image's layers the init mounts from host paths
     host_tree: bool,
-    // the device nodes are bound from the host's (the runtime is in a user
-    // namespace: as root of rootless podman's)
-    host_nodes: bool,
+    // the runtime is in a user namespace (as root of rootless podman's):
+    // the device nodes are bound from the host's, and sysfs, mountable
+    // there only where the host's is visible, may be a bind of /sys
+    in_userns: bool,
 ) -> Result<()> {
     let copy = |why: &str| -> Result<()> {
         logging::debug(&format!("mount namespace: a copy of the host's ({why})"));
@@ -91,7 +93,7 @@ pub fn new_mount_ns(
     if let Some(why) = needs_host_tree(spec, host_tree) {
         return copy(why);
     }
-    let Some(sources) = sources(spec, rootfs, bundle, cg, host_nodes) else {
+    let Some(sources) = sources(spec, rootfs, bundle, cg, in_userns) else {
         return copy("a bind source path that cannot be attached at its own path");
     };
     // Cloned in the host's namespace: open_tree clones only mounts of the
@@ -155,8 +157,8 @@ fn needs_host_tree(spec: &Spec, host_tree: bool) -> Option<&'static str> {
     None
 }
 
-/// The host paths `prepare` binds from (with `host_nodes`, the device
-/// nodes too), each once (recursive if any bind of it is), or `None` when they cannot all be attached at their paths on
+/// The host paths `prepare` binds from (`in_userns`: the device nodes,
+/// and /sys, recursively, for a sysfs mount, too), each once (recursive if any bind of it is), or `None` when they cannot all be attached at their paths on
 /// the new root: a path with `..`, one inside another (creating the inner
 /// one's mount point would write into the outer tree, a host filesystem),
 /// or /proc or one below it (the init's /proc is there).
@@ -165,12 +167,16 @@ fn sources(
     rootfs: &Path,
     bundle: &Path,
     cg: &CgroupView,
-    host_nodes: bool,
+    in_userns: bool,
 ) -> Option<Vec<(PathBuf, bool)>> {
     let mut out: Vec<(PathBuf, bool)> = vec![(rootfs.to_path_buf(), true)];
-    if host_nodes {
+    if in_userns {
         let devices = spec.linux().as_ref().and_then(|l| l.devices().as_deref());
         out.extend(super::dev::paths(devices.unwrap_or(&[])).map(|p| (p.to_path_buf(), false)));
+        let sysfs = |m: &oci_spec::runtime::Mount| m.typ().as_deref() == Some("sysfs");
+        if spec.mounts().iter().flatten().any(sysfs) {
+            out.push((PathBuf::from("/sys"), true));
+        }
     }
     let mut cgroup = false;
     for m in spec.mounts().iter().flatten() {
@@ -516,7 +522,7 @@ mod tests {
     }
 
     #[test]
-    fn host_nodes_are_sources_unless_a_bind_covers_them() {
+    fn in_a_user_namespace_host_nodes_and_sys_are_sources() {
         let cg = CgroupView::default();
         let mut s = spec(serde_json::json!([]));
         let mut linux = oci_spec::runtime::Linux::default();
@@ -552,6 +558,17 @@ mod tests {
         ));
         assert!(sources(&s, Path::new("/b/rootfs"), Path::new("/b"), &cg, true).is_none());
         assert!(sources(&s, Path::new("/b/rootfs"), Path::new("/b"), &cg, false).is_some());
+        // sysfs, which may become a bind of /sys there
+        s.set_mounts(Some(
+            serde_json::from_value(serde_json::json!([
+                {"destination": "/sys", "type": "sysfs", "source": "sysfs"}
+            ]))
+            .unwrap(),
+        ));
+        let got = sources(&s, Path::new("/b/rootfs"), Path::new("/b"), &cg, true).unwrap();
+        assert_eq!(got.last().unwrap(), &(PathBuf::from("/sys"), true));
+        let got = sources(&s, Path::new("/b/rootfs"), Path::new("/b"), &cg, false).unwrap();
+        assert_eq!(got, [(PathBuf::from("/b/rootfs"), true)]);
     }
 
     #[test]

@@ -201,7 +201,7 @@ fn setup(
     };
     // Also when the runtime itself runs in a user namespace (as root of
     // rootless podman's): mknod is refused there too.
-    let host_nodes = userns || sys::in_user_namespace();
+    let in_userns = userns || sys::in_user_namespace();
     if mount_ns_later {
         // An image's layers are mounted by path from the host's tree.
         let layers = matches!(image, Some(rootfs::ImageRootfs::Layers(_)));
@@ -212,7 +212,7 @@ fn setup(
             cfg.bundle,
             &cg,
             cfg.no_pivot || layers,
-            host_nodes,
+            in_userns,
         )?;
     }
     let root = rootfs::prepare(
@@ -220,7 +220,7 @@ fn setup(
         cfg.rootfs,
         cfg.bundle,
         &cg,
-        host_nodes,
+        in_userns,
         host_mnt,
         image,
         cfg.host_proc.as_fd(),
