@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::{openat, openat2, readlinkat, AtFlags, OFlag, OpenHow, ResolveFlag};
-use nix::sys::stat::{fstatat, mkdirat, Mode, SFlag};
+use nix::sys::stat::{fstat, fstatat, mkdirat, Mode, SFlag};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
 /// A tar member name reduced to plain components, relative to the rootfs
@@ -151,7 +151,7 @@ impl Rootfs {
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
         match open_in_root(self.fd.as_raw_fd(), rel.for_syscall(), flags) {
             Ok(fd) => Ok(fd),
-            Err(Errno::ENOENT) => self.make_dirs(rel).map_err(|e| explain(rel, e)),
+            Err(Errno::ENOENT) => self.make_dirs(rel),
             Err(e) => Err(explain(rel, e)),
         }
     }
@@ -160,29 +160,62 @@ impl Rootfs {
     /// missing directories (mode 0755) and expanding symlinks itself, so a
     /// symlink to a directory that does not exist yet gets it made where
     /// the link points, as umoci and containerd do. `..` and absolute
-    /// targets act on the stack of directories walked, never above its
+    /// targets act on the chain of directories walked, never above its
     /// bottom, the root; each step opens one name with O_NOFOLLOW.
-    fn make_dirs(&self, rel: &RelPath) -> nix::Result<OwnedFd> {
-        let mut stack = vec![self.fd.try_clone().map_err(|_| Errno::EMFILE)?];
+    ///
+    /// A layer can make that chain thousands of directories long (symlinks
+    /// each reaching the bottom of the previous step), so it holds one
+    /// directory fd, not one per level (which ran out of descriptors under
+    /// the usual soft limit of 1024): only the identity (device, inode) of
+    /// each directory above is kept, and `..` opens the parent and checks
+    /// it is the very directory the walk came down from.
+    fn make_dirs(&self, rel: &RelPath) -> io::Result<OwnedFd> {
+        let err = |e: Errno| explain(rel, e);
+        let id = |fd: &OwnedFd| fstat(fd.as_raw_fd()).map(|st| (st.st_dev, st.st_ino));
+        let root = || {
+            self.fd
+                .try_clone()
+                .map_err(|e| io::Error::new(e.kind(), format!("{rel}: {e}")))
+        };
+        let mut cur = root()?;
+        let mut cur_id = id(&cur).map_err(err)?;
+        // The identities of the directories above `cur`, the root first.
+        let mut above = Vec::new();
         let mut todo: VecDeque<OsString> = rel.0.iter().map(OsStr::to_os_string).collect();
         let mut links = 0;
+        let open = |at: &OwnedFd, name: &OsStr| {
+            rcontain_sys::openat(
+                Some(at.as_raw_fd()),
+                name,
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+        };
         while let Some(comp) = todo.pop_front() {
             match comp.as_bytes() {
                 b"" | b"." => continue,
                 b".." => {
-                    if stack.len() > 1 {
-                        stack.pop();
+                    // At the root, `..` stays there.
+                    if let Some(parent_id) = above.pop() {
+                        let parent = open(&cur, OsStr::new("..")).map_err(err)?;
+                        if id(&parent).map_err(err)? != parent_id {
+                            return Err(io::Error::other(format!(
+                                "{rel}: a directory on the way was moved during the walk"
+                            )));
+                        }
+                        cur = parent;
+                        cur_id = parent_id;
                     }
                     continue;
                 }
                 _ => {}
             }
-            let cur = stack.last().expect("never empty").as_raw_fd();
-            match fstatat(Some(cur), comp.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            let at = Some(cur.as_raw_fd());
+            match fstatat(at, comp.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
                 Err(Errno::ENOENT) => {
-                    match mkdirat(Some(cur), comp.as_os_str(), Mode::from_bits_truncate(0o755)) {
+                    match mkdirat(at, comp.as_os_str(), Mode::from_bits_truncate(0o755)) {
                         Ok(()) | Err(Errno::EEXIST) => {}
-                        Err(e) => return Err(e),
+                        Err(e) => return Err(err(e)),
                     }
                 }
                 Ok(st)
@@ -190,12 +223,16 @@ impl Rootfs {
                 {
                     links += 1;
                     if links > 40 {
-                        return Err(Errno::ELOOP);
+                        return Err(err(Errno::ELOOP));
                     }
-                    let target = readlinkat(Some(cur), comp.as_os_str())?;
+                    let target = readlinkat(at, comp.as_os_str()).map_err(err)?;
                     let target = target.as_bytes();
                     if target.starts_with(b"/") {
-                        stack.truncate(1);
+                        if let Some(&root_id) = above.first() {
+                            cur = root()?;
+                            cur_id = root_id;
+                            above.clear();
+                        }
                     }
                     for c in target.split(|&b| b == b'/').rev() {
                         todo.push_front(OsStr::from_bytes(c).to_os_string());
@@ -203,16 +240,14 @@ impl Rootfs {
                     continue;
                 }
                 Ok(_) => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(err(e)),
             }
-            stack.push(rcontain_sys::openat(
-                Some(cur),
-                comp.as_os_str(),
-                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )?);
+            let child = open(&cur, comp.as_os_str()).map_err(err)?;
+            above.push(cur_id);
+            cur_id = id(&child).map_err(err)?;
+            cur = child;
         }
-        Ok(stack.pop().expect("never empty"))
+        Ok(cur)
     }
 
     /// Opens `rel` for reading the way the container would see it: symlinks
@@ -397,6 +432,7 @@ mod tests {
         symlink("../outside", root.join("up")).unwrap();
         symlink("usr/lib", root.join("lib")).unwrap();
         symlink("/usr/../../../var/run", root.join("run")).unwrap();
+        symlink("../../opt/x", root.join("usr/lib/back")).unwrap();
         let r = Rootfs::open(&root).unwrap();
         let made = |p: &str| {
             r.make_dir(&RelPath::clean(p.as_bytes()).unwrap())
@@ -407,10 +443,13 @@ mod tests {
         made("lib/new/deep");
         made("run/lock");
         made("abs/abs/up/y");
+        // `..` climbs the directories walked (lib is usr/lib), not the link.
+        made("lib/back/z");
         assert!(root.join("tmp").is_dir());
         assert!(root.join("outside/x").is_dir() && root.join("outside/y").is_dir());
         assert!(root.join("usr/lib/new/deep").is_dir());
         assert!(root.join("var/run/lock").is_dir());
+        assert!(root.join("opt/x/z").is_dir());
         assert_eq!(names(&t.path().join("outside")), Vec::<String>::new());
         symlink("loop", root.join("loop")).unwrap();
         let e = r.make_dir(&RelPath::clean(b"loop/x").unwrap()).unwrap_err();
