@@ -132,11 +132,11 @@ done
 # flavour's list; HOSTS_SUITES=0 runs none. The host runs them all in
 # `make test`. A failed test must be explained in suites-explained.txt.
 declare -A suites=(
-    [v2]="lifecycle errors isolation security security_fds security_misc security_creds security_selfexe security_image differential check cgroups cgroups_cli fuzz rootless"
-    [v1]="lifecycle errors isolation differential check cgroups cgroups_cli"
-    [hybrid]="lifecycle errors isolation differential check cgroups cgroups_cli"
-    [systemd]="lifecycle errors isolation differential check cgroups_cli"
-    [cloud]="lifecycle errors isolation security security_misc differential check cgroups_cli"
+    [v2]="lifecycle errors isolation mountns security security_fds security_misc security_creds security_selfexe security_image security_mounts differential check cgroups cgroups_cli systemd fuzz rootless"
+    [v1]="lifecycle errors isolation mountns security_mounts differential check cgroups cgroups_cli systemd"
+    [hybrid]="lifecycle errors isolation mountns security_mounts differential check cgroups cgroups_cli systemd"
+    [systemd]="lifecycle errors isolation mountns differential check cgroups_cli"
+    [cloud]="lifecycle errors isolation mountns security security_misc security_mounts differential check cgroups_cli"
 )
 bad=0
 for f in "${flavours[@]}"; do

@@ -52,9 +52,10 @@ case $flavour in
     *) echo "suites: unknown flavour $flavour" >&2; exit 125 ;;
 esac
 # the host tools the tests use (busybox: make-bundle.sh's rootfs, not in
-# the systemd flavour's Debian userland)
+# the systemd flavour's Debian userland; strace: security_mounts stages
+# its race with it)
 with=()
-for tool in busybox runc crun jq install unshare nsenter ip; do
+for tool in busybox runc crun jq install unshare nsenter ip strace; do
     p=$(command -v "$tool") && with+=(--with "$p")
 done
 # The tests name bundles/ and the fuzz corpus by this checkout's path,
