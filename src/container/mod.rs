@@ -87,6 +87,18 @@ impl Drop for Undo<'_> {
 }
 
 /// The parent's part in spawning (spawn kills the init itself on error).
+/// The scope properties the spec's org.systemd.property.* annotations
+/// ask for (`--systemd-cgroup` only, as runc).
+fn systemd_annotations(spec: &Spec) -> Result<Vec<(String, cgroups::systemd::Value)>> {
+    let sorted: std::collections::BTreeMap<String, String> = spec
+        .annotations()
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    cgroups::systemd::annotation_properties(&sorted)
+}
+
 struct CreateParent<'a> {
     id: &'a str,
     spec: &'a Spec,
@@ -104,7 +116,11 @@ impl Parent for CreateParent<'_> {
         // Before the init runs any container code (it waits for Continue).
         if let Some(cg) = self.cgroup {
             let linux = self.spec.linux().as_ref().expect("validated");
-            cg.add_init(pid, in_cgroup2, self.id, linux.resources().as_ref())?;
+            let extra = match cg.systemd_unit() {
+                Some(_) => systemd_annotations(self.spec)?,
+                None => Vec::new(),
+            };
+            cg.add_init(pid, in_cgroup2, self.id, linux.resources().as_ref(), &extra)?;
         }
         if let Some(adj) = self.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
@@ -232,6 +248,8 @@ impl Runtime {
                     "--systemd-cgroup: only as root (systemd's per-user manager is not supported)"
                 );
             }
+            // checked before anything is made; used when the scope starts
+            systemd_annotations(spec)?;
             cgroups::Manager::new_systemd(linux.cgroups_path().as_deref(), &o.id)?
         } else {
             cgroups::Manager::new(
