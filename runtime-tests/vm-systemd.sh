@@ -30,17 +30,32 @@ cp "$rcontain" "$dir/rcontain"
 cp "$repo/runtime-tests/systemd/in-vm.sh" "$dir/"
 "$repo/bundles/make-bundle.sh" "$dir/base" sleep 600 >/dev/null
 # One config for both runtimes but the unit name (runc-t1, rcontain-t1).
+# Devices: a deny-all, then "c *:11 w", which systemd has no DeviceAllow
+# spelling for (left to the runtime's own filter), with /dev/kmsg (1:11)
+# bound in to try it. Annotations: unit properties in GVariant text, one
+# in the "Sec" spelling that becomes "USec".
 resources='{"memory":{"limit":67108864,"reservation":33554432},
   "cpu":{"shares":512,"quota":25000,"period":100000,"cpus":"0","mems":"0"},
-  "pids":{"limit":100}}'
-for rt in runc rcontain badcpus; do
+  "pids":{"limit":100},
+  "devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","minor":11,"access":"w"}]}'
+# (systemd keeps TimeoutStopUSec to the millisecond across a daemon-reload)
+annotations='{"org.systemd.property.TimeoutStopUSec":"uint64 123456000",
+  "org.systemd.property.CollectMode":"'"'inactive-or-failed'"'",
+  "org.systemd.property.RuntimeMaxSec":"3600"}'
+kmsg='{"destination":"/dev/kmsg","type":"bind","source":"/dev/kmsg","options":["bind"]}'
+for rt in runc rcontain badcpus badannot; do
     mkdir "$dir/bundle-$rt"
+    a=$annotations
     case $rt in
         badcpus) r=$(printf '%s' "$resources" | jq -c '.cpu.cpus = "0-255"') path=system.slice:rcontain:bad1 ;;
+        # a value that is not GVariant text (a string needs quotes)
+        badannot) r=$resources path=system.slice:rcontain:bad2
+            a=$(printf '%s' "$a" | jq -c '."org.systemd.property.CollectMode" = "inactive"') ;;
         *) r=$resources path=system.slice:$rt:t1 ;;
     esac
-    jq --argjson r "$r" --arg p "$path" \
-        '.linux.resources = (.linux.resources // {}) + $r | .linux.cgroupsPath = $p | .process.terminal = false' \
+    jq --argjson r "$r" --arg p "$path" --argjson a "$a" --argjson m "$kmsg" \
+        '.linux.resources = (.linux.resources // {}) + $r | .linux.cgroupsPath = $p | .process.terminal = false
+         | .annotations = (.annotations // {}) + $a | .mounts += [$m]' \
         "$dir/base/config.json" >"$dir/bundle-$rt/config.json"
     # runc refuses a rootfs that is a symlink
     cp -a "$dir/base/rootfs" "$dir/bundle-$rt/rootfs"
