@@ -22,6 +22,8 @@ uid=1001
 
 useradd -u $uid -U -M -d /job/home -s /bin/sh rctest
 mkdir -p /job/home
+# The user reaches the runtime and its bundle through /job (a mktemp dir, 0700).
+chmod 755 /job
 chown -R $uid:$uid /job/home /job/bundle-rootless
 # pam_systemd gives the user manager its XDG_RUNTIME_DIR on a real host;
 # the VM's rootfs has no libpam-systemd, so a drop-in sets it.
