@@ -124,6 +124,6 @@ fi
 if [ "$layout" = cgroup2fs ] && [ -d bundle-rootless ]; then
     ./rootless.sh || fails=$((fails + 1))
 elif [ -d bundle-rootless ]; then
-    echo "skipped: rootless with user@.service delegation: cgroup $layout has no controller to delegate"
+    echo "skipped: rootless with user@.service delegation: /sys/fs/cgroup is not cgroup2 (v1 or hybrid), no controller to delegate"
 fi
 exit $((fails > 0))
