@@ -3,7 +3,9 @@
 # (Debian 12, systemd as PID 1, a system bus) once per cgroup layout and
 # runs runtime-tests/systemd/in-vm.sh there, which compares rcontain
 # --systemd-cgroup with runc --systemd-cgroup on the same config (unit
-# properties, cgroup files), across daemon-reload, update, pause, delete.
+# properties, cgroup files), across daemon-reload, update, pause, delete;
+# on v2 also rootless in the user's user@.service delegation, against runc
+# and crun (runtime-tests/systemd/rootless.sh).
 # VM_SYSTEMD_LAYOUTS: the layouts (default "v2 hybrid"; v1 works too).
 # Then, unless VM_SYSTEMD_ENGINES=0, containerd (SystemdCgroup) and podman
 # (--cgroup-manager=systemd) run a container on rcontain in a VM whose
@@ -61,11 +63,25 @@ for rt in runc rcontain badcpus badannot; do
     cp -a "$dir/base/rootfs" "$dir/bundle-$rt/rootfs"
 done
 
+# Rootless (runtime-tests/systemd/rootless.sh, on v2): uid 1001 mapped to
+# root, memory and pids limits, cgroupsPath filled in there.
+cp "$repo/runtime-tests/systemd/rootless.sh" "$dir/"
+mkdir "$dir/bundle-rootless"
+jq '.linux.namespaces += [{"type": "user"}]
+    | .linux.uidMappings = [{"containerID": 0, "hostID": 1001, "size": 1}]
+    | .linux.gidMappings = [{"containerID": 0, "hostID": 1001, "size": 1}]
+    | .mounts |= map(if .options then .options -= ["gid=5"] else . end)
+    | .process.terminal = false | .process.args = ["sh", "-c", "cat /proc/self/cgroup; echo ran"]
+    | .linux.resources = {"memory": {"limit": 67108864}, "pids": {"limit": 50}}
+    | .linux.cgroupsPath = "@CG@"' "$dir/base/config.json" >"$dir/bundle-rootless/config.in"
+cp -a "$dir/base/rootfs" "$dir/bundle-rootless/rootfs"
+crun=$(command -v crun || true)
+
 rc=0
 for layout in ${VM_SYSTEMD_LAYOUTS:-v2 hybrid}; do
     echo "== systemd, cgroup $layout"
     s=$(date +%s)
-    "$vm" --systemd --cgroup "$layout" --mem 1024 --timeout 300 --with "$runc" "$dir" -- ./in-vm.sh || rc=1
+    "$vm" --systemd --cgroup "$layout" --mem 1024 --timeout 300 --with "$runc" ${crun:+--with "$crun"} "$dir" -- ./in-vm.sh || rc=1
     echo "== $layout: $(($(date +%s) - s)) s"
 done
 

@@ -3,8 +3,9 @@
 # the same container under runc and rcontain with --systemd-cgroup, then
 # compares their units' properties and cgroup files, survives a
 # daemon-reload, drives update/pause/resume/ps/events/kill --all/delete
-# through the scope and checks nothing remains. Prints PASS/FAIL lines;
-# exits 1 if any failed.
+# through the scope and checks nothing remains; then, on cgroup v2,
+# rootless.sh (rootless with the user's user@.service delegation). Prints
+# PASS/FAIL lines; exits 1 if any failed.
 set -u
 cd /job
 export PATH=/job:$PATH
@@ -158,5 +159,13 @@ elif [ "$(wc -l <nobus.log)" = 1 ] && grep -q 'D-Bus' nobus.log && ! $r state no
     pass "without a system bus: one line ($(cat nobus.log)), nothing left"
 else
     fail "without a system bus: $(tr '\n' ' ' <nobus.log)"
+fi
+
+# Rootless with the user's user@.service delegation: cgroup v2 only (on
+# hybrid the user's cgroup2 hierarchy holds no controller to delegate).
+if [ "$layout" = cgroup2fs ] && [ -d bundle-rootless ]; then
+    ./rootless.sh || fails=$((fails + 1))
+elif [ -d bundle-rootless ]; then
+    echo "skipped: rootless with user@.service delegation: /sys/fs/cgroup is not cgroup2 (v1 or hybrid), no controller to delegate"
 fi
 exit $((fails > 0))
