@@ -219,13 +219,37 @@ pub fn kernel_offers(
     Ok(())
 }
 
-/// Whether rcontain runs without the host's root, as runc decides it: not
-/// uid 0, or uid 0 of a user namespace (rootless podman runs the runtime
-/// so) unless USER says root. Then the state lives under
-/// XDG_RUNTIME_DIR and cgroups are optional (`--rootless auto`).
-pub fn rootless() -> bool {
-    !nix::unistd::geteuid().is_root()
-        || (crate::sys::in_user_namespace() && std::env::var_os("USER").is_none_or(|u| u != "root"))
+/// Who runs the runtime, read once per command: /proc/self/uid_map is
+/// read here only, not again by each part that asks (the state root, the
+/// cgroup mode, the init).
+#[derive(Clone, Copy, Debug)]
+pub struct Invoker {
+    /// The euid is not 0 (of whatever user namespace we are in). Read
+    /// before the clone: in a new user namespace ours changes as soon as
+    /// uid_map is written.
+    pub unprivileged: bool,
+    /// The runtime runs in a user namespace other than the initial one
+    /// (rootless podman runs it as root of its own): mknod and a few
+    /// mounts are refused even to its root.
+    pub in_userns: bool,
+}
+
+impl Invoker {
+    pub fn current() -> Invoker {
+        Invoker {
+            unprivileged: !nix::unistd::geteuid().is_root(),
+            in_userns: crate::sys::in_user_namespace(),
+        }
+    }
+
+    /// Whether rcontain runs without the host's root, as runc decides it:
+    /// not uid 0, or uid 0 of a user namespace (rootless podman runs the
+    /// runtime so) unless USER says root. Then the state lives under
+    /// XDG_RUNTIME_DIR and cgroups are optional (`--rootless auto`).
+    pub fn rootless(&self) -> bool {
+        self.unprivileged
+            || (self.in_userns && std::env::var_os("USER").is_none_or(|u| u != "root"))
+    }
 }
 
 /// Render uid/gid mappings in /proc/PID/uid_map format.

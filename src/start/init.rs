@@ -52,9 +52,8 @@ pub struct InitConfig<'a> {
     pub caps: &'a CapSets,
     /// State JSON (without pid) for hooks the init runs itself.
     pub hook_state: &'a dyn Fn(i32, &str) -> Vec<u8>,
-    /// The runtime runs without root (its euid, read before the clone: in
-    /// a new user namespace ours changes as soon as uid_map is written).
-    pub unprivileged: bool,
+    /// Who runs the runtime (read before the clone).
+    pub who: crate::namespaces::Invoker,
 }
 
 /// Which of its namespaces the init still has to join or create itself.
@@ -123,7 +122,7 @@ fn setup(
     // we are non-dumpable: stay dumpable until they are written. Nothing of
     // the container runs yet, and only the user, who owns this process
     // anyway, could trace it meanwhile.
-    let maps_pending = enter_ns && cfg.ns.creates(LinuxNamespaceType::User) && cfg.unprivileged;
+    let maps_pending = enter_ns && cfg.ns.creates(LinuxNamespaceType::User) && cfg.who.unprivileged;
     if !maps_pending {
         sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
     }
@@ -201,7 +200,7 @@ fn setup(
     };
     // Also when the runtime itself runs in a user namespace (as root of
     // rootless podman's): mknod is refused there too.
-    let in_userns = userns || sys::in_user_namespace();
+    let in_userns = userns || cfg.who.in_userns;
     if mount_ns_later {
         // An image's layers are mounted by path from the host's tree.
         let layers = matches!(image, Some(rootfs::ImageRootfs::Layers(_)));
