@@ -6,7 +6,7 @@
 //! joining a user namespace is owned by that user namespace, as the spec
 //! requires), and the user namespace is joined first.
 
-use crate::kernel::{Host, Kernel};
+use crate::kernel::Kernel;
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{Linux, LinuxNamespaceType};
@@ -143,11 +143,7 @@ impl Namespaces {
     }
 
     /// setns() into every joined namespace accepted by `filter`, in order.
-    pub fn enter(&self, filter: impl Fn(LinuxNamespaceType) -> bool) -> Result<()> {
-        self.join_with(&Host, filter)
-    }
-
-    fn join_with(&self, k: &dyn Kernel, filter: impl Fn(LinuxNamespaceType) -> bool) -> Result<()> {
+    pub fn enter(&self, k: &dyn Kernel, filter: impl Fn(LinuxNamespaceType) -> bool) -> Result<()> {
         for (t, fd) in self.join.iter().filter(|(t, _)| filter(*t)) {
             k.setns(fd.as_fd(), *t)
                 .with_context(|| format!("joining the {t} namespace"))?;
@@ -166,13 +162,13 @@ impl Namespaces {
         in_new_user: impl FnOnce() -> Result<()>,
     ) -> Result<()> {
         use LinuxNamespaceType::{Cgroup, Pid, User};
-        self.join_with(k, |t| t == User)?;
+        self.enter(k, |t| t == User)?;
         if self.creates(User) {
             k.unshare(CloneFlags::CLONE_NEWUSER)
                 .context("creating the user namespace")?;
             in_new_user()?;
         }
-        self.join_with(k, |t| t != User)?;
+        self.enter(k, |t| t != User)?;
         k.unshare(CloneFlags::from_bits_retain(
             self.new_flags(&[User, Cgroup, Pid]) as i32,
         ))
