@@ -434,6 +434,9 @@ pub fn finalize(k: &dyn Kernel, spec: &Spec) -> Result<()> {
 }
 
 #[cfg(test)]
+mod seam_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
