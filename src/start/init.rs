@@ -135,14 +135,7 @@ fn setup(
             &(cfg.hook_state)(host_pid, "created"),
         )?;
     }
-    let pty = match (process.terminal().unwrap_or(false), cfg.console) {
-        (true, Some(sock)) => {
-            let slave = terminal::open_pty(&root, process.console_size().as_ref(), sock)?;
-            terminal::bind_console(&root, &slave)?;
-            Some(slave)
-        }
-        _ => None,
-    };
+    let pty = console(cfg, process, &root)?;
 
     rootfs::switch_root(k, &root, switch)?;
     drop(root);
@@ -161,18 +154,7 @@ fn setup(
         terminal::become_controlling(slave)?;
     }
 
-    // A filter with notify rules must be loaded while the runtime is still
-    // here to pass its fd to the seccomp agent; it then also covers the
-    // rest of the init, as with runc.
-    let filter = match cfg.seccomp {
-        Some(f) if f.uses_notify() => {
-            if let Some(fd) = f.load()? {
-                steps.seccomp_fd(fd)?;
-            }
-            None
-        }
-        f => f,
-    };
+    let filter = load_notify_filter(cfg.seccomp, &steps)?;
 
     // Setup is done: from here on the runtime will not be waiting for us.
     steps.ready()?;
@@ -197,6 +179,37 @@ fn setup(
         preserve_fds: cfg.preserve_fds,
     };
     exec_process(&target, &exe, None, keep.as_fd())
+}
+
+/// With process.terminal: a pty whose master goes to the console
+/// socket, its slave bound onto the rootfs's /dev/console; the slave.
+fn console(cfg: &InitConfig, process: &Process, root: &OwnedFd) -> Result<Option<OwnedFd>> {
+    match (process.terminal().unwrap_or(false), cfg.console) {
+        (true, Some(sock)) => {
+            let slave = terminal::open_pty(root, process.console_size().as_ref(), sock)?;
+            terminal::bind_console(root, &slave)?;
+            Ok(Some(slave))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A filter with notify rules must be loaded while the runtime is still
+/// here to pass its fd to the seccomp agent; it then also covers the rest
+/// of the init, as with runc. Returns the filter still to load, if any.
+fn load_notify_filter<'a>(
+    filter: Option<&'a seccomp::Filter>,
+    steps: &InitSteps,
+) -> Result<Option<&'a seccomp::Filter>> {
+    match filter {
+        Some(f) if f.uses_notify() => {
+            if let Some(fd) = f.load()? {
+                steps.seccomp_fd(fd)?;
+            }
+            Ok(None)
+        }
+        f => Ok(f),
+    }
 }
 
 /// Non-dumpable, then told by the parent that we are placed (cgroup, id
