@@ -511,7 +511,7 @@ fn open_layer<'a>(
     img: &Image,
     l: &LayerRef,
     progress: Option<&'a dyn Progress>,
-) -> Result<(Box<dyn Read + Send + 'a>, Option<Arc<AtomicBool>>)> {
+) -> Result<(Box<dyn Read + Send + 'a>, Option<VerifiedFlag>)> {
     let raw = match &l.blob {
         Some((d, _)) => img.store.open_blob(d)?,
         None => img.store.open(&l.member).map_err(|e| match e.kind() {
@@ -532,6 +532,9 @@ fn open_layer<'a>(
         None => (Box::new(raw), None),
     })
 }
+
+/// Set by a VerifyingReader once its digest matched.
+type VerifiedFlag = Arc<AtomicBool>;
 
 /// Reads into `buf` until it is full or the stream ends: how much it read.
 fn fill(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
