@@ -38,13 +38,21 @@ impl Bundle {
     /// `prepare` with a Recorder; the mount calls it made (device nodes,
     /// which rootfs::dev's tests cover, left out).
     fn prepare(&self, spec: &Spec, mount_ns: MountNs) -> Result<Vec<Call>, String> {
+        self.prepare_with(spec, mount_ns, &CgroupView::default())
+    }
+
+    fn prepare_with(
+        &self,
+        spec: &Spec,
+        mount_ns: MountNs,
+        cg: &CgroupView,
+    ) -> Result<Vec<Call>, String> {
         let proc = crate::rootfs::safepath::host_proc().unwrap();
-        let cg = CgroupView::default();
         let setup = Setup {
             spec,
             rootfs: &self.path("rootfs"),
             bundle: &self.path(""),
-            cgroups: &cg,
+            cgroups: cg,
             nodes: dev::Nodes::Made,
             mount_ns,
             image: None,
@@ -274,4 +282,59 @@ fn switch_root_pivot_move_or_chroot() {
         ]
     );
     assert_eq!(calls(Switch::Chroot), [enter, Call::Chroot(here()), slash]);
+}
+
+#[test]
+fn cgroup_v1_hierarchies_bound_into_a_tmpfs() {
+    let b = Bundle::new("seam-cgroup", &[]);
+    let (memory, cpu) = (b.path("host/memory"), b.path("host/cpu,cpuacct"));
+    for d in [&memory, &cpu] {
+        std::fs::create_dir_all(d.join("ctr")).unwrap();
+    }
+    let cg = CgroupView {
+        hierarchies: vec![
+            (memory.clone(), "/ctr".into(), "memory".into()),
+            (cpu.clone(), "/ctr".into(), "cpu,cpuacct".into()),
+        ],
+        pure_v2: false,
+        own_ns: false,
+    };
+    let spec = b.spec(serde_json::json!({"mounts": [{
+        "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+        "options": ["ro", "nosuid", "noexec", "nodev"]
+    }]}));
+    let calls = b.prepare_with(&spec, MountNs::Own, &cg).unwrap();
+    let Call::NewFs {
+        fstype, options, ..
+    } = &calls[3]
+    else {
+        panic!("{:?}", calls[3]);
+    };
+    assert_eq!(fstype, "tmpfs");
+    assert!(options.contains(&"mode=755".to_string()), "{options:?}");
+    let tmpfs = match &calls[4] {
+        Call::Attach { mount, target } => {
+            assert_eq!(*target, b.path("rootfs/sys/fs/cgroup"));
+            mount.clone()
+        }
+        c => panic!("{c:?}"),
+    };
+    // Each hierarchy: only the container's own cgroup, bound without what
+    // is below it, read-only as asked and nosuid,nodev,noexec as the tmpfs.
+    let all = RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC;
+    let mut expect = Vec::new();
+    for (mp, name) in [(&memory, "memory"), (&cpu, "cpu,cpuacct")] {
+        let src = mp.join("ctr");
+        expect.extend([
+            open_tree(src.clone(), false),
+            attach(src.clone(), tmpfs.join(name)),
+            Call::SetAttr {
+                path: src,
+                recursive: false,
+                set: all,
+                clear: libc::MOUNT_ATTR_NODIRATIME,
+            },
+        ]);
+    }
+    assert_eq!(calls[5..], expect);
 }
