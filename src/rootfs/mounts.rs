@@ -348,28 +348,7 @@ pub fn mount_entry(
         bail!("{}: id-mapped mounts are not supported", field());
     }
     if opts.bind || typ == "bind" {
-        let src = m
-            .source()
-            .as_ref()
-            .ok_or_else(|| anyhow!("{}: source is required for a bind mount", field()))?;
-        let src = if src.is_absolute() {
-            src.clone()
-        } else {
-            bundle.join(src)
-        };
-        let meta = std::fs::metadata(&src)
-            .map_err(|e| anyhow!("{}: source {}: {e}", field(), src.display()))?;
-        let src_is_procfs = nix::sys::statfs::statfs(&src)
-            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC);
-        let target =
-            mount_point(root, m, &dest, meta.is_dir(), src_is_procfs).with_context(field)?;
-        let m = bind(k, &src, target.as_fd(), opts.recursive_bind, || {
-            reopen(root, &dest)
-        })
-        .with_context(|| format!("{}: bind mounting {}", field(), src.display()))?;
-        finish_bind(k, m.as_fd(), &opts).with_context(field)?;
-        set_propagation_and_attrs(k, m.as_fd(), &opts).with_context(field)?;
-        return Ok(m);
+        return mount_bind(k, root, m, &dest, &opts, bundle, &field);
     }
     let target = mount_point(root, m, &dest, true, false).with_context(field)?;
     let m = if typ == "cgroup" || typ == "cgroup2" {
@@ -405,6 +384,41 @@ pub fn mount_entry(
         }
     };
     set_propagation_and_attrs(k, m.as_fd(), &opts).with_context(field)?;
+    Ok(m)
+}
+
+/// A bind mount entry (`field()` names it in errors): the source, relative
+/// to the bundle unless absolute, onto its mount point, then its flags,
+/// propagation and recursive attributes.
+fn mount_bind(
+    k: &dyn Kernel,
+    root: BorrowedFd,
+    m: &Mount,
+    dest: &str,
+    opts: &Options,
+    bundle: &Path,
+    field: &dyn Fn() -> String,
+) -> Result<OwnedFd> {
+    let src = m
+        .source()
+        .as_ref()
+        .ok_or_else(|| anyhow!("{}: source is required for a bind mount", field()))?;
+    let src = if src.is_absolute() {
+        src.clone()
+    } else {
+        bundle.join(src)
+    };
+    let meta = std::fs::metadata(&src)
+        .map_err(|e| anyhow!("{}: source {}: {e}", field(), src.display()))?;
+    let src_is_procfs = nix::sys::statfs::statfs(&src)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC);
+    let target = mount_point(root, m, dest, meta.is_dir(), src_is_procfs).with_context(field)?;
+    let m = bind(k, &src, target.as_fd(), opts.recursive_bind, || {
+        reopen(root, dest)
+    })
+    .with_context(|| format!("{}: bind mounting {}", field(), src.display()))?;
+    finish_bind(k, m.as_fd(), opts).with_context(field)?;
+    set_propagation_and_attrs(k, m.as_fd(), opts).with_context(field)?;
     Ok(m)
 }
 
