@@ -336,16 +336,17 @@ fn dispatch(cli: Cli) -> Result<i32> {
     if matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Exec(_)) {
         rcontain::process::selfexe::ensure_read_only_exe()?;
     }
+    let who = rcontain::namespaces::Invoker::current();
     let root = match cli.root {
         Some(r) => r,
-        None => rcontain::container::state::default_root()?,
+        None => rcontain::container::state::default_root(&who)?,
     };
     let rootless_cgroups = match cli.rootless.as_deref() {
         Some("true") => true,
         Some("false") => false,
-        _ => rcontain::namespaces::rootless(),
+        _ => who.rootless(),
     };
-    let rt = Runtime::new(&root)
+    let rt = Runtime::new(&root, who)
         .rootless_cgroups(rootless_cgroups)
         .systemd_cgroup(cli.systemd_cgroup);
     match cli.cmd {
