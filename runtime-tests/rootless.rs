@@ -1178,3 +1178,73 @@ fn setuid_binary_of_an_image_stays_the_user_on_the_host() {
     env.rt(&["delete", &id]).expect_ok("delete");
     env.assert_nothing_left();
 }
+
+/// An unpacked bundle's files belong to the user's subordinate ids, so the
+/// user's own `rm -rf` cannot remove it; `rcontain unshare rm -rf` runs in
+/// the user namespace `unpack` used and can, as `podman unshare rm -rf`
+/// does for podman's files.
+#[test]
+fn unshare_removes_an_unpacked_bundle() {
+    let env = env_or_skip!("unshare");
+    let Some((sub_uid, _, n)) = subordinate(&env) else {
+        return;
+    };
+    let img = owners_image(&env, "owners", &["true"]);
+    let img_arg = format!("{}:latest", img.display());
+    let bundle = env.dir.join("unpacked");
+    let b = bundle.to_str().unwrap();
+    env.rt(&["unpack", &img_arg, b])
+        .expect_ok("unpack as the user");
+    // The problem: userdir (mode 0750) is subordinate uid 999+start's.
+    let kept = bundle.join("rootfs/data/userdir/f");
+    let rm = env.output(env.user_cmd(Path::new("rm"), &["-rf", b]), "rm -rf");
+    assert!(!rm.ok() && kept.exists(), "the user removed {b} alone");
+
+    // Root of that namespace, with the command's own exit status.
+    let out = env.rt(&[
+        "unshare",
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map; exit 7",
+    ]);
+    assert_eq!(out.code(), 7, "{}", out.stderr);
+    let maps: Vec<Vec<String>> = out
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect();
+    assert_eq!(out.stdout.lines().next(), Some("0"), "{}", out.stdout);
+    assert_eq!(
+        maps,
+        [
+            vec!["0".to_string(), env.user.uid.to_string(), "1".into()],
+            vec!["1".to_string(), sub_uid.to_string(), n.to_string()],
+        ]
+    );
+    env.rt(&["unshare", "rm", "-rf", b])
+        .expect_ok("unshare rm -rf");
+    assert!(!bundle.exists(), "{b} is still there");
+
+    // A command that cannot run: one line, not 0.
+    let out = env.rt(&["unshare", "/nonexistent-command"]);
+    assert!(!out.ok());
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("/nonexistent-command"),
+        "{}",
+        out.stderr
+    );
+    // Root needs no namespace for that: refused in one line.
+    let out = Command::new(Runtime::under_test().bin)
+        .args(["unshare", "true"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("only without root"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.assert_nothing_left();
+}

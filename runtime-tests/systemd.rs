@@ -11,6 +11,11 @@ use std::path::Path;
 /// Runs `run` with --systemd-cgroup and cgroupsPath `path`; expects one
 /// stderr line containing `needle` and nothing left, no scope either.
 fn refused(tag: &str, path: Option<&str>, needle: &str) {
+    refused_with(tag, path, None, needle)
+}
+
+/// As `refused`, with one annotation (key, value) added to the config.
+fn refused_with(tag: &str, path: Option<&str>, annotation: Option<(&str, &str)>, needle: &str) {
     let env = TestEnv::new(tag);
     if Path::new("/run/systemd/system").is_dir() {
         println!("skipped: this host runs systemd (runtime-tests/vm-systemd.sh tests the driver)");
@@ -20,6 +25,9 @@ fn refused(tag: &str, path: Option<&str>, needle: &str) {
     let mut b = env.bundle(&["true"]);
     if let Some(p) = path {
         b.config["linux"]["cgroupsPath"] = json!(p);
+    }
+    if let Some((k, v)) = annotation {
+        b.config["annotations"] = json!({ k: v });
     }
     b.save();
     let out = env.rt(&["--systemd-cgroup", "run", "--bundle", b.path(), &id]);
@@ -55,4 +63,21 @@ fn with_a_slice_prefix_name_cgroups_path_too() {
 fn a_cgroups_path_not_in_slice_prefix_name_form_names_the_field() {
     refused("sdbad", Some("/a/b"), "linux.cgroupsPath");
     refused("sdslice", Some("a--b.slice:p:n"), "linux.cgroupsPath");
+}
+
+#[test]
+fn an_unparseable_systemd_property_annotation_is_named() {
+    // checked before anything else, so this host without systemd says it too
+    refused_with(
+        "sdannot",
+        None,
+        Some(("org.systemd.property.CollectMode", "inactive")),
+        "annotation org.systemd.property.CollectMode: value \"inactive\"",
+    );
+    refused_with(
+        "sdannot2",
+        None,
+        Some(("org.systemd.property.X-y", "1")),
+        "annotation org.systemd.property.X-y",
+    );
 }

@@ -3,7 +3,9 @@
 # (Debian 12, systemd as PID 1, a system bus) once per cgroup layout and
 # runs runtime-tests/systemd/in-vm.sh there, which compares rcontain
 # --systemd-cgroup with runc --systemd-cgroup on the same config (unit
-# properties, cgroup files), across daemon-reload, update, pause, delete.
+# properties, cgroup files), across daemon-reload, update, pause, delete;
+# on v2 also rootless in the user's user@.service delegation, against runc
+# and crun (runtime-tests/systemd/rootless.sh).
 # VM_SYSTEMD_LAYOUTS: the layouts (default "v2 hybrid"; v1 works too).
 # Then, unless VM_SYSTEMD_ENGINES=0, containerd (SystemdCgroup) and podman
 # (--cgroup-manager=systemd) run a container on rcontain in a VM whose
@@ -30,27 +32,56 @@ cp "$rcontain" "$dir/rcontain"
 cp "$repo/runtime-tests/systemd/in-vm.sh" "$dir/"
 "$repo/bundles/make-bundle.sh" "$dir/base" sleep 600 >/dev/null
 # One config for both runtimes but the unit name (runc-t1, rcontain-t1).
+# Devices: a deny-all, then "c *:11 w", which systemd has no DeviceAllow
+# spelling for (left to the runtime's own filter), with /dev/kmsg (1:11)
+# bound in to try it. Annotations: unit properties in GVariant text, one
+# in the "Sec" spelling that becomes "USec".
 resources='{"memory":{"limit":67108864,"reservation":33554432},
   "cpu":{"shares":512,"quota":25000,"period":100000,"cpus":"0","mems":"0"},
-  "pids":{"limit":100}}'
-for rt in runc rcontain badcpus; do
+  "pids":{"limit":100},
+  "devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","minor":11,"access":"w"}]}'
+# (systemd keeps TimeoutStopUSec to the millisecond across a daemon-reload)
+annotations='{"org.systemd.property.TimeoutStopUSec":"uint64 123456000",
+  "org.systemd.property.CollectMode":"'"'inactive-or-failed'"'",
+  "org.systemd.property.RuntimeMaxSec":"3600"}'
+kmsg='{"destination":"/dev/kmsg","type":"bind","source":"/dev/kmsg","options":["bind"]}'
+for rt in runc rcontain badcpus badannot; do
     mkdir "$dir/bundle-$rt"
+    a=$annotations
     case $rt in
         badcpus) r=$(printf '%s' "$resources" | jq -c '.cpu.cpus = "0-255"') path=system.slice:rcontain:bad1 ;;
+        # a value that is not GVariant text (a string needs quotes)
+        badannot) r=$resources path=system.slice:rcontain:bad2
+            a=$(printf '%s' "$a" | jq -c '."org.systemd.property.CollectMode" = "inactive"') ;;
         *) r=$resources path=system.slice:$rt:t1 ;;
     esac
-    jq --argjson r "$r" --arg p "$path" \
-        '.linux.resources = (.linux.resources // {}) + $r | .linux.cgroupsPath = $p | .process.terminal = false' \
+    jq --argjson r "$r" --arg p "$path" --argjson a "$a" --argjson m "$kmsg" \
+        '.linux.resources = (.linux.resources // {}) + $r | .linux.cgroupsPath = $p | .process.terminal = false
+         | .annotations = (.annotations // {}) + $a | .mounts += [$m]' \
         "$dir/base/config.json" >"$dir/bundle-$rt/config.json"
     # runc refuses a rootfs that is a symlink
     cp -a "$dir/base/rootfs" "$dir/bundle-$rt/rootfs"
 done
 
+# Rootless (runtime-tests/systemd/rootless.sh, on v2): uid 1001 mapped to
+# root, memory and pids limits, cgroupsPath filled in there.
+cp "$repo/runtime-tests/systemd/rootless.sh" "$dir/"
+mkdir "$dir/bundle-rootless"
+jq '.linux.namespaces += [{"type": "user"}]
+    | .linux.uidMappings = [{"containerID": 0, "hostID": 1001, "size": 1}]
+    | .linux.gidMappings = [{"containerID": 0, "hostID": 1001, "size": 1}]
+    | .mounts |= map(if .options then .options -= ["gid=5"] else . end)
+    | .process.terminal = false | .process.args = ["sh", "-c", "cat /proc/self/cgroup; echo ran"]
+    | .linux.resources = {"memory": {"limit": 67108864}, "pids": {"limit": 50}}
+    | .linux.cgroupsPath = "@CG@"' "$dir/base/config.json" >"$dir/bundle-rootless/config.in"
+cp -a "$dir/base/rootfs" "$dir/bundle-rootless/rootfs"
+crun=$(command -v crun || true)
+
 rc=0
 for layout in ${VM_SYSTEMD_LAYOUTS:-v2 hybrid}; do
     echo "== systemd, cgroup $layout"
     s=$(date +%s)
-    "$vm" --systemd --cgroup "$layout" --mem 1024 --timeout 300 --with "$runc" "$dir" -- ./in-vm.sh || rc=1
+    "$vm" --systemd --cgroup "$layout" --mem 1024 --timeout 300 --with "$runc" ${crun:+--with "$crun"} "$dir" -- ./in-vm.sh || rc=1
     echo "== $layout: $(($(date +%s) - s)) s"
 done
 

@@ -516,15 +516,66 @@ fn check_resources(
     host: &Host,
     out: &mut Vec<Finding>,
 ) {
-    // create's own validation, one resource section at a time so that
-    // every section at fault is reported
+    let Some(refused) = refused_sections(r, linux, out) else {
+        return;
+    };
+    let f = Files {
+        host,
+        v2: mode == Mode::V2,
+        refused,
+    };
+    if f.v2 {
+        controller_findings(r, &f, out);
+    }
+    if let Some(m) = r.memory() {
+        memory_findings(m, &f, out);
+    }
+    if let Some(c) = r.cpu() {
+        cpu_findings(c, &f, out);
+    }
+    if let Some(b) = r.block_io() {
+        block_io_findings(b, &f, out);
+    }
+    if f.v2 && !f.refused.contains("unified") {
+        for key in r.unified().iter().flatten().map(|(k, _)| k) {
+            if !f.has(key) {
+                out.push(finding(
+                    Kind::Fails,
+                    format!("linux.resources.unified[{key:?}]"),
+                    "this host's cgroups have no such file",
+                ));
+            }
+        }
+    }
+    if !f.v2
+        && r.network()
+            .as_ref()
+            .is_some_and(|n| n.class_id().is_some() || n.priorities().is_some())
+        && !f.refused.contains("network")
+    {
+        out.push(finding(
+            Kind::Differs,
+            "linux.resources.network",
+            "net_cls/net_prio apply on this cgroup v1 host; cgroup v2 refuses them",
+        ));
+    }
+}
+
+/// create's own validation, one resource section at a time so that every
+/// section at fault is reported: the names of those refused, or `None`
+/// when the cgroup itself is (a finding says why).
+fn refused_sections(
+    r: &LinuxResources,
+    linux: &oci_spec::runtime::Linux,
+    out: &mut Vec<Finding>,
+) -> Option<BTreeSet<&'static str>> {
     let manager = cgroups::Manager::new(linux.cgroups_path().as_deref(), "check")
         .map(|m| m.with_devices(linux.devices().as_deref().unwrap_or(&[])));
     let manager = match manager {
         Ok(m) => m,
         Err(e) => {
             out.push(finding(Kind::Fails, "linux.cgroupsPath", format!("{e:#}")));
-            return;
+            return None;
         }
     };
     let sections: [(&str, LinuxResources); 9] = [
@@ -552,20 +603,35 @@ fn check_resources(
             ));
         }
     }
-    // the files create writes that only some kernels offer
-    // (on v2 also the files of a controller the root has but does not
-    // hand down yet: create enables it; BFQ's files depend on the disk's
-    // scheduler, not on a controller)
-    let has = |f: &str| {
-        host.cgroup.all_files.contains(f)
-            || (mode == Mode::V2
+    Some(refused)
+}
+
+/// What the resource checks share: this host's cgroup files, and the
+/// sections create's validation refused already (not reported twice).
+struct Files<'a> {
+    host: &'a Host,
+    v2: bool,
+    refused: BTreeSet<&'static str>,
+}
+
+impl Files<'_> {
+    /// A file create writes that only some kernels offer (on v2 also the
+    /// files of a controller the root has but does not hand down yet:
+    /// create enables it; BFQ's files depend on the disk's scheduler, not
+    /// on a controller).
+    fn has(&self, f: &str) -> bool {
+        self.host.cgroup.all_files.contains(f)
+            || (self.v2
                 && !f.contains(".bfq.")
                 && f.split('.')
                     .next()
-                    .is_some_and(|c| host.cgroup.not_handed_down.iter().any(|x| x == c)))
-    };
-    let need = |out: &mut Vec<Finding>, section: &str, field: &str, files: &[&str], why: &str| {
-        if !refused.contains(section) && !files.iter().any(|f| has(f)) {
+                    .is_some_and(|c| self.host.cgroup.not_handed_down.iter().any(|x| x == c)))
+    }
+
+    /// A finding for `field` unless one of `files` is there (or `section`
+    /// is refused already).
+    fn need(&self, out: &mut Vec<Finding>, section: &str, field: &str, files: &[&str], why: &str) {
+        if !self.refused.contains(section) && !files.iter().any(|f| self.has(f)) {
             out.push(finding(
                 Kind::Fails,
                 format!("linux.resources.{field}"),
@@ -575,219 +641,200 @@ fn check_resources(
                 ),
             ));
         }
-    };
-    let v2 = mode == Mode::V2;
-    if v2 {
-        // a limit needs its controller in the container's cgroup, which
-        // gets what the root has (validate asked the root's
-        // cgroup.controllers: what the kernel has)
-        if r.memory()
-            .is_some_and(|m| m.limit().is_some() || m.reservation().is_some() || m.swap().is_some())
-        {
-            need(
-                out,
-                "memory",
-                "memory",
-                &["memory.max"],
-                "the memory controller is not available to new cgroups",
-            );
-        }
-        if r.cpu()
-            .as_ref()
-            .is_some_and(|c| c.shares().is_some() || c.quota().is_some() || c.period().is_some())
-        {
-            need(
-                out,
-                "cpu",
-                "cpu",
-                &["cpu.max"],
-                "the cpu controller is not available to new cgroups",
-            );
-        }
-        if r.cpu()
-            .as_ref()
-            .is_some_and(|c| c.cpus().is_some() || c.mems().is_some())
-        {
-            need(
-                out,
-                "cpu",
-                "cpu.cpus/mems",
-                &["cpuset.cpus"],
-                "the cpuset controller is not available to new cgroups",
-            );
-        }
-        if r.pids().is_some() {
-            need(
-                out,
-                "pids",
-                "pids",
-                &["pids.max"],
-                "the pids controller is not available to new cgroups",
-            );
-        }
     }
-    if let Some(m) = r.memory() {
-        let swap = m.swap().unwrap_or(0);
-        if v2 && swap != 0 {
-            // as create translates it: a swap alone is relative to the
-            // new cgroup's memory.max, which is "max"
-            let limit = m.limit().unwrap_or(if swap > 0 { -1 } else { 0 });
-            match cgroups::translate::swap_to_v2(swap, limit) {
-                Err(e) => out.push(finding(
-                    Kind::Fails,
-                    "linux.resources.memory.swap",
-                    format!("{e:#}"),
-                )),
-                Ok(v) if v > 0 => {
-                    need(out, "memory", "memory.swap", &["memory.swap.max"], "no swap accounting")
-                }
-                Ok(0) if swap > 0 && !has("memory.swap.max") => out.push(finding(
-                    Kind::Differs,
-                    "linux.resources.memory.swap",
-                    "no swap accounting (no memory.swap.max): \"no swap\" cannot be enforced, the container may swap (runc alike)",
-                )),
-                Ok(_) => {}
-            }
-        } else if swap != 0 {
-            need(
-                out,
-                "memory",
-                "memory.swap",
-                &["memory.memsw.limit_in_bytes"],
-                "no swap accounting",
-            );
-        }
-        if !v2 && m.kernel_tcp().is_some_and(|t| t != 0) {
-            need(
-                out,
-                "memory",
-                "memory.kernelTCP",
-                &["memory.kmem.tcp.limit_in_bytes"],
-                "kernel memory accounting",
-            );
-        }
-        if !v2 && (m.swappiness().is_some() || m.disable_oom_killer() == Some(true)) {
-            out.push(finding(
-                Kind::Differs,
-                "linux.resources.memory",
-                "swappiness/disableOOMKiller apply on this cgroup v1 host; cgroup v2 refuses them",
-            ));
-        }
-    }
-    if let Some(c) = r.cpu() {
-        if c.burst().is_some() {
-            let f = if v2 {
-                "cpu.max.burst"
-            } else {
-                "cpu.cfs_burst_us"
-            };
-            need(out, "cpu", "cpu.burst", &[f], "CFS burst, Linux 5.14");
-        }
-        if c.idle().is_some() {
-            need(
-                out,
-                "cpu",
-                "cpu.idle",
-                &["cpu.idle"],
-                "SCHED_IDLE groups, Linux 5.15",
-            );
-        }
-        let rt = c.realtime_runtime().is_some_and(|v| v != 0)
-            || c.realtime_period().is_some_and(|v| v != 0);
-        if !v2 && rt {
-            need(
-                out,
-                "cpu",
-                "cpu.realtimeRuntime",
-                &["cpu.rt_runtime_us"],
-                "realtime group scheduling, CONFIG_RT_GROUP_SCHED",
-            );
-            out.push(finding(
-                Kind::Differs,
-                "linux.resources.cpu.realtimeRuntime",
-                "realtime limits apply on this cgroup v1 host; cgroup v2 refuses them",
-            ));
-        }
-    }
-    if let Some(b) = r.block_io() {
-        let weights = b.weight().is_some_and(|w| w != 0)
-            || b.weight_device()
-                .iter()
-                .flatten()
-                .any(|w| w.weight().is_some());
-        if weights {
-            let files: &[&str] = if v2 {
-                &["io.bfq.weight", "io.weight"]
-            } else {
-                &["blkio.bfq.weight", "blkio.weight"]
-            };
-            need(
-                out,
-                "blockIO",
-                "blockIO.weight",
-                files,
-                "I/O weights need the BFQ scheduler, or io.cost on v2",
-            );
-        }
-        let leaf = b.leaf_weight().is_some()
-            || b.weight_device()
-                .iter()
-                .flatten()
-                .any(|w| w.leaf_weight().is_some());
-        if leaf && !v2 {
-            need(
-                out,
-                "blockIO",
-                "blockIO.leafWeight",
-                &["blkio.leaf_weight"],
-                "CFQ leaf weights, gone since Linux 5.0",
-            );
-        }
-        let throttles = [
-            b.throttle_read_bps_device(),
-            b.throttle_write_bps_device(),
-            b.throttle_read_iops_device(),
-            b.throttle_write_iops_device(),
-        ]
-        .iter()
-        .any(|t| t.as_ref().is_some_and(|t| !t.is_empty()));
-        if throttles {
-            let f = if v2 {
-                "io.max"
-            } else {
-                "blkio.throttle.read_bps_device"
-            };
-            need(
-                out,
-                "blockIO",
-                "blockIO.throttle*",
-                &[f],
-                "block I/O throttling, CONFIG_BLK_DEV_THROTTLING",
-            );
-        }
-    }
-    if v2 && !refused.contains("unified") {
-        for key in r.unified().iter().flatten().map(|(k, _)| k) {
-            if !has(key) {
-                out.push(finding(
-                    Kind::Fails,
-                    format!("linux.resources.unified[{key:?}]"),
-                    "this host's cgroups have no such file",
-                ));
-            }
-        }
-    }
-    if !v2
-        && r.network()
-            .as_ref()
-            .is_some_and(|n| n.class_id().is_some() || n.priorities().is_some())
-        && !refused.contains("network")
+}
+
+/// On v2, a limit needs its controller in the container's cgroup.
+fn controller_findings(r: &LinuxResources, f: &Files, out: &mut Vec<Finding>) {
+    // a limit needs its controller in the container's cgroup, which
+    // gets what the root has (validate asked the root's
+    // cgroup.controllers: what the kernel has)
+    if r.memory()
+        .is_some_and(|m| m.limit().is_some() || m.reservation().is_some() || m.swap().is_some())
     {
+        f.need(
+            out,
+            "memory",
+            "memory",
+            &["memory.max"],
+            "the memory controller is not available to new cgroups",
+        );
+    }
+    if r.cpu()
+        .as_ref()
+        .is_some_and(|c| c.shares().is_some() || c.quota().is_some() || c.period().is_some())
+    {
+        f.need(
+            out,
+            "cpu",
+            "cpu",
+            &["cpu.max"],
+            "the cpu controller is not available to new cgroups",
+        );
+    }
+    if r.cpu()
+        .as_ref()
+        .is_some_and(|c| c.cpus().is_some() || c.mems().is_some())
+    {
+        f.need(
+            out,
+            "cpu",
+            "cpu.cpus/mems",
+            &["cpuset.cpus"],
+            "the cpuset controller is not available to new cgroups",
+        );
+    }
+    if r.pids().is_some() {
+        f.need(
+            out,
+            "pids",
+            "pids",
+            &["pids.max"],
+            "the pids controller is not available to new cgroups",
+        );
+    }
+}
+
+fn memory_findings(m: &oci_spec::runtime::LinuxMemory, f: &Files, out: &mut Vec<Finding>) {
+    let swap = m.swap().unwrap_or(0);
+    if f.v2 && swap != 0 {
+        // as create translates it: a swap alone is relative to the
+        // new cgroup's memory.max, which is "max"
+        let limit = m.limit().unwrap_or(if swap > 0 { -1 } else { 0 });
+        match cgroups::translate::swap_to_v2(swap, limit) {
+            Err(e) => out.push(finding(
+                Kind::Fails,
+                "linux.resources.memory.swap",
+                format!("{e:#}"),
+            )),
+            Ok(v) if v > 0 => {
+                f.need(out, "memory", "memory.swap", &["memory.swap.max"], "no swap accounting")
+            }
+            Ok(0) if swap > 0 && !f.has("memory.swap.max") => out.push(finding(
+                Kind::Differs,
+                "linux.resources.memory.swap",
+                "no swap accounting (no memory.swap.max): \"no swap\" cannot be enforced, the container may swap (runc alike)",
+            )),
+            Ok(_) => {}
+        }
+    } else if swap != 0 {
+        f.need(
+            out,
+            "memory",
+            "memory.swap",
+            &["memory.memsw.limit_in_bytes"],
+            "no swap accounting",
+        );
+    }
+    if !f.v2 && m.kernel_tcp().is_some_and(|t| t != 0) {
+        f.need(
+            out,
+            "memory",
+            "memory.kernelTCP",
+            &["memory.kmem.tcp.limit_in_bytes"],
+            "kernel memory accounting",
+        );
+    }
+    if !f.v2 && (m.swappiness().is_some() || m.disable_oom_killer() == Some(true)) {
         out.push(finding(
             Kind::Differs,
-            "linux.resources.network",
-            "net_cls/net_prio apply on this cgroup v1 host; cgroup v2 refuses them",
+            "linux.resources.memory",
+            "swappiness/disableOOMKiller apply on this cgroup v1 host; cgroup v2 refuses them",
         ));
+    }
+}
+
+fn cpu_findings(c: &oci_spec::runtime::LinuxCpu, f: &Files, out: &mut Vec<Finding>) {
+    if c.burst().is_some() {
+        let file = if f.v2 {
+            "cpu.max.burst"
+        } else {
+            "cpu.cfs_burst_us"
+        };
+        f.need(out, "cpu", "cpu.burst", &[file], "CFS burst, Linux 5.14");
+    }
+    if c.idle().is_some() {
+        f.need(
+            out,
+            "cpu",
+            "cpu.idle",
+            &["cpu.idle"],
+            "SCHED_IDLE groups, Linux 5.15",
+        );
+    }
+    let rt =
+        c.realtime_runtime().is_some_and(|v| v != 0) || c.realtime_period().is_some_and(|v| v != 0);
+    if !f.v2 && rt {
+        f.need(
+            out,
+            "cpu",
+            "cpu.realtimeRuntime",
+            &["cpu.rt_runtime_us"],
+            "realtime group scheduling, CONFIG_RT_GROUP_SCHED",
+        );
+        out.push(finding(
+            Kind::Differs,
+            "linux.resources.cpu.realtimeRuntime",
+            "realtime limits apply on this cgroup v1 host; cgroup v2 refuses them",
+        ));
+    }
+}
+
+fn block_io_findings(b: &oci_spec::runtime::LinuxBlockIo, f: &Files, out: &mut Vec<Finding>) {
+    let weights = b.weight().is_some_and(|w| w != 0)
+        || b.weight_device()
+            .iter()
+            .flatten()
+            .any(|w| w.weight().is_some());
+    if weights {
+        let files: &[&str] = if f.v2 {
+            &["io.bfq.weight", "io.weight"]
+        } else {
+            &["blkio.bfq.weight", "blkio.weight"]
+        };
+        f.need(
+            out,
+            "blockIO",
+            "blockIO.weight",
+            files,
+            "I/O weights need the BFQ scheduler, or io.cost on v2",
+        );
+    }
+    let leaf = b.leaf_weight().is_some()
+        || b.weight_device()
+            .iter()
+            .flatten()
+            .any(|w| w.leaf_weight().is_some());
+    if leaf && !f.v2 {
+        f.need(
+            out,
+            "blockIO",
+            "blockIO.leafWeight",
+            &["blkio.leaf_weight"],
+            "CFQ leaf weights, gone since Linux 5.0",
+        );
+    }
+    let throttles = [
+        b.throttle_read_bps_device(),
+        b.throttle_write_bps_device(),
+        b.throttle_read_iops_device(),
+        b.throttle_write_iops_device(),
+    ]
+    .iter()
+    .any(|t| t.as_ref().is_some_and(|t| !t.is_empty()));
+    if throttles {
+        let file = if f.v2 {
+            "io.max"
+        } else {
+            "blkio.throttle.read_bps_device"
+        };
+        f.need(
+            out,
+            "blockIO",
+            "blockIO.throttle*",
+            &[file],
+            "block I/O throttling, CONFIG_BLK_DEV_THROTTLING",
+        );
     }
 }
 

@@ -6,7 +6,7 @@
 //! joining a user namespace is owned by that user namespace, as the spec
 //! requires), and the user namespace is joined first.
 
-use crate::kernel::{Host, Kernel};
+use crate::kernel::Kernel;
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{Linux, LinuxNamespaceType};
@@ -143,11 +143,7 @@ impl Namespaces {
     }
 
     /// setns() into every joined namespace accepted by `filter`, in order.
-    pub fn enter(&self, filter: impl Fn(LinuxNamespaceType) -> bool) -> Result<()> {
-        self.join_with(&Host, filter)
-    }
-
-    fn join_with(&self, k: &dyn Kernel, filter: impl Fn(LinuxNamespaceType) -> bool) -> Result<()> {
+    pub fn enter(&self, k: &dyn Kernel, filter: impl Fn(LinuxNamespaceType) -> bool) -> Result<()> {
         for (t, fd) in self.join.iter().filter(|(t, _)| filter(*t)) {
             k.setns(fd.as_fd(), *t)
                 .with_context(|| format!("joining the {t} namespace"))?;
@@ -166,13 +162,13 @@ impl Namespaces {
         in_new_user: impl FnOnce() -> Result<()>,
     ) -> Result<()> {
         use LinuxNamespaceType::{Cgroup, Pid, User};
-        self.join_with(k, |t| t == User)?;
+        self.enter(k, |t| t == User)?;
         if self.creates(User) {
             k.unshare(CloneFlags::CLONE_NEWUSER)
                 .context("creating the user namespace")?;
             in_new_user()?;
         }
-        self.join_with(k, |t| t != User)?;
+        self.enter(k, |t| t != User)?;
         k.unshare(CloneFlags::from_bits_retain(
             self.new_flags(&[User, Cgroup, Pid]) as i32,
         ))
@@ -219,13 +215,37 @@ pub fn kernel_offers(
     Ok(())
 }
 
-/// Whether rcontain runs without the host's root, as runc decides it: not
-/// uid 0, or uid 0 of a user namespace (rootless podman runs the runtime
-/// so) unless USER says root. Then the state lives under
-/// XDG_RUNTIME_DIR and cgroups are optional (`--rootless auto`).
-pub fn rootless() -> bool {
-    !nix::unistd::geteuid().is_root()
-        || (crate::sys::in_user_namespace() && std::env::var_os("USER").is_none_or(|u| u != "root"))
+/// Who runs the runtime, read once per command: /proc/self/uid_map is
+/// read here only, not again by each part that asks (the state root, the
+/// cgroup mode, the init).
+#[derive(Clone, Copy, Debug)]
+pub struct Invoker {
+    /// The euid is not 0 (of whatever user namespace we are in). Read
+    /// before the clone: in a new user namespace ours changes as soon as
+    /// uid_map is written.
+    pub unprivileged: bool,
+    /// The runtime runs in a user namespace other than the initial one
+    /// (rootless podman runs it as root of its own): mknod and a few
+    /// mounts are refused even to its root.
+    pub in_userns: bool,
+}
+
+impl Invoker {
+    pub fn current() -> Invoker {
+        Invoker {
+            unprivileged: !nix::unistd::geteuid().is_root(),
+            in_userns: crate::sys::in_user_namespace(),
+        }
+    }
+
+    /// Whether rcontain runs without the host's root, as runc decides it:
+    /// not uid 0, or uid 0 of a user namespace (rootless podman runs the
+    /// runtime so) unless USER says root. Then the state lives under
+    /// XDG_RUNTIME_DIR and cgroups are optional (`--rootless auto`).
+    pub fn rootless(&self) -> bool {
+        self.unprivileged
+            || (self.in_userns && std::env::var_os("USER").is_none_or(|u| u != "root"))
+    }
 }
 
 /// Render uid/gid mappings in /proc/PID/uid_map format.

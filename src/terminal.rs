@@ -114,15 +114,21 @@ pub fn bind_console(root: &OwnedFd, slave: &OwnedFd) -> Result<()> {
     }
     // The pty onto the file's fd: no /proc/self/fd link looked up (see
     // mounts::bind_fd); the mount's fd is not needed afterwards.
-    crate::rootfs::mounts::bind_fd(slave.as_fd(), target.as_fd(), false, || {
-        sys::openat(
-            at,
-            "console",
-            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| err("reopening", e))
-    })
+    crate::rootfs::mounts::bind_fd(
+        &crate::kernel::Host,
+        slave.as_fd(),
+        target.as_fd(),
+        false,
+        || {
+            sys::openat(
+                at,
+                "console",
+                OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| err("reopening", e))
+        },
+    )
     .map(drop)
     .context("/dev/console: bind mounting the pty")
 }

@@ -3,8 +3,9 @@
 # the same container under runc and rcontain with --systemd-cgroup, then
 # compares their units' properties and cgroup files, survives a
 # daemon-reload, drives update/pause/resume/ps/events/kill --all/delete
-# through the scope and checks nothing remains. Prints PASS/FAIL lines;
-# exits 1 if any failed.
+# through the scope and checks nothing remains; then, on cgroup v2,
+# rootless.sh (rootless with the user's user@.service delegation). Prints
+# PASS/FAIL lines; exits 1 if any failed.
 set -u
 cd /job
 export PATH=/job:$PATH
@@ -17,9 +18,20 @@ echo "systemd $(systemctl --version | head -n1 | cut -d' ' -f2), /sys/fs/cgroup:
 props="Slice ControlGroup Delegate DefaultDependencies MemoryAccounting CPUAccounting
 IOAccounting BlockIOAccounting TasksAccounting MemoryMax MemoryLow MemorySwapMax
 MemoryLimit CPUWeight CPUShares CPUQuotaPerSecUSec CPUQuotaPeriodUSec AllowedCPUs
-AllowedMemoryNodes TasksMax BlockIOWeight ActiveState"
+AllowedMemoryNodes TasksMax BlockIOWeight DevicePolicy DeviceAllow TimeoutStopUSec CollectMode
+RuntimeMaxUSec ActiveState"
+# runc 1.1 (Debian 12's) differs from current runc, which rcontain follows,
+# in two DeviceAllow entries: it spells the pts rule by its /proc/devices
+# name (char-pts; runc now writes char-136 for systemd >= 240, the same
+# rule to systemd) and has no tun rule (10:200, back in runc's defaults
+# since 1.2). Its list is brought to current runc's before comparing.
+runc11=$(runc --version | grep -q '^runc version 1\.1\.' && echo yes)
 show() { # UNIT: its properties, the runtime's name replaced by RT
-    systemctl show "$1" $(printf -- '-p %s ' $props) | sed 's/\(runc\|rcontain\)-t1/RT-t1/' | sort
+    systemctl show "$1" $(printf -- '-p %s ' $props) | sed 's/\(runc\|rcontain\)-t1/RT-t1/' |
+        if [ "${1%%-*}" = runc ] && [ "$runc11" = yes ]; then
+            sed 's/^DeviceAllow=char-pts rwm$/DeviceAllow=char-136 rwm/
+                 /^DevicePolicy=strict$/{p;s|.*|DeviceAllow=/dev/char/10:200 rwm|}'
+        else cat; fi | sort
 }
 # the container's cgroup files, from the unit's ControlGroup
 files() {
@@ -48,6 +60,20 @@ for rt in runc rcontain; do
     files "$(cgroup_of "$rt-t1.scope")" >"$rt.files"
 done
 echo "--- rcontain's unit (runc's where it differs below)"; cat rcontain.props rcontain.files
+# The device rules: "c *:11 w" is granted by the runtime's own filter only
+# (systemd's DeviceAllow cannot say "*:11"); reading is not granted.
+devices() { # RT: what the container may do with /dev/kmsg
+    local w=denied r=denied
+    "$1" exec "$1-c1" sh -c 'echo "$0 device test" >/dev/kmsg' "$1" 2>/dev/null && w=allowed
+    "$1" exec "$1-c1" sh -c ': </dev/kmsg' 2>/dev/null && r=allowed
+    echo "write $w, read $r"
+}
+for rt in runc rcontain; do devices $rt >$rt.dev; done
+if [ "$(cat rcontain.dev)" = "write allowed, read denied" ] && cmp -s runc.dev rcontain.dev; then
+    pass "device rules applied as runc's: $(cat rcontain.dev)"
+else
+    fail "device rules: runc: $(cat runc.dev); rcontain: $(cat rcontain.dev)"
+fi
 if diff runc.props rcontain.props; then pass "same unit properties as runc"; else fail "unit properties differ from runc's (above: < runc, > rcontain)"; fi
 if diff runc.files rcontain.files; then pass "same cgroup files as runc"; else fail "cgroup files differ from runc's (< runc, > rcontain)"; fi
 
@@ -63,6 +89,13 @@ for rt in runc rcontain; do
         fail "$rt: after daemon-reload: $st; $(diff "$rt.props" "$rt.props2" | tr '\n' ' ') $(diff "$rt.files" "$rt.files2" | tr '\n' ' ')"
     fi
 done
+
+for rt in runc rcontain; do devices $rt >$rt.dev2; done
+if cmp -s runc.dev2 rcontain.dev2; then
+    pass "after daemon-reload the device rules are still runc's: $(cat rcontain.dev2)"
+else
+    fail "device rules after daemon-reload: runc: $(cat runc.dev2); rcontain: $(cat rcontain.dev2)"
+fi
 
 # update: the unit's property and the file, as runc
 for rt in runc rcontain; do
@@ -107,6 +140,16 @@ else
     fi
 fi
 
+# An annotation whose value is not GVariant text: one line naming it, nothing left.
+if $r --systemd-cgroup run -d --bundle bundle-badannot bad2 >badannot.log 2>&1 </dev/null; then
+    fail "an unparseable org.systemd.property annotation was accepted"
+elif [ "$(wc -l <badannot.log)" = 1 ] && grep -q 'org.systemd.property.CollectMode' badannot.log &&
+    ! $r state bad2 >/dev/null 2>&1 && [ -z "$(systemctl list-units --all --no-legend 'rcontain-bad2*')" ]; then
+    pass "bad annotation: one line ($(cat badannot.log)), nothing left"
+else
+    fail "bad annotation: $(tr '\n' ' ' <badannot.log)"
+fi
+
 # No system bus (systemd runs, the bus address leads nowhere): one line, nothing left.
 if DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent $r --systemd-cgroup run -d --bundle bundle-rcontain nobus \
     >nobus.log 2>&1 </dev/null; then
@@ -116,5 +159,13 @@ elif [ "$(wc -l <nobus.log)" = 1 ] && grep -q 'D-Bus' nobus.log && ! $r state no
     pass "without a system bus: one line ($(cat nobus.log)), nothing left"
 else
     fail "without a system bus: $(tr '\n' ' ' <nobus.log)"
+fi
+
+# Rootless with the user's user@.service delegation: cgroup v2 only (on
+# hybrid the user's cgroup2 hierarchy holds no controller to delegate).
+if [ "$layout" = cgroup2fs ] && [ -d bundle-rootless ]; then
+    ./rootless.sh || fails=$((fails + 1))
+elif [ -d bundle-rootless ]; then
+    echo "skipped: rootless with user@.service delegation: /sys/fs/cgroup is not cgroup2 (v1 or hybrid), no controller to delegate"
 fi
 exit $((fails > 0))

@@ -199,6 +199,17 @@ enum Cmd {
     /// Report what this host offers; with --bundle, what of the bundle it
     /// cannot honour or shows differently from a pure cgroup-v2 host
     Check(check::CheckArgs),
+    /// Without root: run a command (default $SHELL) as root of a user
+    /// namespace of the user's subordinate ids, where the files `unpack`
+    /// gave to them are the user's to change or remove
+    Unshare {
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
+        command: Vec<std::ffi::OsString>,
+    },
 }
 
 impl Cmd {
@@ -325,16 +336,17 @@ fn dispatch(cli: Cli) -> Result<i32> {
     if matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Exec(_)) {
         rcontain::process::selfexe::ensure_read_only_exe()?;
     }
+    let who = rcontain::namespaces::Invoker::current();
     let root = match cli.root {
         Some(r) => r,
-        None => rcontain::container::state::default_root()?,
+        None => rcontain::container::state::default_root(&who)?,
     };
     let rootless_cgroups = match cli.rootless.as_deref() {
         Some("true") => true,
         Some("false") => false,
-        _ => rcontain::namespaces::rootless(),
+        _ => who.rootless(),
     };
-    let rt = Runtime::new(&root)
+    let rt = Runtime::new(&root, who)
         .rootless_cgroups(rootless_cgroups)
         .systemd_cgroup(cli.systemd_cgroup);
     match cli.cmd {
@@ -398,6 +410,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Update(a) => update::run(&rt, a)?,
         Cmd::Events(a) => events::run(&rt, a)?,
         Cmd::Check(a) => return check::run(a),
+        Cmd::Unshare { command } => return unshare(command),
     }
     Ok(0)
 }
@@ -410,6 +423,18 @@ fn rootless_images() -> Result<Option<IdMap>> {
         return Ok(None);
     }
     IdMap::of_caller().map(Some)
+}
+
+/// `unshare [COMMAND...]`: COMMAND, or the user's shell, in the user
+/// namespace `unpack` uses; its exit status.
+fn unshare(mut command: Vec<std::ffi::OsString>) -> Result<i32> {
+    let Some(map) = rootless_images()? else {
+        bail!("unshare: only without root (root owns an unpacked bundle's files already)");
+    };
+    if command.is_empty() {
+        command.push(std::env::var_os("SHELL").unwrap_or_else(|| "/bin/sh".into()));
+    }
+    rcontain::image::rootless::run_in_user_namespace(&map, &command)
 }
 
 /// The runtime config an image's settings are applied to: the default

@@ -31,6 +31,7 @@ pub struct Runtime {
     rootless_cgroups: bool,
     /// `--systemd-cgroup`: the cgroup is a systemd scope.
     systemd_cgroup: bool,
+    who: crate::namespaces::Invoker,
 }
 
 #[derive(Default, Clone)]
@@ -87,6 +88,18 @@ impl Drop for Undo<'_> {
 }
 
 /// The parent's part in spawning (spawn kills the init itself on error).
+/// The scope properties the spec's org.systemd.property.* annotations
+/// ask for (`--systemd-cgroup` only, as runc).
+fn systemd_annotations(spec: &Spec) -> Result<Vec<(String, cgroups::systemd::Value)>> {
+    let sorted: std::collections::BTreeMap<String, String> = spec
+        .annotations()
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    cgroups::systemd::annotation_properties(&sorted)
+}
+
 struct CreateParent<'a> {
     id: &'a str,
     spec: &'a Spec,
@@ -104,7 +117,11 @@ impl Parent for CreateParent<'_> {
         // Before the init runs any container code (it waits for Continue).
         if let Some(cg) = self.cgroup {
             let linux = self.spec.linux().as_ref().expect("validated");
-            cg.add_init(pid, in_cgroup2, self.id, linux.resources().as_ref())?;
+            let extra = match cg.systemd_unit() {
+                Some(_) => systemd_annotations(self.spec)?,
+                None => Vec::new(),
+            };
+            cg.add_init(pid, in_cgroup2, self.id, linux.resources().as_ref(), &extra)?;
         }
         if let Some(adj) = self.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
@@ -126,11 +143,13 @@ impl Parent for CreateParent<'_> {
 }
 
 impl Runtime {
-    pub fn new(root: &Path) -> Runtime {
+    /// `who`: the caller's Invoker::current(), read once per command.
+    pub fn new(root: &Path, who: crate::namespaces::Invoker) -> Runtime {
         Runtime {
             store: Store::new(root),
             rootless_cgroups: false,
             systemd_cgroup: false,
+            who,
         }
     }
 
@@ -148,6 +167,53 @@ impl Runtime {
             rootless_cgroups: on,
             ..self
         }
+    }
+
+    /// Spawns the init (spawn::spawn) with what create made; returns its pid.
+    fn spawn_init(
+        &self,
+        o: &CreateOpts,
+        bundle: &Bundle,
+        checked: &Checked,
+        state_dir: &OwnedFd,
+        cg: Option<&cgroups::Manager>,
+        st: &State,
+    ) -> Result<i32> {
+        let spec = &bundle.spec;
+        let linux = spec.linux().as_ref().expect("validated");
+        let cgroup_dir = cg.map(|c| c.unified_dir_fd()).transpose()?.flatten();
+        let hook_state = |pid: i32, status: &str| hook_state_json(st, pid, status);
+        let keyring = format!("_ses.{}", o.id);
+        let host_proc = crate::rootfs::safepath::host_proc()?;
+        let cfg = InitConfig {
+            spec,
+            bundle: &bundle.dir,
+            rootfs: &bundle.rootfs,
+            ns: &checked.ns,
+            state_dir,
+            state_root: self.store.root(),
+            host_proc: &host_proc,
+            console: checked.console.as_ref(),
+            no_pivot: o.no_pivot,
+            image_rootfs: o.image_rootfs.as_ref(),
+            preserve_fds: o.preserve_fds,
+            keyring: (!o.no_new_keyring).then_some(keyring.as_str()),
+            seccomp: checked.filter.as_ref(),
+            caps: &checked.caps,
+            hook_state: &hook_state,
+            who: self.who,
+        };
+        spawn::spawn(
+            &cfg,
+            linux,
+            cgroup_dir.as_ref().map(|d| d.as_fd()),
+            &mut CreateParent {
+                id: &o.id,
+                spec,
+                cgroup: cg,
+                hook_state: &hook_state,
+            },
+        )
     }
 
     /// `create`: the init is set up and waits for `start`. `console` is
@@ -185,15 +251,7 @@ impl Runtime {
         undo.cgroup = cg.as_ref();
         let state_dir = make_start_fifo(&dir, linux)?;
         let mut st = new_state(o, bundle, cg.as_ref())?;
-        let pid = spawn_init(
-            o,
-            bundle,
-            &checked,
-            &state_dir,
-            self.store.root(),
-            cg.as_ref(),
-            &st,
-        )?;
+        let pid = self.spawn_init(o, bundle, &checked, &state_dir, cg.as_ref(), &st)?;
         undo.pid = Some(pid);
         st.pid = pid;
         st.init_start_time = state::proc_stat(pid)
@@ -232,6 +290,8 @@ impl Runtime {
                     "--systemd-cgroup: only as root (systemd's per-user manager is not supported)"
                 );
             }
+            // checked before anything is made; used when the scope starts
+            systemd_annotations(spec)?;
             cgroups::Manager::new_systemd(linux.cgroups_path().as_deref(), &o.id)?
         } else {
             cgroups::Manager::new(
@@ -662,53 +722,6 @@ fn new_state(o: &CreateOpts, bundle: &Bundle, cg: Option<&cgroups::Manager>) -> 
         init_start_time: 0,
         cgroup: cg.map(serde_json::to_value).transpose()?,
     })
-}
-
-/// Spawns the init (spawn::spawn) with what create made; returns its pid.
-fn spawn_init(
-    o: &CreateOpts,
-    bundle: &Bundle,
-    checked: &Checked,
-    state_dir: &OwnedFd,
-    state_root: &Path,
-    cg: Option<&cgroups::Manager>,
-    st: &State,
-) -> Result<i32> {
-    let spec = &bundle.spec;
-    let linux = spec.linux().as_ref().expect("validated");
-    let cgroup_dir = cg.map(|c| c.unified_dir_fd()).transpose()?.flatten();
-    let hook_state = |pid: i32, status: &str| hook_state_json(st, pid, status);
-    let keyring = format!("_ses.{}", o.id);
-    let host_proc = crate::rootfs::safepath::host_proc()?;
-    let cfg = InitConfig {
-        spec,
-        bundle: &bundle.dir,
-        rootfs: &bundle.rootfs,
-        ns: &checked.ns,
-        state_dir,
-        state_root,
-        host_proc: &host_proc,
-        console: checked.console.as_ref(),
-        no_pivot: o.no_pivot,
-        image_rootfs: o.image_rootfs.as_ref(),
-        preserve_fds: o.preserve_fds,
-        keyring: (!o.no_new_keyring).then_some(keyring.as_str()),
-        seccomp: checked.filter.as_ref(),
-        caps: &checked.caps,
-        hook_state: &hook_state,
-        unprivileged: !nix::unistd::geteuid().is_root(),
-    };
-    spawn::spawn(
-        &cfg,
-        linux,
-        cgroup_dir.as_ref().map(|d| d.as_fd()),
-        &mut CreateParent {
-            id: &o.id,
-            spec,
-            cgroup: cg,
-            hook_state: &hook_state,
-        },
-    )
 }
 
 /// What a config needs to run without root, checked before anything is

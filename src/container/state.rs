@@ -136,13 +136,13 @@ pub fn validate_id(id: &str) -> Result<()> {
 /// /run/rcontain for root; for anyone else `$XDG_RUNTIME_DIR/rcontain`
 /// (the per-user tmpfs systemd-logind provides), since /run is root's; so
 /// also for uid 0 of a user namespace, as rootless podman runs the runtime
-/// (see `namespaces::rootless`).
+/// (see `namespaces::Invoker::rootless`).
 /// Without XDG_RUNTIME_DIR (a `su` or `sudo -u` shell, a cron job), a
 /// private directory `/tmp/rcontain-UID`: /tmp is shared, so it is used
 /// only if it is a directory of our own that no one else can write to.
-pub fn default_root() -> Result<PathBuf> {
+pub fn default_root(who: &crate::namespaces::Invoker) -> Result<PathBuf> {
     let uid = nix::unistd::geteuid();
-    if !crate::namespaces::rootless() {
+    if !who.rootless() {
         return Ok(PathBuf::from("/run/rcontain"));
     }
     if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {

@@ -18,7 +18,7 @@ pub const OCI_VERSION: &str = oci_spec::runtime::VERSION;
 /// namespaces, the three capabilities runc grants by default, and
 /// `terminal: true`.
 pub fn default_spec() -> Spec {
-    build(false)
+    build(Caller::Root)
 }
 
 /// As [`default_spec`] but runnable by an unprivileged user: a user
@@ -26,7 +26,14 @@ pub fn default_spec() -> Spec {
 /// (no new network namespace: nothing could configure it), /sys bound
 /// from the host, no devices cgroup rules and no `gid=5` for devpts.
 pub fn rootless_spec() -> Spec {
-    build(true)
+    build(Caller::Rootless)
+}
+
+/// Who the spec is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Root,
+    Rootless,
 }
 
 /// Serializes a spec as tab-indented JSON like runc's, in a stable order
@@ -50,11 +57,31 @@ pub fn to_pretty_json(spec: &Spec) -> Result<String> {
     Ok(String::from_utf8(out)?)
 }
 
-fn build(rootless: bool) -> Spec {
+fn build(caller: Caller) -> Spec {
     // Every value below is a constant accepted by the builders, whose only
     // failure is a missing required field: expect() cannot fire. Fields not
     // set come from oci-spec's Default impls (youki's defaults), so those
     // that runc leaves out are cleared explicitly afterwards.
+    let mut spec = SpecBuilder::default()
+        .version(OCI_VERSION)
+        .process(process())
+        .root(
+            RootBuilder::default()
+                .path("rootfs")
+                .readonly(true)
+                .build()
+                .expect("root"),
+        )
+        .hostname("rcontain")
+        .mounts(mounts(caller))
+        .linux(linux(caller))
+        .build()
+        .expect("spec");
+    spec.set_annotations(None);
+    spec
+}
+
+fn process() -> oci_spec::runtime::Process {
     let caps: oci_spec::runtime::Capabilities = [
         Capability::AuditWrite,
         Capability::Kill,
@@ -70,7 +97,7 @@ fn build(rootless: bool) -> Spec {
         .build()
         .expect("capabilities");
     capabilities.set_inheritable(None);
-    let process = ProcessBuilder::default()
+    ProcessBuilder::default()
         .terminal(true)
         .user(
             UserBuilder::default()
@@ -94,8 +121,11 @@ fn build(rootless: bool) -> Spec {
             .expect("rlimit")])
         .no_new_privileges(true)
         .build()
-        .expect("process");
+        .expect("process")
+}
 
+fn namespaces(caller: Caller) -> Vec<oci_spec::runtime::LinuxNamespace> {
+    let rootless = caller == Caller::Rootless;
     let mut namespaces = vec![LinuxNamespaceType::Pid];
     if !rootless {
         namespaces.push(LinuxNamespaceType::Network);
@@ -108,7 +138,7 @@ fn build(rootless: bool) -> Spec {
     if rootless {
         namespaces.push(LinuxNamespaceType::User);
     }
-    let namespaces: Vec<_> = namespaces
+    namespaces
         .into_iter()
         .map(|t| {
             LinuxNamespaceBuilder::default()
@@ -116,10 +146,13 @@ fn build(rootless: bool) -> Spec {
                 .build()
                 .expect("namespace")
         })
-        .collect();
+        .collect()
+}
 
+fn linux(caller: Caller) -> oci_spec::runtime::Linux {
+    let rootless = caller == Caller::Rootless;
     let mut linux = LinuxBuilder::default()
-        .namespaces(namespaces)
+        .namespaces(namespaces(caller))
         .masked_paths(oci_spec::runtime::get_default_maskedpaths())
         .readonly_paths(oci_spec::runtime::get_default_readonly_paths());
     if rootless {
@@ -151,26 +184,11 @@ fn build(rootless: bool) -> Spec {
     if rootless {
         linux.set_resources(None);
     }
-    let mut spec = SpecBuilder::default()
-        .version(OCI_VERSION)
-        .process(process)
-        .root(
-            RootBuilder::default()
-                .path("rootfs")
-                .readonly(true)
-                .build()
-                .expect("root"),
-        )
-        .hostname("rcontain")
-        .mounts(mounts(rootless))
-        .linux(linux)
-        .build()
-        .expect("spec");
-    spec.set_annotations(None);
-    spec
+    linux
 }
 
-fn mounts(rootless: bool) -> Vec<Mount> {
+fn mounts(caller: Caller) -> Vec<Mount> {
+    let rootless = caller == Caller::Rootless;
     let m = |dest: &str, typ: &str, source: &str, options: &[&str]| {
         let b = MountBuilder::default()
             .destination(dest)

@@ -10,9 +10,10 @@ pub mod mounts;
 pub mod safepath;
 pub mod template;
 
+use crate::kernel::Kernel;
 use anyhow::{anyhow, Context, Result};
 use mounts::CgroupView;
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{umount2, MntFlags, MsFlags};
 use oci_spec::runtime::{Mount, Spec};
 use safepath::fd_path;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -30,68 +31,111 @@ pub enum ImageRootfs {
     Layers(rcontain_image::store::RootfsOverlay),
 }
 
+/// Whose mount namespace the container's mounts are made in.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum MountNs {
+    /// The container's own (created or joined).
+    Own,
+    /// The runtime's (a config without a mount namespace). Then nothing
+    /// may touch the host's mount tree: the rootfs gets a private bind
+    /// mount of its own, everything is mounted below it, the switch is a
+    /// chroot, and delete unmounts it all (`unmount_host_mounts`).
+    Host,
+}
+
+/// What `prepare` builds the rootfs from.
+pub struct Setup<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    pub cgroups: &'a CgroupView,
+    /// How /dev's nodes are made (bound from the host in a user namespace).
+    pub nodes: dev::Nodes,
+    pub mount_ns: MountNs,
+    /// The rootfs is an image store's (see `ImageRootfs`); given only
+    /// when the container has a mount namespace of its own.
+    pub image: Option<&'a ImageRootfs>,
+    /// The host's procfs, for the mount table (see CgroupView::read).
+    pub proc: BorrowedFd<'a>,
+}
+
 /// Set propagation, make the rootfs a mount point and mount everything in
-/// it. Returns an fd of the rootfs mount.
-/// `host_mnt`: the container shares the runtime's mount namespace (config
-/// without a mount namespace). Then nothing may touch the host's mount
-/// tree: the rootfs gets a private bind mount of its own, everything is
-/// mounted below it, and delete unmounts it all (`unmount_host_mounts`).
-/// `image`: the rootfs is an image store's (see `ImageRootfs`); given only
-/// when the container has a mount namespace of its own.
-/// `proc`: the host's procfs, for the mount table (see CgroupView::read).
-#[allow(clippy::too_many_arguments)]
-pub fn prepare(
-    spec: &Spec,
-    rootfs: &Path,
-    bundle: &Path,
-    cg: &CgroupView,
-    userns: bool,
-    host_mnt: bool,
-    image: Option<&ImageRootfs>,
-    proc: BorrowedFd,
-) -> Result<OwnedFd> {
-    let linux = spec.linux().as_ref();
-    if !host_mnt {
-        // Host mount events must not propagate in, and ours never out:
-        // slave by default, or what linux.rootfsPropagation asks for.
-        let prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-            Some(p) => {
-                let f = mounts::propagation_flag(p)
-                    .ok_or_else(|| anyhow!("linux.rootfsPropagation: unknown value {p:?}"))?;
-                // An unbindable tree could not be bind mounted as the
-                // rootfs below: keep it private (what unbindable implies)
-                // until finalize makes the new / unbindable.
-                if f.contains(MsFlags::MS_UNBINDABLE) {
-                    MsFlags::MS_PRIVATE | MsFlags::MS_REC
-                } else {
-                    f | MsFlags::MS_REC
-                }
-            }
-            None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        };
-        mount(None::<&str>, "/", None::<&str>, prop, None::<&str>)
-            .context("setting propagation of /")?;
-        // pivot_root needs the new root to be a mount point whose parent
-        // mount is not shared. After the recursive change every mount is
-        // shared if `prop` is, and none otherwise.
-        if prop.contains(MsFlags::MS_SHARED) {
-            make_parent_private(rootfs, proc)?;
+/// it: the config's mounts, /dev's nodes, the masked and read-only paths.
+/// Returns an fd of the rootfs mount.
+pub fn prepare(k: &dyn Kernel, s: &Setup) -> Result<OwnedFd> {
+    if s.mount_ns == MountNs::Own {
+        isolate_from_host(k, s.spec, s.rootfs, s.proc)?;
+    }
+    let root = bind_rootfs(k, s)?;
+    let ms = s.spec.mounts().as_deref().unwrap_or(&[]);
+    let made = mount_all(k, root.as_fd(), ms, s.bundle, s.cgroups)?;
+    if !dev_from_host(ms) {
+        let linux = s.spec.linux().as_ref();
+        let devs = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
+        let dev_mount = made.dev.as_ref().map(|d| d.as_fd());
+        dev::create_all(k, root.as_fd(), dev_mount, devs, s.nodes)?;
+        dev::create_links(root.as_fd(), dev_mount)?;
+    }
+    if let Some(l) = s.spec.linux() {
+        let pseudo: Vec<(&Path, BorrowedFd)> =
+            made.pseudo.iter().map(|(d, m)| (*d, m.as_fd())).collect();
+        for p in l.readonly_paths().iter().flatten() {
+            readonly_path(k, root.as_fd(), p, &pseudo)
+                .with_context(|| format!("linux.readonlyPaths: {p}"))?;
+        }
+        for p in l.masked_paths().iter().flatten() {
+            mask_path(k, root.as_fd(), p, &pseudo)
+                .with_context(|| format!("linux.maskedPaths: {p}"))?;
         }
     }
-    if let Some(ImageRootfs::Layers(o)) = image {
+    Ok(root)
+}
+
+/// In the container's own mount namespace: host mount events must not
+/// propagate in, and ours never out: slave by default, or what
+/// linux.rootfsPropagation asks for.
+fn isolate_from_host(k: &dyn Kernel, spec: &Spec, rootfs: &Path, proc: BorrowedFd) -> Result<()> {
+    let prop = match spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+    {
+        Some(p) => {
+            let f = mounts::propagation_flag(p)
+                .ok_or_else(|| anyhow!("linux.rootfsPropagation: unknown value {p:?}"))?;
+            // An unbindable tree could not be bind mounted as the rootfs
+            // below: keep it private (what unbindable implies) until
+            // finalize makes the new / unbindable.
+            if f.contains(MsFlags::MS_UNBINDABLE) {
+                MsFlags::MS_PRIVATE | MsFlags::MS_REC
+            } else {
+                f | MsFlags::MS_REC
+            }
+        }
+        None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    };
+    k.mount(None, Path::new("/"), None, prop, None)
+        .context("setting propagation of /")?;
+    // pivot_root needs the new root to be a mount point whose parent
+    // mount is not shared. After the recursive change every mount is
+    // shared if `prop` is, and none otherwise.
+    if prop.contains(MsFlags::MS_SHARED) {
+        make_parent_private(k, rootfs, proc)?;
+    }
+    Ok(())
+}
+
+/// The rootfs bound onto itself (after the image's overlay is mounted
+/// there, if any); the returned fd names that new mount from here on, for
+/// every later step, whatever the path comes to name.
+fn bind_rootfs(k: &dyn Kernel, s: &Setup) -> Result<OwnedFd> {
+    let rootfs = s.rootfs;
+    if let Some(ImageRootfs::Layers(o)) = s.image {
         // Here, in the container's user and mount namespaces only: the
-        // host never sees this overlay (propagation is set just above).
+        // host never sees this overlay (propagation is set before).
         o.mount_at(rootfs)?;
     }
-    // The rootfs bound onto itself; `root` names that new mount from here
-    // on, for every later step, whatever the path comes to name.
-    let dir = crate::sys::open(
-        rootfs,
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .with_context(|| format!("opening rootfs {}", rootfs.display()))?;
-    let root = mounts::bind_fd(dir.as_fd(), dir.as_fd(), true, || {
+    let open = || {
         crate::sys::open(
             rootfs,
             nix::fcntl::OFlag::O_PATH
@@ -99,24 +143,27 @@ pub fn prepare(
                 | nix::fcntl::OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         )
-        .map_err(|e| anyhow!("{}", e.desc()))
+    };
+    let dir = open().with_context(|| format!("opening rootfs {}", rootfs.display()))?;
+    let root = mounts::bind_fd(k, dir.as_fd(), dir.as_fd(), true, || {
+        open().map_err(|e| anyhow!("{}", e.desc()))
     })
     .with_context(|| format!("bind mounting rootfs {}", rootfs.display()))?;
-    if host_mnt {
-        mount(
-            None::<&str>,
-            fd_path(&root).as_str(),
-            None::<&str>,
+    if s.mount_ns == MountNs::Host {
+        k.mount(
+            None,
+            Path::new(&fd_path(&root)),
+            None,
             MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-            None::<&str>,
+            None,
         )
         .with_context(|| format!("making rootfs {} private", rootfs.display()))?;
     }
-    if matches!(image, Some(ImageRootfs::HostOverlay)) {
+    if matches!(s.image, Some(ImageRootfs::HostOverlay)) {
         // The bind above is this namespace's own mount of the overlay: the
         // image's setuid binaries and device nodes work in the container
         // (devices still as the device rules allow), never on the host.
-        crate::sys::mount_setattr(
+        k.mount_setattr(
             root.as_fd(),
             "",
             false,
@@ -130,55 +177,52 @@ pub fn prepare(
             )
         })?;
     }
+    Ok(root)
+}
 
-    let ms = spec.mounts().as_deref().unwrap_or(&[]);
-    // The mounts that what follows goes into: the one at /dev (the last
-    // one there) for the device nodes, procfs and sysfs for the masked
-    // and read-only paths. Through their fds: their destinations looked up
-    // again could lead elsewhere by now.
-    let mut dev_mount = None;
+/// The mounts that later steps go into, through their fds: their
+/// destinations looked up again could lead elsewhere by now.
+struct Made<'a> {
+    /// the one at /dev (the last one there), for the device nodes
+    dev: Option<OwnedFd>,
+    /// procfs and sysfs, for the masked and read-only paths
+    pseudo: Vec<(&'a Path, OwnedFd)>,
+}
+
+/// Every config.json mount, in order, into the rootfs behind `root`.
+fn mount_all<'a>(
+    k: &dyn Kernel,
+    root: BorrowedFd,
+    ms: &'a [Mount],
+    bundle: &Path,
+    cg: &CgroupView,
+) -> Result<Made<'a>> {
     let pseudo_at = pseudo_mounts(ms);
-    let mut pseudo = Vec::new();
+    let mut made = Made {
+        dev: None,
+        pseudo: Vec::new(),
+    };
     for (i, m) in ms.iter().enumerate() {
-        let new = mounts::mount_entry(root.as_fd(), m, i, bundle, cg)?;
+        let new = mounts::mount_entry(k, root, m, i, bundle, cg)?;
         if pseudo_at.contains(&i) {
-            pseudo.push((m.destination().as_path(), new));
+            made.pseudo.push((m.destination().as_path(), new));
         } else if m.destination() == Path::new("/dev") {
-            dev_mount = Some(new);
+            made.dev = Some(new);
         }
     }
-    let dev_from_host = ms.iter().any(|m| {
+    Ok(made)
+}
+
+/// /dev is a bind mount (of the host's, say): no nodes are made in it.
+fn dev_from_host(ms: &[Mount]) -> bool {
+    ms.iter().any(|m| {
         m.destination() == Path::new("/dev")
             && (m.typ().as_deref() == Some("bind")
                 || m.options()
                     .iter()
                     .flatten()
                     .any(|o| o == "bind" || o == "rbind"))
-    });
-    if !dev_from_host {
-        let devs = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
-        let how = if userns {
-            dev::Nodes::FromHost
-        } else {
-            dev::Nodes::Made
-        };
-        let dev_mount = dev_mount.as_ref().map(|d| d.as_fd());
-        dev::create_all(&crate::kernel::Host, root.as_fd(), dev_mount, devs, how)?;
-        dev::create_links(root.as_fd(), dev_mount)?;
-    }
-    if let Some(l) = linux {
-        let pseudo: Vec<(&Path, BorrowedFd)> =
-            pseudo.iter().map(|(d, m)| (*d, m.as_fd())).collect();
-        for p in l.readonly_paths().iter().flatten() {
-            readonly_path(root.as_fd(), p, &pseudo)
-                .with_context(|| format!("linux.readonlyPaths: {p}"))?;
-        }
-        for p in l.masked_paths().iter().flatten() {
-            mask_path(root.as_fd(), p, &pseudo)
-                .with_context(|| format!("linux.maskedPaths: {p}"))?;
-        }
-    }
-    Ok(root)
+    })
 }
 
 /// The entries that put procfs or sysfs at their destination for good
@@ -229,36 +273,40 @@ fn resolve_protected(
 /// Make the mount containing `rootfs`'s parent private. The one read of
 /// the whole mount table left in a start (the topmost mount on a path may
 /// come anywhere in it), and only for a shared rootfsPropagation.
-fn make_parent_private(rootfs: &Path, proc: BorrowedFd) -> Result<()> {
+fn make_parent_private(k: &dyn Kernel, rootfs: &Path, proc: BorrowedFd) -> Result<()> {
     let parent = rootfs.parent().unwrap_or(Path::new("/"));
     let table =
         crate::sys::read_proc_at(proc, "self/mountinfo").context("reading /proc/self/mountinfo")?;
     if let Some(mp) = crate::sys::mountinfo::mount_point_of(&table, parent) {
-        mount(
-            None::<&str>,
-            mp.as_str(),
-            None::<&str>,
-            MsFlags::MS_PRIVATE,
-            None::<&str>,
-        )
-        .with_context(|| format!("making {mp} private"))?;
+        k.mount(None, Path::new(&mp), None, MsFlags::MS_PRIVATE, None)
+            .with_context(|| format!("making {mp} private"))?;
     }
     Ok(())
 }
 
-fn readonly_path(root: BorrowedFd, p: &str, pseudo: &[(&Path, BorrowedFd)]) -> Result<()> {
+fn readonly_path(
+    k: &dyn Kernel,
+    root: BorrowedFd,
+    p: &str,
+    pseudo: &[(&Path, BorrowedFd)],
+) -> Result<()> {
     let Some(fd) = resolve_protected(root, p, pseudo)? else {
         return Ok(());
     };
-    let m = mounts::bind_fd(fd.as_fd(), fd.as_fd(), true, || {
+    let m = mounts::bind_fd(k, fd.as_fd(), fd.as_fd(), true, || {
         resolve_protected(root, p, pseudo)?.ok_or_else(|| anyhow!("vanished after the bind mount"))
     })
     .context("bind")?;
-    crate::sys::mount_setattr(m.as_fd(), "", true, libc::MOUNT_ATTR_RDONLY, 0)
+    k.mount_setattr(m.as_fd(), "", true, libc::MOUNT_ATTR_RDONLY, 0)
         .map_err(|e| anyhow!("making it read-only: {}", e.desc()))
 }
 
-fn mask_path(root: BorrowedFd, p: &str, pseudo: &[(&Path, BorrowedFd)]) -> Result<()> {
+fn mask_path(
+    k: &dyn Kernel,
+    root: BorrowedFd,
+    p: &str,
+    pseudo: &[(&Path, BorrowedFd)],
+) -> Result<()> {
     let Some(fd) = resolve_protected(root, p, pseudo)? else {
         return Ok(());
     };
@@ -266,12 +314,12 @@ fn mask_path(root: BorrowedFd, p: &str, pseudo: &[(&Path, BorrowedFd)]) -> Resul
         .map_err(|e| anyhow!("{}", e.desc()))?;
     // Onto the fd, not through its /proc/self/fd link (see mounts::bind_fd).
     if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-        mounts::new_fs("tmpfs", "tmpfs", MsFlags::MS_RDONLY, &[], fd.as_fd())
+        mounts::new_fs(k, "tmpfs", "tmpfs", MsFlags::MS_RDONLY, &[], fd.as_fd())
             .map(drop)
             .map_err(|e| anyhow!("{}", e.desc()))
     } else {
         let null = dev_null(root)?;
-        mounts::bind_fd(null.as_fd(), fd.as_fd(), false, || {
+        mounts::bind_fd(k, null.as_fd(), fd.as_fd(), false, || {
             resolve_protected(root, p, pseudo)?
                 .ok_or_else(|| anyhow!("vanished after the bind mount"))
         })
@@ -295,33 +343,39 @@ fn dev_null(root: BorrowedFd) -> Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Switch the process's root to the prepared rootfs. pivot_root(".", ".")
-/// stacks the old root on top of the new one; detaching it leaves nothing
-/// of the host reachable. With `no_pivot`, MS_MOVE + chroot (for ramfs
-/// roots, where pivot_root is impossible).
-pub fn switch_root(root: &OwnedFd, no_pivot: bool, host_mnt: bool) -> Result<()> {
-    nix::unistd::fchdir(std::os::fd::AsRawFd::as_raw_fd(root)).context("chdir to rootfs")?;
-    if host_mnt {
-        // Sharing the host's mount namespace: neither pivot_root nor
-        // MS_MOVE may rearrange the host's tree.
-        nix::unistd::chroot(".").context("chroot")?;
-    } else if no_pivot {
-        mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-            .context("moving rootfs to /")?;
-        nix::unistd::chroot(".").context("chroot")?;
-    } else {
-        nix::unistd::pivot_root(".", ".").context("pivot_root")?;
-        mount(
-            None::<&str>,
-            ".",
-            None::<&str>,
-            MsFlags::MS_SLAVE | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .context("making the old root a slave")?;
-        umount2(".", MntFlags::MNT_DETACH).context("detaching the old root")?;
+/// How the process's root becomes the prepared rootfs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Switch {
+    /// pivot_root(".", ".") stacks the old root on top of the new one;
+    /// detaching it leaves nothing of the host reachable.
+    Pivot,
+    /// MS_MOVE onto / and chroot (--no-pivot: for ramfs roots, where
+    /// pivot_root is impossible).
+    Move,
+    /// chroot only: sharing the host's mount namespace, neither
+    /// pivot_root nor MS_MOVE may rearrange the host's tree.
+    Chroot,
+}
+
+/// Switch the process's root to the prepared rootfs `root`.
+pub fn switch_root(k: &dyn Kernel, root: &OwnedFd, how: Switch) -> Result<()> {
+    k.fchdir(root.as_fd()).context("chdir to rootfs")?;
+    let here = Path::new(".");
+    match how {
+        Switch::Chroot => k.chroot(here).context("chroot")?,
+        Switch::Move => {
+            k.mount(Some(here), Path::new("/"), None, MsFlags::MS_MOVE, None)
+                .context("moving rootfs to /")?;
+            k.chroot(here).context("chroot")?;
+        }
+        Switch::Pivot => {
+            k.pivot_root_here().context("pivot_root")?;
+            k.mount(None, here, None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None)
+                .context("making the old root a slave")?;
+            k.umount_detach(here).context("detaching the old root")?;
+        }
     }
-    nix::unistd::chdir("/").context("chdir /")?;
+    k.chdir(Path::new("/")).context("chdir /")?;
     Ok(())
 }
 
@@ -344,7 +398,7 @@ pub fn unmount_host_mounts(rootfs: &Path) -> Result<()> {
 }
 
 /// After the switch: propagation of the new / and a read-only root.
-pub fn finalize(spec: &Spec) -> Result<()> {
+pub fn finalize(k: &dyn Kernel, spec: &Spec) -> Result<()> {
     if let Some(p) = spec
         .linux()
         .as_ref()
@@ -352,7 +406,7 @@ pub fn finalize(spec: &Spec) -> Result<()> {
     {
         let f = mounts::propagation_flag(p)
             .ok_or_else(|| anyhow!("linux.rootfsPropagation: unknown value {p:?}"))?;
-        mount(None::<&str>, "/", None::<&str>, f, None::<&str>)
+        k.mount(None, Path::new("/"), None, f, None)
             .with_context(|| format!("linux.rootfsPropagation: setting {p}"))?;
     }
     if spec
@@ -373,11 +427,14 @@ pub fn finalize(spec: &Spec) -> Result<()> {
                 }
             }
         }
-        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+        k.mount(None, Path::new("/"), None, flags, None)
             .context("root.readonly: remounting / read-only")?;
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod seam_tests;
 
 #[cfg(test)]
 mod tests {

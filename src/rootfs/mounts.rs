@@ -1,9 +1,10 @@
 //! The `mounts` of config.json: option parsing and mounting each entry at
 //! its destination resolved inside the rootfs (see safepath).
 
+use crate::kernel::Kernel;
 use crate::rootfs::safepath::{self, fd_path};
 use anyhow::{anyhow, bail, Context, Result};
-use nix::mount::{mount, MsFlags};
+use nix::mount::MsFlags;
 use oci_spec::runtime::Mount;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -327,6 +328,7 @@ fn on_procfs(fd: &OwnedFd) -> Result<bool> {
 /// Mount one config.json entry inside the rootfs behind `root`; returns
 /// the new mount (what is at its destination now), for what goes inside.
 pub fn mount_entry(
+    k: &dyn Kernel,
     root: BorrowedFd,
     m: &Mount,
     index: usize,
@@ -346,39 +348,18 @@ pub fn mount_entry(
         bail!("{}: id-mapped mounts are not supported", field());
     }
     if opts.bind || typ == "bind" {
-        let src = m
-            .source()
-            .as_ref()
-            .ok_or_else(|| anyhow!("{}: source is required for a bind mount", field()))?;
-        let src = if src.is_absolute() {
-            src.clone()
-        } else {
-            bundle.join(src)
-        };
-        let meta = std::fs::metadata(&src)
-            .map_err(|e| anyhow!("{}: source {}: {e}", field(), src.display()))?;
-        let src_is_procfs = nix::sys::statfs::statfs(&src)
-            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC);
-        let target =
-            mount_point(root, m, &dest, meta.is_dir(), src_is_procfs).with_context(field)?;
-        let m = bind(&src, target.as_fd(), opts.recursive_bind, || {
-            reopen(root, &dest)
-        })
-        .with_context(|| format!("{}: bind mounting {}", field(), src.display()))?;
-        finish_bind(m.as_fd(), &opts).with_context(field)?;
-        set_propagation_and_attrs(m.as_fd(), &opts).with_context(field)?;
-        return Ok(m);
+        return mount_bind(k, root, m, &dest, &opts, bundle, &field);
     }
     let target = mount_point(root, m, &dest, true, false).with_context(field)?;
     let m = if typ == "cgroup" || typ == "cgroup2" {
-        mount_cgroup(root, &dest, target, &opts, cg).with_context(field)?
+        mount_cgroup(k, root, &dest, target, &opts, cg).with_context(field)?
     } else {
         let src = m
             .source()
             .as_ref()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| typ.to_string());
-        match new_fs(typ, &src, opts.flags, &opts.data, target.as_fd()) {
+        match new_fs(k, typ, &src, opts.flags, &opts.data, target.as_fd()) {
             Ok(Some(m)) => m,
             Ok(None) => reopen(root, &dest)
                 .context("reopening the mount point")
@@ -387,11 +368,11 @@ pub fn mount_entry(
             // network namespace; a read-only bind of the host's is what runc
             // does.
             Err(nix::errno::Errno::EPERM) if typ == "sysfs" => {
-                let m = bind(Path::new("/sys"), target.as_fd(), true, || {
+                let m = bind(k, Path::new("/sys"), target.as_fd(), true, || {
                     reopen(root, &dest)
                 })
                 .with_context(|| format!("{}: bind mounting /sys", field()))?;
-                finish_bind(m.as_fd(), &opts).with_context(field)?;
+                finish_bind(k, m.as_fd(), &opts).with_context(field)?;
                 m
             }
             Err(e) => bail!(
@@ -402,7 +383,42 @@ pub fn mount_entry(
             ),
         }
     };
-    set_propagation_and_attrs(m.as_fd(), &opts).with_context(field)?;
+    set_propagation_and_attrs(k, m.as_fd(), &opts).with_context(field)?;
+    Ok(m)
+}
+
+/// A bind mount entry (`field()` names it in errors): the source, relative
+/// to the bundle unless absolute, onto its mount point, then its flags,
+/// propagation and recursive attributes.
+fn mount_bind(
+    k: &dyn Kernel,
+    root: BorrowedFd,
+    m: &Mount,
+    dest: &str,
+    opts: &Options,
+    bundle: &Path,
+    field: &dyn Fn() -> String,
+) -> Result<OwnedFd> {
+    let src = m
+        .source()
+        .as_ref()
+        .ok_or_else(|| anyhow!("{}: source is required for a bind mount", field()))?;
+    let src = if src.is_absolute() {
+        src.clone()
+    } else {
+        bundle.join(src)
+    };
+    let meta = std::fs::metadata(&src)
+        .map_err(|e| anyhow!("{}: source {}: {e}", field(), src.display()))?;
+    let src_is_procfs = nix::sys::statfs::statfs(&src)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC);
+    let target = mount_point(root, m, dest, meta.is_dir(), src_is_procfs).with_context(field)?;
+    let m = bind(k, &src, target.as_fd(), opts.recursive_bind, || {
+        reopen(root, dest)
+    })
+    .with_context(|| format!("{}: bind mounting {}", field(), src.display()))?;
+    finish_bind(k, m.as_fd(), opts).with_context(field)?;
+    set_propagation_and_attrs(k, m.as_fd(), opts).with_context(field)?;
     Ok(m)
 }
 
@@ -421,6 +437,7 @@ pub fn mount_entry(
 /// filesystem as these fsconfig calls do, its superblock flags become
 /// fsconfig flags and the rest fsmount attributes (`new_fs_flags`).
 pub fn new_fs(
+    k: &dyn Kernel,
     typ: &str,
     src: &str,
     flags: MsFlags,
@@ -440,16 +457,16 @@ pub fn new_fs(
             None => Some(FsOption::Flag(i)),
         }))
         .collect();
-    match crate::sys::new_mount(typ, &opts, attrs) {
+    match k.new_mount(typ, &opts, attrs) {
         Ok(m) => {
-            crate::sys::attach_mount_at(m.as_fd(), target)?;
+            k.attach_mount_at(m.as_fd(), target)?;
             Ok(Some(m))
         }
         Err(nix::errno::Errno::ENOSYS) => {
             let data = data.join(",");
-            mount(
-                Some(src),
-                fd_path(target).as_str(),
+            k.mount(
+                Some(Path::new(src)),
+                Path::new(&fd_path(target)),
                 Some(typ),
                 flags,
                 (!data.is_empty()).then_some(data.as_str()),
@@ -520,6 +537,7 @@ fn split_data(d: &str) -> impl Iterator<Item = &str> {
 /// (ENOSYS: before Linux 5.2, or a seccomp profile) a mount(2) bind takes
 /// its place and `reopen` (the destination looked up again) names the mount.
 pub fn bind(
+    k: &dyn Kernel,
     src: &Path,
     target: BorrowedFd,
     recursive: bool,
@@ -528,9 +546,10 @@ pub fn bind(
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(src.as_os_str().as_bytes())
         .map_err(|_| anyhow!("a NUL byte in the path"))?;
-    match crate::sys::open_tree_clone(&c, recursive) {
+    match k.open_tree_clone(&c, recursive) {
         Ok(m) => {
-            crate::sys::attach_mount_at(m.as_fd(), target).map_err(|e| anyhow!("{}", e.desc()))?;
+            k.attach_mount_at(m.as_fd(), target)
+                .map_err(|e| anyhow!("{}", e.desc()))?;
             Ok(m)
         }
         Err(nix::errno::Errno::ENOSYS) => {
@@ -539,10 +558,10 @@ pub fn bind(
             } else {
                 MsFlags::empty()
             };
-            mount(
+            k.mount(
                 Some(src),
-                fd_path(target).as_str(),
-                None::<&str>,
+                Path::new(&fd_path(target)),
+                None,
                 MsFlags::MS_BIND | rec,
                 None::<&str>,
             )
@@ -557,19 +576,23 @@ pub fn bind(
 /// path is looked up, not even /proc/self/fd/N (after joining a mount
 /// namespace by path, /proc is whatever its owner put there).
 pub fn bind_fd(
+    k: &dyn Kernel,
     src: BorrowedFd,
     target: BorrowedFd,
     recursive: bool,
     reopen: impl FnOnce() -> Result<OwnedFd>,
 ) -> Result<OwnedFd> {
-    match crate::sys::open_tree_clone_fd(src, recursive) {
+    match k.open_tree_clone_fd(src, recursive) {
         Ok(m) => {
-            crate::sys::attach_mount_at(m.as_fd(), target).map_err(|e| anyhow!("{}", e.desc()))?;
+            k.attach_mount_at(m.as_fd(), target)
+                .map_err(|e| anyhow!("{}", e.desc()))?;
             Ok(m)
         }
         // No open_tree (before Linux 5.2, or a seccomp profile): the
         // fd's /proc/self/fd link is the only way to name its object.
-        Err(nix::errno::Errno::ENOSYS) => bind(Path::new(&fd_path(src)), target, recursive, reopen),
+        Err(nix::errno::Errno::ENOSYS) => {
+            bind(k, Path::new(&fd_path(src)), target, recursive, reopen)
+        }
         Err(e) => Err(anyhow!("{}", e.desc())),
     }
 }
@@ -579,17 +602,17 @@ pub fn bind_fd(
 /// and clears the others, as a bind remount does. Flags the kernel locked
 /// (a bind of a nosuid mount from a user namespace, …) must be kept or
 /// the change fails.
-fn finish_bind(m: BorrowedFd, opts: &Options) -> Result<()> {
+fn finish_bind(k: &dyn Kernel, m: BorrowedFd, opts: &Options) -> Result<()> {
     let flags = opts.flags & !(MsFlags::MS_REMOUNT | MsFlags::MS_REC);
     if flags.is_empty() {
         return Ok(());
     }
     let (set, clear) = bind_remount_attrs(flags);
     let setattr = |locked: u64| {
-        crate::sys::mount_setattr(m, "", false, set | locked, clear & !locked)
+        k.mount_setattr(m, "", false, set | locked, clear & !locked)
             .map_err(|e| anyhow!("remounting with {:?}: {}", flags, e.desc()))
     };
-    match crate::sys::mount_setattr(m, "", false, set, clear) {
+    match k.mount_setattr(m, "", false, set, clear) {
         Err(nix::errno::Errno::EPERM) => {
             return setattr(bind_remount_attrs(locked_flags(m)).0);
         }
@@ -599,21 +622,11 @@ fn finish_bind(m: BorrowedFd, opts: &Options) -> Result<()> {
         r => return r.map_err(|e| anyhow!("remounting with {:?}: {}", flags, e.desc())),
     }
     let remount = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags;
-    match mount(
-        None::<&str>,
-        fd_path(m).as_str(),
-        None::<&str>,
-        remount,
-        None::<&str>,
-    ) {
-        Err(nix::errno::Errno::EPERM) => mount(
-            None::<&str>,
-            fd_path(m).as_str(),
-            None::<&str>,
-            remount | locked_flags(m),
-            None::<&str>,
-        )
-        .map_err(|e| anyhow!("remounting with {:?}: {}", flags, e.desc())),
+    let at = fd_path(m);
+    match k.mount(None, Path::new(&at), None, remount, None) {
+        Err(nix::errno::Errno::EPERM) => k
+            .mount(None, Path::new(&at), None, remount | locked_flags(m), None)
+            .map_err(|e| anyhow!("remounting with {:?}: {}", flags, e.desc())),
         r => r.map_err(|e| anyhow!("remounting with {:?}: {}", flags, e.desc())),
     }
 }
@@ -676,12 +689,12 @@ fn locked_flags(m: BorrowedFd) -> MsFlags {
 }
 
 /// Propagation and recursive attributes (rro, rnosuid, …) of the mount `m`.
-fn set_propagation_and_attrs(m: BorrowedFd, opts: &Options) -> Result<()> {
+fn set_propagation_and_attrs(k: &dyn Kernel, m: BorrowedFd, opts: &Options) -> Result<()> {
     let types =
         MsFlags::MS_SHARED | MsFlags::MS_SLAVE | MsFlags::MS_PRIVATE | MsFlags::MS_UNBINDABLE;
     for p in &opts.propagation {
         let typ = (*p & types).bits();
-        match crate::sys::set_propagation(m, typ, p.contains(MsFlags::MS_REC)) {
+        match k.set_propagation(m, typ, p.contains(MsFlags::MS_REC)) {
             // No mount_setattr (before Linux 5.12, or a seccomp profile):
             // mount(2) through the mount's /proc/self/fd link.
             Err(nix::errno::Errno::ENOSYS) => {}
@@ -690,17 +703,11 @@ fn set_propagation_and_attrs(m: BorrowedFd, opts: &Options) -> Result<()> {
                 continue;
             }
         }
-        mount(
-            None::<&str>,
-            fd_path(m).as_str(),
-            None::<&str>,
-            *p,
-            None::<&str>,
-        )
-        .map_err(|e| anyhow!("setting propagation {:?}: {}", p, e.desc()))?;
+        k.mount(None, Path::new(&fd_path(m)), None, *p, None)
+            .map_err(|e| anyhow!("setting propagation {:?}: {}", p, e.desc()))?;
     }
     if opts.rec_set != 0 || opts.rec_clear != 0 {
-        crate::sys::mount_setattr(m, "", true, opts.rec_set, opts.rec_clear)
+        k.mount_setattr(m, "", true, opts.rec_set, opts.rec_clear)
             .map_err(|e| anyhow!("mount_setattr: {}", e.desc()))?;
     }
     Ok(())
@@ -710,6 +717,7 @@ fn set_propagation_and_attrs(m: BorrowedFd, opts: &Options) -> Result<()> {
 /// onto `target` (`dest` in the rootfs behind `root`); returns the new
 /// mount, for `finish_bind`.
 fn bind_cgroup(
+    k: &dyn Kernel,
     mp: &Path,
     path: &str,
     root: BorrowedFd,
@@ -717,7 +725,7 @@ fn bind_cgroup(
     target: BorrowedFd,
 ) -> Result<OwnedFd> {
     let src = mp.join(path.trim_start_matches('/'));
-    bind(&src, target, false, || reopen(root, dest))
+    bind(k, &src, target, false, || reopen(root, dest))
         .with_context(|| format!("bind mounting {}", src.display()))
 }
 
@@ -731,6 +739,7 @@ fn reopen(root: BorrowedFd, dest: &str) -> Result<OwnedFd> {
 /// otherwise bind mounts of the container's own cgroup directories, so the
 /// container never sees the host's tree. Returns the mount at `dest`.
 fn mount_cgroup(
+    k: &dyn Kernel,
     root: BorrowedFd,
     dest: &str,
     target: OwnedFd,
@@ -740,7 +749,7 @@ fn mount_cgroup(
     let flags = opts.flags & !MsFlags::MS_REMOUNT;
     let reopened = || reopen(root, dest).context("reopening the mount point");
     if cg.pure_v2 && cg.own_ns {
-        return match new_fs("cgroup2", "cgroup2", flags, &[], target.as_fd()) {
+        return match new_fs(k, "cgroup2", "cgroup2", flags, &[], target.as_fd()) {
             Ok(Some(m)) => Ok(m),
             Ok(None) => reopened(),
             Err(e) => Err(anyhow!("mounting cgroup2: {}", e.desc())),
@@ -752,14 +761,15 @@ fn mount_cgroup(
             .iter()
             .find(|h| h.2.is_empty())
             .ok_or_else(|| anyhow!("no cgroup2 hierarchy found in /proc/self/cgroup"))?;
-        let m = bind_cgroup(mp, path, root, dest, target.as_fd())?;
-        finish_bind(m.as_fd(), opts)?;
+        let m = bind_cgroup(k, mp, path, root, dest, target.as_fd())?;
+        finish_bind(k, m.as_fd(), opts)?;
         return Ok(m);
     }
     // v1 or hybrid: a tmpfs holding one bind mount per hierarchy, each
     // made inside that tmpfs through its fd.
     let tmpfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let tmpfs = match new_fs(
+        k,
         "tmpfs",
         "tmpfs",
         tmpfs_flags,
@@ -778,8 +788,9 @@ fn mount_cgroup(
         let t = safepath::mkdir_all_in_root(tmpfs.as_fd(), &name, 0o755)
             .map_err(|e| anyhow!("creating {dest}/{name}: {}", e.desc()))?;
         let sub = format!("{}/{}", dest.trim_end_matches('/'), name);
-        let m = bind_cgroup(mp, path, root, &sub, t.as_fd())?;
+        let m = bind_cgroup(k, mp, path, root, &sub, t.as_fd())?;
         finish_bind(
+            k,
             m.as_fd(),
             &Options {
                 flags: flags | tmpfs_flags,

@@ -10,12 +10,13 @@
 //! until `start` opens it for reading.
 
 use crate::container::hooks;
+use crate::kernel::{Host, Kernel};
 use crate::namespaces::Namespaces;
 use crate::process::capabilities::CapSets;
 use crate::process::{attrs as process, seccomp};
 use crate::rootfs::mounts::CgroupView;
 use crate::rootfs::safepath::Procfs;
-use crate::start::channel::{ChildEnd, ExecSteps};
+use crate::start::channel::{ChildEnd, ExecSteps, InitSteps};
 use crate::{rootfs, sys, terminal};
 use anyhow::{anyhow, bail, Context, Result};
 use nix::sched::CloneFlags;
@@ -52,9 +53,8 @@ pub struct InitConfig<'a> {
     pub caps: &'a CapSets,
     /// State JSON (without pid) for hooks the init runs itself.
     pub hook_state: &'a dyn Fn(i32, &str) -> Vec<u8>,
-    /// The runtime runs without root (its euid, read before the clone: in
-    /// a new user namespace ours changes as soon as uid_map is written).
-    pub unprivileged: bool,
+    /// Who runs the runtime (read before the clone).
+    pub who: crate::namespaces::Invoker,
 }
 
 /// Which of its namespaces the init still has to join or create itself.
@@ -103,27 +103,126 @@ fn report_to_start(fifo: &OwnedFd, msg: &str) -> bool {
     nix::unistd::write(fifo, msg.as_bytes()).is_ok_and(|n| n == msg.len())
 }
 
+/// The init's phases, in order: namespaces, cgroup namespace, mount
+/// namespace and rootfs, hooks, console, the switch to the new root, the
+/// container's kernel settings, then ready, the wait for `start`, and exec.
 fn setup(
     cfg: &InitConfig,
     chan_slot: &mut Option<ChildEnd>,
     ns: Namespacing,
     fifo_out: &mut Option<OwnedFd>,
 ) -> Result<Infallible> {
-    let (enter_ns, unshare_flags) = match ns {
-        Namespacing::Direct { unshare } => (true, unshare),
-        Namespacing::FromIntermediate => (false, 0),
-    };
+    let k = &Host;
     let chan = chan_slot.as_ref().expect("the channel is open until Ready");
     let spec = cfg.spec;
     let process = spec.process().as_ref().expect("validated");
     let linux = spec.linux().as_ref().expect("validated");
 
+    let steps = placed(cfg, chan, &ns)?;
+    let entered = enter_namespaces(k, cfg, &ns)?;
+    join_keyring(cfg.keyring)?;
+    let cg = cgroup_namespace(k, cfg)?;
+    let host_pid = host_pid(cfg.host_proc.as_fd())?;
+    let (root, switch) = build_rootfs(k, cfg, &entered, &cg)?;
+
+    if hooks::has_runtime_hooks(spec) {
+        steps.run_hooks()?;
+    }
+    if let Some(h) = spec.hooks() {
+        hooks::run_all(
+            "createContainer",
+            h.create_container().as_ref(),
+            &(cfg.hook_state)(host_pid, "created"),
+        )?;
+    }
+    let pty = console(cfg, process, &root)?;
+
+    rootfs::switch_root(k, &root, switch)?;
+    drop(root);
+    rootfs::finalize(k, spec)?;
+    kernel_settings(spec, linux)?;
+
+    let env: Vec<String> = process.env().clone().unwrap_or_default();
+    let args = process.args().as_ref().expect("validated");
+    // Resolved inside the new root; nothing the runtime holds is reachable.
+    let exe = find_executable(&args[0], &env, process.cwd())?;
+
+    // The pty replaces the caller's stdio now, not after `start`: engines
+    // (containerd's shim) read `create`'s stdout/stderr to EOF before they
+    // call `start`, so the init must not keep those pipes open meanwhile.
+    if let Some(slave) = pty {
+        terminal::become_controlling(slave)?;
+    }
+
+    let filter = load_notify_filter(cfg.seccomp, &steps)?;
+
+    // Setup is done: from here on the runtime will not be waiting for us.
+    steps.ready()?;
+    *chan_slot = None;
+
+    // Kept open until execve closes it: `start` waits for that EOF, and
+    // reads why if the init fails before.
+    let keep: &OwnedFd = fifo_out.insert(wait_for_start(cfg.state_dir)?);
+    if let Some(h) = spec.hooks() {
+        hooks::run_all(
+            "startContainer",
+            h.start_container().as_ref(),
+            // The user's program has not run yet (runc says the same).
+            &(cfg.hook_state)(host_pid, "created"),
+        )?;
+    }
+    let target = ProcessTarget {
+        process,
+        linux,
+        filter,
+        caps: cfg.caps,
+        preserve_fds: cfg.preserve_fds,
+    };
+    exec_process(&target, &exe, None, keep.as_fd())
+}
+
+/// With process.terminal: a pty whose master goes to the console
+/// socket, its slave bound onto the rootfs's /dev/console; the slave.
+fn console(cfg: &InitConfig, process: &Process, root: &OwnedFd) -> Result<Option<OwnedFd>> {
+    match (process.terminal().unwrap_or(false), cfg.console) {
+        (true, Some(sock)) => {
+            let slave = terminal::open_pty(root, process.console_size().as_ref(), sock)?;
+            terminal::bind_console(root, &slave)?;
+            Ok(Some(slave))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A filter with notify rules must be loaded while the runtime is still
+/// here to pass its fd to the seccomp agent; it then also covers the rest
+/// of the init, as with runc. Returns the filter still to load, if any.
+fn load_notify_filter<'a>(
+    filter: Option<&'a seccomp::Filter>,
+    steps: &InitSteps,
+) -> Result<Option<&'a seccomp::Filter>> {
+    match filter {
+        Some(f) if f.uses_notify() => {
+            if let Some(fd) = f.load()? {
+                steps.seccomp_fd(fd)?;
+            }
+            Ok(None)
+        }
+        f => Ok(f),
+    }
+}
+
+/// Non-dumpable, then told by the parent that we are placed (cgroup, id
+/// maps): the next steps.
+fn placed<'a>(cfg: &InitConfig, chan: &'a ChildEnd, ns: &Namespacing) -> Result<InitSteps<'a>> {
     // An unprivileged runtime writes our id maps (itself or through
     // newuidmap) in /proc/PID, whose files the kernel gives to root while
     // we are non-dumpable: stay dumpable until they are written. Nothing of
     // the container runs yet, and only the user, who owns this process
     // anyway, could trace it meanwhile.
-    let maps_pending = enter_ns && cfg.ns.creates(LinuxNamespaceType::User) && cfg.unprivileged;
+    let maps_pending = matches!(ns, Namespacing::Direct { .. })
+        && cfg.ns.creates(LinuxNamespaceType::User)
+        && cfg.who.unprivileged;
     if !maps_pending {
         sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
     }
@@ -131,12 +230,29 @@ fn setup(
     if maps_pending {
         sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
     }
+    Ok(steps)
+}
 
+/// Where the namespaces phase leaves the init.
+struct Entered {
+    /// in a user namespace of the container's (created or joined)
+    userns: bool,
+    /// the mount namespace is still to be made, at the rootfs phase
+    mount_ns_later: bool,
+}
+
+/// Becomes root of the container's user namespace, creates and joins the
+/// namespaces the clone left to the init.
+fn enter_namespaces(k: &dyn Kernel, cfg: &InitConfig, ns: &Namespacing) -> Result<Entered> {
+    let unshare_flags = match *ns {
+        Namespacing::Direct { unshare } => unshare,
+        Namespacing::FromIntermediate => 0,
+    };
     let userns = cfg.ns.creates(LinuxNamespaceType::User) || cfg.ns.joins(LinuxNamespaceType::User);
     if userns {
         // Become root of the user namespace: mounts and mknod checks are
         // made against these credentials.
-        crate::namespaces::become_userns_root()?;
+        k.become_userns_root()?;
     }
     // Without a user namespace, the clone left the new mount namespace to
     // us: it is made where the rootfs setup begins, from the template when
@@ -149,31 +265,42 @@ fn setup(
         unshare_flags
     };
     if unshare_now != 0 {
-        nix::sched::unshare(CloneFlags::from_bits_retain(unshare_now as i32))
+        k.unshare(CloneFlags::from_bits_retain(unshare_now as i32))
             .context("creating namespaces")?;
     }
-    if enter_ns {
-        cfg.ns.enter(|t| {
+    if let Namespacing::Direct { .. } = ns {
+        cfg.ns.enter(k, |t| {
             !matches!(
                 t,
                 LinuxNamespaceType::User | LinuxNamespaceType::Pid | LinuxNamespaceType::Time
             )
         })?;
     }
-    if let Some(name) = cfg.keyring {
-        // Kernels or seccomp profiles that deny keyctl just keep the old
-        // keyring, as with runc.
-        if let Err(e) = sys::join_session_keyring(name) {
-            if e != nix::errno::Errno::ENOSYS && e != nix::errno::Errno::EPERM {
-                return Err(anyhow!("joining a new session keyring: {}", e.desc()));
-            }
-        }
-    }
+    Ok(Entered {
+        userns,
+        mount_ns_later,
+    })
+}
 
-    // The parent has placed us in our cgroup; read where that is before a
-    // cgroup namespace hides it, then create the namespace so its root is
-    // the container's cgroup.
-    let needs_cgroup_view = spec
+/// A new session keyring named `name`, if asked for.
+fn join_keyring(name: Option<&str>) -> Result<()> {
+    let Some(name) = name else { return Ok(()) };
+    // Kernels or seccomp profiles that deny keyctl just keep the old
+    // keyring, as with runc.
+    match sys::join_session_keyring(name) {
+        Err(e) if e != nix::errno::Errno::ENOSYS && e != nix::errno::Errno::EPERM => {
+            Err(anyhow!("joining a new session keyring: {}", e.desc()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The parent has placed us in our cgroup; read where that is before a
+/// cgroup namespace hides it, then create the namespace so its root is
+/// the container's cgroup.
+fn cgroup_namespace(k: &dyn Kernel, cfg: &InitConfig) -> Result<CgroupView> {
+    let needs_cgroup_view = cfg
+        .spec
         .mounts()
         .iter()
         .flatten()
@@ -185,13 +312,22 @@ fn setup(
         CgroupView::default()
     };
     if own_cgroupns {
-        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+        k.unshare(CloneFlags::CLONE_NEWCGROUP)
             .context("creating the cgroup namespace")?;
     }
-    let host_pid = host_pid(cfg.host_proc.as_fd())?;
+    Ok(cg)
+}
 
-    let host_mnt =
-        !cfg.ns.creates(LinuxNamespaceType::Mount) && !cfg.ns.joins(LinuxNamespaceType::Mount);
+/// The mount namespace (when it is left to this phase) and the rootfs in
+/// it: an fd of the rootfs mount, and how to switch into it.
+fn build_rootfs(
+    k: &dyn Kernel,
+    cfg: &InitConfig,
+    entered: &Entered,
+    cg: &CgroupView,
+) -> Result<(OwnedFd, rootfs::Switch)> {
+    let own_mnt =
+        cfg.ns.creates(LinuxNamespaceType::Mount) || cfg.ns.joins(LinuxNamespaceType::Mount);
     let image = match cfg.image_rootfs {
         _ if cfg.ns.creates(LinuxNamespaceType::Mount) => cfg.image_rootfs,
         Some(rootfs::ImageRootfs::Layers(_)) => {
@@ -201,55 +337,48 @@ fn setup(
     };
     // Also when the runtime itself runs in a user namespace (as root of
     // rootless podman's): mknod is refused there too.
-    let in_userns = userns || sys::in_user_namespace();
-    if mount_ns_later {
+    let in_userns = entered.userns || cfg.who.in_userns;
+    if entered.mount_ns_later {
         // An image's layers are mounted by path from the host's tree.
         let layers = matches!(image, Some(rootfs::ImageRootfs::Layers(_)));
         rootfs::template::new_mount_ns(
             cfg.state_root,
-            spec,
+            cfg.spec,
             cfg.rootfs,
             cfg.bundle,
-            &cg,
+            cg,
             cfg.no_pivot || layers,
             in_userns,
         )?;
     }
-    let root = rootfs::prepare(
-        spec,
-        cfg.rootfs,
-        cfg.bundle,
-        &cg,
-        in_userns,
-        host_mnt,
+    let setup = rootfs::Setup {
+        spec: cfg.spec,
+        rootfs: cfg.rootfs,
+        bundle: cfg.bundle,
+        cgroups: cg,
+        nodes: if in_userns {
+            rootfs::dev::Nodes::FromHost
+        } else {
+            rootfs::dev::Nodes::Made
+        },
+        mount_ns: if own_mnt {
+            rootfs::MountNs::Own
+        } else {
+            rootfs::MountNs::Host
+        },
         image,
-        cfg.host_proc.as_fd(),
-    )?;
-
-    if hooks::has_runtime_hooks(spec) {
-        steps.run_hooks()?;
-    }
-    if let Some(h) = spec.hooks() {
-        hooks::run_all(
-            "createContainer",
-            h.create_container().as_ref(),
-            &(cfg.hook_state)(host_pid, "created"),
-        )?;
-    }
-
-    let pty = match (process.terminal().unwrap_or(false), cfg.console) {
-        (true, Some(sock)) => {
-            let slave = terminal::open_pty(&root, process.console_size().as_ref(), sock)?;
-            terminal::bind_console(&root, &slave)?;
-            Some(slave)
-        }
-        _ => None,
+        proc: cfg.host_proc.as_fd(),
     };
+    let switch = match (own_mnt, cfg.no_pivot) {
+        (false, _) => rootfs::Switch::Chroot,
+        (true, true) => rootfs::Switch::Move,
+        (true, false) => rootfs::Switch::Pivot,
+    };
+    Ok((rootfs::prepare(k, &setup)?, switch))
+}
 
-    rootfs::switch_root(&root, cfg.no_pivot, host_mnt)?;
-    drop(root);
-    rootfs::finalize(spec)?;
-
+/// After the switch: linux.sysctl, hostname and domainname.
+fn kernel_settings(spec: &Spec, linux: &Linux) -> Result<()> {
     if let Some(sysctl) = linux.sysctl().as_ref().filter(|s| !s.is_empty()) {
         let proc = Procfs::new()?;
         for (k, v) in sysctl {
@@ -263,40 +392,15 @@ fn setup(
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         sys::setdomainname(d).context("domainname: setdomainname")?;
     }
+    Ok(())
+}
 
-    let env: Vec<String> = process.env().clone().unwrap_or_default();
-    let args = process.args().as_ref().expect("validated");
-    let cwd = process.cwd();
-    // Resolved inside the new root; nothing the runtime holds is reachable.
-    let exe = find_executable(&args[0], &env, cwd)?;
-
-    // The pty replaces the caller's stdio now, not after `start`: engines
-    // (containerd's shim) read `create`'s stdout/stderr to EOF before they
-    // call `start`, so the init must not keep those pipes open meanwhile.
-    if let Some(slave) = pty {
-        terminal::become_controlling(slave)?;
-    }
-
-    // A filter with notify rules must be loaded while the runtime is still
-    // here to pass its fd to the seccomp agent; it then also covers the
-    // rest of the init, as with runc.
-    let filter = match cfg.seccomp {
-        Some(f) if f.uses_notify() => {
-            if let Some(fd) = f.load()? {
-                steps.seccomp_fd(fd)?;
-            }
-            None
-        }
-        f => f,
-    };
-
-    // Setup is done: from here on the runtime will not be waiting for us.
-    steps.ready()?;
-    *chan_slot = None;
-
+/// Blocks opening exec.fifo (in the state dir `dir`) for writing until
+/// `start` opens it for reading, and writes the byte `start` waits for.
+fn wait_for_start(dir: &OwnedFd) -> Result<OwnedFd> {
     let fifo = loop {
         match sys::openat(
-            Some(cfg.state_dir.as_raw_fd()),
+            Some(dir.as_raw_fd()),
             crate::container::state::FIFO,
             nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
@@ -305,28 +409,8 @@ fn setup(
             r => break r.context("opening exec.fifo")?,
         }
     };
-    // Kept open until execve closes it: `start` waits for that EOF, and
-    // reads why if the init fails before.
     nix::unistd::write(&fifo, b"0").context("writing exec.fifo")?;
-    *fifo_out = Some(fifo);
-
-    if let Some(h) = spec.hooks() {
-        hooks::run_all(
-            "startContainer",
-            h.start_container().as_ref(),
-            // The user's program has not run yet (runc says the same).
-            &(cfg.hook_state)(host_pid, "created"),
-        )?;
-    }
-    let keep = fifo_out.as_ref().expect("set above").as_fd();
-    let target = ProcessTarget {
-        process,
-        linux,
-        filter,
-        caps: cfg.caps,
-        preserve_fds: cfg.preserve_fds,
-    };
-    exec_process(&target, &exe, None, keep)
+    Ok(fifo)
 }
 
 /// What the container's process becomes, for the init and for `exec`.

@@ -162,7 +162,7 @@ fn intermediate(cfg: &InitConfig, linux: &Linux, cgroup: Option<BorrowedFd>, cha
         // for an unprivileged runtime waits: its id maps are written by the
         // runtime as that user, which the kernel allows only on a dumpable
         // process's /proc files, and nothing else is in that namespace yet.
-        let maps_pending = cfg.unprivileged && cfg.ns.creates(LinuxNamespaceType::User);
+        let maps_pending = cfg.who.unprivileged && cfg.ns.creates(LinuxNamespaceType::User);
         if !maps_pending {
             sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
         }

@@ -79,7 +79,7 @@ impl Rule {
         )))
     }
 
-    fn access_bits(&self) -> u32 {
+    pub(crate) fn access_bits(&self) -> u32 {
         self.access.chars().fold(0, |acc, c| {
             acc | match c {
                 'm' => ACC_MKNOD,
@@ -101,7 +101,7 @@ fn bits_of(access: &str) -> u32 {
 }
 
 /// Access bits as devices.list prints them ("rwm" order).
-fn access_of(bits: u32) -> String {
+pub(crate) fn access_of(bits: u32) -> String {
     [(ACC_READ, 'r'), (ACC_WRITE, 'w'), (ACC_MKNOD, 'm')]
         .iter()
         .filter(|(b, _)| bits & b != 0)

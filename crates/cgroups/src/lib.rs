@@ -435,7 +435,8 @@ impl Manager {
     }
 
     /// Put the container's init `pid` in its cgroup: with systemd, start
-    /// the scope with it (runc's properties), set `r` as unit properties,
+    /// the scope with it (runc's properties, then `extra`: those of the
+    /// org.systemd.property.* annotations), set `r` as unit properties,
     /// then write `r` to the cgroup files, as runc does, so the values read
     /// back are runc's; otherwise `add_pid`. On error the unit is stopped.
     pub fn add_init(
@@ -444,6 +445,7 @@ impl Manager {
         in_unified: bool,
         id: &str,
         r: Option<&LinuxResources>,
+        extra: &[(String, systemd::Value)],
     ) -> Result<()> {
         let Some(unit) = &self.systemd else {
             return self.add_pid(pid, in_unified);
@@ -454,6 +456,7 @@ impl Manager {
         bus.start_unit(
             &unit.name,
             &systemd::start_properties(unit, id, pid, self.mode),
+            extra,
         )?;
         let res = self.systemd_apply(&bus, r, true).and_then(|()| {
             // systemd put the init in its own hierarchies; the others
@@ -472,7 +475,17 @@ impl Manager {
     fn systemd_apply(&self, bus: &systemd::Bus, r: &LinuxResources, creating: bool) -> Result<()> {
         let unit = self.systemd.as_ref().expect("systemd manager");
         let version = bus.version()?;
-        let props = systemd::resource_properties(r, self.mode, version)?;
+        let mut props = systemd::resource_properties(r, self.mode, version)?;
+        // the device rules as the fs code writes them: always at create,
+        // on update only when given
+        if creating || r.devices().is_some() {
+            props.extend(systemd::device_properties(
+                &self.rules(Some(r))?,
+                version,
+                || std::fs::read_to_string("/proc/devices").context("reading /proc/devices"),
+                |p| Path::new(p).exists(),
+            )?);
+        }
         bus.set_properties(&unit.name, &props)?;
         if creating {
             let mut created = Vec::new();

@@ -16,56 +16,69 @@ pub(super) fn validate(root: &Path, r: &LinuxResources) -> Result<()> {
     // read only when a value needs a controller: a config without limits
     // needs none, and its create skips the read
     let available = std::cell::OnceCell::new();
-    let need = |c: &str, what: &str| -> Result<()> {
+    for n in needs(r) {
+        let (c, what) = match n {
+            Need::Controller(c, what) => (c, what),
+            Need::Refused(msg) => bail!("{msg}"),
+            Need::Invalid(msg) => bail!("{msg}"),
+        };
         if available.get().is_none() {
             let _ = available.set(read(root, "cgroup.controllers")?);
         }
         let available: &String = available.get().expect("set above");
-        if available.split_whitespace().any(|x| x == c) {
-            Ok(())
-        } else {
+        if !available.split_whitespace().any(|x| x == c) {
             bail!(
                 "cannot set {what}: the {c} controller is not available in {}/cgroup.controllers",
                 root.display()
             )
         }
-    };
+    }
+    Ok(())
+}
+
+/// What one resource value asks of cgroup v2.
+enum Need {
+    /// a controller (and the field that needs it, for the error)
+    Controller(String, String),
+    /// something v2 does not have: the error
+    Refused(&'static str),
+    /// a unified key that is not a cgroup file's name: the error
+    Invalid(String),
+}
+
+/// What `r` asks of cgroup v2, in the order of its fields (the first
+/// unmet need is the error).
+fn needs(r: &LinuxResources) -> Vec<Need> {
+    let ctrl = |c: &str, what: &str| Need::Controller(c.to_string(), what.to_string());
+    let mut out = Vec::new();
     if let Some(m) = r.memory() {
         if m.limit().is_some() || m.reservation().is_some() || m.swap().is_some() {
-            need("memory", "linux.resources.memory")?;
+            out.push(ctrl("memory", "linux.resources.memory"));
         }
         if m.kernel_tcp().is_some_and(|t| t != 0) {
-            bail!("cannot set memory.kernelTCP: cgroup v2 has no kernel TCP memory limit");
+            out.push(Need::Refused(
+                "cannot set memory.kernelTCP: cgroup v2 has no kernel TCP memory limit",
+            ));
         }
         if m.swappiness().is_some() {
-            bail!("cannot set memory.swappiness: cgroup v2 has no per-cgroup swappiness");
+            out.push(Need::Refused(
+                "cannot set memory.swappiness: cgroup v2 has no per-cgroup swappiness",
+            ));
         }
         if m.disable_oom_killer() == Some(true) {
-            bail!("cannot set memory.disableOOMKiller: cgroup v2 cannot disable the OOM killer");
+            out.push(Need::Refused(
+                "cannot set memory.disableOOMKiller: cgroup v2 cannot disable the OOM killer",
+            ));
         }
     }
     if let Some(cpu) = r.cpu() {
-        if cpu.cpus().is_some() || cpu.mems().is_some() {
-            need("cpuset", "linux.resources.cpu.cpus/mems")?;
-        }
-        if cpu.shares().is_some()
-            || cpu.quota().is_some()
-            || cpu.period().is_some()
-            || cpu.burst().is_some()
-        {
-            need("cpu", "linux.resources.cpu")?;
-        }
-        if cpu.realtime_runtime().is_some_and(|v| v != 0)
-            || cpu.realtime_period().is_some_and(|v| v != 0)
-        {
-            bail!("cannot set cpu.realtimeRuntime/realtimePeriod: cgroup v2 has no realtime group scheduling");
-        }
+        out.extend(cpu_needs(cpu));
     }
     if r.pids().is_some() {
-        need("pids", "linux.resources.pids")?;
+        out.push(ctrl("pids", "linux.resources.pids"));
     }
     if let Some(bio) = r.block_io() {
-        need("io", "linux.resources.blockIO")?;
+        out.push(ctrl("io", "linux.resources.blockIO"));
         let leaf = bio.leaf_weight().is_some()
             || bio
                 .weight_device()
@@ -73,32 +86,76 @@ pub(super) fn validate(root: &Path, r: &LinuxResources) -> Result<()> {
                 .flatten()
                 .any(|w| w.leaf_weight().is_some());
         if leaf {
-            bail!("cannot set blockIO.leafWeight: cgroup v2 has no leaf weights");
+            out.push(Need::Refused(
+                "cannot set blockIO.leafWeight: cgroup v2 has no leaf weights",
+            ));
         }
     }
     if r.hugepage_limits().as_ref().is_some_and(|l| !l.is_empty()) {
-        need("hugetlb", "linux.resources.hugepageLimits")?;
+        out.push(ctrl("hugetlb", "linux.resources.hugepageLimits"));
     }
     if r.network().as_ref().is_some_and(|n| {
         n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty())
     }) {
-        bail!("cannot set linux.resources.network: net_cls/net_prio do not exist on cgroup v2");
+        out.push(Need::Refused(
+            "cannot set linux.resources.network: net_cls/net_prio do not exist on cgroup v2",
+        ));
     }
     if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
-        need("rdma", "linux.resources.rdma")?;
+        out.push(ctrl("rdma", "linux.resources.rdma"));
     }
+    out.extend(unified_needs(r));
+    out
+}
+
+fn cpu_needs(cpu: &oci_spec::runtime::LinuxCpu) -> Vec<Need> {
+    let mut out = Vec::new();
+    if cpu.cpus().is_some() || cpu.mems().is_some() {
+        out.push(Need::Controller(
+            "cpuset".into(),
+            "linux.resources.cpu.cpus/mems".into(),
+        ));
+    }
+    if cpu.shares().is_some()
+        || cpu.quota().is_some()
+        || cpu.period().is_some()
+        || cpu.burst().is_some()
+    {
+        out.push(Need::Controller("cpu".into(), "linux.resources.cpu".into()));
+    }
+    if cpu.realtime_runtime().is_some_and(|v| v != 0)
+        || cpu.realtime_period().is_some_and(|v| v != 0)
+    {
+        out.push(Need::Refused("cannot set cpu.realtimeRuntime/realtimePeriod: cgroup v2 has no realtime group scheduling"));
+    }
+    out
+}
+
+/// linux.resources.unified: each key's controller, up to the first
+/// invalid key.
+fn unified_needs(r: &LinuxResources) -> Vec<Need> {
+    let mut out = Vec::new();
     for key in r.unified().iter().flatten().map(|(k, _)| k) {
         let Some((controller, _)) = key.split_once('.') else {
-            bail!("linux.resources.unified: invalid key {key:?} (want <controller>.<file>)");
+            out.push(Need::Invalid(format!(
+                "linux.resources.unified: invalid key {key:?} (want <controller>.<file>)"
+            )));
+            return out;
         };
         if key.contains('/') || key.starts_with('.') {
-            bail!("linux.resources.unified: invalid key {key:?}");
+            out.push(Need::Invalid(format!(
+                "linux.resources.unified: invalid key {key:?}"
+            )));
+            return out;
         }
         if controller != "cgroup" {
-            need(controller, &format!("linux.resources.unified[{key:?}]"))?;
+            out.push(Need::Controller(
+                controller.to_string(),
+                format!("linux.resources.unified[{key:?}]"),
+            ));
         }
     }
-    Ok(())
+    out
 }
 
 /// Enable, in the cgroups rcontain just created above `leaf`, every

@@ -441,26 +441,7 @@ fn decode_layer(
     max_tar: u64,
 ) -> Result<()> {
     std::thread::scope(|s| {
-        let raw = match &l.blob {
-            Some((d, _)) => img.store.open_blob(d)?,
-            None => img.store.open(&l.member).map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => anyhow!("layer {} is missing: {e}", l.member),
-                _ => anyhow!("layer {}: {e}", l.member),
-            })?,
-        };
-        let raw = Counted {
-            inner: raw,
-            progress,
-        };
-        let mut blob_ok = None;
-        let raw: Box<dyn Read + Send> = match &l.blob {
-            Some((d, size)) => {
-                let v = VerifyingReader::new(raw, d, Some(*size), format!("blob {d}"));
-                blob_ok = Some(v.verified_flag());
-                Box::new(v)
-            }
-            None => Box::new(raw),
-        };
+        let (raw, blob_ok) = open_layer(img, l, progress)?;
         let mut buffered = BufReader::with_capacity(CHUNK, raw);
         let compression = match l.compression {
             Some(c) => c,
@@ -494,32 +475,8 @@ fn decode_layer(
         loop {
             let mut buf = recycle.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
             buf.resize(CHUNK, 0);
-            let mut filled = 0;
-            while filled < CHUNK {
-                match tar.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        let e = anyhow!(e).context(match compression {
-                            Compression::None => "reading layer",
-                            Compression::Gzip => "decompressing layer (gzip)",
-                            Compression::Zstd => "decompressing layer (zstd)",
-                        });
-                        // A decompressor may fail (bad CRC) before the blob's
-                        // end where its digest is checked: name the real cause.
-                        return Err(match (&l.blob, blob_ok.as_ref()) {
-                            (Some((d, size)), Some(ok)) if !ok.load(Ordering::Acquire) => {
-                                match verify_blob(img, d, *size) {
-                                    Err(bad) => bad.context(format!("{e:#}")),
-                                    Ok(()) => e,
-                                }
-                            }
-                            _ => e,
-                        });
-                    }
-                }
-            }
+            let filled = fill(&mut tar, &mut buf)
+                .map_err(|e| decode_error(img, l, compression, blob_ok.as_deref(), anyhow!(e)))?;
             if filled == 0 {
                 break;
             }
@@ -545,6 +502,78 @@ fn decode_layer(
         }
         Ok(())
     })
+}
+
+/// The layer's raw (compressed) bytes, counted for `progress` and, when
+/// it is a content-addressed blob, verified against its digest: the
+/// reader, and the flag it sets once the digest matched.
+fn open_layer<'a>(
+    img: &Image,
+    l: &LayerRef,
+    progress: Option<&'a dyn Progress>,
+) -> Result<(Box<dyn Read + Send + 'a>, Option<VerifiedFlag>)> {
+    let raw = match &l.blob {
+        Some((d, _)) => img.store.open_blob(d)?,
+        None => img.store.open(&l.member).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => anyhow!("layer {} is missing: {e}", l.member),
+            _ => anyhow!("layer {}: {e}", l.member),
+        })?,
+    };
+    let raw = Counted {
+        inner: raw,
+        progress,
+    };
+    Ok(match &l.blob {
+        Some((d, size)) => {
+            let v = VerifyingReader::new(raw, d, Some(*size), format!("blob {d}"));
+            let ok = v.verified_flag();
+            (Box::new(v), Some(ok))
+        }
+        None => (Box::new(raw), None),
+    })
+}
+
+/// Set by a VerifyingReader once its digest matched.
+type VerifiedFlag = Arc<AtomicBool>;
+
+/// Reads into `buf` until it is full or the stream ends: how much it read.
+fn fill(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The error `e` of reading a layer's tar stream, with its real cause.
+fn decode_error(
+    img: &Image,
+    l: &LayerRef,
+    compression: Compression,
+    blob_ok: Option<&AtomicBool>,
+    e: anyhow::Error,
+) -> anyhow::Error {
+    let e = e.context(match compression {
+        Compression::None => "reading layer",
+        Compression::Gzip => "decompressing layer (gzip)",
+        Compression::Zstd => "decompressing layer (zstd)",
+    });
+    // A decompressor may fail (bad CRC) before the blob's end where its
+    // digest is checked: name the real cause.
+    match (&l.blob, blob_ok) {
+        (Some((d, size)), Some(ok)) if !ok.load(Ordering::Acquire) => {
+            match verify_blob(img, d, *size) {
+                Err(bad) => bad.context(format!("{e:#}")),
+                Ok(()) => e,
+            }
+        }
+        _ => e,
+    }
 }
 
 /// How many chunks a `read_ahead` stage may be ahead of its consumer.

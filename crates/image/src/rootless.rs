@@ -165,6 +165,43 @@ pub fn run_id_helper(helper: &str, pid: i32, maps: &[(u32, u32, u32)]) -> Result
 /// Must be called while the process is single-threaded (a fork); `f`
 /// itself may start threads.
 pub fn in_user_namespace(map: &IdMap, what: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    match in_child(map, what, f)? {
+        (WaitStatus::Exited(_, 0), _) => Ok(()),
+        (_, msg) if !msg.is_empty() => Err(anyhow!(msg)),
+        (s, _) => bail!("{what}: the user namespace helper ended with {s:?}"),
+    }
+}
+
+/// `rcontain unshare`: runs `cmd` (program and arguments) as root of a
+/// user namespace with mapping `map`, as `podman unshare` does, so that
+/// the user can work on files owned by its subordinate ids (remove an
+/// unpacked bundle). Returns the command's exit status, 128+N when signal
+/// N killed it. Single-threaded callers only (a fork).
+pub fn run_in_user_namespace(map: &IdMap, cmd: &[std::ffi::OsString]) -> Result<i32> {
+    use std::os::unix::process::CommandExt;
+    let (prog, args) = cmd.split_first().context("unshare: no command")?;
+    let (status, msg) = in_child(map, "unshare", || {
+        // Returns only on failure; the error pipe closes on exec.
+        let e = std::process::Command::new(prog).args(args).exec();
+        bail!("unshare: {}: {e}", prog.to_string_lossy())
+    })?;
+    if !msg.is_empty() {
+        bail!(msg);
+    }
+    match status {
+        WaitStatus::Exited(_, code) => Ok(code),
+        WaitStatus::Signaled(_, sig, _) => Ok(128 + sig as i32),
+        s => bail!("unshare: the command ended with {s:?}"),
+    }
+}
+
+/// The fork behind in_user_namespace: how the child ended and the error
+/// it wrote, if any, once the mapping is written.
+fn in_child(
+    map: &IdMap,
+    what: &str,
+    f: impl FnOnce() -> Result<()>,
+) -> Result<(WaitStatus, String)> {
     let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).context("pipe");
     let (go_r, go_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -205,11 +242,7 @@ pub fn in_user_namespace(map: &IdMap, what: &str, f: impl FnOnce() -> Result<()>
             map.describe()
         )
     })?;
-    match status {
-        WaitStatus::Exited(_, 0) => Ok(()),
-        _ if !msg.is_empty() => Err(anyhow!(msg)),
-        s => bail!("{what}: the user namespace helper ended with {s:?}"),
-    }
+    Ok((status, msg))
 }
 
 /// The child's side: wait for the mapping, become its root, keep mounts

@@ -133,6 +133,22 @@ fn valid_id(id: &str) -> Result<()> {
 /// Removes a temporary directory unless disarmed.
 struct TempDir(Option<PathBuf>);
 
+/// The layers an import applied (`staged`: index and temporary dir, now
+/// at `lowers[i]`) renamed to their final `dirs[i]`.
+fn store_staged(staged: Vec<(usize, TempDir)>, lowers: &[PathBuf], dirs: &[PathBuf]) -> Result<()> {
+    for (i, mut guard) in staged {
+        let final_dir = &dirs[i];
+        match fs::rename(&lowers[i], final_dir) {
+            // Renamed: nothing for the guard to remove.
+            Ok(()) => drop(guard.0.take()),
+            // Another rcontain stored the same layer first: keep theirs.
+            Err(_) if final_dir.exists() => {}
+            Err(e) => return Err(e).with_context(|| format!("storing {}", final_dir.display())),
+        }
+    }
+    Ok(())
+}
+
 /// Overlay options that would make an upper directory depend on the exact
 /// lowers under it; off where a layer is applied, as its directory is
 /// reused under other stacks later.
@@ -389,19 +405,18 @@ impl Store {
             Ok(stats)
         })
         .with_context(|| format!("image {}", img.name))?;
-        for (i, mut guard) in staged {
-            let final_dir = &dirs[i];
-            match fs::rename(&lowers[i], final_dir) {
-                // Renamed: nothing for the guard to remove.
-                Ok(()) => drop(guard.0.take()),
-                // Another rcontain stored the same layer first: keep theirs.
-                Err(_) if final_dir.exists() => {}
-                Err(e) => {
-                    return Err(e).with_context(|| format!("storing {}", final_dir.display()))
-                }
-            }
-        }
+        store_staged(staged, &lowers, &dirs)?;
+        self.write_record(image, &img, &chains)
+    }
 
+    /// Records the image `img`, imported as `image` with the layers
+    /// `chains`, adding `image` to the names of its record.
+    fn write_record(
+        &self,
+        image: &str,
+        img: &layout::Image,
+        chains: &[Digest],
+    ) -> Result<ImageRecord> {
         let id = img.config_digest.to_string();
         let mut names = self.record(&id).map(|r| r.names).unwrap_or_default();
         if !names.contains(&image.to_string()) {

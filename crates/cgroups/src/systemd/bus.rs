@@ -21,18 +21,50 @@ pub struct Bus {
     manager: Proxy<'static>,
 }
 
-fn variant(v: &Value) -> zvariant::Value<'static> {
-    match v {
-        Value::Str(s) => zvariant::Value::from(s.clone()),
-        Value::Bool(b) => zvariant::Value::from(*b),
-        Value::U64(n) => zvariant::Value::from(*n),
-        Value::U32s(a) => zvariant::Value::from(a.clone()),
-        Value::Bytes(a) => zvariant::Value::from(a.clone()),
-    }
+fn variant(v: &Value) -> Result<zvariant::Value<'static>> {
+    use zvariant::Value as V;
+    Ok(match v {
+        Value::Str(s) => V::from(s.clone()),
+        Value::Bool(b) => V::from(*b),
+        Value::U64(n) => V::from(*n),
+        Value::U32s(a) => V::from(a.clone()),
+        Value::Bytes(a) => V::from(a.clone()),
+        Value::DeviceAllow(a) => V::from(a.clone()),
+        Value::Byte(n) => V::from(*n),
+        Value::I16(n) => V::from(*n),
+        Value::U16(n) => V::from(*n),
+        Value::I32(n) => V::from(*n),
+        Value::U32(n) => V::from(*n),
+        Value::I64(n) => V::from(*n),
+        Value::Double(n) => V::from(*n),
+        Value::ObjectPath(s) => V::from(
+            zvariant::ObjectPath::try_from(s.clone())
+                .map_err(|e| anyhow!("{s:?} is not a D-Bus object path: {e}"))?,
+        ),
+        Value::Signature(s) => V::from(
+            zvariant::Signature::try_from(s.as_str())
+                .map_err(|e| anyhow!("{s:?} is not a D-Bus signature: {e}"))?,
+        ),
+        Value::Array(elem, items) => {
+            let sig = zvariant::Signature::try_from(elem.as_str())
+                .map_err(|e| anyhow!("array of {elem:?}: {e}"))?;
+            let mut a = zvariant::Array::new(&sig);
+            for item in items {
+                a.append(variant(item)?)
+                    .map_err(|e| anyhow!("array of {elem:?}: {e}"))?;
+            }
+            V::Array(a)
+        }
+    })
 }
 
-fn props(p: &[Property]) -> Vec<(&'static str, zvariant::Value<'static>)> {
-    p.iter().map(|(k, v)| (*k, variant(v))).collect()
+/// The properties as D-Bus wants them: the named ones, then `extra`.
+fn props<'a>(
+    p: impl IntoIterator<Item = (&'a str, &'a Value)>,
+) -> Result<Vec<(&'a str, zvariant::Value<'static>)>> {
+    p.into_iter()
+        .map(|(k, v)| Ok((k, variant(v).with_context(|| format!("property {k}"))?)))
+        .collect()
 }
 
 /// The D-Bus error name systemd answered with, if it did.
@@ -123,12 +155,17 @@ impl Bus {
         }
     }
 
-    /// StartTransientUnit(name, "replace", props) and wait for it. A
+    /// StartTransientUnit(name, "replace", props then extra) and wait for
+    /// it (systemd applies them in order: an extra one overrides). A
     /// leftover failed unit of that name is reset and the start retried
     /// once, as runc does.
-    pub fn start_unit(&self, name: &str, p: &[Property]) -> Result<()> {
+    pub fn start_unit(&self, name: &str, p: &[Property], extra: &[(String, Value)]) -> Result<()> {
         let aux: Vec<(&str, Vec<(&str, zvariant::Value)>)> = Vec::new();
-        let body = (name, "replace", props(p), aux);
+        let all = p
+            .iter()
+            .map(|(k, v)| (*k, v))
+            .chain(extra.iter().map(|(k, v)| (k.as_str(), v)));
+        let body = (name, "replace", props(all)?, aux);
         let what = format!("starting systemd unit {name}");
         let mut retried = false;
         loop {
@@ -156,7 +193,10 @@ impl Bus {
             return Ok(());
         }
         self.manager
-            .call::<_, _, ()>("SetUnitProperties", &(name, true, props(p)))
+            .call::<_, _, ()>(
+                "SetUnitProperties",
+                &(name, true, props(p.iter().map(|(k, v)| (*k, v)))?),
+            )
             .with_context(|| format!("setting the properties of systemd unit {name}"))
     }
 

@@ -7,7 +7,9 @@
 //! expansion and the spec-to-unit-property conversions (runc's). The
 //! D-Bus calls are in `bus`.
 
+mod annotations;
 mod bus;
+mod devices;
 
 use crate::{translate, Mode};
 use anyhow::{bail, Result};
@@ -120,7 +122,7 @@ pub fn expand_slice(slice: &str) -> Result<PathBuf> {
 }
 
 /// A unit property value, in the D-Bus type systemd expects for it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Str(String),
     Bool(bool),
@@ -130,6 +132,20 @@ pub enum Value {
     U32s(Vec<u32>),
     /// "ay"
     Bytes(Vec<u8>),
+    /// "a(ss)": DeviceAllow's (path or group, access)
+    DeviceAllow(Vec<(String, String)>),
+    // The other basic types, for org.systemd.property.* annotations.
+    Byte(u8),
+    I16(i16),
+    U16(u16),
+    I32(i32),
+    U32(u32),
+    I64(i64),
+    Double(f64),
+    ObjectPath(String),
+    Signature(String),
+    /// An array of the basic type whose signature is given ("s", "t", ...)
+    Array(String, Vec<Value>),
 }
 
 pub type Property = (&'static str, Value);
@@ -270,7 +286,9 @@ pub fn range_to_bits(list: &str) -> Result<Vec<u8>> {
     Ok(bits)
 }
 
+pub use annotations::properties as annotation_properties;
 pub use bus::Bus;
+pub use devices::device_properties;
 
 /// Whether this host was booted with systemd (sd_booted(3)'s test).
 pub fn booted() -> bool {

@@ -149,3 +149,224 @@ fn start_properties_are_runcs() {
     let p = start_properties(&u, "c", 42, Mode::V1);
     assert_eq!(get(&p, "BlockIOAccounting"), Some(Value::Bool(true)));
 }
+
+fn allow_list(props: &[Property]) -> Vec<String> {
+    match &props.last().unwrap().1 {
+        Value::DeviceAllow(a) => a.iter().map(|(p, m)| format!("{p} {m}")).collect(),
+        v => panic!("{v:?}"),
+    }
+}
+
+#[test]
+fn device_rules_as_runc_lists_them() {
+    use crate::devices::{effective_rules, node_rules};
+    use oci_spec::runtime::{LinuxDeviceBuilder, LinuxDeviceCgroupBuilder, LinuxDeviceType};
+    // docker's shape: deny all, then the defaults, then a node (sda, 8:0)
+    let deny = LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()
+        .unwrap();
+    let mut rules = effective_rules(Some(&[deny]), None).unwrap();
+    let sda = LinuxDeviceBuilder::default()
+        .path("/dev/sda")
+        .typ(LinuxDeviceType::B)
+        .major(8)
+        .minor(0)
+        .build()
+        .unwrap();
+    rules.extend(node_rules(&[sda]));
+    let never = || -> Result<String> { panic!("/proc/devices read on systemd >= 240") };
+    let p = device_properties(&rules, 252, never, |_| true).unwrap();
+    assert_eq!(p[0], ("DevicePolicy", Value::Str("strict".into())));
+    assert_eq!(p[1], ("DeviceAllow", Value::DeviceAllow(vec![])));
+    // wildcards first, then (major, minor), block before char
+    assert_eq!(
+        allow_list(&p),
+        [
+            "block-* m",
+            "char-* m",
+            "/dev/char/1:3 rwm",
+            "/dev/char/1:5 rwm",
+            "/dev/char/1:7 rwm",
+            "/dev/char/1:8 rwm",
+            "/dev/char/1:9 rwm",
+            "/dev/char/5:0 rwm",
+            "/dev/char/5:2 rwm",
+            "/dev/block/8:0 rwm",
+            "/dev/char/10:200 rwm",
+            "char-136 rwm",
+        ]
+    );
+    // before 240: a group name from /proc/devices, and paths that exist
+    let proc =
+        || Ok("Character devices:\n  1 mem\n136 pts\n\nBlock devices:\n  8 sd\n".to_string());
+    let p = device_properties(&rules, 239, proc, |p| p != "/dev/block/8:0").unwrap();
+    let l = allow_list(&p);
+    assert!(l.contains(&"char-pts rwm".to_string()), "{l:?}");
+    assert!(!l.iter().any(|e| e.starts_with("/dev/block/8:0")), "{l:?}");
+}
+
+#[test]
+fn device_rules_systemd_cannot_list() {
+    use crate::devices::effective_rules;
+    use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType};
+    let rule = |allow: bool, typ, major: Option<i64>, minor: Option<i64>| {
+        let mut b = LinuxDeviceCgroupBuilder::default()
+            .allow(allow)
+            .access("rwm")
+            .typ(typ);
+        if let Some(m) = major {
+            b = b.major(m);
+        }
+        if let Some(m) = minor {
+            b = b.minor(m);
+        }
+        b.build().unwrap()
+    };
+    let never = || -> Result<String> { unreachable!() };
+    // privileged (allow all): systemd's default policy, no list
+    let rules = effective_rules(Some(&[rule(true, LinuxDeviceType::A, None, None)]), None).unwrap();
+    let p = device_properties(&rules, 252, never, |_| true).unwrap();
+    assert_eq!(
+        p,
+        [
+            ("DevicePolicy", Value::Str("auto".into())),
+            ("DeviceAllow", Value::DeviceAllow(vec![]))
+        ]
+    );
+    // a deny-list: systemd denies all, rcontain's own filter decides
+    // (a deny of a default device would be undone by the defaults)
+    let spec = [
+        rule(true, LinuxDeviceType::A, None, None),
+        rule(false, LinuxDeviceType::C, Some(4), Some(1)),
+    ];
+    let p = device_properties(
+        &effective_rules(Some(&spec), None).unwrap(),
+        252,
+        never,
+        |_| true,
+    )
+    .unwrap();
+    assert_eq!(p.len(), 2);
+    assert_eq!(p[0].1, Value::Str("strict".into()));
+    // "*:n" has no spelling: left out
+    let spec = [
+        rule(false, LinuxDeviceType::A, None, None),
+        rule(true, LinuxDeviceType::C, None, Some(7)),
+    ];
+    let p = device_properties(
+        &effective_rules(Some(&spec), None).unwrap(),
+        252,
+        never,
+        |_| true,
+    )
+    .unwrap();
+    assert!(!allow_list(&p)
+        .iter()
+        .any(|e| e.contains(":7 ") && !e.contains("1:7")));
+    // taking access from a wider allow rule: refused, naming the field
+    let spec = [
+        rule(false, LinuxDeviceType::A, None, None),
+        rule(true, LinuxDeviceType::C, Some(4), None),
+        rule(false, LinuxDeviceType::C, Some(4), Some(1)),
+    ];
+    let e = device_properties(
+        &effective_rules(Some(&spec), None).unwrap(),
+        252,
+        never,
+        |_| true,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("linux.resources.devices"), "{e}");
+}
+
+#[test]
+fn annotation_values_in_gvariant_text() {
+    use annotations::parse;
+    assert_eq!(parse("uint64 123456789").unwrap(), Value::U64(123456789));
+    assert_eq!(
+        parse("'inactive-or-failed'").unwrap(),
+        Value::Str("inactive-or-failed".into())
+    );
+    assert_eq!(parse(r#""a\"b""#).unwrap(), Value::Str("a\"b".into()));
+    assert_eq!(parse("true").unwrap(), Value::Bool(true));
+    assert_eq!(parse("42").unwrap(), Value::I32(42));
+    assert_eq!(parse("1.5").unwrap(), Value::Double(1.5));
+    assert_eq!(parse("@t 7").unwrap(), Value::U64(7));
+    assert_eq!(parse("uint32 0x10").unwrap(), Value::U32(16));
+    assert_eq!(
+        parse("['a', 'b']").unwrap(),
+        Value::Array(
+            "s".into(),
+            vec![Value::Str("a".into()), Value::Str("b".into())]
+        )
+    );
+    assert_eq!(parse("@as []").unwrap(), Value::Array("s".into(), vec![]));
+    assert_eq!(
+        parse("[uint64 1, 2]").unwrap(),
+        Value::Array("t".into(), vec![Value::U64(1), Value::U64(2)])
+    );
+    for bad in [
+        "inactive",
+        "'open",
+        "uint64 -1",
+        "byte 256",
+        "[]",
+        "1 2",
+        "(1, 'a')",
+        "{'a': 1}",
+        "[1, 'a']",
+        "",
+        "uint64 'x'",
+    ] {
+        assert!(parse(bad).is_err(), "{bad:?} parsed");
+    }
+}
+
+#[test]
+fn annotations_become_properties() {
+    let a = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (format!("{}{k}", annotations::PREFIX), v.to_string()))
+            .chain([("other.key".to_string(), "ignored".to_string())])
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let p = annotation_properties(&a(&[
+        ("TimeoutStopUSec", "uint64 123456789"),
+        ("CollectMode", "'inactive-or-failed'"),
+        ("RuntimeMaxSec", "7"),
+        ("TimeoutSec", "1.5"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        p,
+        [
+            (
+                "CollectMode".to_string(),
+                Value::Str("inactive-or-failed".into())
+            ),
+            // "…Sec" after a lower-case letter: "…USec" in microseconds
+            ("RuntimeMaxUSec".to_string(), Value::U64(7_000_000)),
+            ("TimeoutUSec".to_string(), Value::U64(1_500_000)),
+            ("TimeoutStopUSec".to_string(), Value::U64(123456789)),
+        ]
+    );
+    for (k, v, says) in [
+        ("CollectMode", "inactive", "value \"inactive\""),
+        ("Bad-Name", "1", "3 or more ASCII letters"),
+        ("Ab", "1", "3 or more ASCII letters"),
+        ("RuntimeMaxSec", "'x'", "not a number"),
+        ("RuntimeMaxSec", "-1", "negative"),
+    ] {
+        let e = annotation_properties(&a(&[(k, v)]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("annotation org.systemd.property.{k}")),
+            "{e}"
+        );
+        assert!(e.contains(says), "{e}");
+    }
+}
