@@ -91,10 +91,42 @@ fn attack_works_on_a_writable_binary(env: &TestEnv) {
             {
                 std::thread::sleep(std::time::Duration::from_millis(20))
             }
-            r => break r.expect("control: writing through a held /proc/PID/exe"),
+            r => {
+                break r.unwrap_or_else(|e| {
+                    panic!(
+                        "control: writing through a held /proc/PID/exe: {e}; \
+                         processes whose exe is the copy: {:?}",
+                        executing(&copy)
+                    )
+                })
+            }
         }
     }
     assert!(fs::read(&copy).unwrap().ends_with(b"pwned"));
+}
+
+/// `PID comm` of every process whose /proc/PID/exe is the file at `path`:
+/// who denies writes to it (the control's ETXTBSY, seen once in a VM).
+fn executing(path: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let want = fs::metadata(path).map(|m| (m.dev(), m.ino())).ok();
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| {
+            fs::metadata(e.path().join("exe")).is_ok_and(|m| Some((m.dev(), m.ino())) == want)
+        })
+        .map(|e| {
+            let comm = fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+            format!("{} {}", e.file_name().to_string_lossy(), comm.trim())
+        })
+        .collect()
 }
 
 /// Create a `sleep` container with `create` (edited by `tweak`), hold its
