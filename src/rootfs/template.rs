@@ -37,7 +37,7 @@
 //! nothing of it outlives the containers. A lone container in an empty
 //! root therefore makes it and drops it again, which costs about what the
 //! copy does; a node running containers keeps one.
-//! Joining it needs CAP_SYS_ADMIN in the host's user namespace, so a
+//! Joining it needs CAP_SYS_ADMIN in the runtime's user namespace, so a
 //! container with a user namespace, an unprivileged runtime, a config whose
 //! hooks or mounts need the host's tree in the container's namespace
 //! (createContainer hooks run there, prestart and createRuntime hooks may
