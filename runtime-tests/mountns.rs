@@ -10,6 +10,13 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+/// The runtime takes the copy of a table as small as this host's
+/// (src/rootfs/template.rs): these tests are of the template, so they ask
+/// for it whatever the table's size.
+fn force_template() {
+    std::env::set_var("RCONTAIN_TEMPLATE_MIN_MOUNTS", "0");
+}
+
 fn mount_tmpfs(at: &Path) {
     nix::mount::mount(
         Some("tmpfs"),
@@ -36,6 +43,7 @@ fn mounted(at: &Path) -> bool {
 /// the host.
 #[test]
 fn bind_volumes_propagate_as_from_a_copy_of_the_hosts_table() {
+    force_template();
     let env = TestEnv::new("volprop");
     for (opt, from_host) in [
         (None, true),
@@ -101,6 +109,7 @@ fn bind_volumes_propagate_as_from_a_copy_of_the_hosts_table() {
 /// table, in which the hook finds the host's files.
 #[test]
 fn template_lives_with_the_containers_and_copy_kept_for_hooks() {
+    force_template();
     let env = TestEnv::new("template");
     if !env.rt.is_rcontain() {
         return;
@@ -193,6 +202,7 @@ fn template_lives_with_the_containers_and_copy_kept_for_hooks() {
 /// in the config and fails here.
 #[test]
 fn runtime_in_a_user_namespace_binds_the_hosts_nodes_from_the_template() {
+    force_template();
     let env = TestEnv::new("usernsrt");
     if Command::new("unshare").arg("--version").output().is_err() {
         eprintln!("skipped: host lacks unshare (util-linux)");
@@ -253,5 +263,51 @@ fn runtime_in_a_user_namespace_binds_the_hosts_nodes_from_the_template() {
             "the template was not used, so this test proves nothing: {text}"
         );
     }
+    env.assert_nothing_left();
+}
+
+/// Below the threshold of mounts (here set above any table's size) the
+/// container's namespace is a copy of the host's and no template is made:
+/// making one and dropping it again costs a lone container more than the
+/// copy of a small table.
+#[test]
+fn a_small_table_is_copied_and_no_template_made() {
+    let env = TestEnv::new("smalltable");
+    if !env.rt.is_rcontain() {
+        return;
+    }
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut v = release.split(|c: char| !c.is_ascii_digit());
+    let (major, minor): (u32, u32) = (
+        v.next().unwrap().parse().unwrap(),
+        v.next().unwrap().parse().unwrap(),
+    );
+    if (major, minor) < (6, 8) {
+        eprintln!("skipped: host lacks listmount (Linux 6.8), the template is taken");
+        return;
+    }
+    let log = env.dir.join("debug.log");
+    let b = env.bundle(&["true"]);
+    let id = env.id("s");
+    let out = env
+        .command(&[
+            "--debug",
+            "--log",
+            log.to_str().unwrap(),
+            "run",
+            "-b",
+            b.path(),
+            &id,
+        ])
+        .env("RCONTAIN_TEMPLATE_MIN_MOUNTS", "100000")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("below the template's threshold"),
+        "the copy was not taken for a small table: {text}"
+    );
+    assert!(!env.root.join("@template").exists(), "a template was made");
     env.assert_nothing_left();
 }

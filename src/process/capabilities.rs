@@ -33,7 +33,8 @@ pub struct CapSets {
 /// permitted ∩ inheritable cannot be raised; runc silently skips them and
 /// so does this (its default config.json relies on it).
 pub fn parse(c: &LinuxCapabilities) -> Result<CapSets> {
-    let kernel = kernel_caps();
+    let last = kernel_last_cap();
+    let kernel = kernel_caps(last);
     let mut warnings = Vec::new();
     let mut set = |name: &str, caps: &Option<Capabilities>| -> Result<CapsHashSet> {
         let mut out = CapsHashSet::new();
@@ -77,7 +78,7 @@ pub fn parse(c: &LinuxCapabilities) -> Result<CapSets> {
     }
     ambient.retain(|c| permitted.contains(c) && inheritable.contains(c));
 
-    let drop_from_bounding = (0..=kernel_last_cap())
+    let drop_from_bounding = (0..=last)
         .filter(|&i| !bounding.iter().any(|c| c.index() == i))
         .collect();
     Ok(CapSets {
@@ -107,17 +108,28 @@ pub fn none() -> CapSets {
 }
 
 /// The highest capability number the running kernel knows: PR_CAPBSET_READ
-/// fails with EINVAL beyond it. No file is read.
+/// fails with EINVAL beyond it (a capability dropped from the bounding set
+/// reads as 0, not as an error), so the known numbers are exactly 0..=last
+/// and a binary search finds it in 6 calls rather than 41 at every start.
+/// No file is read.
 fn kernel_last_cap() -> u8 {
-    (0..64u8)
-        .take_while(|&i| crate::sys::prctl(libc::PR_CAPBSET_READ, i.into()).is_ok())
-        .last()
-        .unwrap_or(0)
+    let known = |i: u8| crate::sys::prctl(libc::PR_CAPBSET_READ, i.into()).is_ok();
+    // known(lo) (CAP_CHOWN, 0, is in every kernel), !known(hi)
+    let (mut lo, mut hi) = (0u8, 64u8);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if known(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
-/// Capabilities the running kernel knows, of those the caps crate names.
-fn kernel_caps() -> CapsHashSet {
-    let last = kernel_last_cap();
+/// Capabilities the running kernel knows (0..=`last`), of those the caps
+/// crate names.
+fn kernel_caps(last: u8) -> CapsHashSet {
     caps::all()
         .into_iter()
         .filter(|c| c.index() <= last)

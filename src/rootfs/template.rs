@@ -43,7 +43,10 @@
 //! (createContainer hooks run there, prestart and createRuntime hooks may
 //! look at it through /proc/PID/root, a typed mount's source or options
 //! may name a host path), a shared rootfs propagation or no pivot_root get
-//! the copy of the host's table, as before. So does any failure here.
+//! the copy of the host's table, as before. So does any failure here, and
+//! a table small enough that copying it is the cheaper way (under
+//! TEMPLATE_MIN_MOUNTS mounts, counted with listmount where the kernel
+//! has it; `RCONTAIN_TEMPLATE_MIN_MOUNTS` sets another threshold, 0 none).
 
 use super::mounts::{parse_options, CgroupView};
 use crate::logging;
@@ -61,6 +64,32 @@ const DIR: &str = "@template";
 /// The template's directory where each start mounts the tmpfs that
 /// becomes its namespace's root.
 const NEW_ROOT: &str = "/h";
+
+/// Below this many mounts in the runtime's namespace the copy is taken:
+/// copying a small table costs less than joining the template (a mount,
+/// a move, a pivot_root and a detach of their own), let alone making it
+/// and dropping it again for a lone container (2 ms of CPU time more than
+/// the copy of this host's 22 mounts, docs/benchmarks.md). Copying costs
+/// about 3 µs a mount, so the two meet at a few hundred.
+const TEMPLATE_MIN_MOUNTS: usize = 256;
+/// Overrides TEMPLATE_MIN_MOUNTS (0: the template whatever the table's
+/// size, as the tests of the template use it).
+const MIN_MOUNTS_ENV: &str = "RCONTAIN_TEMPLATE_MIN_MOUNTS";
+
+/// The count of the runtime's mounts when it is below the threshold, so
+/// that the copy is cheaper than the template. None where the kernel
+/// cannot count them cheaply (listmount, Linux 6.8): the template then, as
+/// reading mountinfo to count would cost what the copy does.
+fn small_table() -> Option<usize> {
+    let min = std::env::var(MIN_MOUNTS_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(TEMPLATE_MIN_MOUNTS);
+    if min == 0 {
+        return None;
+    }
+    crate::sys::count_mounts(min).ok().filter(|&n| n < min)
+}
 
 /// Filesystems whose mount reads no path of the host (source and options
 /// are names and values): nothing of the host's tree is needed to mount
@@ -92,6 +121,9 @@ pub fn new_mount_ns(
     };
     if let Some(why) = needs_host_tree(spec, host_tree) {
         return copy(why);
+    }
+    if let Some(n) = small_table() {
+        return copy(&format!("{n} mounts, below the template's threshold"));
     }
     let Some(sources) = sources(spec, rootfs, bundle, cg, in_userns) else {
         return copy("a bind source path that cannot be attached at its own path");
