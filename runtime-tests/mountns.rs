@@ -233,7 +233,12 @@ fn runtime_in_a_user_namespace_binds_the_hosts_nodes_from_the_template() {
     for round in ["makes the template", "joins it"] {
         let id = env.id("n");
         let mut cmd = Command::new("unshare");
-        cmd.args(["--user", "--map-root-user", "--mount"])
+        // Root of a user namespace is taken for rootless (no cgroup of
+        // its own where it cannot make one) unless $USER says root, as
+        // runc decides; rootless podman's environment names its user.
+        // Set here, not inherited: a VM's init or a CI job may say root.
+        cmd.env("USER", "rctest")
+            .args(["--user", "--map-root-user", "--mount"])
             .arg(&env.rt.bin)
             .args(&env.rt.global)
             .arg("--root")
