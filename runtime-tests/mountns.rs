@@ -10,11 +10,15 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// The runtime takes the copy of a table as small as this host's
-/// (src/rootfs/template.rs): these tests are of the template, so they ask
-/// for it whatever the table's size.
-fn force_template() {
-    std::env::set_var("RCONTAIN_TEMPLATE_MIN_MOUNTS", "0");
+/// A TestEnv whose runtime takes the template whatever the table's size:
+/// it copies a table as small as this host's (src/rootfs/template.rs),
+/// and these tests are of the template.
+fn template_env(name: &str) -> TestEnv {
+    let mut env = TestEnv::new(name);
+    env.rt
+        .env
+        .push(("RCONTAIN_TEMPLATE_MIN_MOUNTS".into(), "0".into()));
+    env
 }
 
 fn mount_tmpfs(at: &Path) {
@@ -43,8 +47,7 @@ fn mounted(at: &Path) -> bool {
 /// the host.
 #[test]
 fn bind_volumes_propagate_as_from_a_copy_of_the_hosts_table() {
-    force_template();
-    let env = TestEnv::new("volprop");
+    let env = template_env("volprop");
     for (opt, from_host) in [
         (None, true),
         (Some("rslave"), true),
@@ -109,8 +112,7 @@ fn bind_volumes_propagate_as_from_a_copy_of_the_hosts_table() {
 /// table, in which the hook finds the host's files.
 #[test]
 fn template_lives_with_the_containers_and_copy_kept_for_hooks() {
-    force_template();
-    let env = TestEnv::new("template");
+    let env = template_env("template");
     if !env.rt.is_rcontain() {
         return;
     }
@@ -202,8 +204,7 @@ fn template_lives_with_the_containers_and_copy_kept_for_hooks() {
 /// in the config and fails here.
 #[test]
 fn runtime_in_a_user_namespace_binds_the_hosts_nodes_from_the_template() {
-    force_template();
-    let env = TestEnv::new("usernsrt");
+    let env = template_env("usernsrt");
     if Command::new("unshare").arg("--version").output().is_err() {
         eprintln!("skipped: host lacks unshare (util-linux)");
         return;
@@ -237,7 +238,8 @@ fn runtime_in_a_user_namespace_binds_the_hosts_nodes_from_the_template() {
         // its own where it cannot make one) unless $USER says root, as
         // runc decides; rootless podman's environment names its user.
         // Set here, not inherited: a VM's init or a CI job may say root.
-        cmd.env("USER", "rctest")
+        cmd.envs(env.rt.env.iter().map(|(k, v)| (k, v)))
+            .env("USER", "rctest")
             .args(["--user", "--map-root-user", "--mount"])
             .arg(&env.rt.bin)
             .args(&env.rt.global)

@@ -28,11 +28,14 @@ const MAKE_BUNDLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/bundles/make-bun
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// A runtime binary plus the global flags it always gets.
+/// A runtime binary plus the global flags and environment it always gets.
 #[derive(Clone, Debug)]
 pub struct Runtime {
     pub bin: PathBuf,
     pub global: Vec<String>,
+    /// set on each command, never on the test process, whose environment
+    /// other test threads read as they spawn
+    pub env: Vec<(String, String)>,
 }
 
 impl Runtime {
@@ -63,7 +66,11 @@ impl Runtime {
             .filter(|_| bin.file_name().is_some_and(|n| n != "runc"))
             .map(|s| s.split_whitespace().map(String::from).collect())
             .unwrap_or_default();
-        Runtime { bin, global }
+        Runtime {
+            bin,
+            global,
+            env: Vec::new(),
+        }
     }
 
     pub fn name(&self) -> String {
@@ -229,7 +236,8 @@ impl TestEnv {
     /// The runtime with its global flags, `--root` and `args`; stdin null.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.rt.bin);
-        c.args(&self.rt.global)
+        c.envs(self.rt.env.iter().map(|(k, v)| (k, v)))
+            .args(&self.rt.global)
             .arg("--root")
             .arg(&self.root)
             .args(args)
