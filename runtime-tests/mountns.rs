@@ -21,6 +21,17 @@ fn template_env(name: &str) -> TestEnv {
     env
 }
 
+/// `args` run by the runtime with --debug, which must succeed (`what`);
+/// returns what it logged.
+fn debug_run(env: &TestEnv, args: &[&str], what: &str) -> String {
+    let log = env.dir.join("debug.log");
+    let _ = fs::remove_file(&log);
+    let mut all = vec!["--debug", "--log", log.to_str().unwrap()];
+    all.extend_from_slice(args);
+    env.rt(&all).expect_ok(what);
+    fs::read_to_string(&log).unwrap()
+}
+
 fn mount_tmpfs(at: &Path) {
     nix::mount::mount(
         Some("tmpfs"),
@@ -125,21 +136,9 @@ fn template_lives_with_the_containers_and_copy_kept_for_hooks() {
             .filter(|l| l.split(' ').nth(4) == Some(pin.to_str().unwrap()))
             .count()
     };
-    let log = env.dir.join("debug.log");
     let b = env.bundle(&["sleep", "300"]);
     let first = env.id("t");
-    env.rt(&[
-        "--debug",
-        "--log",
-        log.to_str().unwrap(),
-        "run",
-        "-d",
-        "-b",
-        b.path(),
-        &first,
-    ])
-    .expect_ok("run -d");
-    let text = fs::read_to_string(&log).unwrap();
+    let text = debug_run(&env, &["run", "-d", "-b", b.path(), &first], "run -d");
     assert!(
         text.contains("mount namespace: from the template"),
         "{text}"
@@ -169,19 +168,12 @@ fn template_lives_with_the_containers_and_copy_kept_for_hooks() {
     let mut b = env.bundle(&["true"]);
     b.config["hooks"] = json!({"createContainer": [{"path": hook.to_str().unwrap()}]});
     b.save();
-    let _ = fs::remove_file(&log);
     let id = env.id("h");
-    env.rt(&[
-        "--debug",
-        "--log",
-        log.to_str().unwrap(),
-        "run",
-        "-b",
-        b.path(),
-        &id,
-    ])
-    .expect_ok("run with a createContainer hook");
-    let text = fs::read_to_string(&log).unwrap();
+    let text = debug_run(
+        &env,
+        &["run", "-b", b.path(), &id],
+        "run with a createContainer hook",
+    );
     assert!(
         text.contains("mount namespace: a copy of the host's"),
         "{text}"
@@ -279,7 +271,10 @@ fn runtime_in_a_user_namespace_binds_the_hosts_nodes_from_the_template() {
 /// copy of a small table.
 #[test]
 fn a_small_table_is_copied_and_no_template_made() {
-    let env = TestEnv::new("smalltable");
+    let mut env = TestEnv::new("smalltable");
+    env.rt
+        .env
+        .push(("RCONTAIN_TEMPLATE_MIN_MOUNTS".into(), "100000".into()));
     if !env.rt.is_rcontain() {
         return;
     }
@@ -293,24 +288,9 @@ fn a_small_table_is_copied_and_no_template_made() {
         eprintln!("skipped: host lacks listmount (Linux 6.8), the template is taken");
         return;
     }
-    let log = env.dir.join("debug.log");
     let b = env.bundle(&["true"]);
     let id = env.id("s");
-    let out = env
-        .command(&[
-            "--debug",
-            "--log",
-            log.to_str().unwrap(),
-            "run",
-            "-b",
-            b.path(),
-            &id,
-        ])
-        .env("RCONTAIN_TEMPLATE_MIN_MOUNTS", "100000")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let text = fs::read_to_string(&log).unwrap();
+    let text = debug_run(&env, &["run", "-b", b.path(), &id], "run");
     assert!(
         text.contains("below the template's threshold"),
         "the copy was not taken for a small table: {text}"
