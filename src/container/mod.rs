@@ -410,49 +410,7 @@ impl Runtime {
             nix::sys::stat::Mode::empty(),
         )
         .with_context(|| format!("opening {}", fifo.display()))?;
-        // The init writes one byte once it has opened the fifo, and keeps
-        // its end open (close-on-exec) until it execs the user's program:
-        // EOF after the byte means the program runs, so a signal sent right
-        // after `start` reaches it rather than the runtime's init code.
-        // Anything after the byte is why the init failed before execve
-        // (a startContainer hook, capabilities, ...): `start` must fail
-        // then, not the container's stderr alone tell. If the init died
-        // before writing, no byte ever comes: check it is alive meanwhile.
-        let mut started = false;
-        let mut failure = Vec::new();
-        loop {
-            let mut pfd = [nix::poll::PollFd::new(
-                std::os::fd::AsFd::as_fd(&f),
-                nix::poll::PollFlags::POLLIN,
-            )];
-            let n =
-                nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(100u16)).or_else(|e| {
-                    if e == nix::errno::Errno::EINTR {
-                        Ok(0)
-                    } else {
-                        Err(e)
-                    }
-                })?;
-            if n > 0 {
-                let mut buf = [0u8; 4096];
-                match nix::unistd::read(f.as_raw_fd(), &mut buf) {
-                    Ok(0) if started => break,
-                    Ok(k) if k > 0 => {
-                        let skip = usize::from(!started);
-                        started = true;
-                        failure.extend_from_slice(&buf[skip..k]);
-                        continue;
-                    }
-                    _ => {}
-                }
-            }
-            if !state::process_alive(st.pid, st.init_start_time) {
-                if started {
-                    break;
-                }
-                bail!("cannot start container {id:?}: its init process has exited");
-            }
-        }
+        let failure = await_exec(&f, &st, id)?;
         if !failure.is_empty() {
             // The init exits right after reporting: wait for that, so the
             // container is stopped once `start` has failed.
@@ -896,6 +854,55 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     } else {
         std::env::current_dir()?.join(p)
     })
+}
+/// Waits on the exec fifo `f` until the init of `st` has exec'd the
+/// user's program or failed.
+///
+/// The init writes one byte once it has opened the fifo, and keeps
+/// its end open (close-on-exec) until it execs the user's program:
+/// EOF after the byte means the program runs, so a signal sent right
+/// after `start` reaches it rather than the runtime's init code.
+/// Anything after the byte is why the init failed before execve
+/// (a startContainer hook, capabilities, ...): `start` must fail
+/// then, not the container's stderr alone tell. If the init died
+/// before writing, no byte ever comes: check it is alive meanwhile.
+/// Returns what followed the byte: empty when the program runs.
+fn await_exec(f: &OwnedFd, st: &State, id: &str) -> Result<Vec<u8>> {
+    let mut started = false;
+    let mut failure = Vec::new();
+    loop {
+        let mut pfd = [nix::poll::PollFd::new(
+            f.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let n = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(100u16)).or_else(|e| {
+            if e == nix::errno::Errno::EINTR {
+                Ok(0)
+            } else {
+                Err(e)
+            }
+        })?;
+        if n > 0 {
+            let mut buf = [0u8; 4096];
+            match nix::unistd::read(f.as_raw_fd(), &mut buf) {
+                Ok(0) if started => break,
+                Ok(k) if k > 0 => {
+                    let skip = usize::from(!started);
+                    started = true;
+                    failure.extend_from_slice(&buf[skip..k]);
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        if !state::process_alive(st.pid, st.init_start_time) {
+            if started {
+                break;
+            }
+            bail!("cannot start container {id:?}: its init process has exited");
+        }
+    }
+    Ok(failure)
 }
 
 /// Wait (bounded) until `pid` is gone, reaping it if it is our child.
