@@ -387,6 +387,16 @@ pub fn mount_entry(
     Ok(m)
 }
 
+/// A bind mount's source: relative to the bundle unless absolute (the
+/// template resolves it as `mount_bind` does).
+pub(super) fn bind_source(src: &Path, bundle: &Path) -> PathBuf {
+    if src.is_absolute() {
+        src.to_path_buf()
+    } else {
+        bundle.join(src)
+    }
+}
+
 /// A bind mount entry (`field()` names it in errors): the source, relative
 /// to the bundle unless absolute, onto its mount point, then its flags,
 /// propagation and recursive attributes.
@@ -403,11 +413,7 @@ fn mount_bind(
         .source()
         .as_ref()
         .ok_or_else(|| anyhow!("{}: source is required for a bind mount", field()))?;
-    let src = if src.is_absolute() {
-        src.clone()
-    } else {
-        bundle.join(src)
-    };
+    let src = bind_source(src, bundle);
     let meta = std::fs::metadata(&src)
         .map_err(|e| anyhow!("{}: source {}: {e}", field(), src.display()))?;
     let src_is_procfs = nix::sys::statfs::statfs(&src)
