@@ -692,6 +692,25 @@ pub fn openat<P: ?Sized + nix::NixPath>(
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Becomes root of the user namespace just entered (created or joined),
+/// so that what follows is checked against its root, not the unmapped ids
+/// the process arrived with. The runtime's one way to do it (the init,
+/// `exec`, the intermediate, the image crate's rootless helper); the
+/// error names the call that failed.
+pub fn become_userns_root() -> std::io::Result<()> {
+    let zero = |what: &str, r: nix::Result<()>| {
+        r.map_err(|e| std::io::Error::other(format!("{what}(0): {e}")))
+    };
+    zero(
+        "setresgid",
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into()),
+    )?;
+    zero(
+        "setresuid",
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into()),
+    )
+}
+
 /// The flag `set_flag_on_signals` handlers set; null until one is installed.
 static FLAG_ON_SIGNAL: std::sync::atomic::AtomicPtr<std::sync::atomic::AtomicBool> =
     std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
