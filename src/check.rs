@@ -161,9 +161,9 @@ pub fn host() -> Result<Host> {
                 .collect(),
             api_level: libseccomp::get_api(),
         },
-        namespaces: ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"]
+        namespaces: crate::namespaces::JOIN_ORDER
             .iter()
-            .map(|n| (n.to_string(), Path::new("/proc/self/ns").join(n).exists()))
+            .map(|(_, n)| (n.to_string(), Path::new("/proc/self/ns").join(n).exists()))
             .collect(),
         user_namespaces: match crate::namespaces::kernel_offers(
             oci_spec::runtime::LinuxNamespaceType::User,
