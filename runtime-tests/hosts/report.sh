@@ -212,9 +212,16 @@ if compgen -G "$out/suites/*.tsv" >/dev/null; then
 inside the VM flavours (runtime-tests/hosts/suites.sh: the test binaries
 `make test` builds, `--test-threads=2`): all of them on the reference,
 those that meet the cgroup layout, the init system or the kernel build on
-the others (the list is in matrix.sh). Not in the VMs: `image` (it builds
-its images with python3, zstd, skopeo and umoci, which the VMs lack; the
-matrix's `python` and `layers` images cover `run IMAGE` there) and the
+the others (the list is in matrix.sh). `image` runs on the two kernel
+builds, `v2` and `cloud`: its example images are built on the machine
+running the matrix (bundles/make-images.sh needs python3 and zstd; it
+makes the same bytes anywhere) and named by `RCONTAIN_TEST_IMAGES`,
+umoci and skopeo come with their libraries, and its temp dirs are on an
+ext4 loop mount, since Debian's 6.1 tmpfs (the VMs' root and `/tmp`)
+refuses the `user.*` xattrs its images carry (tmpfs has them from Linux
+6.6). Not on `v1`, `hybrid` and `systemd`: the kernel is `v2`'s, the
+suite's few container runs are what the matrix's `python` and `layers`
+images run there, and it takes 8 to 11 minutes a flavour. Nor the
 engines. A failed test is explained in
 runtime-tests/hosts/suites-explained.txt or fails `make test-hosts`.
 
