@@ -136,6 +136,56 @@ const V2_FILES: &[&str] = &[
 /// Probe this host. Makes (and removes) one empty cgroup per hierarchy.
 pub fn host() -> Result<Host> {
     let mode = cgroups::detect()?;
+    Ok(Host {
+        kernel: nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        cgroup: cgroup_host(mode)?,
+        clone_into_cgroup: match (mode, crate::sys::clone_into_cgroup_probe()) {
+            (Mode::V1, _) => Support::no("no cgroup2 hierarchy to be born in"),
+            (_, Ok(())) => Support::yes("clone3 takes CLONE_INTO_CGROUP"),
+            (_, Err(e)) => Support::no(format!("clone3 CLONE_INTO_CGROUP: {e}")),
+        },
+        overlay_lowerdir_plus: match crate::sys::fs_accepts_option("overlay", "lowerdir+", "/") {
+            Ok(()) => Support::yes("overlayfs takes lowerdir+"),
+            Err(nix::errno::Errno::EOPNOTSUPP) => {
+                Support::no("overlayfs is on the legacy mount API (before Linux 6.5): no lowerdir+")
+            }
+            Err(e) => Support::no(format!("overlayfs lowerdir+: {e}")),
+        },
+        seccomp: SeccompHost {
+            actions: std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail")
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(String::from)
+                .collect(),
+            api_level: libseccomp::get_api(),
+        },
+        namespaces: crate::namespaces::JOIN_ORDER
+            .iter()
+            .map(|(_, n)| (n.to_string(), Path::new("/proc/self/ns").join(n).exists()))
+            .collect(),
+        user_namespaces: match crate::namespaces::kernel_offers(
+            oci_spec::runtime::LinuxNamespaceType::User,
+            Path::new("/proc/self/ns"),
+            max_user_namespaces,
+        ) {
+            Ok(()) => Support::yes("user.max_user_namespaces allows them"),
+            Err(e) => Support::no(e.to_string()),
+        },
+        idmapped_mounts: match crate::sys::mount_setattr_probe() {
+            Ok(()) => Support::yes(
+                "the kernel has mount_setattr; rcontain does not implement idmapped mounts",
+            ),
+            Err(e) => Support::no(format!("mount_setattr: {e}")),
+        },
+        lsm: lsms(),
+    })
+}
+
+/// The cgroup half of [`host`]: the layout, the controllers rcontain's
+/// cgroups get, and which interface files a new cgroup has.
+fn cgroup_host(mode: Mode) -> Result<CgroupHost> {
     // without root (or with a read-only cgroupfs) nothing can be probed:
     // every file then shows as lacking, and `probe` says why
     let (files, probe) = match cgroups::probe_files("rcontain-check") {
@@ -157,18 +207,6 @@ pub fn host() -> Result<Host> {
             .filter(|c| !c.starts_with("name="))
             .collect(),
     };
-    let namespaces = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"]
-        .iter()
-        .map(|n| (n.to_string(), Path::new("/proc/self/ns").join(n).exists()))
-        .collect();
-    let user_namespaces = match crate::namespaces::kernel_offers(
-        oci_spec::runtime::LinuxNamespaceType::User,
-        Path::new("/proc/self/ns"),
-        max_user_namespaces,
-    ) {
-        Ok(()) => Support::yes("user.max_user_namespaces allows them"),
-        Err(e) => Support::no(e.to_string()),
-    };
     // the controllers a current v2 host (systemd with units using them,
     // or the reference VM) hands down; rdma and misc stay with the root
     const HANDED_DOWN: &[&str] = &["cpu", "cpuset", "io", "memory", "pids", "hugetlb"];
@@ -181,51 +219,17 @@ pub fn host() -> Result<Host> {
             .collect(),
         _ => Vec::new(),
     };
-    Ok(Host {
-        kernel: nix::sys::utsname::uname()
-            .map(|u| u.release().to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        cgroup: CgroupHost {
-            mode: mode_name(mode).into(),
-            controllers,
-            files: wanted
-                .iter()
-                .map(|f| (f.to_string(), files.contains(*f)))
-                .collect(),
-            hugepage_sizes: cgroups::hugepage_sizes()?,
-            all_files: files,
-            not_handed_down,
-            probe,
-        },
-        clone_into_cgroup: match (mode, crate::sys::clone_into_cgroup_probe()) {
-            (Mode::V1, _) => Support::no("no cgroup2 hierarchy to be born in"),
-            (_, Ok(())) => Support::yes("clone3 takes CLONE_INTO_CGROUP"),
-            (_, Err(e)) => Support::no(format!("clone3 CLONE_INTO_CGROUP: {e}")),
-        },
-        overlay_lowerdir_plus: match crate::sys::fs_accepts_option("overlay", "lowerdir+", "/") {
-            Ok(()) => Support::yes("overlayfs takes lowerdir+"),
-            Err(nix::errno::Errno::EOPNOTSUPP) => {
-                Support::no("overlayfs is on the legacy mount API (before Linux 6.5): no lowerdir+")
-            }
-            Err(e) => Support::no(format!("overlayfs lowerdir+: {e}")),
-        },
-        seccomp: SeccompHost {
-            actions: std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail")
-                .unwrap_or_default()
-                .split_whitespace()
-                .map(String::from)
-                .collect(),
-            api_level: libseccomp::get_api(),
-        },
-        namespaces,
-        user_namespaces,
-        idmapped_mounts: match crate::sys::mount_setattr_probe() {
-            Ok(()) => Support::yes(
-                "the kernel has mount_setattr; rcontain does not implement idmapped mounts",
-            ),
-            Err(e) => Support::no(format!("mount_setattr: {e}")),
-        },
-        lsm: lsms(),
+    Ok(CgroupHost {
+        mode: mode_name(mode).into(),
+        controllers,
+        files: wanted
+            .iter()
+            .map(|f| (f.to_string(), files.contains(*f)))
+            .collect(),
+        hugepage_sizes: cgroups::hugepage_sizes()?,
+        all_files: files,
+        not_handed_down,
+        probe,
     })
 }
 
@@ -355,7 +359,35 @@ pub fn image(arg: &str, host: &Host) -> Vec<Finding> {
         ));
     }
     let mut cfg = img.config;
-    let c = cfg.config.get_or_insert_with(Default::default);
+    let user = config_notes(cfg.config.get_or_insert_with(Default::default), &mut out);
+    // what run IMAGE runs: the default config with the image's settings
+    // (a user is only resolved there, so the rootfs is not read)
+    let rootfs = match crate::image::inroot::Rootfs::open(Path::new("/")) {
+        Ok(r) => r,
+        Err(e) => {
+            out.push(finding(Kind::Fails, "image", format!("{e:#}")));
+            return out;
+        }
+    };
+    match config::runtime_spec(crate::oci::specgen::default_spec(), &cfg, &rootfs) {
+        Ok(mut spec) => {
+            if let (Some(u), Some(p)) = (user, spec.process_mut()) {
+                p.set_user(u);
+            }
+            check_spec(&spec, host, &mut out);
+        }
+        Err(e) => out.push(finding(Kind::Fails, "config", format!("{e:#}"))),
+    }
+    out
+}
+
+/// The notes on an image config's settings that run IMAGE treats alike on
+/// every host; takes its user out, returned when it is numeric.
+fn config_notes(
+    c: &mut crate::image::config::ContainerConfig,
+    out: &mut Vec<Finding>,
+) -> Option<oci_spec::runtime::User> {
+    use crate::image::config;
     // a user by name is looked up in the image's own /etc/passwd when it
     // runs: not read here (that needs the layers), the same on every host
     let user = c.user.take().filter(|u| !u.is_empty());
@@ -388,25 +420,7 @@ pub fn image(arg: &str, host: &Host) -> Vec<Finding> {
             "recorded in an annotation only: the container gets the default config's network namespace (loopback only) on every host",
         ));
     }
-    // what run IMAGE runs: the default config with the image's settings
-    // (a user is only resolved there, so the rootfs is not read)
-    let rootfs = match crate::image::inroot::Rootfs::open(Path::new("/")) {
-        Ok(r) => r,
-        Err(e) => {
-            out.push(finding(Kind::Fails, "image", format!("{e:#}")));
-            return out;
-        }
-    };
-    match config::runtime_spec(crate::oci::specgen::default_spec(), &cfg, &rootfs) {
-        Ok(mut spec) => {
-            if let (Some(u), Some(p)) = (user, spec.process_mut()) {
-                p.set_user(u);
-            }
-            check_spec(&spec, host, &mut out);
-        }
-        Err(e) => out.push(finding(Kind::Fails, "config", format!("{e:#}"))),
-    }
-    out
+    user
 }
 
 fn check_spec(spec: &Spec, host: &Host, out: &mut Vec<Finding>) {
@@ -422,26 +436,7 @@ fn check_spec(spec: &Spec, host: &Host, out: &mut Vec<Finding>) {
         fails(out, "process", e);
     }
     if let Some(s) = linux.seccomp() {
-        let actions = s
-            .syscalls()
-            .iter()
-            .flatten()
-            .enumerate()
-            .map(|(i, r)| (format!("linux.seccomp.syscalls[{i}].action"), r.action()))
-            .chain([(
-                "linux.seccomp.defaultAction".to_string(),
-                s.default_action(),
-            )]);
-        for (field, a) in actions {
-            let name = kernel_action(a);
-            if !host.seccomp.actions.iter().any(|x| x == name) {
-                out.push(finding(
-                    Kind::Fails,
-                    field,
-                    format!("this kernel has no seccomp action {name} (not in /proc/sys/kernel/seccomp/actions_avail)"),
-                ));
-            }
-        }
+        seccomp_actions(s, host, out);
     }
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let idmap = m
@@ -465,6 +460,36 @@ fn check_spec(spec: &Spec, host: &Host, out: &mut Vec<Finding>) {
             "rcontain applies no LSM label: the process runs with the runtime's own LSM context on every host",
         ));
     }
+    cgroup_host_notes(linux, host, out);
+}
+
+/// The seccomp actions of `s` that this kernel does not have.
+fn seccomp_actions(s: &oci_spec::runtime::LinuxSeccomp, host: &Host, out: &mut Vec<Finding>) {
+    let actions = s
+        .syscalls()
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, r)| (format!("linux.seccomp.syscalls[{i}].action"), r.action()))
+        .chain([(
+            "linux.seccomp.defaultAction".to_string(),
+            s.default_action(),
+        )]);
+    for (field, a) in actions {
+        let name = kernel_action(a);
+        if !host.seccomp.actions.iter().any(|x| x == name) {
+            out.push(finding(
+                Kind::Fails,
+                field,
+                format!("this kernel has no seccomp action {name} (not in /proc/sys/kernel/seccomp/actions_avail)"),
+            ));
+        }
+    }
+}
+
+/// What the host's cgroup layout changes for the container, and the
+/// resources it cannot honour.
+fn cgroup_host_notes(linux: &oci_spec::runtime::Linux, host: &Host, out: &mut Vec<Finding>) {
     let mode = match host.cgroup.mode.as_str() {
         "v2" => Mode::V2,
         "hybrid" => Mode::Hybrid,

@@ -37,11 +37,7 @@ pub const JOIN_ORDER: [(LinuxNamespaceType, &str); 8] = [
 /// so the mounts, mknods and setns calls that follow are checked against
 /// the namespace's root, not the unmapped ids the process arrived with.
 pub fn become_userns_root() -> Result<()> {
-    nix::unistd::setresgid(0.into(), 0.into(), 0.into())
-        .context("setresgid(0) in the user namespace")?;
-    nix::unistd::setresuid(0.into(), 0.into(), 0.into())
-        .context("setresuid(0) in the user namespace")?;
-    Ok(())
+    crate::sys::become_userns_root().context("becoming root of the user namespace")
 }
 
 pub fn clone_flag(t: LinuxNamespaceType) -> u64 {

@@ -100,7 +100,7 @@ pub fn run(rt: &Runtime, a: ExecArgs) -> Result<i32> {
         Some(s) => s,
         None => rt.saved_spec(&opts.id)?,
     };
-    rcontain::start::exec::exec(rt, &opts, &spec)
+    rcontain::start::exec::run(rt, &opts, &spec)
 }
 
 fn from_flags(spec: &Spec, a: &ExecArgs) -> Result<Process> {

@@ -336,19 +336,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
     if matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Exec(_)) {
         rcontain::process::selfexe::ensure_read_only_exe()?;
     }
-    let who = rcontain::namespaces::Invoker::current();
-    let root = match cli.root {
-        Some(r) => r,
-        None => rcontain::container::state::default_root(&who)?,
-    };
-    let rootless_cgroups = match cli.rootless.as_deref() {
-        Some("true") => true,
-        Some("false") => false,
-        _ => who.rootless(),
-    };
-    let rt = Runtime::new(&root, who)
-        .rootless_cgroups(rootless_cgroups)
-        .systemd_cgroup(cli.systemd_cgroup);
+    let rt = runtime(&cli)?;
     match cli.cmd {
         Cmd::Create { opts, id } => {
             rt.create(&opts.opts(&id), None)?;
@@ -383,17 +371,12 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Exec(a) => return exec::run(&rt, a),
         Cmd::List { format, quiet } => list(&rt, &format, quiet)?,
         Cmd::Spec { bundle, rootless } => {
-            let path = bundle.join("config.json");
-            if path.exists() {
-                bail!("{}: already exists; remove it first", path.display());
-            }
             let spec = if rootless {
                 rcontain::oci::specgen::rootless_spec()
             } else {
                 rcontain::oci::specgen::default_spec()
             };
-            std::fs::write(&path, rcontain::oci::specgen::to_pretty_json(&spec)?)
-                .with_context(|| format!("writing {}", path.display()))?;
+            write_spec(&bundle, &spec)?
         }
         Cmd::Unpack(a) => unpack::run(a)?,
         Cmd::Images { quiet } => images::images(&store_path(cli.store)?, quiet)?,
@@ -413,6 +396,34 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Unshare { command } => return unshare(command),
     }
     Ok(0)
+}
+
+/// The runtime the global options ask for: its state root, and how it
+/// makes cgroups.
+fn runtime(cli: &Cli) -> Result<Runtime> {
+    let who = rcontain::namespaces::Invoker::current();
+    let root = match &cli.root {
+        Some(r) => r.clone(),
+        None => rcontain::container::state::default_root(&who)?,
+    };
+    let rootless_cgroups = match cli.rootless.as_deref() {
+        Some("true") => true,
+        Some("false") => false,
+        _ => who.rootless(),
+    };
+    Ok(Runtime::new(&root, who)
+        .rootless_cgroups(rootless_cgroups)
+        .systemd_cgroup(cli.systemd_cgroup))
+}
+
+/// `spec`: writes `spec` as `bundle`'s config.json, which must not exist.
+fn write_spec(bundle: &std::path::Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
+    let path = bundle.join("config.json");
+    if path.exists() {
+        bail!("{}: already exists; remove it first", path.display());
+    }
+    std::fs::write(&path, rcontain::oci::specgen::to_pretty_json(spec)?)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Images keep their files' owners, which only root can set. Anyone else

@@ -164,6 +164,6 @@ fn unique_id(rt: &Runtime, bundle: &Path) -> String {
                 format!("{base}-{n}")
             }
         })
-        .find(|id| !rt.store.dir(id).exists())
+        .find(|id| !rt.states.dir(id).exists())
         .unwrap()
 }

@@ -94,24 +94,14 @@ impl Progress for Bar {
     }
 }
 
-extern "C" fn on_signal(_: libc::c_int) {
-    image::INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
-}
-
 /// Ctrl-C, SIGTERM and SIGHUP stop the unpack through its error path,
 /// which removes the staging directory.
 fn stop_on_signals() -> Result<()> {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    let act = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
-    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        // SAFETY: the handler only does an atomic store, which is
-        // async-signal-safe.
-        unsafe { sigaction(sig, &act) }?;
-    }
+    use nix::sys::signal::Signal;
+    rcontain::sys::set_flag_on_signals(
+        &image::INTERRUPTED,
+        &[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP],
+    )?;
     Ok(())
 }
 

@@ -116,7 +116,7 @@ pub fn run(rt: &Runtime, a: UpdateArgs) -> Result<()> {
 
 /// Merge the new values into the saved config.json's linux.resources.
 fn save(rt: &Runtime, id: &str, r: &LinuxResources) -> Result<()> {
-    let path = rt.store.dir(id).join(state::CONFIG);
+    let path = rt.states.dir(id).join(state::CONFIG);
     let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let mut spec: Value =
         serde_json::from_slice(&text).with_context(|| format!("{}", path.display()))?;

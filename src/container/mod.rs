@@ -17,7 +17,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use oci_spec::runtime::Spec;
-use state::{State, Status, Store};
+use state::{State, StateRoot, Status};
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub struct Runtime {
-    pub store: Store,
+    pub states: StateRoot,
     /// `--rootless`: a container whose cgroups this user may not create
     /// runs without them (when it asks for no limits), as with runc.
     rootless_cgroups: bool,
@@ -49,7 +49,7 @@ pub struct CreateOpts {
 
 /// Undoes a half-made create on drop: kills the init, removes the state dir.
 struct Undo<'a> {
-    store: &'a Store,
+    states: &'a StateRoot,
     id: String,
     pid: Option<i32>,
     cgroup: Option<&'a cgroups::Manager>,
@@ -83,7 +83,7 @@ impl Drop for Undo<'_> {
                 ));
             }
         }
-        let _ = self.store.remove(&self.id);
+        let _ = self.states.remove(&self.id);
     }
 }
 
@@ -146,7 +146,7 @@ impl Runtime {
     /// `who`: the caller's Invoker::current(), read once per command.
     pub fn new(root: &Path, who: crate::namespaces::Invoker) -> Runtime {
         Runtime {
-            store: Store::new(root),
+            states: StateRoot::new(root),
             rootless_cgroups: false,
             systemd_cgroup: false,
             who,
@@ -191,7 +191,7 @@ impl Runtime {
             rootfs: &bundle.rootfs,
             ns: &checked.ns,
             state_dir,
-            state_root: self.store.root(),
+            state_root: self.states.root(),
             host_proc: &host_proc,
             console: checked.console.as_ref(),
             no_pivot: o.no_pivot,
@@ -238,9 +238,9 @@ impl Runtime {
         // Declared before `undo`, which refers to it, so it is dropped after.
         #[allow(clippy::needless_late_init)]
         let cg: Option<cgroups::Manager>;
-        let dir = self.store.reserve(&o.id)?;
+        let dir = self.states.reserve(&o.id)?;
         let mut undo = Undo {
-            store: &self.store,
+            states: &self.states,
             id: o.id.clone(),
             pid: None,
             cgroup: None,
@@ -357,7 +357,7 @@ impl Runtime {
             .open(dir.join(state::CONFIG))
             .and_then(|mut f| f.write_all(bundle.text.as_bytes()))
             .context("saving config.json in the state dir")?;
-        self.store.save(st)?;
+        self.states.save(st)?;
         if let Some(pf) = &o.pid_file {
             state::write_atomic(&absolute(pf)?, st.pid.to_string().as_bytes())
                 .with_context(|| format!("--pid-file {}", pf.display()))?;
@@ -377,14 +377,14 @@ impl Runtime {
                 return Status::Paused;
             }
         }
-        if self.store.dir(&st.id).join(state::FIFO).exists() {
+        if self.states.dir(&st.id).join(state::FIFO).exists() {
             return Status::Created;
         }
         Status::Running
     }
 
     pub fn load(&self, id: &str) -> Result<(State, Status)> {
-        let st = self.store.load(id)?;
+        let st = self.states.load(id)?;
         let status = self.status(&st);
         Ok((st, status))
     }
@@ -401,7 +401,7 @@ impl Runtime {
         if status != Status::Created {
             bail!("cannot start container {id:?}: it is {status}, not created");
         }
-        let fifo = self.store.dir(id).join(state::FIFO);
+        let fifo = self.states.dir(id).join(state::FIFO);
         let f = crate::sys::open(
             &fifo,
             nix::fcntl::OFlag::O_RDONLY
@@ -410,49 +410,7 @@ impl Runtime {
             nix::sys::stat::Mode::empty(),
         )
         .with_context(|| format!("opening {}", fifo.display()))?;
-        // The init writes one byte once it has opened the fifo, and keeps
-        // its end open (close-on-exec) until it execs the user's program:
-        // EOF after the byte means the program runs, so a signal sent right
-        // after `start` reaches it rather than the runtime's init code.
-        // Anything after the byte is why the init failed before execve
-        // (a startContainer hook, capabilities, ...): `start` must fail
-        // then, not the container's stderr alone tell. If the init died
-        // before writing, no byte ever comes: check it is alive meanwhile.
-        let mut started = false;
-        let mut failure = Vec::new();
-        loop {
-            let mut pfd = [nix::poll::PollFd::new(
-                std::os::fd::AsFd::as_fd(&f),
-                nix::poll::PollFlags::POLLIN,
-            )];
-            let n =
-                nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(100u16)).or_else(|e| {
-                    if e == nix::errno::Errno::EINTR {
-                        Ok(0)
-                    } else {
-                        Err(e)
-                    }
-                })?;
-            if n > 0 {
-                let mut buf = [0u8; 4096];
-                match nix::unistd::read(f.as_raw_fd(), &mut buf) {
-                    Ok(0) if started => break,
-                    Ok(k) if k > 0 => {
-                        let skip = usize::from(!started);
-                        started = true;
-                        failure.extend_from_slice(&buf[skip..k]);
-                        continue;
-                    }
-                    _ => {}
-                }
-            }
-            if !state::process_alive(st.pid, st.init_start_time) {
-                if started {
-                    break;
-                }
-                bail!("cannot start container {id:?}: its init process has exited");
-            }
-        }
+        let failure = await_exec(&f, &st, id)?;
         if !failure.is_empty() {
             // The init exits right after reporting: wait for that, so the
             // container is stopped once `start` has failed.
@@ -489,7 +447,7 @@ impl Runtime {
 
     pub fn list(&self) -> Result<Vec<(State, Status)>> {
         let mut v = Vec::new();
-        for id in self.store.ids()? {
+        for id in self.states.ids()? {
             // A container deleted while we list is simply not listed.
             if let Ok(x) = self.load(&id) {
                 v.push(x);
@@ -567,7 +525,7 @@ impl Runtime {
                 &hook_state_json(&st, 0, "stopped"),
             );
         }
-        self.store.remove(id)
+        self.states.remove(id)
     }
 
     fn kill_everything(&self, st: &State, cg: Option<&cgroups::Manager>) {
@@ -582,7 +540,7 @@ impl Runtime {
     /// The config.json a container was created from (kept in its state dir).
     pub fn saved_spec(&self, id: &str) -> Result<Spec> {
         state::validate_id(id)?;
-        let p = self.store.dir(id).join(state::CONFIG);
+        let p = self.states.dir(id).join(state::CONFIG);
         if !p.exists() {
             return Err(state::LifecycleError::NotFound { id: id.into() }.into());
         }
@@ -896,6 +854,55 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     } else {
         std::env::current_dir()?.join(p)
     })
+}
+/// Waits on the exec fifo `f` until the init of `st` has exec'd the
+/// user's program or failed.
+///
+/// The init writes one byte once it has opened the fifo, and keeps
+/// its end open (close-on-exec) until it execs the user's program:
+/// EOF after the byte means the program runs, so a signal sent right
+/// after `start` reaches it rather than the runtime's init code.
+/// Anything after the byte is why the init failed before execve
+/// (a startContainer hook, capabilities, ...): `start` must fail
+/// then, not the container's stderr alone tell. If the init died
+/// before writing, no byte ever comes: check it is alive meanwhile.
+/// Returns what followed the byte: empty when the program runs.
+fn await_exec(f: &OwnedFd, st: &State, id: &str) -> Result<Vec<u8>> {
+    let mut started = false;
+    let mut failure = Vec::new();
+    loop {
+        let mut pfd = [nix::poll::PollFd::new(
+            f.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let n = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(100u16)).or_else(|e| {
+            if e == nix::errno::Errno::EINTR {
+                Ok(0)
+            } else {
+                Err(e)
+            }
+        })?;
+        if n > 0 {
+            let mut buf = [0u8; 4096];
+            match nix::unistd::read(f.as_raw_fd(), &mut buf) {
+                Ok(0) if started => break,
+                Ok(k) if k > 0 => {
+                    let skip = usize::from(!started);
+                    started = true;
+                    failure.extend_from_slice(&buf[skip..k]);
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        if !state::process_alive(st.pid, st.init_start_time) {
+            if started {
+                break;
+            }
+            bail!("cannot start container {id:?}: its init process has exited");
+        }
+    }
+    Ok(failure)
 }
 
 /// Wait (bounded) until `pid` is gone, reaping it if it is our child.

@@ -174,13 +174,14 @@ fn private_dir(dir: &Path, uid: u32) -> Result<()> {
     Ok(())
 }
 
-pub struct Store {
+/// The state root (`--root`): one directory per container below it.
+pub struct StateRoot {
     root: PathBuf,
 }
 
-impl Store {
-    pub fn new(root: &Path) -> Store {
-        Store {
+impl StateRoot {
+    pub fn new(root: &Path) -> StateRoot {
+        StateRoot {
             root: root.to_path_buf(),
         }
     }

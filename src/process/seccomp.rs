@@ -95,22 +95,7 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
         })?;
     }
 
-    let supported = supported_flags();
-    let mut flags: libc::c_ulong = 0;
-    for (i, &flag) in s.flags().iter().flatten().enumerate() {
-        if !supported.contains(&flag) {
-            bail!(
-                "linux.seccomp.flags[{i}]: {} is not supported by this kernel and libseccomp",
-                json_name(&flag)
-            );
-        }
-        flags |= match flag {
-            Flag::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
-            Flag::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
-            Flag::SeccompFilterFlagSpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
-            Flag::SeccompFilterFlagWaitKillableRecv => libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
-        };
-    }
+    let mut flags = filter_flags(s)?;
 
     let mut notify = false;
     let mut skipped: Vec<String> = Vec::new();
@@ -154,6 +139,28 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
         notify,
         skipped,
     })
+}
+
+/// `linux.seccomp.flags` as seccomp(2) takes them; refuses those this
+/// kernel and libseccomp do not support.
+fn filter_flags(s: &LinuxSeccomp) -> Result<libc::c_ulong> {
+    let supported = supported_flags();
+    let mut flags: libc::c_ulong = 0;
+    for (i, &flag) in s.flags().iter().flatten().enumerate() {
+        if !supported.contains(&flag) {
+            bail!(
+                "linux.seccomp.flags[{i}]: {} is not supported by this kernel and libseccomp",
+                json_name(&flag)
+            );
+        }
+        flags |= match flag {
+            Flag::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
+            Flag::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
+            Flag::SeccompFilterFlagSpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+            Flag::SeccompFilterFlagWaitKillableRecv => libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+        };
+    }
+    Ok(flags)
 }
 
 /// The BPF program libseccomp generates for `ctx`, as seccomp(2) takes it.

@@ -270,19 +270,26 @@ fn in_proc(dest: &str) -> bool {
     Path::new(dest).starts_with("/proc")
 }
 
+/// What a mount entry puts on its mount point.
+#[derive(Clone, Copy)]
+enum Mounted {
+    /// A new filesystem: its mount point is a directory.
+    NewFs,
+    /// A bind of a host path: a directory or not, on a procfs or not.
+    Bind { dir: bool, procfs: bool },
+}
+
 /// Where a mount entry goes, as an O_PATH fd of the (created) mount point.
 /// procfs and sysfs, and anything at or below /proc, only on a path without
 /// a single symlink, and over /proc only procfs itself or the lxcfs files
 /// (CVE-2019-19921, CVE-2023-27561, as runc): a symlink in the image would
 /// otherwise put /proc somewhere else, or a mount over procfs files. Any
 /// other destination that resolves into a procfs is refused as well.
-fn mount_point(
-    root: BorrowedFd,
-    m: &Mount,
-    dest: &str,
-    is_dir: bool,
-    src_is_procfs: bool,
-) -> Result<OwnedFd> {
+fn mount_point(root: BorrowedFd, m: &Mount, dest: &str, what: Mounted) -> Result<OwnedFd> {
+    let (is_dir, src_is_procfs) = match what {
+        Mounted::NewFs => (true, false),
+        Mounted::Bind { dir, procfs } => (dir, procfs),
+    };
     let typ = m.typ().as_deref().unwrap_or("");
     let strict = pseudo_fs_magic(m).is_some() || in_proc(dest);
     if in_proc(dest) {
@@ -350,7 +357,7 @@ pub fn mount_entry(
     if opts.bind || typ == "bind" {
         return mount_bind(k, root, m, &dest, &opts, bundle, &field);
     }
-    let target = mount_point(root, m, &dest, true, false).with_context(field)?;
+    let target = mount_point(root, m, &dest, Mounted::NewFs).with_context(field)?;
     let m = if typ == "cgroup" || typ == "cgroup2" {
         mount_cgroup(k, root, &dest, target, &opts, cg).with_context(field)?
     } else {
@@ -387,6 +394,16 @@ pub fn mount_entry(
     Ok(m)
 }
 
+/// A bind mount's source: relative to the bundle unless absolute (the
+/// template resolves it as `mount_bind` does).
+pub(super) fn bind_source(src: &Path, bundle: &Path) -> PathBuf {
+    if src.is_absolute() {
+        src.to_path_buf()
+    } else {
+        bundle.join(src)
+    }
+}
+
 /// A bind mount entry (`field()` names it in errors): the source, relative
 /// to the bundle unless absolute, onto its mount point, then its flags,
 /// propagation and recursive attributes.
@@ -403,16 +420,15 @@ fn mount_bind(
         .source()
         .as_ref()
         .ok_or_else(|| anyhow!("{}: source is required for a bind mount", field()))?;
-    let src = if src.is_absolute() {
-        src.clone()
-    } else {
-        bundle.join(src)
-    };
+    let src = bind_source(src, bundle);
     let meta = std::fs::metadata(&src)
         .map_err(|e| anyhow!("{}: source {}: {e}", field(), src.display()))?;
-    let src_is_procfs = nix::sys::statfs::statfs(&src)
-        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC);
-    let target = mount_point(root, m, dest, meta.is_dir(), src_is_procfs).with_context(field)?;
+    let what = Mounted::Bind {
+        dir: meta.is_dir(),
+        procfs: nix::sys::statfs::statfs(&src)
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC),
+    };
+    let target = mount_point(root, m, dest, what).with_context(field)?;
     let m = bind(k, &src, target.as_fd(), opts.recursive_bind, || {
         reopen(root, dest)
     })

@@ -48,7 +48,9 @@
 //! TEMPLATE_MIN_MOUNTS mounts, counted with listmount where the kernel
 //! has it; `RCONTAIN_TEMPLATE_MIN_MOUNTS` sets another threshold, 0 none).
 
-use super::mounts::{parse_options, CgroupView};
+use super::dev::Nodes;
+use super::mounts::{bind_source, parse_options, CgroupView};
+use super::{ImageRootfs, Setup, Switch};
 use crate::logging;
 use anyhow::{anyhow, bail, Context, Result};
 use nix::fcntl::OFlag;
@@ -101,31 +103,26 @@ const PATHLESS_FS: [&str; 7] = [
 /// Creates the init's new mount namespace: from the template where the
 /// config allows it, else as a copy of the host's. Either way the host
 /// paths the rootfs setup uses lead to the same mounts. Called in the
-/// host's mount namespace, as root of the host's user namespace.
-pub fn new_mount_ns(
-    state_root: &Path,
-    spec: &Spec,
-    rootfs: &Path,
-    bundle: &Path,
-    cg: &CgroupView,
-    // --no-pivot, or an image's layers the init mounts from host paths
-    host_tree: bool,
-    // the runtime is in a user namespace (as root of rootless podman's):
-    // the device nodes are bound from the host's, and sysfs, mountable
-    // there only where the host's is visible, may be a bind of /sys
-    in_userns: bool,
-) -> Result<()> {
+/// host's mount namespace, as root of the host's user namespace. `s` is
+/// the rootfs setup that follows, into the new root by `switch`: with
+/// nodes bound from the host (the runtime is in a user namespace, as root
+/// of rootless podman's) the device nodes are bound from the host's, and
+/// sysfs, mountable there only where the host's is visible, may be a bind
+/// of /sys.
+pub fn new_mount_ns(state_root: &Path, s: &Setup, switch: Switch) -> Result<()> {
     let copy = |why: &str| -> Result<()> {
         logging::debug(&format!("mount namespace: a copy of the host's ({why})"));
         nix::sched::unshare(CloneFlags::CLONE_NEWNS).context("creating the mount namespace")
     };
-    if let Some(why) = needs_host_tree(spec, host_tree) {
+    // --no-pivot, or an image's layers the init mounts from host paths
+    let host_tree = switch == Switch::Move || matches!(s.image, Some(ImageRootfs::Layers(_)));
+    if let Some(why) = needs_host_tree(s.spec, host_tree) {
         return copy(why);
     }
     if let Some(n) = small_table() {
         return copy(&format!("{n} mounts, below the template's threshold"));
     }
-    let Some(sources) = sources(spec, rootfs, bundle, cg, in_userns) else {
+    let Some(sources) = sources(s.spec, s.rootfs, s.bundle, s.cgroups, s.nodes) else {
         return copy("a bind source path that cannot be attached at its own path");
     };
     // Cloned in the host's namespace: open_tree clones only mounts of the
@@ -189,8 +186,9 @@ fn needs_host_tree(spec: &Spec, host_tree: bool) -> Option<&'static str> {
     None
 }
 
-/// The host paths `prepare` binds from (`in_userns`: the device nodes,
-/// and /sys, recursively, for a sysfs mount, too), each once (recursive if any bind of it is), or `None` when they cannot all be attached at their paths on
+/// The host paths `prepare` binds from (with nodes bound from the host,
+/// as in a user namespace: the device nodes, and /sys, recursively, for a
+/// sysfs mount, too), each once (recursive if any bind of it is), or `None` when they cannot all be attached at their paths on
 /// the new root: a path with `..`, one inside another (creating the inner
 /// one's mount point would write into the outer tree, a host filesystem),
 /// or /proc or one below it (the init's /proc is there).
@@ -199,10 +197,10 @@ fn sources(
     rootfs: &Path,
     bundle: &Path,
     cg: &CgroupView,
-    in_userns: bool,
+    nodes: Nodes,
 ) -> Option<Vec<(PathBuf, bool)>> {
     let mut out: Vec<(PathBuf, bool)> = vec![(rootfs.to_path_buf(), true)];
-    if in_userns {
+    if nodes == Nodes::FromHost {
         let devices = spec.linux().as_ref().and_then(|l| l.devices().as_deref());
         out.extend(super::dev::paths(devices.unwrap_or(&[])).map(|p| (p.to_path_buf(), false)));
         let sysfs = |m: &oci_spec::runtime::Mount| m.typ().as_deref() == Some("sysfs");
@@ -246,15 +244,6 @@ fn sources(
         }
     }
     Some(merged)
-}
-
-/// A bind mount's source as `mount_entry` resolves it.
-fn bind_source(src: &Path, bundle: &Path) -> PathBuf {
-    if src.is_absolute() {
-        src.to_path_buf()
-    } else {
-        bundle.join(src)
-    }
 }
 
 /// Join the template, unshare from it, make a tmpfs the new namespace's
@@ -532,7 +521,14 @@ mod tests {
             {"destination": "/b", "source": "data//b/.", "options": ["bind"]},
             {"destination": "/c", "source": "/srv/a", "options": ["bind"]},
         ]));
-        let got = sources(&s, Path::new("/b/rootfs"), Path::new("/b"), &cg, false).unwrap();
+        let got = sources(
+            &s,
+            Path::new("/b/rootfs"),
+            Path::new("/b"),
+            &cg,
+            Nodes::Made,
+        )
+        .unwrap();
         assert_eq!(
             got,
             [
@@ -547,7 +543,14 @@ mod tests {
                 {"destination": "/a", "type": "bind", "source": src}
             ]));
             assert!(
-                sources(&s, Path::new("/b/rootfs"), Path::new("/b"), &cg, false).is_none(),
+                sources(
+                    &s,
+                    Path::new("/b/rootfs"),
+                    Path::new("/b"),
+                    &cg,
+                    Nodes::Made
+                )
+                .is_none(),
                 "{src}"
             );
         }
@@ -566,7 +569,14 @@ mod tests {
             .unwrap(),
         ));
         s.set_linux(Some(linux));
-        let got = sources(&s, Path::new("/b/rootfs"), Path::new("/b"), &cg, true).unwrap();
+        let got = sources(
+            &s,
+            Path::new("/b/rootfs"),
+            Path::new("/b"),
+            &cg,
+            Nodes::FromHost,
+        )
+        .unwrap();
         let got: Vec<_> = got.iter().map(|(p, r)| (p.to_str().unwrap(), *r)).collect();
         assert_eq!(
             got,
@@ -588,8 +598,22 @@ mod tests {
             ]))
             .unwrap(),
         ));
-        assert!(sources(&s, Path::new("/b/rootfs"), Path::new("/b"), &cg, true).is_none());
-        assert!(sources(&s, Path::new("/b/rootfs"), Path::new("/b"), &cg, false).is_some());
+        assert!(sources(
+            &s,
+            Path::new("/b/rootfs"),
+            Path::new("/b"),
+            &cg,
+            Nodes::FromHost
+        )
+        .is_none());
+        assert!(sources(
+            &s,
+            Path::new("/b/rootfs"),
+            Path::new("/b"),
+            &cg,
+            Nodes::Made
+        )
+        .is_some());
         // sysfs, which may become a bind of /sys there
         s.set_mounts(Some(
             serde_json::from_value(serde_json::json!([
@@ -597,9 +621,23 @@ mod tests {
             ]))
             .unwrap(),
         ));
-        let got = sources(&s, Path::new("/b/rootfs"), Path::new("/b"), &cg, true).unwrap();
+        let got = sources(
+            &s,
+            Path::new("/b/rootfs"),
+            Path::new("/b"),
+            &cg,
+            Nodes::FromHost,
+        )
+        .unwrap();
         assert_eq!(got.last().unwrap(), &(PathBuf::from("/sys"), true));
-        let got = sources(&s, Path::new("/b/rootfs"), Path::new("/b"), &cg, false).unwrap();
+        let got = sources(
+            &s,
+            Path::new("/b/rootfs"),
+            Path::new("/b"),
+            &cg,
+            Nodes::Made,
+        )
+        .unwrap();
         assert_eq!(got, [(PathBuf::from("/b/rootfs"), true)]);
     }
 

@@ -40,7 +40,7 @@ pub struct ExecOpts {
 /// Phases: check, open and join the container's namespaces (pid and time
 /// here), fork, drive the child until it execs, then wait for it unless
 /// detached.
-pub fn exec(rt: &Runtime, o: &ExecOpts, spec: &Spec) -> Result<i32> {
+pub fn run(rt: &Runtime, o: &ExecOpts, spec: &Spec) -> Result<i32> {
     let (st, status) = load(rt, o)?;
     let linux = spec
         .linux()

@@ -338,19 +338,6 @@ fn build_rootfs(
     // Also when the runtime itself runs in a user namespace (as root of
     // rootless podman's): mknod is refused there too.
     let in_userns = entered.userns || cfg.who.in_userns;
-    if entered.mount_ns_later {
-        // An image's layers are mounted by path from the host's tree.
-        let layers = matches!(image, Some(rootfs::ImageRootfs::Layers(_)));
-        rootfs::template::new_mount_ns(
-            cfg.state_root,
-            cfg.spec,
-            cfg.rootfs,
-            cfg.bundle,
-            cg,
-            cfg.no_pivot || layers,
-            in_userns,
-        )?;
-    }
     let setup = rootfs::Setup {
         spec: cfg.spec,
         rootfs: cfg.rootfs,
@@ -374,6 +361,9 @@ fn build_rootfs(
         (true, true) => rootfs::Switch::Move,
         (true, false) => rootfs::Switch::Pivot,
     };
+    if entered.mount_ns_later {
+        rootfs::template::new_mount_ns(cfg.state_root, &setup, switch)?;
+    }
     Ok((rootfs::prepare(k, &setup)?, switch))
 }
 

@@ -20,7 +20,7 @@
 
 use crate::kernel::Host;
 use crate::namespaces::id_map;
-use crate::start::channel::{ChildEnd, RuntimeEnd};
+use crate::start::channel::ChildEnd;
 use crate::start::init::{self, InitConfig, Namespacing};
 use crate::{logging, sys};
 use anyhow::{anyhow, bail, Context, Result};
@@ -80,12 +80,11 @@ pub fn spawn(
     cgroup: Option<BorrowedFd>,
     parent: &mut dyn Parent,
 ) -> Result<i32> {
-    let (chan, child) = crate::start::channel::pair()?;
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     let direct = cfg.ns.direct_clone();
     let mut pid = None;
-    let r = drive(cfg, linux, cgroup, parent, chan, child, &mut pid);
+    let r = drive(cfg, linux, cgroup, parent, &mut pid);
     if let (Err(_), Some(p)) = (&r, pid) {
         let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
         if direct {
@@ -100,10 +99,9 @@ fn drive(
     linux: &Linux,
     cgroup: Option<BorrowedFd>,
     parent: &mut dyn Parent,
-    chan: RuntimeEnd,
-    child: ChildEnd,
     pid_out: &mut Option<i32>,
 ) -> Result<i32> {
+    let (chan, child) = crate::start::channel::pair()?;
     let (pid, in_cgroup2) = if cfg.ns.direct_clone() {
         let (flags, later) = cfg.ns.direct_clone_flags();
         let (pid, in_cgroup2) = fork_into(flags, cgroup, "init")?;

@@ -217,6 +217,51 @@ pub fn parse_usage_all(s: &str) -> (Vec<u64>, Vec<u64>) {
 /// Clock ticks (USER_HZ, 100 on Linux) to nanoseconds.
 const NS_PER_TICK: u64 = 1_000_000_000 / 100;
 
+/// A v1 cpuset cgroup's settings.
+fn cpuset_v1(d: &Path) -> Result<CpuSet> {
+    Ok(CpuSet {
+        cpus: parse_cpu_list(&text(d, "cpuset.cpus")?)?,
+        mems: parse_cpu_list(&text(d, "cpuset.mems")?)?,
+        cpu_exclusive: num(d, "cpuset.cpu_exclusive")?,
+        mem_hardwall: num(d, "cpuset.mem_hardwall")?,
+        mem_exclusive: num(d, "cpuset.mem_exclusive")?,
+        memory_migrate: num(d, "cpuset.memory_migrate")?,
+        memory_spread_page: num(d, "cpuset.memory_spread_page")?,
+        memory_spread_slab: num(d, "cpuset.memory_spread_slab")?,
+        memory_pressure: num(d, "cpuset.memory_pressure")?,
+        sched_load_balance: num(d, "cpuset.sched_load_balance")?,
+        sched_relax_domain_level: text(d, "cpuset.sched_relax_domain_level")?
+            .trim()
+            .parse()
+            .unwrap_or(0),
+    })
+}
+
+/// A v1 memory cgroup's counters: memory, memory+swap, kernel, kernel TCP.
+fn memory_v1(d: &Path) -> Result<Memory> {
+    let entry = |prefix: &str| -> Result<MemoryEntry> {
+        Ok(MemoryEntry {
+            limit: num(d, &format!("{prefix}limit_in_bytes"))?,
+            usage: num(d, &format!("{prefix}usage_in_bytes"))?,
+            max: num(d, &format!("{prefix}max_usage_in_bytes"))?,
+            failcnt: num(d, &format!("{prefix}failcnt"))?,
+        })
+    };
+    let usage = entry("memory.")?;
+    let swap = entry("memory.memsw.")?;
+    let kernel = entry("memory.kmem.")?;
+    let kernel_tcp = entry("memory.kmem.tcp.")?;
+    let raw = parse_keyed(&text(d, "memory.stat")?);
+    Ok(Memory {
+        cache: raw.get("cache").copied().unwrap_or(0),
+        usage,
+        swap,
+        kernel,
+        kernel_tcp,
+        raw,
+    })
+}
+
 fn num(dir: &Path, file: &str) -> Result<u64> {
     match read_opt(dir, file)? {
         Some(s) => parse_u64(&s).with_context(|| format!("parse {}", dir.join(file).display())),
@@ -251,38 +296,10 @@ pub fn collect_v1(dir: &dyn Fn(&str) -> Option<PathBuf>) -> Result<serde_json::V
         t.throttled_time = s.get("throttled_time").copied().unwrap_or(0);
     }
     if let Some(d) = dir("cpuset") {
-        let c = &mut st.cpuset;
-        c.cpus = parse_cpu_list(&text(&d, "cpuset.cpus")?)?;
-        c.mems = parse_cpu_list(&text(&d, "cpuset.mems")?)?;
-        c.cpu_exclusive = num(&d, "cpuset.cpu_exclusive")?;
-        c.mem_hardwall = num(&d, "cpuset.mem_hardwall")?;
-        c.mem_exclusive = num(&d, "cpuset.mem_exclusive")?;
-        c.memory_migrate = num(&d, "cpuset.memory_migrate")?;
-        c.memory_spread_page = num(&d, "cpuset.memory_spread_page")?;
-        c.memory_spread_slab = num(&d, "cpuset.memory_spread_slab")?;
-        c.memory_pressure = num(&d, "cpuset.memory_pressure")?;
-        c.sched_load_balance = num(&d, "cpuset.sched_load_balance")?;
-        c.sched_relax_domain_level = text(&d, "cpuset.sched_relax_domain_level")?
-            .trim()
-            .parse()
-            .unwrap_or(0);
+        st.cpuset = cpuset_v1(&d)?;
     }
     if let Some(d) = dir("memory") {
-        let entry = |prefix: &str| -> Result<MemoryEntry> {
-            Ok(MemoryEntry {
-                limit: num(&d, &format!("{prefix}limit_in_bytes"))?,
-                usage: num(&d, &format!("{prefix}usage_in_bytes"))?,
-                max: num(&d, &format!("{prefix}max_usage_in_bytes"))?,
-                failcnt: num(&d, &format!("{prefix}failcnt"))?,
-            })
-        };
-        let m = &mut st.memory;
-        m.usage = entry("memory.")?;
-        m.swap = entry("memory.memsw.")?;
-        m.kernel = entry("memory.kmem.")?;
-        m.kernel_tcp = entry("memory.kmem.tcp.")?;
-        m.raw = parse_keyed(&text(&d, "memory.stat")?);
-        m.cache = m.raw.get("cache").copied().unwrap_or(0);
+        st.memory = memory_v1(&d)?;
     }
     if let Some(d) = dir("pids") {
         st.pids.current = num(&d, "pids.current")?;

@@ -8,7 +8,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use oci_spec::runtime::{Spec, User};
+use oci_spec::runtime::{Process, Spec, User};
 use serde::Deserialize;
 
 use super::blob::Digest;
@@ -67,8 +67,21 @@ const MAX_DB: u64 = 16 << 20;
 pub fn runtime_spec(mut base: Spec, img: &ImageConfig, rootfs: &Rootfs) -> Result<Spec> {
     let empty = ContainerConfig::default();
     let c = img.config.as_ref().unwrap_or(&empty);
-    let mut process = base.process().clone().unwrap_or_default();
+    let process = process(c, base.process().clone().unwrap_or_default(), rootfs)?;
+    base.set_process(Some(process));
 
+    let mut root = base.root().clone().unwrap_or_default();
+    root.set_path(PathBuf::from("rootfs"));
+    base.set_root(Some(root));
+
+    let ann = annotations(img, c, base.annotations().clone().unwrap_or_default());
+    base.set_annotations(Some(ann));
+    Ok(base)
+}
+
+/// The runtime's default `process` with the image's command, environment,
+/// working directory and user.
+fn process(c: &ContainerConfig, mut process: Process, rootfs: &Rootfs) -> Result<Process> {
     let mut args = c.entrypoint.clone().unwrap_or_default();
     args.extend(c.cmd.clone().unwrap_or_default());
     if args.is_empty() {
@@ -105,13 +118,16 @@ pub fn runtime_spec(mut base: Spec, img: &ImageConfig, rootfs: &Rootfs) -> Resul
         let user = resolve_user(u, &db).context("image config: config.User")?;
         process.set_user(user);
     }
-    base.set_process(Some(process));
+    Ok(process)
+}
 
-    let mut root = base.root().clone().unwrap_or_default();
-    root.set_path(PathBuf::from("rootfs"));
-    base.set_root(Some(root));
-
-    let mut ann: HashMap<String, String> = base.annotations().clone().unwrap_or_default();
+/// The runtime's default annotations `ann` with the image's metadata and
+/// labels.
+fn annotations(
+    img: &ImageConfig,
+    c: &ContainerConfig,
+    mut ann: HashMap<String, String>,
+) -> HashMap<String, String> {
     let mut put = |k: &str, v: Option<String>| {
         if let Some(v) = v.filter(|v| !v.is_empty()) {
             ann.insert(k.to_string(), v);
@@ -144,8 +160,7 @@ pub fn runtime_spec(mut base: Spec, img: &ImageConfig, rootfs: &Rootfs) -> Resul
     for (k, v) in c.labels.iter().flatten() {
         ann.insert(k.clone(), v.clone());
     }
-    base.set_annotations(Some(ann));
-    Ok(base)
+    ann
 }
 
 /// Entries of the image's own /etc/passwd and /etc/group.

@@ -234,6 +234,16 @@ pub struct LayerStats {
     pub skipped_devices: u64,
 }
 
+impl LayerStats {
+    /// Adds another layer's counts.
+    pub(crate) fn add(&mut self, s: &LayerStats) {
+        self.entries += s.entries;
+        self.bytes += s.bytes;
+        self.whiteouts += s.whiteouts;
+        self.skipped_devices += s.skipped_devices;
+    }
+}
+
 struct Applier<'a> {
     root: &'a Rootfs,
     cap: &'a SizeCap,

@@ -757,30 +757,7 @@ fn resolve_docker(store: Store, name: &str, reference: &Reference) -> Result<Ima
         .context("reading manifest.json")?;
     let entries: Vec<DockerEntry> =
         serde_json::from_slice(&bytes).context("parsing manifest.json")?;
-    let tags = |e: &DockerEntry| e.repo_tags.clone().unwrap_or_default();
-    let mut chosen: Vec<&DockerEntry> = match reference {
-        Reference::Any => entries.iter().collect(),
-        Reference::Tag(t) => entries
-            .iter()
-            .filter(|e| tags(e).iter().any(|n| name_matches(t, n)))
-            .collect(),
-        Reference::Digest(d) => entries
-            .iter()
-            .filter(|e| e.config.contains(d.hex()))
-            .collect(),
-    };
-    let entry = match chosen.len() {
-        1 => chosen.pop().expect("one"),
-        0 => bail!("no image matching the reference in manifest.json"),
-        _ => {
-            let all: Vec<String> = chosen.iter().flat_map(|e| tags(e)).collect();
-            bail!(
-                "manifest.json holds {} images; choose one with IMAGE:TAG ({})",
-                chosen.len(),
-                all.join(", ")
-            );
-        }
-    };
+    let entry = docker_entry(&entries, reference)?;
     // The config is named by its own sha256: "<hex>.json" or "blobs/sha256/<hex>".
     let hex = entry
         .config
@@ -801,6 +778,49 @@ fn resolve_docker(store: Store, name: &str, reference: &Reference) -> Result<Ima
     )?;
     let config: ImageConfig = serde_json::from_slice(&cbytes)
         .with_context(|| format!("parsing config {}", entry.config))?;
+    let layers = docker_layers(entry, &config)?;
+    Ok(Image {
+        name: name.to_string(),
+        store,
+        manifest_digest: None,
+        config_digest,
+        config,
+        config_raw: cbytes,
+        layers,
+    })
+}
+
+/// The one entry of a docker-archive manifest.json that `reference` names.
+fn docker_entry<'a>(entries: &'a [DockerEntry], reference: &Reference) -> Result<&'a DockerEntry> {
+    let tags = |e: &DockerEntry| e.repo_tags.clone().unwrap_or_default();
+    let mut chosen: Vec<&DockerEntry> = match reference {
+        Reference::Any => entries.iter().collect(),
+        Reference::Tag(t) => entries
+            .iter()
+            .filter(|e| tags(e).iter().any(|n| name_matches(t, n)))
+            .collect(),
+        Reference::Digest(d) => entries
+            .iter()
+            .filter(|e| e.config.contains(d.hex()))
+            .collect(),
+    };
+    match chosen.len() {
+        1 => Ok(chosen.pop().expect("one")),
+        0 => bail!("no image matching the reference in manifest.json"),
+        _ => {
+            let all: Vec<String> = chosen.iter().flat_map(|e| tags(e)).collect();
+            bail!(
+                "manifest.json holds {} images; choose one with IMAGE:TAG ({})",
+                chosen.len(),
+                all.join(", ")
+            );
+        }
+    }
+}
+
+/// A docker-archive entry's layer members, each with the config's diff id
+/// for it.
+fn docker_layers(entry: &DockerEntry, config: &ImageConfig) -> Result<Vec<LayerRef>> {
     let diff_ids = &config.rootfs.diff_ids;
     if diff_ids.len() != entry.layers.len() {
         bail!(
@@ -810,7 +830,7 @@ fn resolve_docker(store: Store, name: &str, reference: &Reference) -> Result<Ima
         );
     }
     let n = entry.layers.len();
-    let layers = entry
+    Ok(entry
         .layers
         .iter()
         .zip(diff_ids)
@@ -822,16 +842,7 @@ fn resolve_docker(store: Store, name: &str, reference: &Reference) -> Result<Ima
             compression: None,
             diff_id: Some(diff_id.clone()),
         })
-        .collect();
-    Ok(Image {
-        name: name.to_string(),
-        store,
-        manifest_digest: None,
-        config_digest,
-        config,
-        config_raw: cbytes,
-        layers,
-    })
+        .collect())
 }
 
 #[cfg(test)]

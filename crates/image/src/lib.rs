@@ -67,6 +67,29 @@ pub struct SizeLimits {
 impl SizeLimits {
     pub const DEFAULT_LAYER: u64 = 16 << 30;
     pub const DEFAULT_IMAGE: u64 = 64 << 30;
+
+    /// The cap on the next layer when the layers before it applied
+    /// `used` bytes: the layer limit, or what is left of the image's.
+    fn cap(&self, used: u64) -> SizeCap {
+        let left = self.image.saturating_sub(used);
+        if left < self.layer {
+            SizeCap {
+                bytes: left,
+                what: format!(
+                    "the image expands beyond {} (--max-image-size)",
+                    human(self.image)
+                ),
+            }
+        } else {
+            SizeCap {
+                bytes: self.layer,
+                what: format!(
+                    "the layer expands beyond {} (--max-layer-size)",
+                    human(self.layer)
+                ),
+            }
+        }
+    }
 }
 
 impl Default for SizeLimits {
@@ -301,36 +324,13 @@ pub(crate) fn pipeline(
                 pos: 0,
                 end: None,
             };
-            let left = limits.image.saturating_sub(total.bytes);
-            let cap = if left < limits.layer {
-                SizeCap {
-                    bytes: left,
-                    what: format!(
-                        "the image expands beyond {} (--max-image-size)",
-                        human(limits.image)
-                    ),
-                }
-            } else {
-                SizeCap {
-                    bytes: limits.layer,
-                    what: format!(
-                        "the layer expands beyond {} (--max-layer-size)",
-                        human(limits.layer)
-                    ),
-                }
-            };
-            let applied = apply(i, &mut reader, &cap);
+            let applied = apply(i, &mut reader, &limits.cap(total.bytes));
             // Read the layer to its end even after an apply error: a digest
             // mismatch found there is the real cause of e.g. a garbled header.
             let decoded = reader.finish();
             let label = &img.layers[i].label;
             match (applied, decoded) {
-                (Ok(s), Ok(())) => {
-                    total.entries += s.entries;
-                    total.bytes += s.bytes;
-                    total.whiteouts += s.whiteouts;
-                    total.skipped_devices += s.skipped_devices;
-                }
+                (Ok(s), Ok(())) => total.add(&s),
                 (_, Err(e)) | (Err(e), Ok(())) => {
                     result = Err(e.context(label.clone()));
                     break;

@@ -255,8 +255,7 @@ fn child(go: OwnedFd, f: impl FnOnce() -> Result<()>) -> Result<()> {
         // The parent failed to map us and says why.
         std::process::exit(1);
     }
-    nix::unistd::setresgid(0.into(), 0.into(), 0.into()).context("setresgid(0)")?;
-    nix::unistd::setresuid(0.into(), 0.into(), 0.into()).context("setresuid(0)")?;
+    rcontain_sys::become_userns_root()?;
     // Already slaves of the host's (a mount namespace made with a user
     // namespace never propagates back); private, so nothing arrives either.
     mount(

@@ -692,6 +692,60 @@ pub fn openat<P: ?Sized + nix::NixPath>(
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Becomes root of the user namespace just entered (created or joined),
+/// so that what follows is checked against its root, not the unmapped ids
+/// the process arrived with. The runtime's one way to do it (the init,
+/// `exec`, the intermediate, the image crate's rootless helper); the
+/// error names the call that failed.
+pub fn become_userns_root() -> std::io::Result<()> {
+    let zero = |what: &str, r: nix::Result<()>| {
+        r.map_err(|e| std::io::Error::other(format!("{what}(0): {e}")))
+    };
+    zero(
+        "setresgid",
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into()),
+    )?;
+    zero(
+        "setresuid",
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into()),
+    )
+}
+
+/// The flag `set_flag_on_signals` handlers set; null until one is installed.
+static FLAG_ON_SIGNAL: std::sync::atomic::AtomicPtr<std::sync::atomic::AtomicBool> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+extern "C" fn set_flag(_: libc::c_int) {
+    let p = FLAG_ON_SIGNAL.load(std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: p is null or was made from a &'static AtomicBool.
+    if let Some(flag) = unsafe { p.as_ref() } {
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Makes each of `signals` set `flag` (with SA_RESTART) instead of its
+/// default action: the only signal handler the runtime installs, so that
+/// a long operation can stop through its error path, which cleans up.
+pub fn set_flag_on_signals(
+    flag: &'static std::sync::atomic::AtomicBool,
+    signals: &[nix::sys::signal::Signal],
+) -> nix::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    let ptr = std::ptr::from_ref(flag).cast_mut();
+    FLAG_ON_SIGNAL.store(ptr, std::sync::atomic::Ordering::Relaxed);
+    let act = SigAction::new(
+        SigHandler::Handler(set_flag),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for &sig in signals {
+        // SAFETY: the handler only loads a pointer and stores to an
+        // atomic, both async-signal-safe.
+        unsafe { sigaction(sig, &act) }?;
+    }
+    Ok(())
+}
+
 /// kill(2) with a raw signal number: realtime signals have no nix::Signal.
 pub fn kill(pid: i32, sig: i32) -> nix::Result<()> {
     // SAFETY: kill(2) takes plain integers and touches no memory of ours.
