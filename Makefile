@@ -97,7 +97,7 @@ test-hosts: build
 
 bench: build
 	bench/bench.sh $(RCONTAIN)
-	bench/mount-sweep.sh $(RCONTAIN)
+	SWEEP_EXTRA="floor=bench/floor.sh" bench/mount-sweep.sh $(RCONTAIN)
 	bench/engines.sh $(RCONTAIN) $$(command -v runc) $$(command -v crun)
 	bundles/bench-unpack.sh
 

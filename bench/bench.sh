@@ -251,8 +251,9 @@ echo "$ltbl"
 for note in "${notes[@]}"; do echo "note: $note"; done
 
 mkdir -p "$(dirname "$doc")"
-# bench/mount-sweep.sh's section of the doc survives this rewrite.
-sweep=$(sed -n '/^<!-- mount-sweep begin/,/^<!-- mount-sweep end/p' "$doc" 2>/dev/null || true)
+# bench/mount-sweep.sh's section of the doc survives this rewrite, and
+# so does the hand-written analysis after it (it reads the sweep's figures).
+sweep=$(sed -n '/^<!-- mount-sweep begin/,$p' "$doc" 2>/dev/null || true)
 {
     echo "# Benchmarks"
     echo

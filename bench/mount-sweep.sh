@@ -21,7 +21,8 @@
 # machine wall-clock time is mostly waiting for a CPU, CPU time much less.
 #
 # SWEEP_EXTRA="name=/path/to/runtime ..." adds runtimes (e.g. another build
-# of rcontain) to the comparison.
+# of rcontain) to the comparison; `make bench` adds floor=bench/floor.sh,
+# the floor of a start (unshare of the same namespaces, chroot, exec).
 #
 # Writes its section of docs/benchmarks.md (BENCH_DOC to override; between
 # the mount-sweep markers, replaced in place, else appended; bench.sh keeps

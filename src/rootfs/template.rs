@@ -70,8 +70,8 @@ const NEW_ROOT: &str = "/h";
 /// Below this many mounts in the runtime's namespace the copy is taken:
 /// copying a small table costs less than joining the template (a mount,
 /// a move, a pivot_root and a detach of their own), let alone making it
-/// and dropping it again for a lone container (2 ms of CPU time more than
-/// the copy of this host's 22 mounts, docs/benchmarks.md). Copying costs
+/// and dropping it again for a lone container (0.5 to 2 ms of CPU time
+/// more than the copy of this host's 22 mounts, docs/benchmarks.md). Copying costs
 /// about 3 µs a mount, so the two meet at a few hundred.
 const TEMPLATE_MIN_MOUNTS: usize = 256;
 /// Overrides TEMPLATE_MIN_MOUNTS (0: the template whatever the table's
