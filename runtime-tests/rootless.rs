@@ -631,6 +631,56 @@ fn a_host_file_named_as_a_device_is_not_bound() {
     env.assert_nothing_left();
 }
 
+/// `--systemd-cgroup` as the user where the user's systemd cannot own the
+/// scope (this host: no systemd, or cgroup v1/hybrid; the same with no
+/// user bus: XDG_RUNTIME_DIR has no `bus`): one line, nothing made. The
+/// working case runs in the systemd VM (runtime-tests/systemd/rootless.sh).
+#[test]
+fn systemd_cgroup_without_the_users_systemd_fails_on_one_line() {
+    let env = env_or_skip!("sdcg");
+    let mut b = env.bundle(&["sh", "-c", "echo ran"]);
+    b.config["linux"]["resources"] = json!({"memory": {"limit": 67108864}});
+    env.save(&b);
+    let empty = env.dir.join("no-bus");
+    fs::create_dir(&empty).unwrap();
+    env.own(&empty);
+    let root = env.xdg().join("rcontain");
+    let id = env.id("sdcg");
+    let mut c = env.user_cmd(
+        &env.user.rcontain,
+        &[
+            "--root",
+            root.to_str().unwrap(),
+            "--systemd-cgroup",
+            "run",
+            "-b",
+            b.path(),
+            &id,
+        ],
+    );
+    c.env("XDG_RUNTIME_DIR", &empty);
+    let out = env.output(c, "rcontain --systemd-cgroup run");
+    assert!(
+        !out.ok() && !out.stdout.contains("ran"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    let line = out.stderr.trim();
+    assert!(
+        line.starts_with("rcontain: --systemd-cgroup: ") && line.lines().count() == 1,
+        "{}",
+        out.stderr
+    );
+    assert!(
+        line.contains("systemd is not running")
+            || line.contains("rootless needs cgroup v2")
+            || line.contains("no user D-Bus"),
+        "{line}"
+    );
+    env.assert_nothing_left();
+}
+
 /// The test user's subordinate ids, or None after printing why not.
 fn subordinate(env: &Env) -> Option<(u32, u32, u32)> {
     if env.user.sub.is_none() {
