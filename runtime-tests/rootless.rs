@@ -575,6 +575,112 @@ fn device_nodes_are_bound_from_the_host_like_runc() {
     env.assert_nothing_left();
 }
 
+/// A linux.devices entry is bound from the host's path of the same name
+/// when rootless: the attacker's config names one of the user's files
+/// (directly, or through a symlink) as a device, to have it bound writable
+/// into the container. Only a host node of the asked type and numbers may
+/// be bound; a real device still is (the positive control).
+#[test]
+fn a_host_file_named_as_a_device_is_not_bound() {
+    let env = env_or_skip!("devfile");
+    let secret = env.dir.join("secret");
+    fs::write(&secret, "the user's secret\n").unwrap();
+    let link = env.dir.join("link");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    env.own(&secret);
+    let node =
+        |path: &str, minor: u32| json!({"path": path, "type": "c", "major": 1, "minor": minor});
+    // The control: the host's /dev/full (1:7), asked for as such.
+    let mut b = env.bundle(&["sh", "-c", "stat -c '%F %t:%T' /dev/full; echo ran"]);
+    b.config["linux"]["devices"] = json!([node("/dev/full", 7)]);
+    env.save(&b);
+    let out = env.rt(&["run", "-b", b.path(), &env.id("devok")]);
+    out.expect_ok("run with a real host device");
+    assert_eq!(out.stdout, "character special file 1:7\nran\n");
+    for (what, dev) in [
+        ("a regular file", node(secret.to_str().unwrap(), 3)),
+        (
+            "a symlink to a regular file",
+            node(link.to_str().unwrap(), 3),
+        ),
+        // a device, but not the one asked for: /dev/full is 1:7
+        ("another device", node("/dev/full", 3)),
+    ] {
+        let path = dev["path"].as_str().unwrap().to_string();
+        let mut b = env.bundle(&[
+            "sh",
+            "-c",
+            &format!("cat {path}; echo hi >{path}; echo ran"),
+        ]);
+        b.config["linux"]["devices"] = json!([dev]);
+        env.save(&b);
+        let out = env.rt(&["run", "-b", b.path(), &env.id("devfile")]);
+        assert!(
+            !out.ok() && !out.stdout.contains("ran"),
+            "{what} named as a device was bound: {}{}",
+            out.stdout,
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("linux.devices[0]") && out.stderr.trim().lines().count() == 1,
+            "{what}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(fs::read_to_string(&secret).unwrap(), "the user's secret\n");
+    env.assert_nothing_left();
+}
+
+/// `--systemd-cgroup` as the user where the user's systemd cannot own the
+/// scope (this host: no systemd, or cgroup v1/hybrid; the same with no
+/// user bus: XDG_RUNTIME_DIR has no `bus`): one line, nothing made. The
+/// working case runs in the systemd VM (runtime-tests/systemd/rootless.sh).
+#[test]
+fn systemd_cgroup_without_the_users_systemd_fails_on_one_line() {
+    let env = env_or_skip!("sdcg");
+    let mut b = env.bundle(&["sh", "-c", "echo ran"]);
+    b.config["linux"]["resources"] = json!({"memory": {"limit": 67108864}});
+    env.save(&b);
+    let empty = env.dir.join("no-bus");
+    fs::create_dir(&empty).unwrap();
+    env.own(&empty);
+    let root = env.xdg().join("rcontain");
+    let id = env.id("sdcg");
+    let mut c = env.user_cmd(
+        &env.user.rcontain,
+        &[
+            "--root",
+            root.to_str().unwrap(),
+            "--systemd-cgroup",
+            "run",
+            "-b",
+            b.path(),
+            &id,
+        ],
+    );
+    c.env("XDG_RUNTIME_DIR", &empty);
+    let out = env.output(c, "rcontain --systemd-cgroup run");
+    assert!(
+        !out.ok() && !out.stdout.contains("ran"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    let line = out.stderr.trim();
+    assert!(
+        line.starts_with("rcontain: --systemd-cgroup: ") && line.lines().count() == 1,
+        "{}",
+        out.stderr
+    );
+    assert!(
+        line.contains("systemd is not running")
+            || line.contains("rootless needs cgroup v2")
+            || line.contains("no user D-Bus"),
+        "{line}"
+    );
+    env.assert_nothing_left();
+}
+
 /// The test user's subordinate ids, or None after printing why not.
 fn subordinate(env: &Env) -> Option<(u32, u32, u32)> {
     if env.user.sub.is_none() {

@@ -5,7 +5,10 @@
 # --systemd-cgroup with runc --systemd-cgroup on the same config (unit
 # properties, cgroup files), across daemon-reload, update, pause, delete;
 # on v2 also rootless in the user's user@.service delegation, against runc
-# and crun (runtime-tests/systemd/rootless.sh).
+# and crun, and --systemd-cgroup as the user against runc (the user's
+# systemd on its bus: the rootfs gets dbus-user-session;
+# runtime-tests/systemd/rootless.sh); on v1 and hybrid, that the latter is
+# refused on one line.
 # VM_SYSTEMD_LAYOUTS: the layouts (default "v2 hybrid"; v1 works too).
 # Then, unless VM_SYSTEMD_ENGINES=0, containerd (SystemdCgroup) and podman
 # (--cgroup-manager=systemd) run a container on rcontain in a VM whose
@@ -74,6 +77,15 @@ jq '.linux.namespaces += [{"type": "user"}]
     | .process.terminal = false | .process.args = ["sh", "-c", "cat /proc/self/cgroup; echo ran"]
     | .linux.resources = {"memory": {"limit": 67108864}, "pids": {"limit": 50}}
     | .linux.cgroupsPath = "@CG@"' "$dir/base/config.json" >"$dir/bundle-rootless/config.in"
+# --systemd-cgroup as the user: no cgroupsPath (the user's user.slice), a
+# cgroup namespace and cgroup mount to read the limits from inside; and
+# the same with an io weight, which user@.service does not delegate.
+jq 'del(.linux.cgroupsPath) | .linux.namespaces += [{"type": "cgroup"}]
+    | .mounts += [{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "ro"]}]
+    | .process.args = ["sh", "-c", "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; echo ran; exec sleep 100"]' \
+    "$dir/bundle-rootless/config.in" >"$dir/bundle-rootless/config-sd.json"
+jq '.linux.resources.blockIO = {"weight": 100} | .process.args = ["true"]' \
+    "$dir/bundle-rootless/config-sd.json" >"$dir/bundle-rootless/config-sd-io.json"
 cp -a "$dir/base/rootfs" "$dir/bundle-rootless/rootfs"
 crun=$(command -v crun || true)
 
@@ -81,7 +93,8 @@ rc=0
 for layout in ${VM_SYSTEMD_LAYOUTS:-v2 hybrid}; do
     echo "== systemd, cgroup $layout"
     s=$(date +%s)
-    "$vm" --systemd --cgroup "$layout" --mem 1024 --timeout 300 --with "$runc" ${crun:+--with "$crun"} "$dir" -- ./in-vm.sh || rc=1
+    # dbus-user-session: the user's bus, as on a desktop (rootless.sh)
+    RCONTAIN_VM_PACKAGES="dbus-user-session" "$vm" --systemd --cgroup "$layout" --mem 1024 --timeout 300 --with "$runc" ${crun:+--with "$crun"} "$dir" -- ./in-vm.sh || rc=1
     echo "== $layout: $(($(date +%s) - s)) s"
 done
 

@@ -52,7 +52,9 @@ struct Undo<'a> {
     states: &'a StateRoot,
     id: String,
     pid: Option<i32>,
-    cgroup: Option<&'a cgroups::Manager>,
+    /// owned here so that it is the one the init's start completed
+    /// (a user's systemd scope learns its path then)
+    cgroup: Option<cgroups::Manager>,
     /// rootfs whose mounts live in the host's mount namespace
     host_mounts: Option<&'a Path>,
     armed: bool,
@@ -75,7 +77,7 @@ impl Drop for Undo<'_> {
                 ));
             }
         }
-        if let Some(cg) = self.cgroup {
+        if let Some(cg) = &self.cgroup {
             if let Err(e) = cg.destroy() {
                 logging::warn(&format!(
                     "removing the cgroup of failed container {:?}: {e:#}",
@@ -103,7 +105,7 @@ fn systemd_annotations(spec: &Spec) -> Result<Vec<(String, cgroups::systemd::Val
 struct CreateParent<'a> {
     id: &'a str,
     spec: &'a Spec,
-    cgroup: Option<&'a cgroups::Manager>,
+    cgroup: Option<&'a mut cgroups::Manager>,
     hook_state: &'a dyn Fn(i32, &str) -> Vec<u8>,
 }
 
@@ -115,7 +117,7 @@ impl Parent for CreateParent<'_> {
 
     fn init_created(&mut self, pid: i32, in_cgroup2: bool) -> Result<()> {
         // Before the init runs any container code (it waits for Continue).
-        if let Some(cg) = self.cgroup {
+        if let Some(cg) = self.cgroup.as_deref_mut() {
             let linux = self.spec.linux().as_ref().expect("validated");
             let extra = match cg.systemd_unit() {
                 Some(_) => systemd_annotations(self.spec)?,
@@ -176,12 +178,16 @@ impl Runtime {
         bundle: &Bundle,
         checked: &Checked,
         state_dir: &OwnedFd,
-        cg: Option<&cgroups::Manager>,
+        cg: Option<&mut cgroups::Manager>,
         st: &State,
     ) -> Result<i32> {
         let spec = &bundle.spec;
         let linux = spec.linux().as_ref().expect("validated");
-        let cgroup_dir = cg.map(|c| c.unified_dir_fd()).transpose()?.flatten();
+        let cgroup_dir = cg
+            .as_deref()
+            .map(|c| c.unified_dir_fd())
+            .transpose()?
+            .flatten();
         let hook_state = |pid: i32, status: &str| hook_state_json(st, pid, status);
         let keyring = format!("_ses.{}", o.id);
         let host_proc = crate::rootfs::safepath::host_proc()?;
@@ -235,9 +241,6 @@ impl Runtime {
     ) -> Result<State> {
         let (checked, manager) = self.check(o, bundle, console)?;
         let linux = bundle.spec.linux().as_ref().expect("validated");
-        // Declared before `undo`, which refers to it, so it is dropped after.
-        #[allow(clippy::needless_late_init)]
-        let cg: Option<cgroups::Manager>;
         let dir = self.states.reserve(&o.id)?;
         let mut undo = Undo {
             states: &self.states,
@@ -247,13 +250,14 @@ impl Runtime {
             host_mounts: shares_host_mounts(&bundle.spec).then_some(bundle.rootfs.as_path()),
             armed: true,
         };
-        cg = self.create_cgroup(manager, linux)?;
-        undo.cgroup = cg.as_ref();
+        undo.cgroup = self.create_cgroup(manager, linux)?;
         let state_dir = make_start_fifo(&dir, linux)?;
-        let mut st = new_state(o, bundle, cg.as_ref())?;
-        let pid = self.spawn_init(o, bundle, &checked, &state_dir, cg.as_ref(), &st)?;
+        let mut st = new_state(o, bundle, undo.cgroup.as_ref())?;
+        let pid = self.spawn_init(o, bundle, &checked, &state_dir, undo.cgroup.as_mut(), &st)?;
         undo.pid = Some(pid);
         st.pid = pid;
+        // as the init's start left it
+        st.cgroup = undo.cgroup.as_ref().map(serde_json::to_value).transpose()?;
         st.init_start_time = state::proc_stat(pid)
             .map(|s| s.1)
             .ok_or_else(|| anyhow!("container init {pid} exited during create"))?;
@@ -285,14 +289,14 @@ impl Runtime {
             .then(|| cgroups::rootless_default_path(&o.id))
             .flatten();
         let manager = if self.systemd_cgroup {
-            if !nix::unistd::geteuid().is_root() {
-                bail!(
-                    "--systemd-cgroup: only as root (systemd's per-user manager is not supported)"
-                );
-            }
             // checked before anything is made; used when the scope starts
             systemd_annotations(spec)?;
-            cgroups::Manager::new_systemd(linux.cgroups_path().as_deref(), &o.id)?
+            // rootless: the user's own systemd, as runc decides it
+            cgroups::Manager::new_systemd(
+                linux.cgroups_path().as_deref(),
+                &o.id,
+                self.rootless_cgroups,
+            )?
         } else {
             cgroups::Manager::new(
                 linux

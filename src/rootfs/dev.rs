@@ -2,7 +2,7 @@
 
 use crate::kernel::Kernel;
 use crate::rootfs::safepath;
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use nix::sys::stat::{makedev, Mode, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -137,6 +137,49 @@ pub fn create_all(
     Ok(())
 }
 
+/// The host's node at `n`'s path, opened (following symlinks, as a bind
+/// mount would) and checked to be the device `n` asks for: the path comes
+/// from the config, which could otherwise have any file of the user's
+/// bound into the container in place of a device.
+fn host_node(n: &Node) -> Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::OFlag;
+    let fd = crate::sys::open(n.path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| anyhow!("the host's {}: {}", n.path, e.desc()))?;
+    let st = nix::sys::stat::fstat(fd.as_raw_fd())
+        .map_err(|e| anyhow!("the host's {}: {}", n.path, e.desc()))?;
+    let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+    let name = |k: SFlag| match k {
+        SFlag::S_IFCHR => "a character device",
+        SFlag::S_IFBLK => "a block device",
+        SFlag::S_IFIFO => "a fifo",
+        SFlag::S_IFREG => "a regular file",
+        SFlag::S_IFDIR => "a directory",
+        SFlag::S_IFSOCK => "a socket",
+        _ => "not a device",
+    };
+    if kind != n.kind {
+        bail!(
+            "the host's {} is {}, not {} as the config says",
+            n.path,
+            name(kind),
+            name(n.kind)
+        );
+    }
+    let (major, minor) = (
+        nix::sys::stat::major(st.st_rdev),
+        nix::sys::stat::minor(st.st_rdev),
+    );
+    if n.kind != SFlag::S_IFIFO && (major, minor) != (n.major, n.minor) {
+        bail!(
+            "the host's {} is device {major}:{minor}, not {}:{} as the config says",
+            n.path,
+            n.major,
+            n.minor
+        );
+    }
+    Ok(fd)
+}
+
 fn create(
     k: &dyn Kernel,
     root: BorrowedFd,
@@ -149,10 +192,15 @@ fn create(
     let parent = safepath::mkdir_all_in_root(root, dir, 0o755)
         .map_err(|e| anyhow!("creating its directory: {}", e.desc()))?;
     if how == Nodes::FromHost {
+        let host = host_node(n)?;
         let target = safepath::create_file_in_root(root, path)
             .map_err(|e| anyhow!("creating the mount point: {}", e.desc()))?;
+        // Bound from the fd that was checked, not from the path again.
         return k
-            .bind_mount(n.path, target.as_fd())
+            .bind_mount(
+                &format!("/proc/self/fd/{}", host.as_raw_fd()),
+                target.as_fd(),
+            )
             .map_err(|e| anyhow!("bind mounting the host's node: {}", e.desc()));
     }
     // A file already there (from the image) is replaced: the spec says the
@@ -288,25 +336,90 @@ mod tests {
     }
 
     /// In a user namespace: no mknod, the host's node is bound onto a
-    /// mount point at the same path; nothing is given away.
+    /// mount point at the same path, from the fd its type and numbers were
+    /// checked on; nothing is given away.
     #[test]
     fn host_nodes_bound_in_a_user_namespace() {
         let dir = tempfile::tempdir().unwrap();
         let k = Recorder::default();
         let devs = devices(serde_json::json!([
-            {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}
+            {"path": "/dev/full", "type": "c", "major": 1, "minor": 7}
         ]));
         create_all(&k, root(dir.path()).as_fd(), None, &devs, Nodes::FromHost).unwrap();
         let d = dir.path().join("dev");
-        let want: Vec<Call> = ["null", "zero", "full", "random", "urandom", "tty", "fuse"]
+        let calls = k.calls();
+        let targets: Vec<&Path> = calls
             .iter()
-            .map(|n| Call::Bind {
-                source: format!("/dev/{n}"),
-                target: d.join(n),
+            .map(|c| match c {
+                Call::Bind { source, target } => {
+                    assert!(source.starts_with("/proc/self/fd/"), "{source}");
+                    target.as_path()
+                }
+                c => panic!("{c:?}"),
             })
             .collect();
-        assert_eq!(k.calls(), want);
-        assert!(d.join("fuse").is_file(), "the mount point is made");
+        let want: Vec<PathBuf> = ["null", "zero", "random", "urandom", "tty", "full"]
+            .iter()
+            .map(|n| d.join(n))
+            .collect();
+        assert_eq!(targets, want);
+        assert!(d.join("full").is_file(), "the mount point is made");
+    }
+
+    /// A host file that is not the device asked for is refused, naming
+    /// the field: a regular file (or a symlink to one), another device.
+    #[test]
+    fn host_nodes_must_be_the_devices_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let (file, link) = (file.to_str().unwrap(), link.to_str().unwrap());
+        for (dev, why) in [
+            (
+                serde_json::json!({"path": file, "type": "c", "major": 1, "minor": 3}),
+                "a regular file",
+            ),
+            (
+                serde_json::json!({"path": link, "type": "b", "major": 1, "minor": 3}),
+                "a regular file",
+            ),
+            (
+                serde_json::json!({"path": "/dev/full", "type": "c", "major": 1, "minor": 3}),
+                "device 1:7",
+            ),
+            (
+                serde_json::json!({"path": "/dev/full", "type": "b", "major": 1, "minor": 7}),
+                "a character device",
+            ),
+        ] {
+            let rootfs = tempfile::tempdir().unwrap();
+            let k = Recorder::default();
+            let e = create_all(
+                &k,
+                root(rootfs.path()).as_fd(),
+                None,
+                &devices(serde_json::json!([dev])),
+                Nodes::FromHost,
+            )
+            .unwrap_err();
+            let e = format!("{e:#}");
+            assert!(
+                e.starts_with("linux.devices[0] (") && e.contains(why),
+                "{e}"
+            );
+            let at = rootfs
+                .path()
+                .join(dev["path"].as_str().unwrap().trim_start_matches('/'));
+            assert!(
+                !k.calls()
+                    .iter()
+                    .any(|c| matches!(c, Call::Bind { target, .. } if *target == at)),
+                "bound: {:?}",
+                k.calls()
+            );
+        }
     }
 
     /// The /dev links; /dev/ptmx replaces whatever the image put there.

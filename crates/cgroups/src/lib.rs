@@ -74,13 +74,13 @@ pub fn detect() -> Result<Mode> {
 }
 
 /// The cgroup part of the `features` document: both cgroup versions, the
-/// systemd driver (as root: not the per-user manager) and rdma limits.
+/// systemd driver (the system's and, rootless, the user's) and rdma limits.
 pub fn features() -> oci_spec::runtime::Cgroup {
     let mut c = oci_spec::runtime::Cgroup::default();
     c.set_v1(Some(true));
     c.set_v2(Some(true));
     c.set_systemd(Some(true));
-    c.set_systemd_user(Some(false));
+    c.set_systemd_user(Some(true));
     c.set_rdma(Some(true));
     c
 }
@@ -261,7 +261,9 @@ pub fn cgroup_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf> {
 pub struct Manager {
     #[serde(rename = "mode")]
     mode: Mode,
-    /// relative to each hierarchy root, starting with "/"
+    /// relative to each hierarchy root, starting with "/"; empty for the
+    /// scope of a user's systemd (rootless) until it exists (`add_init`):
+    /// where that manager's cgroup is, only its scope's init can tell
     #[serde(rename = "path")]
     path: PathBuf,
     /// v1 hierarchies in use (V1, Hybrid); empty on V2
@@ -297,14 +299,32 @@ impl Manager {
 
     /// `--systemd-cgroup`: the container's cgroup is the scope unit that
     /// cgroupsPath ("slice:prefix:name") names; systemd makes it when the
-    /// init exists (`add_init`). Pure computation but for the check that
-    /// this host runs systemd.
-    pub fn new_systemd(cgroups_path: Option<&Path>, id: &str) -> Result<Manager> {
-        let (unit, path) = systemd::Unit::parse(cgroups_path, id)?;
+    /// init exists (`add_init`). With `user` (rootless) the user's own
+    /// systemd owns it, below its user@UID.service, as with runc. Pure
+    /// computation but for the checks that this host runs systemd and,
+    /// with `user`, that the user's bus answers.
+    pub fn new_systemd(cgroups_path: Option<&Path>, id: &str, user: bool) -> Result<Manager> {
+        let (unit, path) = systemd::Unit::parse(cgroups_path, id, user)?;
         if !systemd::booted() {
             bail!("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system), so it cannot own the container's cgroup");
         }
-        Manager::at(path, Some(unit))
+        if !user {
+            return Manager::at(path, Some(unit));
+        }
+        // runc's rule: the user's systemd delegates cgroup v2 subtrees only
+        if detect()? != Mode::V2 {
+            bail!("--systemd-cgroup: rootless needs cgroup v2 (the user's systemd cannot own a container's cgroups on a cgroup v1 or hybrid host)");
+        }
+        systemd::check_user_bus(
+            std::env::var_os("DBUS_SESSION_BUS_ADDRESS"),
+            std::env::var_os("XDG_RUNTIME_DIR"),
+        )?;
+        Manager::at(PathBuf::new(), Some(unit))
+    }
+
+    /// Whether the container's cgroup path is known (see `path`).
+    fn placed(&self) -> bool {
+        !self.path.as_os_str().is_empty()
     }
 
     fn at(path: PathBuf, systemd: Option<systemd::Unit>) -> Result<Manager> {
@@ -351,13 +371,15 @@ impl Manager {
     fn v1_dir(&self, controller: &str) -> Option<PathBuf> {
         self.hierarchies
             .iter()
+            .filter(|_| self.placed())
             .find(|h| h.controllers.iter().any(|c| c == controller))
             .map(|h| join(&h.mount, &self.path))
     }
 
     /// The container's directory in the cgroup2 hierarchy, if any.
     fn v2_dir(&self) -> Option<PathBuf> {
-        self.unified.as_ref().map(|u| join(u, &self.path))
+        let u = self.unified.as_ref().filter(|_| self.placed())?;
+        Some(join(u, &self.path))
     }
 
     /// Every directory of the container, one per hierarchy.
@@ -365,6 +387,7 @@ impl Manager {
         let mut dirs: Vec<PathBuf> = self
             .hierarchies
             .iter()
+            .filter(|_| self.placed())
             .map(|h| join(&h.mount, &self.path))
             .collect();
         dirs.extend(self.v2_dir());
@@ -418,6 +441,11 @@ impl Manager {
             let dir = join(root, &self.path);
             v2::enable_in_ancestors(root, &dir, &new);
             v2::enable_controllers(&dir, &new)?;
+            if self.systemd.as_ref().is_some_and(|u| u.user) {
+                // what the user's systemd delegated: a missing controller
+                // is named with the field, before a limit file is missed
+                v2::validate_delegated(&dir, r)?;
+            }
             v2::apply(&dir, r, &rules, true, self.rootless)?;
             return Ok(());
         }
@@ -439,25 +467,36 @@ impl Manager {
     /// org.systemd.property.* annotations), set `r` as unit properties,
     /// then write `r` to the cgroup files, as runc does, so the values read
     /// back are runc's; otherwise `add_pid`. On error the unit is stopped.
+    /// The user's systemd (rootless) puts the scope below its own cgroup,
+    /// which the init's /proc/PID/cgroup then tells: that is the path.
     pub fn add_init(
-        &self,
+        &mut self,
         pid: i32,
         in_unified: bool,
         id: &str,
         r: Option<&LinuxResources>,
         extra: &[(String, systemd::Value)],
     ) -> Result<()> {
-        let Some(unit) = &self.systemd else {
+        let Some(unit) = self.systemd.clone() else {
             return self.add_pid(pid, in_unified);
         };
         let default = LinuxResources::default();
         let r = r.unwrap_or(&default);
-        let bus = systemd::Bus::connect()?;
+        let bus = systemd::Bus::connect(unit.user)?;
         bus.start_unit(
             &unit.name,
-            &systemd::start_properties(unit, id, pid, self.mode),
+            &systemd::start_properties(&unit, id, pid, self.mode),
             extra,
         )?;
+        if unit.user {
+            match scope_of(pid, &unit.name) {
+                Ok(path) => self.path = path,
+                Err(e) => {
+                    let _ = bus.stop_unit(&unit.name);
+                    return Err(e);
+                }
+            }
+        }
         let res = self.systemd_apply(&bus, r, true).and_then(|()| {
             // systemd put the init in its own hierarchies; the others
             // (v1 controllers it does not manage) are joined here.
@@ -542,8 +581,8 @@ impl Manager {
     /// their values.
     pub fn update(&self, r: &LinuxResources) -> Result<()> {
         self.validate(r)?;
-        if self.systemd.is_some() {
-            return self.systemd_apply(&systemd::Bus::connect()?, r, false);
+        if let Some(unit) = &self.systemd {
+            return self.systemd_apply(&systemd::Bus::connect(unit.user)?, r, false);
         }
         self.apply(r)
     }
@@ -617,7 +656,8 @@ impl Manager {
                 .map(|h| join(&h.mount, &self.path))
                 .context("no cgroup v1 hierarchy is mounted");
         }
-        Ok(self.v2_dir().expect("hybrid and v2 have a unified dir"))
+        self.v2_dir()
+            .context("the container's cgroup is not known (its systemd scope was never started)")
     }
 
     /// Pids of all processes in the container's cgroup and its children.
@@ -696,7 +736,7 @@ impl Manager {
         if self.pids().is_ok_and(|p| !p.is_empty()) {
             let _ = self.kill_all(libc::SIGKILL);
         }
-        match systemd::Bus::connect() {
+        match systemd::Bus::connect(unit.user) {
             Ok(bus) => bus.stop_unit(&unit.name)?,
             // never started (no bus at create): nothing in systemd to undo
             Err(_) if !self.all_dirs().iter().any(|d| d.exists()) => {}
@@ -731,6 +771,25 @@ impl Manager {
         // cgroup cost of a container's start and stop.
         Ok(())
     }
+}
+
+/// The cgroup of the systemd scope `unit` that `pid` was just started in,
+/// from /proc/PID/cgroup (the init waits, so it cannot have moved).
+fn scope_of(pid: i32, unit: &str) -> Result<PathBuf> {
+    let file = format!("/proc/{pid}/cgroup");
+    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?;
+    let path = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(PathBuf::from)
+        .with_context(|| format!("{file} has no cgroup v2 line"))?;
+    if !path.ends_with(unit) || cgroup_path(Some(&path), "").ok().as_ref() != Some(&path) {
+        bail!(
+            "systemd put the container's init in {}, not in its scope {unit}",
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
 /// Checks of spec values that hold whatever the cgroup version.
@@ -864,7 +923,8 @@ mod tests {
     #[test]
     fn systemd_record() {
         // A systemd manager saves its unit in these words and reads back.
-        let (unit, path) = systemd::Unit::parse(Some(Path::new("a-b.slice:p:n")), "c").unwrap();
+        let (unit, path) =
+            systemd::Unit::parse(Some(Path::new("a-b.slice:p:n")), "c", false).unwrap();
         let m = Manager {
             mode: Mode::V2,
             path,

@@ -13,6 +13,19 @@ use std::time::{Duration, Instant};
 
 pub(super) fn validate(root: &Path, r: &LinuxResources) -> Result<()> {
     check_values(r)?;
+    have_controllers(root, r, "available")
+}
+
+/// A scope of the user's systemd: the controllers `r` needs must be among
+/// those it delegated to the scope `dir` (user@.service delegates only
+/// some, e.g. Debian's and Fedora's "cpu memory pids").
+pub(super) fn validate_delegated(dir: &Path, r: &LinuxResources) -> Result<()> {
+    have_controllers(dir, r, "delegated by the user's systemd: not")
+}
+
+/// Each controller `r` needs is in `dir`'s cgroup.controllers (`how` says
+/// what its absence means, for the error).
+fn have_controllers(root: &Path, r: &LinuxResources, how: &str) -> Result<()> {
     // read only when a value needs a controller: a config without limits
     // needs none, and its create skips the read
     let available = std::cell::OnceCell::new();
@@ -28,7 +41,7 @@ pub(super) fn validate(root: &Path, r: &LinuxResources) -> Result<()> {
         let available: &String = available.get().expect("set above");
         if !available.split_whitespace().any(|x| x == c) {
             bail!(
-                "cannot set {what}: the {c} controller is not available in {}/cgroup.controllers",
+                "cannot set {what}: the {c} controller is not {how} in {}/cgroup.controllers",
                 root.display()
             )
         }

@@ -1,7 +1,8 @@
-//! systemd's manager over the system D-Bus (zbus, blocking API): start,
-//! change and stop a container's transient scope, waiting for each job as
-//! runc does. zbus runs a helper thread once connected: every fork of the
-//! container's processes happens before a connection is made.
+//! systemd's manager over D-Bus (zbus, blocking API): the system's on
+//! the system bus, or (rootless) the user's own instance on the user's
+//! bus. Start, change and stop a container's transient scope, waiting for
+//! each job as runc does. zbus runs a helper thread once connected: every
+//! fork of the container's processes happens before a connection is made.
 
 use super::{Property, Value};
 use anyhow::{anyhow, bail, Context, Result};
@@ -67,6 +68,24 @@ fn props<'a>(
         .collect()
 }
 
+/// The user's bus and the uid to authenticate as (EXTERNAL): the
+/// address as runc finds it (super::user_bus_address), and the user's
+/// uid on the host, which the bus sees on the socket; under a user
+/// namespace (rootless podman runs the runtime as its root) that is the
+/// outer id of our euid.
+fn user_bus() -> Result<(String, u32)> {
+    let address = super::user_bus_address(
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS"),
+        std::env::var_os("XDG_RUNTIME_DIR"),
+    )?;
+    let euid = nix::unistd::geteuid().as_raw();
+    let uid = std::fs::read_to_string("/proc/self/uid_map")
+        .ok()
+        .and_then(|m| super::outer_uid(&m, euid))
+        .unwrap_or(euid);
+    Ok((address, uid))
+}
+
 /// The D-Bus error name systemd answered with, if it did.
 fn error_name(e: &zbus::Error) -> Option<&str> {
     match e {
@@ -80,14 +99,28 @@ fn is_no_such_unit(e: &zbus::Error) -> bool {
 }
 
 impl Bus {
-    /// Connect to systemd; a host without systemd or without a system bus
-    /// gets one line saying so.
-    pub fn connect() -> Result<Bus> {
+    /// Connect to systemd: the system's, or with `user` the user's own
+    /// instance on the user's bus (see `user_bus`); a host without systemd
+    /// or without that bus gets one line saying so.
+    pub fn connect(user: bool) -> Result<Bus> {
         if !super::booted() {
             bail!("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system), so it cannot own the container's cgroup");
         }
-        let conn = Connection::system()
-            .map_err(|e| anyhow!("--systemd-cgroup: connecting to the system D-Bus: {e}"))?;
+        let conn = if user {
+            let (address, uid) = user_bus()?;
+            zbus::blocking::connection::Builder::address(address.as_str())
+                .and_then(|b| {
+                    b.auth_mechanism(zbus::AuthMechanism::External)
+                        .user_id(uid)
+                        .build()
+                })
+                .map_err(|e| {
+                    anyhow!("--systemd-cgroup: connecting to the user's D-Bus at {address} (as uid {uid}): {e}")
+                })?
+        } else {
+            Connection::system()
+                .map_err(|e| anyhow!("--systemd-cgroup: connecting to the system D-Bus: {e}"))?
+        };
         let manager = Proxy::new(&conn, DEST, PATH, MANAGER)
             .map_err(|e| anyhow!("--systemd-cgroup: systemd's manager on D-Bus: {e}"))?;
         Ok(Bus {

@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 
 /// The slice a container goes to when cgroupsPath names none (runc's).
 pub const DEFAULT_SLICE: &str = "system.slice";
+/// The same for the user's own systemd (rootless), inside its
+/// user@UID.service (runc's).
+pub const USER_SLICE: &str = "user.slice";
 /// The unit-name prefix when cgroupsPath is empty: runc uses "runc"; two
 /// runtimes must not race for one unit name, so this one says "rcontain".
 pub const DEFAULT_PREFIX: &str = "rcontain";
@@ -32,14 +35,20 @@ pub struct Unit {
     /// the slice unit it lives in, "system.slice"
     #[serde(rename = "slice")]
     pub slice: String,
+    /// Owned by the user's systemd instance (rootless), reached on the
+    /// user's D-Bus, rather than by the system's.
+    #[serde(rename = "user", default, skip_serializing_if = "std::ops::Not::not")]
+    pub user: bool,
 }
 
 impl Unit {
     /// runc's rules: cgroupsPath "slice:prefix:name" (each part may be
     /// empty: slice defaults to system.slice); an absent or empty
     /// cgroupsPath is ":rcontain:<id>". Returns the unit and its cgroup
-    /// path relative to the hierarchy roots.
-    pub fn parse(cgroups_path: Option<&Path>, id: &str) -> Result<(Unit, PathBuf)> {
+    /// path relative to the hierarchy roots, or for the `user`'s systemd
+    /// (whose default slice is user.slice) relative to that manager's own
+    /// cgroup.
+    pub fn parse(cgroups_path: Option<&Path>, id: &str, user: bool) -> Result<(Unit, PathBuf)> {
         let given = cgroups_path
             .map(|p| {
                 p.to_str()
@@ -57,7 +66,9 @@ impl Unit {
             };
             (s, p, n)
         };
-        let slice = if slice.is_empty() {
+        let slice = if slice.is_empty() && user {
+            USER_SLICE
+        } else if slice.is_empty() {
             DEFAULT_SLICE
         } else {
             slice
@@ -83,6 +94,7 @@ impl Unit {
             Unit {
                 name: unit,
                 slice: slice.to_string(),
+                user,
             },
             path,
         ))
@@ -289,6 +301,77 @@ pub fn range_to_bits(list: &str) -> Result<Vec<u8>> {
 pub use annotations::properties as annotation_properties;
 pub use bus::Bus;
 pub use devices::device_properties;
+
+/// The user's D-Bus address, as runc finds it: $DBUS_SESSION_BUS_ADDRESS,
+/// else $XDG_RUNTIME_DIR/bus when that socket exists (the bus of the
+/// user's systemd, dbus-user-session); one line saying so otherwise.
+pub fn user_bus_address(
+    env_address: Option<std::ffi::OsString>,
+    runtime_dir: Option<std::ffi::OsString>,
+) -> Result<String> {
+    if let Some(a) = env_address.filter(|a| !a.is_empty()) {
+        return a.into_string().map_err(|a| {
+            anyhow::anyhow!("--systemd-cgroup: DBUS_SESSION_BUS_ADDRESS {a:?} is not UTF-8")
+        });
+    }
+    if let Some(dir) = runtime_dir.filter(|d| !d.is_empty()) {
+        let bus = Path::new(&dir).join("bus");
+        if bus.exists() {
+            let bus = bus
+                .to_str()
+                .ok_or_else(|| anyhow::anyhow!("--systemd-cgroup: {bus:?} is not UTF-8"))?;
+            return Ok(format!("unix:path={bus}"));
+        }
+    }
+    bail!("--systemd-cgroup: rootless, and no user D-Bus to reach the user's systemd: DBUS_SESSION_BUS_ADDRESS is unset and there is no $XDG_RUNTIME_DIR/bus (the user's systemd, user@UID.service, with dbus-user-session, provides it)")
+}
+
+/// Before anything is made: the user's bus is there and, when it is a
+/// socket path, something listens on it (a plain connect and close, no
+/// D-Bus: zbus starts threads, and the init is still to be forked).
+pub fn check_user_bus(
+    env_address: Option<std::ffi::OsString>,
+    runtime_dir: Option<std::ffi::OsString>,
+) -> Result<()> {
+    let address = user_bus_address(env_address, runtime_dir)?;
+    if let Some(socket) = bus_socket(&address) {
+        std::os::unix::net::UnixStream::connect(&socket).map_err(|e| {
+            anyhow::anyhow!(
+                "--systemd-cgroup: rootless, and the user's D-Bus at {} does not answer: {e}",
+                socket.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// The socket of a "unix:path=..." D-Bus address (the first of a list).
+fn bus_socket(address: &str) -> Option<PathBuf> {
+    let first = address.split(';').next()?;
+    let params = first.strip_prefix("unix:")?;
+    params
+        .split(',')
+        .find_map(|kv| kv.strip_prefix("path="))
+        .map(PathBuf::from)
+}
+
+/// `uid` of our user namespace as the parent namespace sees it, from our
+/// /proc/self/uid_map; None if unmapped.
+pub fn outer_uid(uid_map: &str, uid: u32) -> Option<u32> {
+    uid_map.lines().find_map(|l| {
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let [inside, outside, count] = f[..] else {
+            return None;
+        };
+        let uid = u64::from(uid);
+        (uid >= inside && uid - inside < count)
+            .then(|| u32::try_from(outside + (uid - inside)).ok())
+            .flatten()
+    })
+}
 
 /// Whether this host was booted with systemd (sd_booted(3)'s test).
 pub fn booted() -> bool {

@@ -2,7 +2,7 @@ use super::*;
 use oci_spec::runtime::LinuxResources;
 
 fn parse(p: &str, id: &str) -> Result<(Unit, PathBuf)> {
-    Unit::parse(Some(Path::new(p)), id)
+    Unit::parse(Some(Path::new(p)), id, false)
 }
 
 #[test]
@@ -24,7 +24,7 @@ fn cgroups_path_forms() {
     assert_eq!(p, Path::new("/p-n.scope"));
     // absent or empty: :rcontain:<id>
     for given in [None, Some(Path::new(""))] {
-        let (u, p) = Unit::parse(given, "c1").unwrap();
+        let (u, p) = Unit::parse(given, "c1", false).unwrap();
         assert_eq!(u.name, "rcontain-c1.scope");
         assert_eq!(p, Path::new("/system.slice/rcontain-c1.scope"));
     }
@@ -369,4 +369,81 @@ fn annotations_become_properties() {
         );
         assert!(e.contains(says), "{e}");
     }
+}
+
+#[test]
+fn user_units_default_to_user_slice() {
+    let (u, p) = Unit::parse(None, "c1", true).unwrap();
+    assert_eq!(
+        (u.name.as_str(), u.slice.as_str(), u.user),
+        ("rcontain-c1.scope", "user.slice", true)
+    );
+    // relative to the user manager's own cgroup
+    assert_eq!(p, Path::new("/user.slice/rcontain-c1.scope"));
+    let (u, _) = Unit::parse(Some(Path::new("app.slice:p:n")), "c1", true).unwrap();
+    assert_eq!(u.slice, "app.slice");
+    // saved as "user": true, and absent for the system's
+    let v = serde_json::to_value(&u).unwrap();
+    assert_eq!(v["user"], true);
+    let (sys, _) = Unit::parse(None, "c1", false).unwrap();
+    assert!(serde_json::to_value(&sys).unwrap().get("user").is_none());
+}
+
+#[test]
+fn user_bus_as_runc_finds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let os = |s: &str| Some(std::ffi::OsString::from(s));
+    let rd = os(dir.path().to_str().unwrap());
+    // the environment's address wins
+    assert_eq!(
+        user_bus_address(os("unix:path=/x/bus"), rd.clone()).unwrap(),
+        "unix:path=/x/bus"
+    );
+    // no bus: one line naming both places
+    for (env, run) in [(None, rd.clone()), (os(""), None), (None, None)] {
+        let e = user_bus_address(env, run).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--systemd-cgroup: rootless, and no user D-Bus"),
+            "{e}"
+        );
+        assert!(
+            e.contains("DBUS_SESSION_BUS_ADDRESS") && e.contains("$XDG_RUNTIME_DIR/bus"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "{e}");
+    }
+    // a socket nobody listens on any more
+    let bus = dir.path().join("bus");
+    drop(std::os::unix::net::UnixListener::bind(&bus).unwrap());
+    let addr = user_bus_address(None, rd.clone()).unwrap();
+    assert_eq!(addr, format!("unix:path={}", bus.display()));
+    let e = check_user_bus(None, rd.clone()).unwrap_err().to_string();
+    assert!(
+        e.contains("does not answer") && e.contains(bus.to_str().unwrap()),
+        "{e}"
+    );
+    assert!(!e.contains('\n'), "{e}");
+    // one that listens
+    std::fs::remove_file(&bus).unwrap();
+    let _l = std::os::unix::net::UnixListener::bind(&bus).unwrap();
+    check_user_bus(None, rd).unwrap();
+    // other address forms are left to the connection itself
+    assert_eq!(bus_socket("unix:abstract=/tmp/x,guid=1"), None);
+    assert_eq!(
+        bus_socket("unix:guid=1,path=/b;tcp:host=x"),
+        Some(PathBuf::from("/b"))
+    );
+}
+
+#[test]
+fn outer_uid_from_uid_map() {
+    assert_eq!(
+        outer_uid("         0          0 4294967295\n", 1001),
+        Some(1001)
+    );
+    // rootless podman: its root is the user, 1..65536 subordinate ids
+    let map = "0 1001 1\n1 100000 65536\n";
+    assert_eq!(outer_uid(map, 0), Some(1001));
+    assert_eq!(outer_uid(map, 5), Some(100004));
+    assert_eq!(outer_uid(map, 70000), None);
 }
