@@ -512,23 +512,27 @@ mod tests {
         s
     }
 
+    /// `sources` of the bundle /b with its rootfs at /b/rootfs, on a host
+    /// whose cgroups need no source
+    fn bundle_sources(s: &Spec, nodes: Nodes) -> Option<Vec<(PathBuf, bool)>> {
+        sources(
+            s,
+            Path::new("/b/rootfs"),
+            Path::new("/b"),
+            &CgroupView::default(),
+            nodes,
+        )
+    }
+
     #[test]
     fn sources_are_mirrorable() {
-        let cg = CgroupView::default();
         let s = spec(serde_json::json!([
             {"destination": "/proc", "type": "proc", "source": "proc"},
             {"destination": "/a", "type": "bind", "source": "/srv/a", "options": ["rbind"]},
             {"destination": "/b", "source": "data//b/.", "options": ["bind"]},
             {"destination": "/c", "source": "/srv/a", "options": ["bind"]},
         ]));
-        let got = sources(
-            &s,
-            Path::new("/b/rootfs"),
-            Path::new("/b"),
-            &cg,
-            Nodes::Made,
-        )
-        .unwrap();
+        let got = bundle_sources(&s, Nodes::Made).unwrap();
         assert_eq!(
             got,
             [
@@ -542,23 +546,12 @@ mod tests {
             let s = spec(serde_json::json!([
                 {"destination": "/a", "type": "bind", "source": src}
             ]));
-            assert!(
-                sources(
-                    &s,
-                    Path::new("/b/rootfs"),
-                    Path::new("/b"),
-                    &cg,
-                    Nodes::Made
-                )
-                .is_none(),
-                "{src}"
-            );
+            assert!(bundle_sources(&s, Nodes::Made).is_none(), "{src}");
         }
     }
 
     #[test]
     fn in_a_user_namespace_host_nodes_and_sys_are_sources() {
-        let cg = CgroupView::default();
         let mut s = spec(serde_json::json!([]));
         let mut linux = oci_spec::runtime::Linux::default();
         linux.set_devices(Some(
@@ -569,14 +562,7 @@ mod tests {
             .unwrap(),
         ));
         s.set_linux(Some(linux));
-        let got = sources(
-            &s,
-            Path::new("/b/rootfs"),
-            Path::new("/b"),
-            &cg,
-            Nodes::FromHost,
-        )
-        .unwrap();
+        let got = bundle_sources(&s, Nodes::FromHost).unwrap();
         let got: Vec<_> = got.iter().map(|(p, r)| (p.to_str().unwrap(), *r)).collect();
         assert_eq!(
             got,
@@ -598,22 +584,8 @@ mod tests {
             ]))
             .unwrap(),
         ));
-        assert!(sources(
-            &s,
-            Path::new("/b/rootfs"),
-            Path::new("/b"),
-            &cg,
-            Nodes::FromHost
-        )
-        .is_none());
-        assert!(sources(
-            &s,
-            Path::new("/b/rootfs"),
-            Path::new("/b"),
-            &cg,
-            Nodes::Made
-        )
-        .is_some());
+        assert!(bundle_sources(&s, Nodes::FromHost).is_none());
+        assert!(bundle_sources(&s, Nodes::Made).is_some());
         // sysfs, which may become a bind of /sys there
         s.set_mounts(Some(
             serde_json::from_value(serde_json::json!([
@@ -621,23 +593,9 @@ mod tests {
             ]))
             .unwrap(),
         ));
-        let got = sources(
-            &s,
-            Path::new("/b/rootfs"),
-            Path::new("/b"),
-            &cg,
-            Nodes::FromHost,
-        )
-        .unwrap();
+        let got = bundle_sources(&s, Nodes::FromHost).unwrap();
         assert_eq!(got.last().unwrap(), &(PathBuf::from("/sys"), true));
-        let got = sources(
-            &s,
-            Path::new("/b/rootfs"),
-            Path::new("/b"),
-            &cg,
-            Nodes::Made,
-        )
-        .unwrap();
+        let got = bundle_sources(&s, Nodes::Made).unwrap();
         assert_eq!(got, [(PathBuf::from("/b/rootfs"), true)]);
     }
 
