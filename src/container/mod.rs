@@ -827,7 +827,7 @@ fn owner_name() -> String {
     let uid = nix::unistd::getuid().as_raw();
     std::fs::read_to_string("/etc/passwd")
         .ok()
-        .and_then(|text| crate::process::passwd::name(&text, uid))
+        .and_then(|text| crate::sys::passwd::name(&text, uid))
         .unwrap_or_else(|| uid.to_string())
 }
 
