@@ -28,7 +28,7 @@ mod unpack;
 mod update;
 mod update_flags;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use rcontain::container::{CreateOpts, Runtime};
 use rcontain::image::rootless::IdMap;
@@ -349,7 +349,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
         }
         Cmd::Delete { force, id } => {
             rt.delete(&id, force)?;
-            run::release_image_bundle(&store_path(cli.store)?, &id)?;
+            if cfg!(feature = "image") {
+                run::release_image_bundle(&store_path(cli.store)?, &id)?;
+            }
         }
         Cmd::Run {
             opts,
@@ -377,6 +379,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 rcontain::oci::specgen::default_spec()
             };
             write_spec(&bundle, &spec)?
+        }
+        Cmd::Unpack(_) | Cmd::Images { .. } | Cmd::Prune | Cmd::Unshare { .. }
+            if !cfg!(feature = "image") =>
+        {
+            return Err(without_image());
         }
         Cmd::Unpack(a) => unpack::run(a)?,
         Cmd::Images { quiet } => images::images(&store_path(cli.store)?, quiet)?,
@@ -424,6 +431,13 @@ fn write_spec(bundle: &std::path::Path, spec: &oci_spec::runtime::Spec) -> Resul
     }
     std::fs::write(&path, rcontain::oci::specgen::to_pretty_json(spec)?)
         .with_context(|| format!("writing {}", path.display()))
+}
+
+/// What an image command says in a binary built without the `image`
+/// feature. The commands stay in the CLI, so that they fail with this and
+/// not as unknown ones.
+fn without_image() -> anyhow::Error {
+    anyhow!("built without images (cargo feature `image`): no `run IMAGE`, `unpack`, `images`, `prune`, `unshare` or `check IMAGE`")
 }
 
 /// Images keep their files' owners, which only root can set. Anyone else
