@@ -282,7 +282,16 @@ pub fn main() -> i32 {
     // Before the runtime opens anything (the log file included): what the
     // caller leaked beyond --preserve-fds goes now.
     let fds = rcontain::start::callerfds::keep_only_preserved(cli.cmd.preserve_fds());
-    if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format == "json", cli.debug) {
+    let format = match cli.log_format.as_str() {
+        "json" => logging::Format::Json,
+        _ => logging::Format::Text,
+    };
+    let min = if cli.debug {
+        logging::Level::Debug
+    } else {
+        logging::Level::Info
+    };
+    if let Err(e) = logging::init(cli.log.as_deref(), format, min) {
         eprintln!(
             "rcontain: --log {}: {e}",
             cli.log
