@@ -30,7 +30,7 @@ mod update_flags;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use rcontain::container::{CreateOpts, Runtime};
+use rcontain::container::{CreateOpts, IfRunning, Runtime};
 use rcontain::image::rootless::IdMap;
 use rcontain::logging;
 use std::path::PathBuf;
@@ -357,7 +357,12 @@ fn dispatch(cli: Cli) -> Result<i32> {
             rt.kill(&id, sig, all)?
         }
         Cmd::Delete { force, id } => {
-            rt.delete(&id, force)?;
+            let running = if force {
+                IfRunning::Kill
+            } else {
+                IfRunning::Refuse
+            };
+            rt.delete(&id, running)?;
             if cfg!(feature = "image") {
                 run::release_image_bundle(&store_path(cli.store)?, &id)?;
             }
