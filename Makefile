@@ -49,8 +49,12 @@ ORDER_FLAGS ?= -C link-arg=-Wl,--symbol-ordering-file=$(CURDIR)/link/rcontain.or
 	-C link-arg=-Wl,--no-warn-symbol-ordering
 endif
 
+# Cargo flags of the build, e.g. --no-default-features: without the image
+# commands (docs/architecture.md); link/make-order.sh takes them too.
+BUILD_FLAGS ?=
+
 build:
-	$(STATIC_ENV) $(CARGO) rustc --release --bin rcontain -- $(LINK_FLAGS) $(ORDER_FLAGS) -C strip=symbols
+	$(STATIC_ENV) $(CARGO) rustc --release --bin rcontain $(BUILD_FLAGS) -- $(LINK_FLAGS) $(ORDER_FLAGS) -C strip=symbols
 
 print-link-flags:
 	@echo $(LINK_FLAGS)

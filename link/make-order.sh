@@ -3,6 +3,7 @@
 # executes, which `make build` asks the linker to place first.
 #
 #   link/make-order.sh            (as root; needs valgrind and busybox-static)
+#   BUILD_FLAGS=--no-default-features link/make-order.sh   (for such a build)
 #
 # Why: the kernel maps a binary's code in 64 KiB blocks around every page
 # it touches, so the runtime's resident memory is set by how many blocks
@@ -44,9 +45,10 @@ cd "$repo"
 [ "$(id -u)" = 0 ] || { echo "make-order: run as root" >&2; exit 1; }
 command -v valgrind >/dev/null || { echo "make-order: apt-get install -y valgrind" >&2; exit 1; }
 
-# The release build of `make build`, keeping its symbols.
-# shellcheck disable=SC2046
-env $(make -s print-static-env) cargo rustc --release --bin rcontain -- $(make -s print-link-flags)
+# The release build of `make build` (BUILD_FLAGS as there), keeping its
+# symbols.
+# shellcheck disable=SC2046,SC2086
+env $(make -s print-static-env) cargo rustc --release --bin rcontain ${BUILD_FLAGS:-} -- $(make -s print-link-flags)
 work=$(mktemp -d /tmp/rcontain-order.XXXXXX)
 trap '"$bin" --root "$work/root" delete -f made >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 bundles/make-bundle.sh "$work/bundle" true >/dev/null

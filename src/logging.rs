@@ -13,6 +13,13 @@ pub enum Level {
     Error,
 }
 
+/// runc's two log formats.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Format {
+    Text,
+    Json,
+}
+
 impl Level {
     fn name(self) -> &'static str {
         match self {
@@ -26,14 +33,15 @@ impl Level {
 
 struct Logger {
     file: Option<std::fs::File>,
-    json: bool,
+    format: Format,
     min: Level,
 }
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
-/// Configure the log once, from the global CLI flags.
-pub fn init(path: Option<&std::path::Path>, json: bool, debug: bool) -> std::io::Result<()> {
+/// Configure the log once, from the global CLI flags; messages below
+/// `min` are dropped.
+pub fn init(path: Option<&std::path::Path>, format: Format, min: Level) -> std::io::Result<()> {
     let file = match path {
         Some(p) => Some(
             std::fs::OpenOptions::new()
@@ -43,11 +51,7 @@ pub fn init(path: Option<&std::path::Path>, json: bool, debug: bool) -> std::io:
         ),
         None => None,
     };
-    let _ = LOGGER.set(Logger {
-        file,
-        json,
-        min: if debug { Level::Debug } else { Level::Info },
-    });
+    let _ = LOGGER.set(Logger { file, format, min });
     Ok(())
 }
 
@@ -62,7 +66,7 @@ pub fn log(level: Level, msg: &str) {
         return;
     }
     let time = crate::container::state::rfc3339_now();
-    let line = if l.json {
+    let line = if l.format == Format::Json {
         format!(
             "{}\n",
             serde_json::json!({"level": level.name(), "msg": msg, "time": time})

@@ -24,6 +24,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
     let host = check::host()?;
     let findings = match (&a.bundle, &a.image) {
         (Some(b), _) => Some(check::bundle(b, &host)),
+        (None, Some(_)) if !cfg!(feature = "image") => return Err(super::without_image()),
         (None, Some(i)) => Some(check::image(i, &host)),
         (None, None) => None,
     };

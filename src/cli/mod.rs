@@ -28,9 +28,9 @@ mod unpack;
 mod update;
 mod update_flags;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use rcontain::container::{CreateOpts, Runtime};
+use rcontain::container::{CreateOpts, IfRunning, Runtime};
 use rcontain::image::rootless::IdMap;
 use rcontain::logging;
 use std::path::PathBuf;
@@ -282,7 +282,16 @@ pub fn main() -> i32 {
     // Before the runtime opens anything (the log file included): what the
     // caller leaked beyond --preserve-fds goes now.
     let fds = rcontain::start::callerfds::keep_only_preserved(cli.cmd.preserve_fds());
-    if let Err(e) = logging::init(cli.log.as_deref(), cli.log_format == "json", cli.debug) {
+    let format = match cli.log_format.as_str() {
+        "json" => logging::Format::Json,
+        _ => logging::Format::Text,
+    };
+    let min = if cli.debug {
+        logging::Level::Debug
+    } else {
+        logging::Level::Info
+    };
+    if let Err(e) = logging::init(cli.log.as_deref(), format, min) {
         eprintln!(
             "rcontain: --log {}: {e}",
             cli.log
@@ -348,8 +357,15 @@ fn dispatch(cli: Cli) -> Result<i32> {
             rt.kill(&id, sig, all)?
         }
         Cmd::Delete { force, id } => {
-            rt.delete(&id, force)?;
-            run::release_image_bundle(&store_path(cli.store)?, &id)?;
+            let running = if force {
+                IfRunning::Kill
+            } else {
+                IfRunning::Refuse
+            };
+            rt.delete(&id, running)?;
+            if cfg!(feature = "image") {
+                run::release_image_bundle(&store_path(cli.store)?, &id)?;
+            }
         }
         Cmd::Run {
             opts,
@@ -377,6 +393,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 rcontain::oci::specgen::default_spec()
             };
             write_spec(&bundle, &spec)?
+        }
+        Cmd::Unpack(_) | Cmd::Images { .. } | Cmd::Prune | Cmd::Unshare { .. }
+            if !cfg!(feature = "image") =>
+        {
+            return Err(without_image());
         }
         Cmd::Unpack(a) => unpack::run(a)?,
         Cmd::Images { quiet } => images::images(&store_path(cli.store)?, quiet)?,
@@ -424,6 +445,13 @@ fn write_spec(bundle: &std::path::Path, spec: &oci_spec::runtime::Spec) -> Resul
     }
     std::fs::write(&path, rcontain::oci::specgen::to_pretty_json(spec)?)
         .with_context(|| format!("writing {}", path.display()))
+}
+
+/// What an image command says in a binary built without the `image`
+/// feature. The commands stay in the CLI, so that they fail with this and
+/// not as unknown ones.
+fn without_image() -> anyhow::Error {
+    anyhow!("built without images (cargo feature `image`): no `run IMAGE`, `unpack`, `images`, `prune`, `unshare` or `check IMAGE`")
 }
 
 /// Images keep their files' owners, which only root can set. Anyone else

@@ -38,6 +38,9 @@ pub fn run(rt: &Runtime, args: &CreateArgs, detach: bool, arg: &str, img: ImageR
         None => None,
     };
     if let Some((image, id)) = image {
+        if !cfg!(feature = "image") {
+            return Err(super::without_image());
+        }
         return run_image(rt, args, detach, &image, &id, &img);
     }
     let mut args = args.clone();

@@ -2,7 +2,7 @@
 //! parent: forward signals to it, relay a terminal if it has one, and when
 //! it exits, delete it and report its exit status (128+N for signal N).
 
-use crate::container::{load_bundle, CreateOpts, Runtime};
+use crate::container::{load_bundle, CreateOpts, IfRunning, Runtime};
 use crate::{sys, terminal};
 use anyhow::{Context, Result};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -47,7 +47,7 @@ pub fn run(rt: &Runtime, o: &CreateOpts, detach: bool) -> Result<i32> {
     let master = ours.map(|s| terminal::recv_fd(s.as_fd())).transpose()?;
     start_or_delete(rt, &o.id, &bundle.spec)?;
     let code = attach(st.pid, &mut sfd, master.as_ref());
-    let del = rt.delete_with(&o.id, true, Some(&bundle.spec));
+    let del = rt.delete_with(&o.id, IfRunning::Kill, Some(&bundle.spec));
     let code = code?;
     del?;
     Ok(code)
@@ -97,7 +97,7 @@ pub fn attach(pid: i32, sfd: &mut SignalFd, master: Option<&OwnedFd>) -> Result<
 /// `start`, or `delete` if it fails; `spec` is the config create used.
 fn start_or_delete(rt: &Runtime, id: &str, spec: &Spec) -> Result<()> {
     rt.start_with(id, Some(spec)).inspect_err(|_| {
-        let _ = rt.delete_with(id, true, Some(spec));
+        let _ = rt.delete_with(id, IfRunning::Kill, Some(spec));
     })
 }
 

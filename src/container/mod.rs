@@ -144,6 +144,14 @@ impl Parent for CreateParent<'_> {
     }
 }
 
+/// What `delete` does with a container that is still running or paused
+/// (`delete --force` kills it).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum IfRunning {
+    Refuse,
+    Kill,
+}
+
 impl Runtime {
     /// `who`: the caller's Invoker::current(), read once per command.
     pub fn new(root: &Path, who: crate::namespaces::Invoker) -> Runtime {
@@ -493,19 +501,19 @@ impl Runtime {
         Ok(())
     }
 
-    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
-        self.delete_with(id, force, None)
+    pub fn delete(&self, id: &str, running: IfRunning) -> Result<()> {
+        self.delete_with(id, running, None)
     }
 
     /// `delete` with the container's config already in hand (see
     /// `start_with`).
-    pub fn delete_with(&self, id: &str, force: bool, spec: Option<&Spec>) -> Result<()> {
+    pub fn delete_with(&self, id: &str, running: IfRunning, spec: Option<&Spec>) -> Result<()> {
         let (st, status) = self.load(id)?;
         let cg = cgroup_of(&st)?;
         match status {
             Status::Stopped => {}
             Status::Created => self.kill_everything(&st, cg.as_ref()),
-            _ if force => self.kill_everything(&st, cg.as_ref()),
+            _ if running == IfRunning::Kill => self.kill_everything(&st, cg.as_ref()),
             s => bail!("cannot delete container {id:?}: it is {s} (stop it first, or use --force)"),
         }
         // Whatever still runs in the cgroup (children of an init without
@@ -831,7 +839,7 @@ fn owner_name() -> String {
     let uid = nix::unistd::getuid().as_raw();
     std::fs::read_to_string("/etc/passwd")
         .ok()
-        .and_then(|text| crate::process::passwd::name(&text, uid))
+        .and_then(|text| crate::sys::passwd::name(&text, uid))
         .unwrap_or_else(|| uid.to_string())
 }
 

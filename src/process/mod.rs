@@ -4,6 +4,5 @@
 
 pub mod attrs;
 pub mod capabilities;
-pub mod passwd;
 pub mod seccomp;
 pub mod selfexe;

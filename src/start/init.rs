@@ -548,7 +548,7 @@ fn with_home(env: &[String], uid: u32) -> Vec<String> {
     if !set {
         env.retain(|e| !e.starts_with("HOME="));
         let home = read_small_regular("/etc/passwd")
-            .and_then(|text| crate::process::passwd::home(&text, uid))
+            .and_then(|text| crate::sys::passwd::home(&text, uid))
             .unwrap_or_else(|| "/".to_string());
         env.push(format!("HOME={home}"));
     }

@@ -53,7 +53,7 @@ fn v2_translates_every_resource() {
                     "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}]},
         "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]
     }));
-    v2::apply(d, &r, &[], false, false).unwrap();
+    v2::apply(d, &r, &[], Stage::Update, false).unwrap();
     // shares 1024 is weight 39 (runc's conversion), quota/period as cpu.max
     assert_eq!(read(d, "cpu.weight"), "39");
     assert_eq!(read(d, "cpu.max"), "50000 100000");
@@ -76,7 +76,7 @@ fn v2_prefers_bfq_weight_when_offered() {
     let d = t.path();
     fixture(d, &["io.bfq.weight", "io.weight"]);
     let r = resources(serde_json::json!({"blockIO": {"weight": 500}}));
-    v2::apply(d, &r, &[], false, false).unwrap();
+    v2::apply(d, &r, &[], Stage::Update, false).unwrap();
     assert_eq!(read(d, "io.bfq.weight"), "500");
     assert_eq!(read(d, "io.weight"), "");
 }
@@ -87,7 +87,10 @@ fn v2_names_the_field_of_a_file_the_host_lacks() {
     let d = t.path();
     fixture(d, &["memory.max"]);
     let r = resources(serde_json::json!({"blockIO": {"weight": 500}}));
-    let e = format!("{:#}", v2::apply(d, &r, &[], false, false).unwrap_err());
+    let e = format!(
+        "{:#}",
+        v2::apply(d, &r, &[], Stage::Update, false).unwrap_err()
+    );
     assert!(
         e.contains("blockIO.weight") && e.contains("io.weight"),
         "{e}"
@@ -96,7 +99,7 @@ fn v2_names_the_field_of_a_file_the_host_lacks() {
     fixture(d, &["cpu.max"]);
     fs::write(d.join("cpu.max"), "20000 10000\n").unwrap();
     let r = resources(serde_json::json!({"cpu": {"period": 50000}}));
-    v2::apply(d, &r, &[], false, false).unwrap();
+    v2::apply(d, &r, &[], Stage::Update, false).unwrap();
     assert_eq!(read(d, "cpu.max").trim_end(), "20000 50000");
 }
 
@@ -160,7 +163,7 @@ fn v1_writes_each_controller_in_its_hierarchy() {
         "pids": {"limit": 32},
         "blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 1048576}]}
     }));
-    v1::apply(&m, &r, &[], false).unwrap();
+    v1::apply(&m, &r, &[], Stage::Update).unwrap();
     let f = |c: &str, file: &str| read(&t.path().join(c).join("c1"), file);
     assert_eq!(f("cpu", "cpu.cfs_quota_us"), "50000");
     assert_eq!(f("cpu", "cpu.cfs_period_us"), "100000");
@@ -176,14 +179,14 @@ fn v1_names_what_the_host_lacks() {
     // a blkio hierarchy without BFQ: no blkio.weight file
     let m = v1_manager(t.path(), &[("blkio", &["blkio.throttle.read_bps_device"])]);
     let r = resources(serde_json::json!({"blockIO": {"weight": 500}}));
-    let e = format!("{:#}", v1::apply(&m, &r, &[], false).unwrap_err());
+    let e = format!("{:#}", v1::apply(&m, &r, &[], Stage::Update).unwrap_err());
     assert!(
         e.contains("blockIO.weight") || e.contains("blkio.weight"),
         "{e}"
     );
     // a controller that is not mounted at all
     let r = resources(serde_json::json!({"pids": {"limit": 3}}));
-    let e = format!("{:#}", v1::apply(&m, &r, &[], false).unwrap_err());
+    let e = format!("{:#}", v1::apply(&m, &r, &[], Stage::Update).unwrap_err());
     assert!(e.contains("pids") && e.contains("not mounted"), "{e}");
 }
 

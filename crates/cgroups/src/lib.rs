@@ -56,6 +56,15 @@ pub enum Mode {
     V2,
 }
 
+/// Whether resources go to a cgroup being created or to a live one: at
+/// create, device rules are always written and written whole; on update
+/// only when given, and checks against the current usage apply.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Stage {
+    Create,
+    Update,
+}
+
 /// Host layout from the filesystem magic of /sys/fs/cgroup (and of
 /// /sys/fs/cgroup/unified when the former is a tmpfs of v1 mounts).
 pub fn detect() -> Result<Mode> {
@@ -446,7 +455,7 @@ impl Manager {
                 // is named with the field, before a limit file is missed
                 v2::validate_delegated(&dir, r)?;
             }
-            v2::apply(&dir, r, &rules, true, self.rootless)?;
+            v2::apply(&dir, r, &rules, Stage::Create, self.rootless)?;
             return Ok(());
         }
         for h in &self.hierarchies {
@@ -459,7 +468,7 @@ impl Manager {
         if let Some(u) = &self.unified {
             created.extend(fsutil::mkdir_all(u, &self.path)?);
         }
-        v1::apply(self, r, &rules, true)
+        v1::apply(self, r, &rules, Stage::Create)
     }
 
     /// Put the container's init `pid` in its cgroup: with systemd, start
@@ -497,7 +506,7 @@ impl Manager {
                 }
             }
         }
-        let res = self.systemd_apply(&bus, r, true).and_then(|()| {
+        let res = self.systemd_apply(&bus, r, Stage::Create).and_then(|()| {
             // systemd put the init in its own hierarchies; the others
             // (v1 controllers it does not manage) are joined here.
             self.add_pid(pid, false)
@@ -511,13 +520,13 @@ impl Manager {
 
     /// `r` as unit properties, then in the cgroup files (creating the
     /// scope's directory in the hierarchies systemd does not manage).
-    fn systemd_apply(&self, bus: &systemd::Bus, r: &LinuxResources, creating: bool) -> Result<()> {
+    fn systemd_apply(&self, bus: &systemd::Bus, r: &LinuxResources, stage: Stage) -> Result<()> {
         let unit = self.systemd.as_ref().expect("systemd manager");
         let version = bus.version()?;
         let mut props = systemd::resource_properties(r, self.mode, version)?;
         // the device rules as the fs code writes them: always at create,
         // on update only when given
-        if creating || r.devices().is_some() {
+        if stage == Stage::Create || r.devices().is_some() {
             props.extend(systemd::device_properties(
                 &self.rules(Some(r))?,
                 version,
@@ -526,7 +535,7 @@ impl Manager {
             )?);
         }
         bus.set_properties(&unit.name, &props)?;
-        if creating {
+        if stage == Stage::Create {
             let mut created = Vec::new();
             let res = self.create_inner(r, &mut created);
             if res.is_err() {
@@ -582,7 +591,7 @@ impl Manager {
     pub fn update(&self, r: &LinuxResources) -> Result<()> {
         self.validate(r)?;
         if let Some(unit) = &self.systemd {
-            return self.systemd_apply(&systemd::Bus::connect(unit.user)?, r, false);
+            return self.systemd_apply(&systemd::Bus::connect(unit.user)?, r, Stage::Update);
         }
         self.apply(r)
     }
@@ -594,10 +603,10 @@ impl Manager {
                 &self.v2_dir().expect("v2 dir"),
                 r,
                 &rules,
-                false,
+                Stage::Update,
                 self.rootless,
             ),
-            _ => v1::apply(self, r, &rules, false),
+            _ => v1::apply(self, r, &rules, Stage::Update),
         }
     }
 

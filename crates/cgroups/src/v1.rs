@@ -4,7 +4,7 @@
 use super::devices::{self, Rule};
 use super::fsutil::{read, read_u64, write, write_read_back_u64};
 use super::translate::{self, Throttle};
-use super::{check_values, Hierarchy, Manager};
+use super::{check_values, Hierarchy, Manager, Stage};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 use std::path::Path;
@@ -88,7 +88,7 @@ pub(super) fn init_cpuset(mount: &Path, rel: &Path) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn apply(m: &Manager, r: &LinuxResources, rules: &[Rule], creating: bool) -> Result<()> {
+pub(super) fn apply(m: &Manager, r: &LinuxResources, rules: &[Rule], stage: Stage) -> Result<()> {
     let dir = |c: &str| {
         m.v1_dir(c)
             .with_context(|| format!("the {c} cgroup v1 controller is not mounted"))
@@ -150,9 +150,9 @@ pub(super) fn apply(m: &Manager, r: &LinuxResources, rules: &[Rule], creating: b
             write(&dir("rdma")?, "rdma.max", &line, "rdma")?;
         }
     }
-    if creating || r.devices().is_some() {
+    if stage == Stage::Create || r.devices().is_some() {
         if let Some(d) = m.v1_dir("devices") {
-            apply_devices(&d, rules, creating)?;
+            apply_devices(&d, rules, stage)?;
         }
     }
     Ok(())
@@ -161,9 +161,9 @@ pub(super) fn apply(m: &Manager, r: &LinuxResources, rules: &[Rule], creating: b
 /// The rules in order at create. On update of a cgroup that already is an
 /// allow-list, only the difference is written: a deny-all first would
 /// briefly take /dev/null and friends from the running processes.
-fn apply_devices(d: &Path, rules: &[Rule], creating: bool) -> Result<()> {
+fn apply_devices(d: &Path, rules: &[Rule], stage: Stage) -> Result<()> {
     let what = "linux.resources.devices";
-    if !creating {
+    if stage == Stage::Update {
         let target = devices::v1_allow_list(rules);
         let current = devices::parse_v1_list(&read(d, "devices.list")?);
         if let (Some(target), Some(current)) = (target, current) {

@@ -1,10 +1,10 @@
 //! cgroup v2: one directory in the unified hierarchy; v1-style spec values
 //! are translated (translate.rs), devices are an eBPF program.
 
-use super::check_values;
 use super::devices::{self, Rule};
 use super::fsutil::{parse_u64, read, read_opt, read_u64, write};
 use super::translate::{self, Throttle};
+use super::{check_values, Stage};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 use std::os::fd::AsFd;
@@ -225,14 +225,14 @@ pub(super) fn apply(
     dir: &Path,
     r: &LinuxResources,
     rules: &[Rule],
-    creating: bool,
+    stage: Stage,
     rootless: bool,
 ) -> Result<()> {
     if let Some(cpu) = r.cpu() {
         apply_cpu(dir, cpu)?;
     }
     if let Some(mem) = r.memory() {
-        apply_memory(dir, mem, creating)?;
+        apply_memory(dir, mem, stage)?;
     }
     if let Some(limit) = r
         .pids()
@@ -257,7 +257,7 @@ pub(super) fn apply(
     for (key, value) in r.unified().iter().flatten() {
         write(dir, key, value, &format!("unified[{key:?}]"))?;
     }
-    if creating || r.devices().is_some() {
+    if stage == Stage::Create || r.devices().is_some() {
         let fd = std::fs::File::open(dir).with_context(|| format!("open {}", dir.display()))?;
         let r = devices::apply_v2(fd.as_fd(), rules);
         if !(rootless && r.as_ref().is_err_and(crate::is_not_permitted)) {
@@ -302,7 +302,7 @@ fn apply_cpu(dir: &Path, cpu: &LinuxCpu) -> Result<()> {
     Ok(())
 }
 
-fn apply_memory(dir: &Path, mem: &LinuxMemory, creating: bool) -> Result<()> {
+fn apply_memory(dir: &Path, mem: &LinuxMemory, stage: Stage) -> Result<()> {
     let swap = mem.swap().unwrap_or(0);
     let limit = match mem.limit() {
         Some(l) => l,
@@ -313,7 +313,7 @@ fn apply_memory(dir: &Path, mem: &LinuxMemory, creating: bool) -> Result<()> {
         },
         None => 0,
     };
-    if !creating && mem.check_before_update() == Some(true) && limit > 0 {
+    if stage == Stage::Update && mem.check_before_update() == Some(true) && limit > 0 {
         let usage = read_u64(dir, "memory.current")?;
         if usage > limit as u64 {
             bail!("cannot set memory.limit to {limit}: below the current usage {usage} (checkBeforeUpdate)");

@@ -193,34 +193,13 @@ impl UserDb {
     }
 
     pub fn parse(passwd: &str, group: &str) -> UserDb {
-        let fields = |l: &str| -> Vec<String> { l.split(':').map(str::to_string).collect() };
-        let lines = |s: &str| -> Vec<Vec<String>> {
-            s.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(fields)
-                .collect()
-        };
-        let users = lines(passwd)
-            .into_iter()
-            .filter(|f| f.len() >= 4)
-            .filter_map(|f| Some((f[0].clone(), f[2].parse().ok()?, f[3].parse().ok()?)))
+        let users = rcontain_sys::passwd::users(passwd)
+            .map(|u| (u.name.to_string(), u.uid, u.gid))
             .collect();
-        let groups = lines(group)
-            .into_iter()
-            .filter(|f| f.len() >= 3)
-            .filter_map(|f| {
-                let members = f
-                    .get(3)
-                    .map(|m| {
-                        m.split(',')
-                            .map(str::trim)
-                            .filter(|m| !m.is_empty())
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                Some((f[0].clone(), f[2].parse().ok()?, members))
+        let groups = rcontain_sys::passwd::groups(group)
+            .map(|g| {
+                let members = g.members.iter().map(|m| m.to_string()).collect();
+                (g.name.to_string(), g.gid, members)
             })
             .collect();
         UserDb { users, groups }

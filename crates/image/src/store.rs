@@ -237,6 +237,14 @@ impl Drop for TempDir {
     }
 }
 
+/// How the store's lock is held: shared by imports and bundle creation,
+/// exclusive for `prune`, which removes what they may be about to use.
+#[derive(Clone, Copy)]
+enum Lock {
+    Shared,
+    Exclusive,
+}
+
 impl Store {
     /// Opens (creating if needed) the store at `root`.
     /// Layer directories hold image content as it is: setuid-root files,
@@ -297,7 +305,7 @@ impl Store {
         Store { limits, ..self }
     }
 
-    fn lock(&self, exclusive: bool) -> Result<File> {
+    fn lock(&self, how: Lock) -> Result<File> {
         let p = self.root.join("lock");
         let f = File::options()
             .create(true)
@@ -305,10 +313,9 @@ impl Store {
             .write(true)
             .open(&p)
             .with_context(|| format!("opening {}", p.display()))?;
-        let op = if exclusive {
-            libc::LOCK_EX
-        } else {
-            libc::LOCK_SH
+        let op = match how {
+            Lock::Shared => libc::LOCK_SH,
+            Lock::Exclusive => libc::LOCK_EX,
         };
         rcontain_sys::flock(f.as_fd(), op).context("locking the store")?;
         Ok(f)
@@ -336,7 +343,7 @@ impl Store {
         platform: Option<&str>,
         progress: Option<&dyn Progress>,
     ) -> Result<ImageRecord> {
-        let _lock = self.lock(false)?;
+        let _lock = self.lock(Lock::Shared)?;
         self.import_locked(image, platform, progress)
     }
 
@@ -483,7 +490,7 @@ impl Store {
         let bundle = self.bundle_path(id)?;
         // One shared lock from import to mount: a prune in between would
         // see the image unused and remove its layers.
-        let _lock = self.lock(false)?;
+        let _lock = self.lock(Lock::Shared)?;
         let rec = self.import_locked(image, platform, progress)?;
         fs::DirBuilder::new()
             .mode(0o700)
@@ -600,7 +607,7 @@ impl Store {
     /// Removes images no container uses, then layers no image uses and
     /// leftovers of interrupted imports. Returns what was removed.
     pub fn prune(&self) -> Result<Vec<String>> {
-        let _lock = self.lock(true)?;
+        let _lock = self.lock(Lock::Exclusive)?;
         let used: BTreeSet<String> = self.containers()?.into_iter().map(|(_, i)| i).collect();
         let mut removed = Vec::new();
         let mut keep_chains = BTreeSet::new();

@@ -3,9 +3,13 @@
 //! Every `unsafe` block of the runtime that talks to the kernel directly
 //! lives here, each one small and documented with the invariant it relies
 //! on. Callers get safe functions returning `nix::Result`.
+//!
+//! Beside them, the one parser of each system file that both the runtime
+//! and the image crate read: mountinfo, passwd and group.
 
 pub mod bpf;
 pub mod mountinfo;
+pub mod passwd;
 
 use nix::errno::Errno;
 use std::ffi::{CStr, CString};

@@ -1,0 +1,47 @@
+#!/bin/bash
+# Compare builds of rcontain with each other (bench/bench.sh compares one
+# with runc and crun):
+#
+#   bench/compare.sh BIN BIN...            (as root; needs busybox-static)
+#
+# Per binary: latency of `run` of /bin/true on a busybox bundle (10 runs a
+# round after 2 warm-ups: median, min, p90), peak RSS as GNU time reports
+# it (2 runs a round: median), binary size. COMPARE_ROUNDS rounds (default
+# 10) alternate between the binaries, so that load from other processes on
+# the machine spreads over all of them.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+rounds=${COMPARE_ROUNDS:-10}
+[ $# -ge 2 ] || { echo "usage: $0 BIN BIN..." >&2; exit 2; }
+[ "$(id -u)" = 0 ] || { echo "compare: run as root" >&2; exit 1; }
+work=$(mktemp -d /tmp/rcontain-compare.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+"$here/../bundles/make-bundle.sh" "$work/bundle" /bin/true >/dev/null
+
+for ((r = 0; r < rounds; r++)); do
+    for ((b = 1; b <= $#; b++)); do
+        bin=${!b} root=$work/root-$b out=$work/res-$b
+        mkdir -p "$root"
+        for i in 1 2; do "$bin" --root "$root" run -b "$work/bundle" "w$r-$i" >/dev/null; done
+        for ((i = 0; i < 10; i++)); do
+            t0=${EPOCHREALTIME/./}
+            "$bin" --root "$root" run -b "$work/bundle" "r$r-$i" >/dev/null
+            t1=${EPOCHREALTIME/./}
+            echo $((t1 - t0)) >> "$out.run"
+        done
+        for i in 1 2; do
+            /usr/bin/time -f %M -o "$out.one" "$bin" --root "$root" run -b "$work/bundle" "m$r-$i" >/dev/null
+            tail -1 "$out.one" >> "$out.rss"
+        done
+    done
+done
+
+printf '%-40s %28s %12s %10s\n' binary "run ms (median min p90)" "RSS KiB" bytes
+for ((b = 1; b <= $#; b++)); do
+    out=$work/res-$b
+    run=$(sort -n "$out.run" | awk '{v[NR]=$1} END {
+        printf "%.2f %.2f %.2f", v[int((NR+1)/2)]/1000, v[1]/1000, v[int(NR*0.9)]/1000}')
+    rss=$(sort -n "$out.rss" | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
+    printf '%-40s %28s %12s %10s\n' "${!b}" "$run" "$rss" "$(stat -c %s "${!b}")"
+done
