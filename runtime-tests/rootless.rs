@@ -485,11 +485,31 @@ fn without_xdg_runtime_dir_a_private_dir_in_tmp() {
     let tmp = env.dir.join("tmp");
     fs::create_dir(&tmp).unwrap();
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777)).unwrap();
-    let list = |env: &Env| {
-        let mut c = env.user_cmd(&env.user.rcontain, &["list", "-q"]);
+    let cmd = |env: &Env, args: &[&str]| {
+        let mut c = env.user_cmd(&env.user.rcontain, args);
         c.env_remove("XDG_RUNTIME_DIR").env("TMPDIR", &tmp);
-        env.output(c, "rcontain list")
+        env.output(c, &format!("rcontain {}", args[0]))
     };
+    let list = |env: &Env| cmd(env, &["list", "-q"]);
+    // Commands that keep no container state leave /tmp alone (they made
+    // the directory, and failed where it was someone else's).
+    let spec_dir = env.dir.join("spec");
+    fs::create_dir(&spec_dir).unwrap();
+    env.own(&spec_dir);
+    let spec = |env: &Env| {
+        let _ = fs::remove_file(spec_dir.join("config.json"));
+        cmd(
+            env,
+            &["spec", "--rootless", "-b", spec_dir.to_str().unwrap()],
+        )
+    };
+    spec(&env).expect_ok("spec without XDG_RUNTIME_DIR");
+    cmd(&env, &["features"]).expect_ok("features without XDG_RUNTIME_DIR");
+    assert_eq!(
+        fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "spec or features wrote to /tmp"
+    );
     list(&env).expect_ok("list without XDG_RUNTIME_DIR");
     let fallback = tmp.join(format!("rcontain-{}", env.user.uid));
     let m = fs::symlink_metadata(&fallback).unwrap();
@@ -507,6 +527,7 @@ fn without_xdg_runtime_dir_a_private_dir_in_tmp() {
         "{}",
         out.stderr
     );
+    spec(&env).expect_ok("spec beside a planted state root");
     env.assert_nothing_left();
 }
 

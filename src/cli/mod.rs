@@ -33,7 +33,7 @@ use clap::{Args, Parser, Subcommand};
 use rcontain::container::{CreateOpts, IfRunning, Runtime};
 use rcontain::image::rootless::IdMap;
 use rcontain::logging;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `rcontain --version` in runc's layout ("NAME version X", commit, spec);
 /// clap prints the name before this string.
@@ -345,16 +345,25 @@ fn dispatch(cli: Cli) -> Result<i32> {
     if matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Exec(_)) {
         rcontain::process::selfexe::ensure_read_only_exe()?;
     }
-    let rt = runtime(&cli)?;
+    // Chosen only for the commands that work on containers: choosing the
+    // default root may make (or refuse) a private directory in /tmp, which
+    // `spec`, `unpack` or `features` have no business with.
+    let rt = || {
+        runtime(
+            cli.root.as_deref(),
+            cli.rootless.as_deref(),
+            cli.systemd_cgroup,
+        )
+    };
     match cli.cmd {
         Cmd::Create { opts, id } => {
-            rt.create(&opts.opts(&id), None)?;
+            rt()?.create(&opts.opts(&id), None)?;
         }
-        Cmd::Start { id } => rt.start(&id)?,
-        Cmd::State { id } => outln!("{}", rt.state_json(&id)?)?,
+        Cmd::Start { id } => rt()?.start(&id)?,
+        Cmd::State { id } => outln!("{}", rt()?.state_json(&id)?)?,
         Cmd::Kill { all, id, signal } => {
             let sig = rcontain::signals::parse_signal(&signal)?;
-            rt.kill(&id, sig, all)?
+            rt()?.kill(&id, sig, all)?
         }
         Cmd::Delete { force, id } => {
             let running = if force {
@@ -362,7 +371,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             } else {
                 IfRunning::Refuse
             };
-            rt.delete(&id, running)?;
+            rt()?.delete(&id, running)?;
             if cfg!(feature = "image") {
                 run::release_image_bundle(&store_path(cli.store)?, &id)?;
             }
@@ -382,10 +391,10 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 platform,
                 limits: limits.limits()?,
             };
-            return run::run(&rt, &opts, detach, &id, img);
+            return run::run(&rt()?, &opts, detach, &id, img);
         }
-        Cmd::Exec(a) => return exec::run(&rt, a),
-        Cmd::List { format, quiet } => list(&rt, &format, quiet)?,
+        Cmd::Exec(a) => return exec::run(&rt()?, a),
+        Cmd::List { format, quiet } => list(&rt()?, &format, quiet)?,
         Cmd::Spec { bundle, rootless } => {
             let spec = if rootless {
                 rcontain::oci::specgen::rootless_spec()
@@ -408,11 +417,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 rcontain::cgroups::features()
             )))?
         )?,
-        Cmd::Ps(a) => ps::run(&rt, a)?,
-        Cmd::Pause { id } => pause::pause(&rt, &id)?,
-        Cmd::Resume { id } => pause::resume(&rt, &id)?,
-        Cmd::Update(a) => update::run(&rt, a)?,
-        Cmd::Events(a) => events::run(&rt, a)?,
+        Cmd::Ps(a) => ps::run(&rt()?, a)?,
+        Cmd::Pause { id } => pause::pause(&rt()?, &id)?,
+        Cmd::Resume { id } => pause::resume(&rt()?, &id)?,
+        Cmd::Update(a) => update::run(&rt()?, a)?,
+        Cmd::Events(a) => events::run(&rt()?, a)?,
         Cmd::Check(a) => return check::run(a),
         Cmd::Unshare { command } => return unshare(command),
     }
@@ -421,20 +430,20 @@ fn dispatch(cli: Cli) -> Result<i32> {
 
 /// The runtime the global options ask for: its state root, and how it
 /// makes cgroups.
-fn runtime(cli: &Cli) -> Result<Runtime> {
+fn runtime(root: Option<&Path>, rootless: Option<&str>, systemd_cgroup: bool) -> Result<Runtime> {
     let who = rcontain::namespaces::Invoker::current();
-    let root = match &cli.root {
-        Some(r) => r.clone(),
+    let root = match root {
+        Some(r) => r.to_path_buf(),
         None => rcontain::container::state::default_root(&who)?,
     };
-    let rootless_cgroups = match cli.rootless.as_deref() {
+    let rootless_cgroups = match rootless {
         Some("true") => true,
         Some("false") => false,
         _ => who.rootless(),
     };
     Ok(Runtime::new(&root, who)
         .rootless_cgroups(rootless_cgroups)
-        .systemd_cgroup(cli.systemd_cgroup))
+        .systemd_cgroup(systemd_cgroup))
 }
 
 /// `spec`: writes `spec` as `bundle`'s config.json, which must not exist.
