@@ -197,10 +197,7 @@ fn create(
             .map_err(|e| anyhow!("creating the mount point: {}", e.desc()))?;
         // Bound from the fd that was checked, not from the path again.
         return k
-            .bind_mount(
-                &format!("/proc/self/fd/{}", host.as_raw_fd()),
-                target.as_fd(),
-            )
+            .bind_mount(&safepath::fd_path(&host), target.as_fd())
             .map_err(|e| anyhow!("bind mounting the host's node: {}", e.desc()));
     }
     // A file already there (from the image) is replaced: the spec says the

@@ -292,6 +292,34 @@ pub fn in_user_namespace() -> bool {
         .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
 }
 
+/// `uid` of this process's user namespace as the parent namespace sees
+/// it (the id a peer on a socket outside sees), from /proc/self/uid_map;
+/// `uid` itself where that cannot be read or maps nothing.
+pub fn outer_uid(uid: u32) -> u32 {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .ok()
+        .and_then(|m| map_id(&m, uid))
+        .unwrap_or(uid)
+}
+
+/// `id` through the lines "inside outside count" of a uid_map or gid_map;
+/// None if no line maps it.
+pub fn map_id(map: &str, id: u32) -> Option<u32> {
+    map.lines().find_map(|l| {
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let [inside, outside, count] = f[..] else {
+            return None;
+        };
+        let id = u64::from(id);
+        (id >= inside && id - inside < count)
+            .then(|| u32::try_from(outside + (id - inside)).ok())
+            .flatten()
+    })
+}
+
 /// A new `fstype` filesystem with string options `opts` (an empty value
 /// sets a flag option, such as overlay's `userxattr`), mounted nowhere:
 /// the returned fd is its root, and the mount goes away with the last fd,
@@ -844,5 +872,21 @@ pub fn set_xattr(
         Ok(())
     } else {
         Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn map_id_through_a_uid_map() {
+        assert_eq!(
+            super::map_id("         0          0 4294967295\n", 1001),
+            Some(1001)
+        );
+        // rootless podman: its root is the user, 1..65536 subordinate ids
+        let map = "0 1001 1\n1 100000 65536\n";
+        assert_eq!(super::map_id(map, 0), Some(1001));
+        assert_eq!(super::map_id(map, 5), Some(100004));
+        assert_eq!(super::map_id(map, 70000), None);
     }
 }

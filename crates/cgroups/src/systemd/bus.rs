@@ -78,12 +78,10 @@ fn user_bus() -> Result<(String, u32)> {
         std::env::var_os("DBUS_SESSION_BUS_ADDRESS"),
         std::env::var_os("XDG_RUNTIME_DIR"),
     )?;
-    let euid = nix::unistd::geteuid().as_raw();
-    let uid = std::fs::read_to_string("/proc/self/uid_map")
-        .ok()
-        .and_then(|m| super::outer_uid(&m, euid))
-        .unwrap_or(euid);
-    Ok((address, uid))
+    Ok((
+        address,
+        rcontain_sys::outer_uid(nix::unistd::geteuid().as_raw()),
+    ))
 }
 
 /// The D-Bus error name systemd answered with, if it did.

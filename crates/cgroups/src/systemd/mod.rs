@@ -355,24 +355,6 @@ fn bus_socket(address: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-/// `uid` of our user namespace as the parent namespace sees it, from our
-/// /proc/self/uid_map; None if unmapped.
-pub fn outer_uid(uid_map: &str, uid: u32) -> Option<u32> {
-    uid_map.lines().find_map(|l| {
-        let f: Vec<u64> = l
-            .split_whitespace()
-            .filter_map(|n| n.parse().ok())
-            .collect();
-        let [inside, outside, count] = f[..] else {
-            return None;
-        };
-        let uid = u64::from(uid);
-        (uid >= inside && uid - inside < count)
-            .then(|| u32::try_from(outside + (uid - inside)).ok())
-            .flatten()
-    })
-}
-
 /// Whether this host was booted with systemd (sd_booted(3)'s test).
 pub fn booted() -> bool {
     std::fs::symlink_metadata("/run/systemd/system").is_ok_and(|m| m.is_dir())

@@ -434,16 +434,3 @@ fn user_bus_as_runc_finds_it() {
         Some(PathBuf::from("/b"))
     );
 }
-
-#[test]
-fn outer_uid_from_uid_map() {
-    assert_eq!(
-        outer_uid("         0          0 4294967295\n", 1001),
-        Some(1001)
-    );
-    // rootless podman: its root is the user, 1..65536 subordinate ids
-    let map = "0 1001 1\n1 100000 65536\n";
-    assert_eq!(outer_uid(map, 0), Some(1001));
-    assert_eq!(outer_uid(map, 5), Some(100004));
-    assert_eq!(outer_uid(map, 70000), None);
-}
