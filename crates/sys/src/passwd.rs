@@ -69,12 +69,20 @@ pub fn groups(text: &str) -> impl Iterator<Item = Group<'_>> {
 
 /// The name of `uid`.
 pub fn name(text: &str, uid: u32) -> Option<String> {
-    users(text).find_map(|u| (u.uid == uid && !u.name.is_empty()).then(|| u.name.to_string()))
+    field_of(text, uid, |u| u.name)
 }
 
 /// The home directory of `uid`.
 pub fn home(text: &str, uid: u32) -> Option<String> {
-    users(text).find_map(|u| (u.uid == uid && !u.home.is_empty()).then(|| u.home.to_string()))
+    field_of(text, uid, |u| u.home)
+}
+
+/// `field` of the first line of `uid` where it is not empty.
+fn field_of(text: &str, uid: u32, field: impl for<'a> Fn(&User<'a>) -> &'a str) -> Option<String> {
+    users(text).find_map(|u| {
+        let f = field(&u);
+        (u.uid == uid && !f.is_empty()).then(|| f.to_string())
+    })
 }
 
 #[cfg(test)]
