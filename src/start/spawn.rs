@@ -82,16 +82,25 @@ pub fn spawn(
 ) -> Result<i32> {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    let direct = cfg.ns.direct_clone();
-    let mut pid = None;
-    let r = drive(cfg, linux, cgroup, parent, &mut pid);
-    if let (Err(_), Some(p)) = (&r, pid) {
-        let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
-        if direct {
-            let _ = nix::sys::wait::waitpid(Pid::from_raw(p), None);
+    drive(cfg, linux, cgroup, parent)
+}
+
+/// The init until setup succeeds: killed (and reaped, if it is our
+/// child) when dropped still holding it.
+struct KillOnDrop {
+    pid: Option<i32>,
+    direct: bool,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.pid {
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            if self.direct {
+                let _ = nix::sys::wait::waitpid(Pid::from_raw(p), None);
+            }
         }
     }
-    r
 }
 
 fn drive(
@@ -99,9 +108,16 @@ fn drive(
     linux: &Linux,
     cgroup: Option<BorrowedFd>,
     parent: &mut dyn Parent,
-    pid_out: &mut Option<i32>,
 ) -> Result<i32> {
     let (chan, child) = crate::start::channel::pair()?;
+    // Declared after the channel, so dropped before it: an init whose
+    // setup failed on our side is killed while the channel is still open,
+    // instead of seeing it close and printing "the runtime went away"
+    // beside the runtime's own error.
+    let mut init = KillOnDrop {
+        pid: None,
+        direct: cfg.ns.direct_clone(),
+    };
     let (pid, in_cgroup2) = if cfg.ns.direct_clone() {
         let (flags, later) = cfg.ns.direct_clone_flags();
         let (pid, in_cgroup2) = fork_into(flags, cgroup, "init")?;
@@ -110,7 +126,7 @@ fn drive(
             init::run(cfg, child, Namespacing::Direct { unshare: later });
         }
         drop(child);
-        *pid_out = Some(pid);
+        init.pid = Some(pid);
         if cfg.ns.creates(LinuxNamespaceType::User) {
             write_id_maps(pid, linux)?;
         }
@@ -132,7 +148,7 @@ fn drive(
         })();
         let _ = nix::sys::wait::waitpid(Pid::from_raw(mid), None);
         let (pid, in_cgroup2) = r?;
-        *pid_out = Some(pid);
+        init.pid = Some(pid);
         (pid, in_cgroup2)
     };
     parent.init_created(pid, in_cgroup2)?;
@@ -146,6 +162,7 @@ fn drive(
         parent.seccomp_fd(pid, setup.seccomp_fd()?)?;
     }
     setup.ready()?;
+    init.pid = None;
     Ok(pid)
 }
 
