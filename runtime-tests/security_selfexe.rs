@@ -1,6 +1,8 @@
 //! The runtime binary cannot be written through /proc/PID/exe of a
 //! container's init (CVE-2019-5736), seen from the host with every
-//! privilege, and through the fallback for kernels without open_tree.
+//! privilege: with the exe switched in place, through the re-exec taken
+//! where the kernel refuses that, and through the fallback for kernels
+//! without open_tree.
 //!
 //! runtime-tests/security.rs (a) runs the attack from inside a container
 //! holding every capability, CAP_SYS_PTRACE included; here the attacker is
@@ -15,8 +17,29 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 
-/// The note rcontain's fallback logs with --debug (src/selfexe.rs).
+/// The note rcontain's fallback logs with --debug (src/process/selfexe.rs).
 const FALLBACK_NOTE: &str = "private mount namespace";
+/// The note rcontain logs with --debug when it re-executed from the clone
+/// because its exe could not be switched in place.
+const REEXEC_NOTE: &str = "switching to it in place failed";
+
+/// Whether this kernel lets a process change its exe link
+/// (PR_SET_MM_MAP, which needs CONFIG_CHECKPOINT_RESTORE): where it does
+/// not, rcontain re-executes instead of switching in place.
+fn kernel_has_pr_set_mm_map() -> bool {
+    let mut size: u32 = 0;
+    // SAFETY: PR_SET_MM_MAP_SIZE only writes the struct's size to `size`.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_MM,
+            libc::PR_SET_MM_MAP_SIZE,
+            &mut size as *mut u32,
+            0,
+            0,
+        )
+    };
+    r == 0 && size > 0
+}
 
 /// Open /proc/PID/exe the way the attack does: read-only, to be reopened
 /// for writing once nothing executes the file any more (ETXTBSY before).
@@ -203,34 +226,49 @@ fn host_root_cannot_write_the_runtime_through_a_created_init() {
     if rcontain {
         assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
         assert!(!log.contains(FALLBACK_NOTE), "fallback taken: {log}");
+        if kernel_has_pr_set_mm_map() {
+            assert!(!log.contains(REEXEC_NOTE), "re-executed: {log}");
+        } else {
+            eprintln!("this kernel has no PR_SET_MM_MAP: the runtime re-executed");
+            assert!(log.contains(REEXEC_NOTE), "no re-exec in the log: {log}");
+        }
     }
 }
 
-/// A seccomp filter on the runtime answering ENOSYS to open_tree(2), as a
-/// kernel before 5.2 does: the runtime must take its fallback. Root needs
-/// no no_new_privs for it; the container inherits it, harmlessly.
-fn without_open_tree(cmd: &mut std::process::Command) {
+/// A seccomp filter on the runtime answering `errno` to `nr` (whose first
+/// argument is `arg0`, if given), as an older or differently built kernel
+/// would. Root needs no no_new_privs for it; the container inherits it,
+/// harmlessly.
+fn refusing(cmd: &mut std::process::Command, nr: i64, arg0: Option<u32>, errno: i32) {
     let stmt = |code: u32, k: u32| libc::sock_filter {
         code: code as u16,
         jt: 0,
         jf: 0,
         k,
     };
-    let filter = [
-        // seccomp_data.nr
-        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
-        libc::sock_filter {
-            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
-            jt: 0,
-            jf: 1,
-            k: libc::SYS_open_tree as u32,
-        },
-        stmt(
-            libc::BPF_RET | libc::BPF_K,
-            libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
-        ),
-        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
-    ];
+    let jump_unless = |k: u32, skip: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt: 0,
+        jf: skip,
+        k,
+    };
+    let allow = stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW);
+    let refuse = stmt(
+        libc::BPF_RET | libc::BPF_K,
+        libc::SECCOMP_RET_ERRNO | errno as u32,
+    );
+    // seccomp_data: nr at offset 0, args[0] (its low half) at 16.
+    let mut filter = vec![stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0)];
+    match arg0 {
+        None => filter.extend([jump_unless(nr as u32, 1), refuse, allow]),
+        Some(a) => filter.extend([
+            jump_unless(nr as u32, 3),
+            stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 16),
+            jump_unless(a, 1),
+            refuse,
+            allow,
+        ]),
+    }
     // SAFETY: the closure only calls prctl, which is async-signal-safe, with
     // a program that lives in the closure (moved there) for the call.
     unsafe {
@@ -248,6 +286,38 @@ fn without_open_tree(cmd: &mut std::process::Command) {
 }
 
 #[test]
+fn refused_the_switch_in_place_the_runtime_reexecutes_from_a_read_only_mount() {
+    let mut env = TestEnv::new("selfexe-reexec");
+    if !env.rt.is_rcontain() {
+        eprintln!("skipped: the switch in place is rcontain's");
+        return;
+    }
+    if binary_already_read_only(&env) {
+        return;
+    }
+    attack_works_on_a_writable_binary(&env);
+    let (err, log) = attack_created_init(
+        &mut env,
+        |cmd| {
+            refusing(
+                cmd,
+                libc::SYS_prctl,
+                Some(libc::PR_SET_MM as u32),
+                libc::EPERM,
+            )
+        },
+        |pid| {
+            let exe = format!("/proc/{pid}/exe");
+            assert!(read_only(&exe), "{exe} is on a writable mount");
+        },
+    );
+    eprintln!("attack refused: {err}");
+    assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+    assert!(log.contains(REEXEC_NOTE), "no re-exec in the log: {log}");
+    assert!(!log.contains(FALLBACK_NOTE), "fallback taken: {log}");
+}
+
+#[test]
 fn without_open_tree_the_fallback_still_runs_from_a_read_only_mount() {
     let mut env = TestEnv::new("selfexe-fallback");
     if !env.rt.is_rcontain() {
@@ -258,10 +328,14 @@ fn without_open_tree_the_fallback_still_runs_from_a_read_only_mount() {
         return;
     }
     attack_works_on_a_writable_binary(&env);
-    let (err, log) = attack_created_init(&mut env, without_open_tree, |pid| {
-        let exe = format!("/proc/{pid}/exe");
-        assert!(read_only(&exe), "{exe} is on a writable mount");
-    });
+    let (err, log) = attack_created_init(
+        &mut env,
+        |cmd| refusing(cmd, libc::SYS_open_tree, None, libc::ENOSYS),
+        |pid| {
+            let exe = format!("/proc/{pid}/exe");
+            assert!(read_only(&exe), "{exe} is on a writable mount");
+        },
+    );
     eprintln!("attack refused: {err}");
     assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
     assert!(log.contains(FALLBACK_NOTE), "no fallback in the log: {log}");

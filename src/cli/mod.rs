@@ -260,19 +260,19 @@ fn write_stdout(args: std::fmt::Arguments) -> Result<()> {
 }
 
 pub fn main() -> i32 {
-    let via_private_ns = match rcontain::process::selfexe::restore_mount_ns() {
+    let reexec_note = match rcontain::process::selfexe::after_reexec() {
         Ok(v) => v,
         Err(e) => {
             eprintln!("rcontain: {e:#}");
             return 1;
         }
     };
-    // create, run and exec re-exec through a read-only view of the binary
+    // create, run and exec run from a read-only view of the binary
     // (selfexe). Doing it before clap builds its command tree spares
-    // building that tree twice, once in each image. Any argument spelled
-    // like one of the three triggers it (`state run` re-execs needlessly,
-    // harmlessly); dispatch checks again on the parsed command, which costs
-    // one statfs once the binary is read-only. An error is reported after
+    // building that tree twice where the runtime has to re-exec. Any
+    // argument spelled like one of the three triggers it (`state run` does
+    // it needlessly, harmlessly); dispatch checks again on the parsed
+    // command, which costs one statfs once the binary is read-only. An error is reported after
     // parsing, through the log an engine reads.
     let early = std::env::args_os()
         .skip(1)
@@ -301,8 +301,8 @@ pub fn main() -> i32 {
         );
         return 1;
     }
-    if via_private_ns {
-        logging::debug(rcontain::process::selfexe::FALLBACK_NOTE);
+    if let Some(note) = reexec_note {
+        logging::debug(&note);
     }
     let result = match (early, fds) {
         (Some(Err(e)), _) | (_, Err(e)) => Err(e),

@@ -7,18 +7,25 @@
 //! through it to the host's binary (CVE-2019-5736). Non-dumpability stops
 //! unprivileged attackers only.
 //!
-//! So before spawning anything, `create`, `run` and `exec` re-exec
-//! themselves from a read-only mount of their own binary: /proc/PID/exe
-//! then refers to that mount, and opening it for writing fails with EROFS,
-//! without copying the binary. The mount is a detached clone
-//! (`open_tree(OPEN_TREE_CLONE)` of /proc/self/exe, made read-only with
-//! `mount_setattr`, executed with `execveat`): it is in no mount table, so
-//! neither this nor any later mount namespace copies or shows it, and no
-//! mount namespace is made for it, whose cost would grow with the host's
-//! mount table. Kernels without open_tree or mount_setattr (before 5.12)
-//! get a read-only bind mount made in a private mount namespace instead,
-//! which the re-executed process leaves again at once. A binary already on
-//! a read-only mount needs nothing.
+//! So before spawning anything, `create`, `run` and `exec` make their exe a
+//! read-only mount of their own binary: /proc/PID/exe then refers to that
+//! mount, and opening it for writing fails with EROFS, without copying the
+//! binary. The mount is a detached clone (`open_tree(OPEN_TREE_CLONE)` of
+//! /proc/self/exe, made read-only with `mount_setattr`): it is in no mount
+//! table, so neither this nor any later mount namespace copies or shows
+//! it, and no mount namespace is made for it, whose cost would grow with
+//! the host's mount table.
+//!
+//! The process moves onto the clone in place (`sys::exe::switch_exe`: its
+//! mappings of the binary replaced, then `prctl(PR_SET_MM_MAP)`), which
+//! spares a second exec of the runtime: its loader start and page faults
+//! were a sixth of a start's CPU time (docs/benchmarks.md). Where the
+//! kernel refuses that (built without CONFIG_CHECKPOINT_RESTORE, no
+//! CAP_SYS_ADMIN, a seccomp filter) the runtime re-executes itself from the
+//! clone with `execveat`. Kernels without open_tree or mount_setattr
+//! (before 5.12) get a read-only bind mount made in a private mount
+//! namespace instead, which the re-executed process leaves again at once.
+//! A binary already on a read-only mount needs nothing.
 
 use anyhow::{anyhow, Context, Result};
 use nix::errno::Errno;
@@ -29,18 +36,27 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 /// Carries the fd of the original mount namespace across the fallback's
 /// re-exec.
 const MNTNS_ENV: &str = "_RCONTAIN_MNTNS_FD";
+/// Carries why the exe could not be switched in place across the re-exec
+/// from the clone, for the debug log.
+const REEXEC_ENV: &str = "_RCONTAIN_REEXEC";
 
 fn exe_is_read_only() -> bool {
     nix::sys::statvfs::statvfs("/proc/self/exe")
         .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
 }
 
-/// Called first thing in `main`: after a re-exec through the fallback, go
-/// back to the mount namespace the runtime was started in. True when it
-/// did, so that `main` can say so in the debug log once it has one.
-pub fn restore_mount_ns() -> Result<bool> {
+/// Called first thing in `main`: after a re-exec, drop what the previous
+/// image passed on, and after one through the fallback go back to the
+/// mount namespace the runtime was started in. Returns what `main` is to
+/// say in the debug log once it has one.
+pub fn after_reexec() -> Result<Option<String>> {
+    if let Some(why) = std::env::var_os(REEXEC_ENV) {
+        // SAFETY: single-threaded at this point; nothing else reads the env.
+        unsafe { std::env::remove_var(REEXEC_ENV) };
+        return Ok(Some(format!("{REEXEC_NOTE}: {}", why.to_string_lossy())));
+    }
     let Some(v) = std::env::var_os(MNTNS_ENV) else {
-        return Ok(false);
+        return Ok(None);
     };
     // SAFETY: single-threaded at this point; nothing else reads the env.
     unsafe { std::env::remove_var(MNTNS_ENV) };
@@ -56,8 +72,13 @@ pub fn restore_mount_ns() -> Result<bool> {
     crate::sys::setns(fd.as_fd(), libc::CLONE_NEWNS)
         .context("returning to the original mount namespace")?;
     std::env::set_current_dir(&cwd).with_context(|| format!("chdir back to {}", cwd.display()))?;
-    Ok(true)
+    Ok(Some(FALLBACK_NOTE.to_string()))
 }
+
+/// What the image re-executed from the clone logs (with --debug), before
+/// the reason.
+pub const REEXEC_NOTE: &str =
+    "re-executed from a read-only clone of the binary: switching to it in place failed";
 
 /// What the fallback's re-executed image logs (with --debug).
 pub const FALLBACK_NOTE: &str = "open_tree or mount_setattr missing (kernel before 5.12): \
@@ -75,38 +96,62 @@ pub fn ensure_read_only_exe() -> Result<()> {
     if exe_is_read_only() {
         return Ok(());
     }
-    let args: Vec<CString> = std::env::args_os()
+    let exe = match read_only_clone() {
+        Ok(exe) => exe,
+        Err(Errno::ENOSYS) => return reexec_in_private_ns(&exec_args()?, exec_env()?),
+        Err(e) => {
+            return Err(anyhow!(
+                "cloning a read-only mount of /proc/self/exe: {}",
+                e.desc()
+            ))
+        }
+    };
+    let why = match switch_in_place(&exe) {
+        Ok(()) => return Ok(()),
+        Err(why) => why,
+    };
+    let mut env = exec_env()?;
+    env.push(CString::new(format!("{REEXEC_ENV}={why}"))?);
+    let e = nix::unistd::execveat(
+        Some(exe.as_raw_fd()),
+        c"",
+        &exec_args()?,
+        &env,
+        nix::fcntl::AtFlags::AT_EMPTY_PATH,
+    )
+    .unwrap_err();
+    Err(anyhow!(
+        "re-executing from a read-only clone of /proc/self/exe: {}",
+        e.desc()
+    ))
+}
+
+/// This process's arguments, for its re-exec.
+fn exec_args() -> Result<Vec<CString>> {
+    Ok(std::env::args_os()
         .map(|a| CString::new(a.as_encoded_bytes()))
-        .collect::<Result<_, _>>()?;
-    let env: Vec<CString> = std::env::vars_os()
+        .collect::<Result<_, _>>()?)
+}
+
+/// This process's environment, for its re-exec.
+fn exec_env() -> Result<Vec<CString>> {
+    Ok(std::env::vars_os()
         .map(|(k, v)| {
             let mut kv = k.into_encoded_bytes();
             kv.push(b'=');
             kv.extend_from_slice(v.as_encoded_bytes());
             CString::new(kv)
         })
-        .collect::<Result<_, _>>()?;
-    match read_only_clone() {
-        Ok(exe) => {
-            let e = nix::unistd::execveat(
-                Some(exe.as_raw_fd()),
-                c"",
-                &args,
-                &env,
-                nix::fcntl::AtFlags::AT_EMPTY_PATH,
-            )
-            .unwrap_err();
-            Err(anyhow!(
-                "re-executing from a read-only clone of /proc/self/exe: {}",
-                e.desc()
-            ))
-        }
-        Err(Errno::ENOSYS) => reexec_in_private_ns(&args, env),
-        Err(e) => Err(anyhow!(
-            "cloning a read-only mount of /proc/self/exe: {}",
-            e.desc()
-        )),
-    }
+        .collect::<Result<_, _>>()?)
+}
+
+/// Make the clone this process's exe without an exec (module comment).
+fn switch_in_place(clone: &OwnedFd) -> Result<(), String> {
+    // The clone's fd is an O_PATH one, which prctl does not take: open the
+    // file it is, through the magic link, which keeps it on the clone.
+    let file = std::fs::File::open(format!("/proc/self/fd/{}", clone.as_raw_fd()))
+        .map_err(|e| format!("opening the clone: {e}"))?;
+    crate::sys::exe::switch_exe(&file).map_err(|e| e.desc().to_string())
 }
 
 /// A detached, read-only bind mount of the running binary. ENOSYS when the

@@ -8,6 +8,7 @@
 //! and the image crate read: mountinfo, passwd and group.
 
 pub mod bpf;
+pub mod exe;
 pub mod mountinfo;
 pub mod passwd;
 
