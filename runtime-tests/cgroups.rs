@@ -514,6 +514,58 @@ fn lifecycle_with_every_resource() {
     g.m.destroy().unwrap(); // idempotent
 }
 
+/// A container's cgroup that gained a child cgroup (a nested runtime or a
+/// systemd inside makes them) with one of its processes in it: destroy
+/// removes the child, then the cgroup, in every hierarchy, and kills that
+/// process.
+#[test]
+fn destroy_removes_child_cgroups_and_what_runs_in_them() {
+    let mode = setup();
+    let mut g = Guard::new("nested");
+    g.m.create(None).unwrap();
+    let pid = g.spawn(&["sleep", "1000"]);
+    let mut mounts: Vec<PathBuf> = match mode {
+        Mode::V2 => vec![PathBuf::from(cgroups::ROOT)],
+        Mode::Hybrid => vec![PathBuf::from("/sys/fs/cgroup/unified")],
+        Mode::V1 => vec![],
+    };
+    if mode != Mode::V2 {
+        mounts.extend(
+            cgroups::v1_hierarchies()
+                .unwrap()
+                .into_iter()
+                .map(|h| h.mount),
+        );
+    }
+    let rel = g.m.path().strip_prefix("/").unwrap();
+    let dirs: Vec<PathBuf> = mounts
+        .iter()
+        .map(|m| m.join(rel))
+        .filter(|d| d.is_dir())
+        .collect();
+    assert!(!dirs.is_empty(), "the cgroup is in no hierarchy");
+    for d in &dirs {
+        let child = d.join("child");
+        std::fs::create_dir(&child).unwrap();
+        // a new cpuset cgroup has no cpus or memory nodes to run on
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if let Ok(v) = std::fs::read_to_string(d.join(f)) {
+                std::fs::write(child.join(f), v.trim()).unwrap();
+            }
+        }
+        std::fs::write(child.join("cgroup.procs"), pid.to_string())
+            .unwrap_or_else(|e| panic!("moving {pid} into {}: {e}", child.display()));
+    }
+    g.m.destroy().unwrap();
+    for d in &dirs {
+        assert!(!d.exists(), "{} left behind", d.display());
+    }
+    assert!(
+        g.wait_exit(0).is_some(),
+        "the process in the child cgroup survived"
+    );
+}
+
 /// The file cpu.burst goes to.
 fn burst_file(mode: Mode) -> &'static str {
     match mode {

@@ -123,6 +123,13 @@ pub fn remove_tree(
     deadline: Instant,
     nudge: &mut dyn FnMut() -> Result<()>,
 ) -> Result<()> {
+    // A container's cgroup seldom has children: try it alone first, which
+    // spares listing its control files (in every hierarchy, at every stop).
+    match std::fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
