@@ -24,7 +24,7 @@ RUNTIME_TOOLS ?=
 # Runtimes compared by `make conformance` besides rcontain.
 CONFORMANCE_REFERENCES ?= runc crun
 
-.PHONY: all build print-link-flags print-static-env example run test unit-test runtime-test script-test test-engines test-hosts bench conformance clean-bundles
+.PHONY: all build print-link-flags print-order-flags print-static-env example run test unit-test runtime-test script-test test-engines test-hosts bench conformance clean-bundles
 
 all: build
 
@@ -58,6 +58,9 @@ build:
 
 print-link-flags:
 	@echo $(LINK_FLAGS)
+
+print-order-flags:
+	@echo $(ORDER_FLAGS)
 
 print-static-env:
 	@echo $(STATIC_ENV)

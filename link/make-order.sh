@@ -2,7 +2,8 @@
 # Regenerates link/rcontain.order: the functions the container-start path
 # executes, which `make build` asks the linker to place first.
 #
-#   link/make-order.sh            (as root; needs valgrind and busybox-static)
+#   link/make-order.sh            (as root; needs valgrind, perf, python3
+#                                  and busybox-static)
 #   BUILD_FLAGS=--no-default-features link/make-order.sh   (for such a build)
 #
 # Why: the kernel maps a binary's code in 64 KiB blocks around every page
@@ -12,9 +13,8 @@
 #
 # The list comes from callgrind, run on the release binary built with
 # symbols, over `run` of /bin/true and `state`/`start`/`delete` of a
-# created container. valgrind 3.19 does not know openat2, so the traced
-# init stops at its first mount: what the init runs after that (its own
-# memory only, not the runtime's) stays in link order. Symbol names carry
+# created container, completed by the functions a native `run` faults in
+# outside the list (see below). Symbol names carry
 # hashes that depend on the release profile and the dependency versions:
 # rerun this after changing either. A stale list costs memory, never
 # correctness.
@@ -53,8 +53,9 @@ work=$(mktemp -d /tmp/rcontain-order.XXXXXX)
 trap '"$bin" --root "$work/root" delete -f made >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 bundles/make-bundle.sh "$work/bundle" true >/dev/null
 
-# As started: up to the read-only re-exec, which fails under valgrind
-# (its /proc/self/exe is not the runtime's).
+# As started: valgrind knows neither open_tree nor openat2, so the runtime
+# takes its fallback (a re-exec through a private mount namespace) and its
+# init stops at the first mount.
 vg reexec "$bin" --root "$work/root" run -b "$work/bundle" reexec
 unshare -m --propagation private "$0" --in-ns "$work"
 "$bin" --root "$work/root" create -b "$work/bundle" made
@@ -77,4 +78,59 @@ sed -n 's/^\(__[a-z0-9]*\)_\(sse\|ssse3\|avx\|evex\).*/\1_/p' "$work/seen" | sor
 # sees any code.
 grep -E '_ifunc$' "$work/defined" > "$work/resolvers" || true
 cat "$work/resolvers" "$work/seen" "$work/variants" | awk '!seen[$0]++' > link/rcontain.order
+echo "make-order: $(wc -l < link/rcontain.order) functions from callgrind" >&2
+
+# What callgrind cannot see: the code after the init's first mount, the
+# runtime's own path once its container started (the traced one failed),
+# glibc's start ("(below main)" to valgrind) and whatever depends on the
+# real CPU. Natively, link with the list so far and trace `run`'s page
+# faults: an instruction fetch that faults outside the listed functions
+# names a function the list lacks (fault-around maps 64 KiB at a time, so
+# a fault shows only the first such function of a block: repeat until
+# none is left, or for at most 8 rounds).
+command -v perf >/dev/null || { echo "make-order: no perf: callgrind's list only" >&2; exit 0; }
+for round in 1 2 3 4 5 6 7 8; do
+    # cargo does not see the list change: make it link again
+    touch src/main.rs
+    # shellcheck disable=SC2046,SC2086
+    env $(make -s print-static-env) cargo rustc -q --release --bin rcontain ${BUILD_FLAGS:-} -- \
+        $(make -s print-link-flags) $(make -s print-order-flags)
+    perf record -q -o "$work/faults.data" -e exceptions:page_fault_user -- \
+        "$bin" --root "$work/root" run -b "$work/bundle" "native$round" >/dev/null 2>&1
+    perf script -i "$work/faults.data" -F pid,trace 2>/dev/null > "$work/faults"
+    nm -S --defined-only "$bin" > "$work/symbols"
+    entry=$(readelf -h "$bin" | awk '/Entry point/ {print $4}')
+    python3 - "$entry" "$work/symbols" "$work/faults" link/rcontain.order > "$work/missing" <<'PY'
+import bisect, sys
+
+entry = int(sys.argv[1], 16)
+syms = []
+for line in open(sys.argv[2]):
+    f = line.split()
+    if len(f) == 4 and f[2] in "tTwW":
+        syms.append((int(f[0], 16), int(f[1], 16), f[3]))
+syms.sort()
+starts = [s[0] for s in syms]
+listed = set(l.strip() for l in open(sys.argv[4]))
+# "PID address=0x.. ip=0x.. error_code=0x..": the first fault is the
+# runtime's own at its entry point, which gives where the binary was loaded.
+faults = [dict(kv.split("=") for kv in l.split()[1:4]) for l in open(sys.argv[3])]
+base = int(faults[0]["address"], 16) - entry
+seen = set()
+for f in faults:
+    if not int(f["error_code"], 16) & 0x10:  # not an instruction fetch
+        continue
+    off = int(f["ip"], 16) - base
+    i = bisect.bisect_right(starts, off) - 1
+    if i < 0 or off >= syms[i][0] + max(syms[i][1], 1):
+        continue
+    name = syms[i][2]
+    if name not in listed and name not in seen:
+        seen.add(name)
+        print(name)
+PY
+    [ -s "$work/missing" ] || break
+    echo "make-order: round $round: $(wc -l < "$work/missing") more functions" >&2
+    cat "$work/missing" >> link/rcontain.order
+done
 echo "make-order: $(wc -l < link/rcontain.order) functions in link/rcontain.order" >&2
