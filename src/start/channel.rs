@@ -93,7 +93,24 @@ fn send_packet(fd: BorrowedFd, buf: &[u8]) -> Result<()> {
 
 /// One packet and the fd it may carry; `None` on EOF.
 fn recv_packet(fd: BorrowedFd) -> Result<Option<(Vec<u8>, Option<OwnedFd>)>> {
-    let mut buf = vec![0u8; 65536];
+    // Its length first (a peek into no buffer returns it with MSG_TRUNC),
+    // so that the buffer is the packet's size: a fixed 64 KiB one was
+    // zeroed, its pages faulted in, for every packet. No packet is empty,
+    // so 0 is EOF.
+    let len = loop {
+        match nix::sys::socket::recv(
+            fd.as_raw_fd(),
+            &mut [],
+            nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_TRUNC,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => break r.context("reading the sync socket")?,
+        }
+    };
+    if len == 0 {
+        return Ok(None);
+    }
+    let mut buf = vec![0u8; len];
     let (n, passed) = loop {
         match crate::start::fdpass::recv(fd, &mut buf) {
             Err(nix::errno::Errno::EINTR) => continue,
