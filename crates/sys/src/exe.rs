@@ -19,9 +19,13 @@
 //!   copy and that `mremap`: the caller is single-threaded, and what runs in
 //!   between is two syscalls, whose errno lives in thread-local storage,
 //!   which a static binary allocates on the heap.
+//! - code with pages of the process's own (a debugger's breakpoints, a
+//!   uprobe's) is neither: mapped again it would lose them, and copied, a
+//!   uprobe's trap would no longer find its probe. Nothing is changed then
+//!   (EBUSY).
 //!
-//! Any failure leaves the process running correctly (every mapping replaced
-//! so far holds the same bytes as before) with its old exe link.
+//! Any later failure leaves the process running correctly (every mapping
+//! replaced so far holds the same bytes as before) with its old exe link.
 
 use nix::errno::Errno;
 use std::fs::File;
@@ -111,6 +115,22 @@ fn vmas_of(smaps: &str, dev: u64, ino: u64) -> Vec<Vma> {
         }
     }
     out
+}
+
+/// How a mapping of the binary is replaced (module comment).
+#[derive(Debug, PartialEq)]
+enum Replacement {
+    Remap,
+    Copy,
+}
+
+fn replacement(v: &Vma) -> nix::Result<Replacement> {
+    let own_pages = v.anonymous_kib != 0 || v.prot & libc::PROT_WRITE != 0;
+    match (own_pages, v.prot & libc::PROT_EXEC != 0) {
+        (false, _) => Ok(Replacement::Remap),
+        (true, false) => Ok(Replacement::Copy),
+        (true, true) => Err(Errno::EBUSY),
+    }
 }
 
 /// Map `vma` again from `file`, in place.
@@ -231,11 +251,14 @@ pub fn switch_exe(file: &File) -> nix::Result<()> {
     if vmas.is_empty() {
         return Err(Errno::ENOENT);
     }
-    for v in &vmas {
-        if v.anonymous_kib == 0 && v.prot & libc::PROT_WRITE == 0 {
-            remap_from(v, file)?;
-        } else {
-            copy_to_anonymous(v)?;
+    let plan = vmas
+        .iter()
+        .map(|v| Ok((v, replacement(v)?)))
+        .collect::<nix::Result<Vec<_>>>()?;
+    for (v, how) in plan {
+        match how {
+            Replacement::Remap => remap_from(v, file)?,
+            Replacement::Copy => copy_to_anonymous(v)?,
         }
     }
     // SAFETY: brk(0) changes nothing and returns the current break. Read
@@ -306,6 +329,20 @@ Anonymous:             0 kB
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn code_and_read_only_data_are_remapped_what_holds_own_pages_copied() {
+        let v = vmas_of(SMAPS, libc::makedev(8, 1), 42);
+        let how: Vec<_> = v.iter().map(replacement).collect();
+        use Replacement::*;
+        assert_eq!(how, [Ok(Remap), Ok(Remap), Ok(Copy), Ok(Copy)]);
+        // code holding a breakpoint's page
+        let traced = Vma {
+            anonymous_kib: 4,
+            ..vmas_of(SMAPS, libc::makedev(8, 1), 42).swap_remove(1)
+        };
+        assert_eq!(replacement(&traced), Err(Errno::EBUSY));
     }
 
     #[test]
