@@ -34,20 +34,47 @@ fn write_on(
     value: &str,
     what: &str,
 ) -> Result<std::fs::File> {
-    let path = dir.join(file);
-    let mut f = opts.write(true).open(&path).map_err(|e| {
-        if e.kind() == ErrorKind::NotFound {
-            anyhow!(
-                "cannot set {what}: {} does not exist (not offered by this kernel or controller not enabled)",
-                path.display()
+    let mut f = Opened::open(opts, dir, file, what)?;
+    f.write(value, what)?;
+    Ok(f.file)
+}
+
+/// A cgroup file open for writing, for several writes of one value each
+/// (devices.allow takes one rule a write).
+pub struct Opened {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+impl Opened {
+    pub fn for_writing(dir: &Path, file: &str, what: &str) -> Result<Opened> {
+        Opened::open(&mut OpenOptions::new(), dir, file, what)
+    }
+
+    fn open(opts: &mut OpenOptions, dir: &Path, file: &str, what: &str) -> Result<Opened> {
+        let path = dir.join(file);
+        let file = opts.write(true).open(&path).map_err(|e| {
+            if e.kind() == ErrorKind::NotFound {
+                anyhow!(
+                    "cannot set {what}: {} does not exist (not offered by this kernel or controller not enabled)",
+                    path.display()
+                )
+            } else {
+                anyhow!("cannot set {what}: open {}: {e}", path.display())
+            }
+        })?;
+        Ok(Opened { file, path })
+    }
+
+    /// One write of `value`.
+    pub fn write(&mut self, value: &str, what: &str) -> Result<()> {
+        self.file.write_all(value.as_bytes()).with_context(|| {
+            format!(
+                "cannot set {what}: write {value:?} to {}",
+                self.path.display()
             )
-        } else {
-            anyhow!("cannot set {what}: open {}: {e}", path.display())
-        }
-    })?;
-    f.write_all(value.as_bytes())
-        .with_context(|| format!("cannot set {what}: write {value:?} to {}", path.display()))?;
-    Ok(f)
+        })
+    }
 }
 
 pub fn read(dir: &Path, file: &str) -> Result<String> {

@@ -2,7 +2,7 @@
 //! hierarchy, resources written to each controller's own files.
 
 use super::devices::{self, Rule};
-use super::fsutil::{read, read_u64, write, write_read_back_u64};
+use super::fsutil::{self, read, read_u64, write, write_read_back_u64};
 use super::translate::{self, Throttle};
 use super::{check_values, Hierarchy, Manager, Stage};
 use anyhow::{bail, Context, Result};
@@ -178,13 +178,19 @@ fn apply_devices(d: &Path, rules: &[Rule], stage: Stage) -> Result<()> {
             return Ok(());
         }
     }
+    // One open of each file for all its rules.
+    let (mut allow, mut deny) = (None, None);
     for rule in rules {
-        let file = if rule.allow {
-            "devices.allow"
+        let (slot, file) = if rule.allow {
+            (&mut allow, "devices.allow")
         } else {
-            "devices.deny"
+            (&mut deny, "devices.deny")
         };
-        write(d, file, &rule.v1_line(), what)?;
+        let f = match slot {
+            Some(f) => f,
+            None => slot.insert(fsutil::Opened::for_writing(d, file, what)?),
+        };
+        f.write(&rule.v1_line(), what)?;
     }
     Ok(())
 }
