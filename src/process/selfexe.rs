@@ -84,8 +84,10 @@ pub const REEXEC_NOTE: &str =
 pub const FALLBACK_NOTE: &str = "open_tree or mount_setattr missing (kernel before 5.12): \
      re-executed through a read-only bind mount made in a private mount namespace";
 
-/// Re-exec from a read-only mount of the binary unless it is already on
-/// one. Returns only on error, or when nothing is needed.
+/// Run from a read-only mount of the binary unless already on one: move
+/// onto it in place, else re-exec from it. Returns once the exe is
+/// read-only (at once when it was, or needs not be), or on error; the
+/// re-exec does not return.
 pub fn ensure_read_only_exe() -> Result<()> {
     // An unprivileged user may not make the mount namespace, and needs
     // none: its containers' roots hold no capability in the runtime's user
