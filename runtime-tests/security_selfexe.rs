@@ -285,27 +285,27 @@ fn refusing(cmd: &mut std::process::Command, nr: i64, arg0: Option<u32>, errno: 
     }
 }
 
-#[test]
-fn refused_the_switch_in_place_the_runtime_reexecutes_from_a_read_only_mount() {
-    let mut env = TestEnv::new("selfexe-reexec");
+/// The attack on rcontain's created init with the kernel refusing `nr`
+/// (`arg0`, `errno`: see `refusing`) to the runtime: it must fail all the
+/// same. Returns the runtime's debug log; None when skipped.
+fn attack_with_the_kernel_refusing(
+    name: &str,
+    nr: i64,
+    arg0: Option<u32>,
+    errno: i32,
+) -> Option<String> {
+    let mut env = TestEnv::new(name);
     if !env.rt.is_rcontain() {
-        eprintln!("skipped: the switch in place is rcontain's");
-        return;
+        eprintln!("skipped: the ways to a read-only exe tested here are rcontain's");
+        return None;
     }
     if binary_already_read_only(&env) {
-        return;
+        return None;
     }
     attack_works_on_a_writable_binary(&env);
     let (err, log) = attack_created_init(
         &mut env,
-        |cmd| {
-            refusing(
-                cmd,
-                libc::SYS_prctl,
-                Some(libc::PR_SET_MM as u32),
-                libc::EPERM,
-            )
-        },
+        |cmd| refusing(cmd, nr, arg0, errno),
         |pid| {
             let exe = format!("/proc/{pid}/exe");
             assert!(read_only(&exe), "{exe} is on a writable mount");
@@ -313,30 +313,30 @@ fn refused_the_switch_in_place_the_runtime_reexecutes_from_a_read_only_mount() {
     );
     eprintln!("attack refused: {err}");
     assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+    Some(log)
+}
+
+#[test]
+fn refused_the_switch_in_place_the_runtime_reexecutes_from_a_read_only_mount() {
+    let pr_set_mm = Some(libc::PR_SET_MM as u32);
+    let Some(log) =
+        attack_with_the_kernel_refusing("selfexe-reexec", libc::SYS_prctl, pr_set_mm, libc::EPERM)
+    else {
+        return;
+    };
     assert!(log.contains(REEXEC_NOTE), "no re-exec in the log: {log}");
     assert!(!log.contains(FALLBACK_NOTE), "fallback taken: {log}");
 }
 
 #[test]
 fn without_open_tree_the_fallback_still_runs_from_a_read_only_mount() {
-    let mut env = TestEnv::new("selfexe-fallback");
-    if !env.rt.is_rcontain() {
-        eprintln!("skipped: the fallback is rcontain's");
+    let Some(log) = attack_with_the_kernel_refusing(
+        "selfexe-fallback",
+        libc::SYS_open_tree,
+        None,
+        libc::ENOSYS,
+    ) else {
         return;
-    }
-    if binary_already_read_only(&env) {
-        return;
-    }
-    attack_works_on_a_writable_binary(&env);
-    let (err, log) = attack_created_init(
-        &mut env,
-        |cmd| refusing(cmd, libc::SYS_open_tree, None, libc::ENOSYS),
-        |pid| {
-            let exe = format!("/proc/{pid}/exe");
-            assert!(read_only(&exe), "{exe} is on a writable mount");
-        },
-    );
-    eprintln!("attack refused: {err}");
-    assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+    };
     assert!(log.contains(FALLBACK_NOTE), "no fallback in the log: {log}");
 }
