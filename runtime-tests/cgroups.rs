@@ -547,9 +547,13 @@ fn destroy_removes_child_cgroups_and_what_runs_in_them() {
     for d in &dirs {
         let child = d.join("child");
         std::fs::create_dir(&child).unwrap();
-        // a new cpuset cgroup has no cpus or memory nodes to run on
+        // a new v1 cpuset cgroup has no cpus or memory nodes to run on (a
+        // v2 one inherits them, and has the files only where the parent
+        // enabled the controller)
         for f in ["cpuset.cpus", "cpuset.mems"] {
-            if let Ok(v) = std::fs::read_to_string(d.join(f)) {
+            let empty = std::fs::read_to_string(child.join(f)).is_ok_and(|v| v.trim().is_empty());
+            if empty && mode != Mode::V2 && !d.starts_with("/sys/fs/cgroup/unified") {
+                let v = std::fs::read_to_string(d.join(f)).unwrap();
                 std::fs::write(child.join(f), v.trim()).unwrap();
             }
         }
