@@ -25,7 +25,10 @@
 //!   (EBUSY).
 //!
 //! Any later failure leaves the process running correctly (every mapping
-//! replaced so far holds the same bytes as before) with its old exe link.
+//! replaced so far holds the same bytes as before) with its old exe link,
+//! but one: an `mremap` the kernel fails for want of memory after it has
+//! unmapped its target. The process then dies at its next use of that
+//! data (a crash, never a wrong result).
 
 use nix::errno::Errno;
 use std::fs::File;
@@ -51,8 +54,8 @@ struct MmMap {
     exe_fd: u32,
 }
 
-/// One line of /proc/self/maps that maps `file`, with its smaps anonymous
-/// size.
+/// A mapping of the binary, from its header line in /proc/self/smaps,
+/// with the size of its anonymous pages.
 struct Vma {
     start: usize,
     end: usize,
@@ -61,60 +64,71 @@ struct Vma {
     anonymous_kib: u64,
 }
 
-/// The mappings of the file (device, inode) in smaps text.
-fn vmas_of(smaps: &str, dev: u64, ino: u64) -> Vec<Vma> {
-    let mut out: Vec<Vma> = Vec::new();
-    let mut current = false;
+/// The mappings in smaps text of the file mapped at address `anchor`.
+/// The file is told by the device and inode the kernel shows there, not by
+/// stat(2)'s, which differ on some filesystems (btrfs gives each subvolume
+/// a device of its own).
+fn vmas_of(smaps: &str, anchor: usize) -> Vec<Vma> {
+    // (mapping, its device and inode fields)
+    let mut all: Vec<(Vma, (&str, &str))> = Vec::new();
     for line in smaps.lines() {
         let mut f = line.split_ascii_whitespace();
         let Some(first) = f.next() else { continue };
-        if let Some((a, b)) = first.split_once('-') {
-            // A mapping's header: range perms offset dev inode [path].
-            let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-            else {
-                current = false;
-                continue;
-            };
-            let perms = f.next().unwrap_or("");
-            let offset = f.next().and_then(|o| u64::from_str_radix(o, 16).ok());
-            let d = f
-                .next()
-                .and_then(|d| d.split_once(':'))
-                .and_then(|(ma, mi)| {
-                    Some(libc::makedev(
-                        u32::from_str_radix(ma, 16).ok()?,
-                        u32::from_str_radix(mi, 16).ok()?,
-                    ))
-                });
-            let i = f.next().and_then(|i| i.parse::<u64>().ok());
-            current = d == Some(dev) && i == Some(ino);
-            if let (true, Some(offset)) = (current, offset) {
-                let b = perms.as_bytes();
-                let mut prot = 0;
-                for (c, p) in [
-                    (b'r', libc::PROT_READ),
-                    (b'w', libc::PROT_WRITE),
-                    (b'x', libc::PROT_EXEC),
-                ] {
-                    if b.contains(&c) {
-                        prot |= p;
-                    }
-                }
-                out.push(Vma {
-                    start,
-                    end,
-                    prot,
-                    offset,
-                    anonymous_kib: 0,
-                });
-            }
-        } else if current && first == "Anonymous:" {
-            if let Some(v) = out.last_mut() {
+        if first == "Anonymous:" {
+            if let Some((v, _)) = all.last_mut() {
                 v.anonymous_kib = f.next().and_then(|k| k.parse().ok()).unwrap_or(u64::MAX);
             }
+            continue;
         }
+        // A mapping's header: range perms offset dev inode [path].
+        let Some((a, b)) = first.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        else {
+            continue;
+        };
+        let perms = f.next().unwrap_or("").as_bytes();
+        let Some(offset) = f.next().and_then(|o| u64::from_str_radix(o, 16).ok()) else {
+            continue;
+        };
+        let (Some(dev), Some(ino)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let mut prot = 0;
+        for (c, p) in [
+            (b'r', libc::PROT_READ),
+            (b'w', libc::PROT_WRITE),
+            (b'x', libc::PROT_EXEC),
+        ] {
+            if perms.contains(&c) {
+                prot |= p;
+            }
+        }
+        all.push((
+            Vma {
+                start,
+                end,
+                prot,
+                offset,
+                // unknown until its Anonymous line says: not none
+                anonymous_kib: u64::MAX,
+            },
+            (dev, ino),
+        ));
     }
-    out
+    let Some(file) = all
+        .iter()
+        .find(|(v, _)| (v.start..v.end).contains(&anchor))
+        .map(|(_, id)| *id)
+        .filter(|(_, ino)| *ino != "0")
+    else {
+        return Vec::new();
+    };
+    all.into_iter()
+        .filter(|(_, id)| *id == file)
+        .map(|(v, _)| v)
+        .collect()
 }
 
 /// How a mapping of the binary is replaced (module comment).
@@ -207,12 +221,9 @@ fn copy_to_anonymous(vma: &Vma) -> nix::Result<()> {
 fn mm_map_from_stat(stat: &str) -> Option<MmMap> {
     // The command name (field 2) may hold spaces and parentheses.
     let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<u64> = rest
-        .split_ascii_whitespace()
-        .map(|v| v.parse().unwrap_or(0))
-        .collect();
+    let f: Vec<&str> = rest.split_ascii_whitespace().collect();
     // `rest` starts at field 3.
-    let field = |n: usize| f.get(n - 3).copied();
+    let field = |n: usize| f.get(n - 3)?.parse::<u64>().ok();
     Some(MmMap {
         start_code: field(26)?,
         end_code: field(27)?,
@@ -247,7 +258,8 @@ pub fn switch_exe(file: &File) -> nix::Result<()> {
         .ok_or(Errno::EINVAL)?;
     map.exe_fd = file.as_raw_fd() as u32;
     let smaps = std::fs::read_to_string("/proc/self/smaps").map_err(|_| Errno::ENOENT)?;
-    let vmas = vmas_of(&smaps, meta.dev(), meta.ino());
+    // An address in this very code, which is the binary's.
+    let vmas = vmas_of(&smaps, switch_exe as *const () as usize);
     if vmas.is_empty() {
         return Err(Errno::ENOENT);
     }
@@ -299,11 +311,16 @@ Anonymous:             0 kB
 Anonymous:             4 kB
 7f0000000000-7f0000001000 r-xp 00000000 08:01 43 /usr/lib/y
 Anonymous:             0 kB
+7f0000001000-7f0000002000 r--p 00000000 00:2a 42 /mnt/other-fs-same-inode
+Anonymous:             0 kB
+7f0000002000-7f0000003000 r--p 00001000 08:01 42 /usr/bin/x
 ";
+    /// An address in the code of /usr/bin/x.
+    const IN_X: usize = 0x5555d7002345;
 
     #[test]
     fn finds_the_files_mappings_with_their_anonymous_pages() {
-        let v = vmas_of(SMAPS, libc::makedev(8, 1), 42);
+        let v = vmas_of(SMAPS, IN_X);
         let got: Vec<_> = v
             .iter()
             .map(|v| (v.start, v.end - v.start, v.prot, v.offset, v.anonymous_kib))
@@ -327,20 +344,25 @@ Anonymous:             0 kB
                     0x4000,
                     0
                 ),
+                // no Anonymous line: counted as holding some
+                (0x7f0000002000, 0x1000, libc::PROT_READ, 0x1000, u64::MAX),
             ]
         );
+        // an anchor in anonymous memory, or in no mapping, finds nothing
+        assert!(vmas_of(SMAPS, 0x5555d7005800).is_empty());
+        assert!(vmas_of(SMAPS, 0x1000).is_empty());
     }
 
     #[test]
     fn code_and_read_only_data_are_remapped_what_holds_own_pages_copied() {
-        let v = vmas_of(SMAPS, libc::makedev(8, 1), 42);
+        let v = vmas_of(SMAPS, IN_X);
         let how: Vec<_> = v.iter().map(replacement).collect();
         use Replacement::*;
-        assert_eq!(how, [Ok(Remap), Ok(Remap), Ok(Copy), Ok(Copy)]);
+        assert_eq!(how, [Ok(Remap), Ok(Remap), Ok(Copy), Ok(Copy), Ok(Copy)]);
         // code holding a breakpoint's page
         let traced = Vma {
             anonymous_kib: 4,
-            ..vmas_of(SMAPS, libc::makedev(8, 1), 42).swap_remove(1)
+            ..vmas_of(SMAPS, IN_X).swap_remove(1)
         };
         assert_eq!(replacement(&traced), Err(Errno::EBUSY));
     }
