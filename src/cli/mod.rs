@@ -272,8 +272,8 @@ pub fn main() -> i32 {
     // building that tree twice where the runtime has to re-exec. Any
     // argument spelled like one of the three triggers it (`state run` does
     // it needlessly, harmlessly); dispatch checks again on the parsed
-    // command, which costs one statfs once the binary is read-only. An error is reported after
-    // parsing, through the log an engine reads.
+    // command, which costs one statfs once the binary is read-only. An
+    // error is reported after parsing, through the log an engine reads.
     let early = std::env::args_os()
         .skip(1)
         .any(|a| a == "create" || a == "run" || a == "exec")

@@ -151,7 +151,7 @@ fn exec_env() -> Result<Vec<CString>> {
 fn switch_in_place(clone: &OwnedFd) -> Result<(), String> {
     // The clone's fd is an O_PATH one, which prctl does not take: open the
     // file it is, through the magic link, which keeps it on the clone.
-    let file = std::fs::File::open(format!("/proc/self/fd/{}", clone.as_raw_fd()))
+    let file = std::fs::File::open(crate::rootfs::safepath::fd_path(clone))
         .map_err(|e| format!("opening the clone: {e}"))?;
     crate::sys::exe::switch_exe(&file).map_err(|e| e.desc().to_string())
 }
@@ -166,7 +166,7 @@ fn read_only_clone() -> nix::Result<OwnedFd> {
 
 /// The fallback: bind the binary read-only over itself in a private mount
 /// namespace, exec it there, and let the new image return to the original
-/// namespace (restore_mount_ns).
+/// namespace (after_reexec).
 fn reexec_in_private_ns(args: &[CString], mut env: Vec<CString>) -> Result<()> {
     let exe = std::fs::read_link("/proc/self/exe").context("reading /proc/self/exe")?;
     // Not close-on-exec: the new image uses it to come back.
