@@ -524,9 +524,10 @@ fn destroy_removes_child_cgroups_and_what_runs_in_them() {
     let mut g = Guard::new("nested");
     g.m.create(None).unwrap();
     let pid = g.spawn(&["sleep", "1000"]);
-    let mut mounts: Vec<PathBuf> = match mode {
-        Mode::V2 => vec![PathBuf::from(cgroups::ROOT)],
-        Mode::Hybrid => vec![PathBuf::from("/sys/fs/cgroup/unified")],
+    // (hierarchy, whether it is a v1 one)
+    let mut mounts: Vec<(PathBuf, bool)> = match mode {
+        Mode::V2 => vec![(PathBuf::from(cgroups::ROOT), false)],
+        Mode::Hybrid => vec![(PathBuf::from("/sys/fs/cgroup/unified"), false)],
         Mode::V1 => vec![],
     };
     if mode != Mode::V2 {
@@ -534,25 +535,24 @@ fn destroy_removes_child_cgroups_and_what_runs_in_them() {
             cgroups::v1_hierarchies()
                 .unwrap()
                 .into_iter()
-                .map(|h| h.mount),
+                .map(|h| (h.mount, true)),
         );
     }
     let rel = g.m.path().strip_prefix("/").unwrap();
-    let dirs: Vec<PathBuf> = mounts
-        .iter()
-        .map(|m| m.join(rel))
-        .filter(|d| d.is_dir())
+    let dirs: Vec<(PathBuf, bool)> = mounts
+        .into_iter()
+        .map(|(m, v1)| (m.join(rel), v1))
+        .filter(|(d, _)| d.is_dir())
         .collect();
     assert!(!dirs.is_empty(), "the cgroup is in no hierarchy");
-    for d in &dirs {
+    for (d, v1) in &dirs {
         let child = d.join("child");
         std::fs::create_dir(&child).unwrap();
         // a new v1 cpuset cgroup has no cpus or memory nodes to run on (a
         // v2 one inherits them, and has the files only where the parent
         // enabled the controller)
         for f in ["cpuset.cpus", "cpuset.mems"] {
-            let empty = std::fs::read_to_string(child.join(f)).is_ok_and(|v| v.trim().is_empty());
-            if empty && mode != Mode::V2 && !d.starts_with("/sys/fs/cgroup/unified") {
+            if *v1 && std::fs::read_to_string(child.join(f)).is_ok_and(|v| v.trim().is_empty()) {
                 let v = std::fs::read_to_string(d.join(f)).unwrap();
                 std::fs::write(child.join(f), v.trim()).unwrap();
             }
@@ -561,7 +561,7 @@ fn destroy_removes_child_cgroups_and_what_runs_in_them() {
             .unwrap_or_else(|e| panic!("moving {pid} into {}: {e}", child.display()));
     }
     g.m.destroy().unwrap();
-    for d in &dirs {
+    for (d, _) in &dirs {
         assert!(!d.exists(), "{} left behind", d.display());
     }
     assert!(
