@@ -108,7 +108,10 @@ struct CreateArgs {
     preserve_fds: u32,
 }
 
+// Only the subcommand given gets its arguments built: building all of
+// them was half of clap's work at every start.
 #[derive(Subcommand)]
+#[command(defer = true)]
 enum Cmd {
     /// Create a container (its process waits for `start`)
     Create {
@@ -278,7 +281,7 @@ pub fn main() -> i32 {
         .skip(1)
         .any(|a| a == "create" || a == "run" || a == "exec")
         .then(rcontain::process::selfexe::ensure_read_only_exe);
-    let cli = Cli::parse();
+    let cli = parse_args();
     // Before the runtime opens anything (the log file included): what the
     // caller leaked beyond --preserve-fds goes now.
     let fds = rcontain::start::callerfds::keep_only_preserved(cli.cmd.preserve_fds());
@@ -320,6 +323,19 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// `Cli::parse()`, except that the command tree is left for the exit to
+/// reclaim: dropping it piece by piece costs a start more than it frees.
+fn parse_args() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut cmd = Cli::command();
+    let mut matches = cmd
+        .try_get_matches_from_mut(std::env::args_os())
+        .unwrap_or_else(|e| e.exit());
+    let cli = Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut cmd).exit());
+    std::mem::forget(cmd);
+    cli
 }
 
 /// An error as one printable line: messages quote image and bundle

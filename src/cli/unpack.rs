@@ -29,7 +29,7 @@ pub struct UnpackArgs {
     pub bundle: PathBuf,
 }
 
-/// How far an image may expand (`unpack` and `run IMAGE`).
+// How far an image may expand (`unpack` and `run IMAGE`).
 #[derive(Args, Debug, Clone)]
 pub struct SizeArgs {
     /// Most a layer may expand to: its uncompressed tar and its files'
