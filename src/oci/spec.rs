@@ -30,17 +30,7 @@ impl Bundle {
             std::fs::canonicalize(dir).with_context(|| format!("bundle {}", dir.display()))?;
         let cfg = dir.join("config.json");
         let text = std::fs::read_to_string(&cfg).with_context(|| format!("{}", cfg.display()))?;
-        // The path-tracking deserializer names the field at fault
-        // ("process.args: invalid type ..."), not just a line and column.
-        let de = &mut serde_json::Deserializer::from_str(&text);
-        let spec: Spec = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            if path == "." {
-                anyhow!("{}: {}", cfg.display(), e.inner())
-            } else {
-                anyhow!("{}: {path}: {}", cfg.display(), e.inner())
-            }
-        })?;
+        let spec = parse(&text).map_err(|e| anyhow!("{}: {e}", cfg.display()))?;
         validate(&spec).map_err(|e| anyhow!("{}: {:#}", cfg.display(), e))?;
         let root = spec
             .root()
@@ -68,6 +58,21 @@ impl Bundle {
             text,
         })
     }
+}
+
+/// config.json's text as a spec. A config that does not parse is parsed
+/// again by the path-tracking deserializer, for an error naming the field
+/// at fault ("process.args: invalid type ..."), not just a line and
+/// column: tracking the path of every field costs each start more than
+/// the rest of the parse.
+fn parse(text: &str) -> Result<Spec, String> {
+    serde_json::from_str(text).map_err(|plain| {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        match serde_path_to_error::deserialize::<_, Spec>(de) {
+            Err(e) if e.path().to_string() != "." => format!("{}: {}", e.path(), e.inner()),
+            _ => plain.to_string(),
+        }
+    })
 }
 
 /// Checks of the spec alone (no filesystem access), one section at a time
@@ -301,6 +306,22 @@ mod tests {
     #[test]
     fn accepts_minimal() {
         check(base()).unwrap();
+    }
+
+    #[test]
+    fn a_config_that_does_not_parse_is_reported_by_field() {
+        let mut v = base();
+        v["process"]["args"] = "sh".into();
+        let err = parse(&v.to_string()).map(drop).unwrap_err();
+        assert!(err.starts_with("process.args: invalid type"), "{err}");
+        let err = parse("{\"ociVersion\": ").map(drop).unwrap_err();
+        assert_eq!(
+            err,
+            "ociVersion: EOF while parsing a value at line 1 column 15"
+        );
+        let err = parse("1").map(drop).unwrap_err();
+        assert!(err.starts_with("invalid type: integer"), "{err}");
+        assert!(parse(&base().to_string()).is_ok());
     }
 
     #[test]
