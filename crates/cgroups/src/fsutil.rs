@@ -79,12 +79,12 @@ impl Opened {
 
 pub fn read(dir: &Path, file: &str) -> Result<String> {
     let path = dir.join(file);
-    std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))
+    rcontain_sys::read_proc(&path).with_context(|| format!("read {}", path.display()))
 }
 
 /// Read a file that may legitimately be absent on this kernel.
 pub fn read_opt(dir: &Path, file: &str) -> Result<Option<String>> {
-    match std::fs::read_to_string(dir.join(file)) {
+    match rcontain_sys::read_proc(dir.join(file)) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("read {}", dir.join(file).display())),

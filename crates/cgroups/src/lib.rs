@@ -227,7 +227,7 @@ pub fn rootless_default_path(id: &str) -> Option<PathBuf> {
     if detect().ok()? != Mode::V2 {
         return None;
     }
-    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let own = rcontain_sys::read_proc("/proc/self/cgroup").ok()?;
     let own = own.lines().find_map(|l| l.strip_prefix("0::"))?;
     Some(Path::new(own).parent().unwrap_or(Path::new("/")).join(id))
 }

@@ -252,12 +252,12 @@ pub fn switch_exe(file: &File) -> nix::Result<()> {
     if (exe.dev(), exe.ino()) != (meta.dev(), meta.ino()) {
         return Err(Errno::EXDEV);
     }
-    let mut map = std::fs::read_to_string("/proc/self/stat")
+    let mut map = crate::read_proc("/proc/self/stat")
         .ok()
         .and_then(|s| mm_map_from_stat(&s))
         .ok_or(Errno::EINVAL)?;
     map.exe_fd = file.as_raw_fd() as u32;
-    let smaps = std::fs::read_to_string("/proc/self/smaps").map_err(|_| Errno::ENOENT)?;
+    let smaps = crate::read_proc("/proc/self/smaps").map_err(|_| Errno::ENOENT)?;
     // An address in this very code, which is the binary's.
     let vmas = vmas_of(&smaps, switch_exe as *const () as usize);
     if vmas.is_empty() {

@@ -289,7 +289,7 @@ pub fn fresh_procfs() -> nix::Result<OwnedFd> {
 /// (the initial one maps every id to itself: "0 0 4294967295"), e.g. as
 /// root inside rootless podman's namespace.
 pub fn in_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map")
+    read_proc("/proc/self/uid_map")
         .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
 }
 
@@ -297,7 +297,7 @@ pub fn in_user_namespace() -> bool {
 /// it (the id a peer on a socket outside sees), from /proc/self/uid_map;
 /// `uid` itself where that cannot be read or maps nothing.
 pub fn outer_uid(uid: u32) -> u32 {
-    std::fs::read_to_string("/proc/self/uid_map")
+    read_proc("/proc/self/uid_map")
         .ok()
         .and_then(|m| map_id(&m, uid))
         .unwrap_or(uid)
@@ -679,8 +679,9 @@ pub fn join_session_keyring(name: &str) -> nix::Result<()> {
     .map(drop)
 }
 
-/// Read a /proc file in one or two read(2)s: procfs reports size 0, which
-/// makes std's read_to_string start with tiny probing reads.
+/// Read a file of procfs, cgroupfs or sysfs in one or two read(2)s. Such
+/// files report size 0, for which std's read_to_string first asks statx
+/// and lseek for the size, then starts with tiny probing reads.
 pub fn read_proc(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
     read_whole(std::fs::File::open(path)?)
 }
@@ -697,10 +698,23 @@ pub fn read_proc_at(proc: BorrowedFd, rel: &str) -> std::io::Result<String> {
     read_whole(std::fs::File::from(fd))
 }
 
+/// read(2) until end of file, into a buffer doubled whenever it fills.
 fn read_whole(mut f: std::fs::File) -> std::io::Result<String> {
     use std::io::Read;
-    let mut buf = Vec::with_capacity(16 * 1024);
-    f.read_to_end(&mut buf)?;
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(2 * len, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
     String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
