@@ -108,6 +108,16 @@ pub fn parse_u64(s: &str) -> Result<u64> {
 /// mkdir -p of `rel` under `root`; returns the directories it created,
 /// outermost first. On failure, what it created is removed again.
 pub fn mkdir_all(root: &Path, rel: &Path) -> Result<Vec<PathBuf>> {
+    // The parents are usually there already (every container shares
+    // them): the cgroup itself first, each level only if that fails.
+    let leaf = root.join(rel.strip_prefix("/").unwrap_or(rel));
+    if leaf != root {
+        match std::fs::create_dir(&leaf) {
+            Ok(()) => return Ok(vec![leaf]),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(Vec::new()),
+            Err(_) => {}
+        }
+    }
     let mut attempts = 0;
     'again: loop {
         let mut created = Vec::new();

@@ -75,14 +75,22 @@ pub(super) fn validate(hierarchies: &[Hierarchy], r: &LinuxResources) -> Result<
 /// concurrent start may have just created a shared parent and not filled
 /// it yet (copying the same values twice is harmless).
 pub(super) fn init_cpuset(mount: &Path, rel: &Path) -> Result<()> {
-    let mut dir = mount.to_path_buf();
-    for comp in rel.components().skip(1) {
-        dir.push(comp);
-        let parent = dir.parent().context("cgroup dir without parent")?;
-        for f in ["cpuset.cpus", "cpuset.mems"] {
-            if read(&dir, f)?.trim().is_empty() {
-                write(&dir, f, read(parent, f)?.trim(), f)?;
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let mut dir = mount.to_path_buf();
+        // what the level above has, once read or written
+        let mut above: Option<String> = None;
+        for comp in rel.components().skip(1) {
+            let parent = dir.clone();
+            dir.push(comp);
+            let mut own = read(&dir, f)?.trim().to_string();
+            if own.is_empty() {
+                own = match above {
+                    Some(v) => v,
+                    None => read(&parent, f)?.trim().to_string(),
+                };
+                write(&dir, f, &own, f)?;
             }
+            above = Some(own);
         }
     }
     Ok(())
