@@ -189,8 +189,15 @@ fn create(
 ) -> Result<()> {
     let (root, path) = base(root, dev, n.path);
     let (dir, name) = safepath::split_parent(path.trim_start_matches('/'));
-    let parent = safepath::mkdir_all_in_root(root, dir, 0o755)
-        .map_err(|e| anyhow!("creating its directory: {}", e.desc()))?;
+    let opened;
+    let parent = if dir.is_empty() {
+        // directly in the /dev mount's root
+        root
+    } else {
+        opened = safepath::mkdir_all_in_root(root, dir, 0o755)
+            .map_err(|e| anyhow!("creating its directory: {}", e.desc()))?;
+        opened.as_fd()
+    };
     if how == Nodes::FromHost {
         let host = host_node(n)?;
         let target = safepath::create_file_in_root(root, path)
@@ -200,43 +207,40 @@ fn create(
             .bind_mount(&safepath::fd_path(&host), target.as_fd())
             .map_err(|e| anyhow!("bind mounting the host's node: {}", e.desc()));
     }
-    // A file already there (from the image) is replaced: the spec says the
-    // runtime supplies these nodes.
-    let _ = nix::unistd::unlinkat(
-        Some(parent.as_raw_fd()),
-        name,
-        nix::unistd::UnlinkatFlags::NoRemoveDir,
-    );
     let dev = if n.kind == SFlag::S_IFIFO {
         0
     } else {
         makedev(n.major, n.minor)
     };
-    k.mknodat(
-        parent.as_fd(),
-        name,
-        n.kind,
-        Mode::from_bits_truncate(n.mode & 0o7777),
-        dev,
-    )
-    .map_err(|e| anyhow!("mknod: {}", e.desc()))?;
+    let mode = Mode::from_bits_truncate(n.mode & 0o7777);
+    let mknod = || k.mknodat(parent, name, n.kind, mode, dev);
+    mknod()
+        .or_else(|e| {
+            if e != nix::errno::Errno::EEXIST {
+                return Err(e);
+            }
+            // A file already there (from the image) is replaced: the spec
+            // says the runtime supplies these nodes.
+            let _ = nix::unistd::unlinkat(
+                Some(parent.as_raw_fd()),
+                name,
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
+            mknod()
+        })
+        .map_err(|e| anyhow!("mknod: {}", e.desc()))?;
     // mknod is subject to the umask: set the exact mode and owner on the
     // node itself, through the directory fd (never a re-walked path).
-    nix::sys::stat::fchmodat(
-        Some(parent.as_raw_fd()),
-        name,
-        Mode::from_bits_truncate(n.mode & 0o7777),
-        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
-    )
-    .or_else(|e| {
-        if e == nix::errno::Errno::EOPNOTSUPP {
-            Ok(())
-        } else {
-            Err(e)
-        }
-    })
-    .map_err(|e| anyhow!("chmod: {}", e.desc()))?;
-    k.chown_at(parent.as_fd(), name, n.uid, n.gid)
+    crate::sys::chmod_nofollow(parent, name, n.mode & 0o7777)
+        .or_else(|e| {
+            if e == nix::errno::Errno::EOPNOTSUPP {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|e| anyhow!("chmod: {}", e.desc()))?;
+    k.chown_at(parent, name, n.uid, n.gid)
         .map_err(|e| anyhow!("chown: {}", e.desc()))?;
     Ok(())
 }
@@ -330,6 +334,19 @@ mod tests {
             gid: 8
         }));
         assert!(!calls.iter().any(|c| matches!(c, Call::Bind { .. })));
+    }
+
+    /// A file the image has where a node goes is replaced by the node.
+    #[test]
+    fn a_file_in_the_way_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("dev")).unwrap();
+        std::fs::write(dir.path().join("dev/zero"), "from the image").unwrap();
+        let k = Recorder::default();
+        create_all(&k, root(dir.path()).as_fd(), None, &[], Nodes::Made).unwrap();
+        let zero = dir.path().join("dev/zero");
+        assert!(made(&k.calls()).iter().any(|(p, ..)| *p == zero));
+        assert_eq!(std::fs::read(&zero).unwrap(), b"");
     }
 
     /// In a user namespace: no mknod, the host's node is bound onto a

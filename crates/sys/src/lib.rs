@@ -268,6 +268,34 @@ pub fn close_from(first: u32, keep: &[RawFd]) -> nix::Result<()> {
     Ok(())
 }
 
+/// chmod of `name` in `dir`, not following a symlink there: one
+/// fchmodat2 (Linux 6.6), else glibc's emulation (an O_PATH open, fstat
+/// and chmod of its /proc/self/fd link). A seccomp filter that does not
+/// know fchmodat2 may answer EPERM rather than ENOSYS: the emulation then
+/// gives the real answer.
+pub fn chmod_nofollow(dir: BorrowedFd, name: &str, mode: u32) -> nix::Result<()> {
+    let c = cstring(name)?;
+    // SAFETY: `c` is a NUL-terminated string that outlives the call.
+    let r = Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_fchmodat2,
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            mode,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    });
+    match r {
+        Err(Errno::ENOSYS | Errno::EPERM) => nix::sys::stat::fchmodat(
+            Some(dir.as_raw_fd()),
+            name,
+            nix::sys::stat::Mode::from_bits_truncate(mode),
+            nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+        ),
+        r => r.map(drop),
+    }
+}
+
 /// prctl with integer arguments.
 pub fn prctl(option: i32, arg2: u64) -> nix::Result<()> {
     // SAFETY: every option used by the runtime takes plain integer arguments.
