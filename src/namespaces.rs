@@ -199,7 +199,9 @@ pub fn kernel_offers(
     max_user: impl FnOnce() -> Option<String>,
 ) -> Result<()> {
     let name = proc_name(t);
-    if !ns_dir.join(name).exists() {
+    // The link itself: following it would make the kernel look up (and
+    // possibly allocate) an nsfs inode just to say that it exists.
+    if ns_dir.join(name).symlink_metadata().is_err() {
         bail!(
             "this kernel has no {t} namespace ({} does not exist)",
             ns_dir.join(name).display()
