@@ -521,3 +521,35 @@ fn refuses_a_newer_state_format() {
     // put it back so the environment can clean up
     fs::write(&state_file, serde_json::to_vec(&saved).unwrap()).unwrap();
 }
+
+/// Started with stdin and stdout closed, the runtime puts /dev/null there
+/// before it opens anything: the container's fds 0 and 1 are /dev/null,
+/// not whatever the runtime happened to open first.
+#[test]
+fn closed_stdio_becomes_dev_null() {
+    let env = TestEnv::new("closedstdio");
+    let b = env.bundle(&[
+        "sh",
+        "-c",
+        "stat -L -c '%t:%T' /proc/1/fd/0 /proc/1/fd/1 | cat >&2",
+    ]);
+    let id = env.id("cs");
+    let err = env.dir.join("closed-stdio.err");
+    let status = Command::new("sh")
+        .args([
+            "-c",
+            "exec 0<&- 1>&- 2>\"$0\"; exec \"$@\"",
+            err.to_str().unwrap(),
+        ])
+        .arg(&env.rt.bin)
+        .args(&env.rt.global)
+        .arg("--root")
+        .arg(&env.root)
+        .args(["run", "-b", b.path(), &id])
+        .envs(env.rt.env.iter().map(|(k, v)| (k, v)))
+        .status()
+        .unwrap();
+    let err = fs::read_to_string(&err).unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert_eq!(err, "1:3\n1:3\n", "the container's stdin and stdout");
+}

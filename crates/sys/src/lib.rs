@@ -619,6 +619,45 @@ pub fn seccomp_set_filter(
     Ok(Some(unsafe { OwnedFd::from_raw_fd(r as RawFd) }))
 }
 
+/// What std's runtime does before `main` that the runtime needs, for a
+/// binary whose entry point is its own (`#![no_main]`): fds 0-2 that are
+/// closed are opened on /dev/null, so that no file opened later becomes
+/// the container's stdio or receives error messages; SIGPIPE is ignored,
+/// so that a write to a closed pipe fails with EPIPE rather than killing
+/// the runtime halfway through a start. Aborts, as std does, when
+/// /dev/null cannot be opened.
+pub fn init_process() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: `fds` is an array of 3 initialised pollfds that outlives the
+    // call; a timeout of 0 only reports.
+    let polled = unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } >= 0;
+    for p in fds {
+        let closed = if polled {
+            p.revents & libc::POLLNVAL != 0
+        } else {
+            nix::fcntl::fcntl(p.fd, nix::fcntl::FcntlArg::F_GETFD) == Err(Errno::EBADF)
+        };
+        // The lowest free fd is this one: those below it are open.
+        if closed
+            && nix::fcntl::open(
+                "/dev/null",
+                nix::fcntl::OFlag::O_RDWR,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map(std::os::fd::IntoRawFd::into_raw_fd)
+                != Ok(p.fd)
+        {
+            std::process::abort();
+        }
+    }
+    // SAFETY: SIG_IGN installs no handler code.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
 /// Reset every signal to its default disposition and unblock all of them.
 /// Ignored dispositions and the blocked mask survive execve, and the Rust
 /// runtime ignores SIGPIPE: the container must not inherit either.
