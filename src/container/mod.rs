@@ -522,15 +522,19 @@ impl Runtime {
             cg.destroy()
                 .with_context(|| format!("deleting container {id:?}"))?;
         }
+        let saved;
         let spec = match spec {
-            Some(s) => Some(s.clone()),
-            None => self.saved_spec(id).ok(),
+            Some(s) => Some(s),
+            None => {
+                saved = self.saved_spec(id).ok();
+                saved.as_ref()
+            }
         };
-        if spec.as_ref().is_some_and(shares_host_mounts) {
+        if spec.is_some_and(shares_host_mounts) {
             crate::rootfs::unmount_host_mounts(&st.rootfs)
                 .with_context(|| format!("deleting container {id:?}"))?;
         }
-        if let Some(h) = spec.as_ref().and_then(|s| s.hooks().as_ref()) {
+        if let Some(h) = spec.and_then(|s| s.hooks().as_ref()) {
             hooks::run_all_warning(
                 "poststop",
                 h.poststop().as_ref(),
