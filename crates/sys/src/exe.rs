@@ -8,7 +8,7 @@
 //! binary is replaced first by one that does not refer to that path:
 //!
 //! - a mapping that holds no page of the process's own (no anonymous page
-//!   in smaps, and not writable, so that none can appear before it is
+//!   in /proc/self/pagemap, and not writable, so that none can appear before it is
 //!   replaced: code and read-only data) is mapped again from the new view at
 //!   the same address, offset and protection. The new view is the same
 //!   inode, so the bytes are the page cache's same pages; the code running
@@ -54,33 +54,28 @@ struct MmMap {
     exe_fd: u32,
 }
 
-/// A mapping of the binary, from its header line in /proc/self/smaps,
-/// with the size of its anonymous pages.
+/// A mapping of the binary, from its line in /proc/self/maps, and whether
+/// it holds pages of the process's own (anonymous ones: the copies that
+/// writes, a debugger's breakpoints or uprobes make).
 struct Vma {
     start: usize,
     end: usize,
     prot: i32,
     offset: u64,
-    anonymous_kib: u64,
+    own_pages: bool,
 }
 
-/// The mappings in smaps text of the file mapped at address `anchor`.
+/// The mappings in maps text of the file mapped at address `anchor`.
 /// The file is told by the device and inode the kernel shows there, not by
 /// stat(2)'s, which differ on some filesystems (btrfs gives each subvolume
 /// a device of its own).
-fn vmas_of(smaps: &str, anchor: usize) -> Vec<Vma> {
+fn vmas_of(maps: &str, anchor: usize) -> Vec<Vma> {
     // (mapping, its device and inode fields)
     let mut all: Vec<(Vma, (&str, &str))> = Vec::new();
-    for line in smaps.lines() {
+    for line in maps.lines() {
         let mut f = line.split_ascii_whitespace();
         let Some(first) = f.next() else { continue };
-        if first == "Anonymous:" {
-            if let Some((v, _)) = all.last_mut() {
-                v.anonymous_kib = f.next().and_then(|k| k.parse().ok()).unwrap_or(u64::MAX);
-            }
-            continue;
-        }
-        // A mapping's header: range perms offset dev inode [path].
+        // range perms offset dev inode [path]
         let Some((a, b)) = first.split_once('-') else {
             continue;
         };
@@ -111,8 +106,7 @@ fn vmas_of(smaps: &str, anchor: usize) -> Vec<Vma> {
                 end,
                 prot,
                 offset,
-                // unknown until its Anonymous line says: not none
-                anonymous_kib: u64::MAX,
+                own_pages: false,
             },
             (dev, ino),
         ));
@@ -131,6 +125,31 @@ fn vmas_of(smaps: &str, anchor: usize) -> Vec<Vma> {
         .collect()
 }
 
+/// Whether a pagemap entry is a page of the process's own: present and
+/// not the file's page (bit 61 clear), or swapped out (only anonymous
+/// pages are).
+fn own_page(entry: u64) -> bool {
+    let (present, swapped, file) = (entry >> 63 & 1, entry >> 62 & 1, entry >> 61 & 1);
+    (present == 1 && file == 0) || swapped == 1
+}
+
+/// Whether the pages of `[start, end)` include one of the process's own,
+/// read from its /proc/self/pagemap (one 8-byte entry a page; only the
+/// page tables of this range are walked, where smaps would format every
+/// mapping of the process).
+fn holds_own_pages(pagemap: &File, start: usize, end: usize) -> nix::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    // SAFETY: sysconf has no memory effects.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    let mut entries = vec![0u8; (end - start) / page * 8];
+    pagemap
+        .read_exact_at(&mut entries, (start / page * 8) as u64)
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    Ok(entries
+        .chunks_exact(8)
+        .any(|e| own_page(u64::from_ne_bytes(e.try_into().unwrap()))))
+}
+
 /// How a mapping of the binary is replaced (module comment).
 #[derive(Debug, PartialEq)]
 enum Replacement {
@@ -139,7 +158,7 @@ enum Replacement {
 }
 
 fn replacement(v: &Vma) -> nix::Result<Replacement> {
-    let own_pages = v.anonymous_kib != 0 || v.prot & libc::PROT_WRITE != 0;
+    let own_pages = v.own_pages || v.prot & libc::PROT_WRITE != 0;
     match (own_pages, v.prot & libc::PROT_EXEC != 0) {
         (false, _) => Ok(Replacement::Remap),
         (true, false) => Ok(Replacement::Copy),
@@ -257,11 +276,15 @@ pub fn switch_exe(file: &File) -> nix::Result<()> {
         .and_then(|s| mm_map_from_stat(&s))
         .ok_or(Errno::EINVAL)?;
     map.exe_fd = file.as_raw_fd() as u32;
-    let smaps = crate::read_proc("/proc/self/smaps").map_err(|_| Errno::ENOENT)?;
+    let maps = crate::read_proc("/proc/self/maps").map_err(|_| Errno::ENOENT)?;
     // An address in this very code, which is the binary's.
-    let vmas = vmas_of(&smaps, switch_exe as *const () as usize);
+    let mut vmas = vmas_of(&maps, switch_exe as *const () as usize);
     if vmas.is_empty() {
         return Err(Errno::ENOENT);
+    }
+    let pagemap = File::open("/proc/self/pagemap").map_err(|_| Errno::ENOENT)?;
+    for v in vmas.iter_mut().filter(|v| v.prot & libc::PROT_WRITE == 0) {
+        v.own_pages = holds_own_pages(&pagemap, v.start, v.end)?;
     }
     let plan = vmas
         .iter()
@@ -296,75 +319,95 @@ pub fn switch_exe(file: &File) -> nix::Result<()> {
 mod tests {
     use super::*;
 
-    const SMAPS: &str = "\
+    const MAPS: &str = "\
 5555d7000000-5555d7001000 r--p 00000000 08:01 42 /usr/bin/x
-Size:                  4 kB
-Anonymous:             0 kB
 5555d7001000-5555d7003000 r-xp 00001000 08:01 42 /usr/bin/x
-Size:                  8 kB
-Anonymous:             0 kB
 5555d7003000-5555d7004000 r--p 00003000 08:01 42 /usr/bin/x
-Anonymous:             4 kB
 5555d7004000-5555d7005000 rw-p 00004000 08:01 42 /usr/bin/x
-Anonymous:             0 kB
 5555d7005000-5555d7006000 rw-p 00000000 00:00 0
-Anonymous:             4 kB
 7f0000000000-7f0000001000 r-xp 00000000 08:01 43 /usr/lib/y
-Anonymous:             0 kB
 7f0000001000-7f0000002000 r--p 00000000 00:2a 42 /mnt/other-fs-same-inode
-Anonymous:             0 kB
 7f0000002000-7f0000003000 r--p 00001000 08:01 42 /usr/bin/x
 ";
     /// An address in the code of /usr/bin/x.
     const IN_X: usize = 0x5555d7002345;
 
     #[test]
-    fn finds_the_files_mappings_with_their_anonymous_pages() {
-        let v = vmas_of(SMAPS, IN_X);
+    fn finds_the_files_mappings() {
+        let v = vmas_of(MAPS, IN_X);
         let got: Vec<_> = v
             .iter()
-            .map(|v| (v.start, v.end - v.start, v.prot, v.offset, v.anonymous_kib))
+            .map(|v| (v.start, v.end - v.start, v.prot, v.offset))
             .collect();
+        let (r, x, w) = (libc::PROT_READ, libc::PROT_EXEC, libc::PROT_WRITE);
         assert_eq!(
             got,
             [
-                (0x5555d7000000, 0x1000, libc::PROT_READ, 0, 0),
-                (
-                    0x5555d7001000,
-                    0x2000,
-                    libc::PROT_READ | libc::PROT_EXEC,
-                    0x1000,
-                    0
-                ),
-                (0x5555d7003000, 0x1000, libc::PROT_READ, 0x3000, 4),
-                (
-                    0x5555d7004000,
-                    0x1000,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    0x4000,
-                    0
-                ),
-                // no Anonymous line: counted as holding some
-                (0x7f0000002000, 0x1000, libc::PROT_READ, 0x1000, u64::MAX),
+                (0x5555d7000000, 0x1000, r, 0),
+                (0x5555d7001000, 0x2000, r | x, 0x1000),
+                (0x5555d7003000, 0x1000, r, 0x3000),
+                (0x5555d7004000, 0x1000, r | w, 0x4000),
+                (0x7f0000002000, 0x1000, r, 0x1000),
             ]
         );
         // an anchor in anonymous memory, or in no mapping, finds nothing
-        assert!(vmas_of(SMAPS, 0x5555d7005800).is_empty());
-        assert!(vmas_of(SMAPS, 0x1000).is_empty());
+        assert!(vmas_of(MAPS, 0x5555d7005800).is_empty());
+        assert!(vmas_of(MAPS, 0x1000).is_empty());
     }
 
     #[test]
     fn code_and_read_only_data_are_remapped_what_holds_own_pages_copied() {
-        let v = vmas_of(SMAPS, IN_X);
+        let mut v = vmas_of(MAPS, IN_X);
+        // read-only data relocated at start (RELRO)
+        v[2].own_pages = true;
         let how: Vec<_> = v.iter().map(replacement).collect();
         use Replacement::*;
-        assert_eq!(how, [Ok(Remap), Ok(Remap), Ok(Copy), Ok(Copy), Ok(Copy)]);
+        assert_eq!(how, [Ok(Remap), Ok(Remap), Ok(Copy), Ok(Copy), Ok(Remap)]);
         // code holding a breakpoint's page
-        let traced = Vma {
-            anonymous_kib: 4,
-            ..vmas_of(SMAPS, IN_X).swap_remove(1)
+        v[1].own_pages = true;
+        assert_eq!(replacement(&v[1]), Err(Errno::EBUSY));
+    }
+
+    #[test]
+    fn pagemap_entries() {
+        let (present, swapped, file) = (1u64 << 63, 1u64 << 62, 1u64 << 61);
+        assert!(!own_page(0), "not present");
+        assert!(!own_page(present | file | 1234), "the file's page");
+        assert!(own_page(present | 1234), "an anonymous copy");
+        assert!(own_page(swapped | 77), "swapped out");
+    }
+
+    /// A private mapping of a file holds pages of its own once written to,
+    /// as this process's pagemap tells.
+    #[test]
+    fn own_pages_of_a_real_mapping() {
+        // this test's own binary: more than 16 KiB, opened read-only
+        let f = File::open("/proc/self/exe").unwrap();
+        let len = 16384;
+        // SAFETY: a fresh private mapping of the whole file, unmapped below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE,
+                f.as_raw_fd(),
+                0,
+            )
         };
-        assert_eq!(replacement(&traced), Err(Errno::EBUSY));
+        assert_ne!(p, libc::MAP_FAILED);
+        let (start, end) = (p as usize, p as usize + len);
+        let pagemap = File::open("/proc/self/pagemap").unwrap();
+        // SAFETY: reading inside the mapping (ELF: its first byte is 0x7f).
+        assert_eq!(unsafe { std::ptr::read_volatile(p.cast::<u8>()) }, 0x7f);
+        assert!(!holds_own_pages(&pagemap, start, end).unwrap());
+        // SAFETY: writing inside the writable mapping.
+        unsafe { std::ptr::write_volatile(p.cast::<u8>().add(8192), 1) };
+        assert!(holds_own_pages(&pagemap, start, end).unwrap());
+        assert!(!holds_own_pages(&pagemap, start, start + 8192).unwrap());
+        assert!(holds_own_pages(&pagemap, start + 8192, start + 12288).unwrap());
+        // SAFETY: the mapping made above, no longer used.
+        unsafe { libc::munmap(p, len) };
     }
 
     #[test]
