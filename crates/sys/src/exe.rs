@@ -8,9 +8,9 @@
 //! binary is replaced first by one that does not refer to that path:
 //!
 //! - a mapping that holds no page of the process's own (no anonymous page
-//!   in /proc/self/pagemap, and not writable, so that none can appear before it is
-//!   replaced: code and read-only data) is mapped again from the new view at
-//!   the same address, offset and protection. The new view is the same
+//!   in /proc/self/pagemap, and not writable, so that none can appear
+//!   before it is replaced: code and read-only data) is mapped again from
+//!   the new view at the same address, offset and protection. The new view is the same
 //!   inode, so the bytes are the page cache's same pages; the code running
 //!   this replaces its own mapping, and faults the same bytes back in.
 //! - any other mapping of the binary (data, and RELRO, which the startup
