@@ -23,6 +23,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/child-cpu.sh
+. "$here/child-cpu.sh"
 repo=$(cd "$here/.." && pwd)
 runs=${BENCH_RUNS:-100}
 rss_runs=${BENCH_RSS_RUNS:-20}
@@ -38,19 +40,7 @@ if [ "${1:-}" = --measure ]; then
     # No command substitution inside a measured window: its fork would be
     # timed, and its CPU time counted with the runtime's.
     #   wall clock: ${EPOCHREALTIME/./} is microseconds;
-    #   CPU: user + sys of every waited-for child (the runtime, its init, the
-    #   container), from `times` (milliseconds), summed into REPLY.
-    child_cpu() {
-        local self u s t
-        times > "$out.times"
-        { read -r self; read -r u s; } < "$out.times"
-        REPLY=0
-        for t in "$u" "$s"; do
-            local m=${t%%m*} sec=${t#*m}
-            sec=${sec%s}
-            REPLY=$((REPLY + 10#$m * 60000 + 10#${sec/./}))
-        done
-    }
+    #   CPU: child_cpu (bench/child-cpu.sh).
     for i in 1 2; do
         "$bin" --root "$root" run -b "$bundle" "warm$i" >/dev/null
         "$bin" --root "$root" run -b "$limited" "warml$i" >/dev/null
@@ -61,11 +51,11 @@ if [ "${1:-}" = --measure ]; then
         if ((i % 2)); then kinds="lim run"; else kinds="run lim"; fi
         for kind in $kinds; do
             if [ "$kind" = run ]; then b=$bundle id=r$i; else b=$limited id=l$i; fi
-            child_cpu; c0=$REPLY
+            child_cpu "$out.times"; c0=$REPLY
             t0=${EPOCHREALTIME/./}
             "$bin" --root "$root" run -b "$b" "$id" >/dev/null
             t1=${EPOCHREALTIME/./}
-            child_cpu
+            child_cpu "$out.times"
             echo $((t1 - t0)) >> "$out.$kind"
             echo $((REPLY - c0)) >> "$out.$kind.cpu"
         done

@@ -26,18 +26,8 @@ rounds=${COMPARE_ROUNDS:-10}
 work=$(mktemp -d /tmp/rcontain-compare.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 for bin in "$@"; do dd if="$bin" iflag=nocache count=0 status=none; done
-# user + sys ms of every waited-for descendant so far, from `times`
-child_cpu() {
-    local self u s t m sec
-    times > "$work/times"
-    { read -r self; read -r u s; } < "$work/times"
-    REPLY=0
-    for t in "$u" "$s"; do
-        m=${t%%m*} sec=${t#*m}
-        sec=${sec%s}
-        REPLY=$((REPLY + 10#$m * 60000 + 10#${sec/./}))
-    done
-}
+# shellcheck source=bench/child-cpu.sh
+. "$here/child-cpu.sh"
 "$here/../bundles/make-bundle.sh" "$work/bundle" /bin/true >/dev/null
 
 for ((r = 0; r < rounds; r++)); do
@@ -45,7 +35,7 @@ for ((r = 0; r < rounds; r++)); do
         bin=${!b} root=$work/root-$b out=$work/res-$b
         mkdir -p "$root"
         for i in 1 2; do "$bin" --root "$root" run -b "$work/bundle" "w$r-$i" >/dev/null; done
-        child_cpu
+        child_cpu "$work/times"
         c0=$REPLY
         for ((i = 0; i < 10; i++)); do
             t0=${EPOCHREALTIME/./}
@@ -53,7 +43,7 @@ for ((r = 0; r < rounds; r++)); do
             t1=${EPOCHREALTIME/./}
             echo $((t1 - t0)) >> "$out.run"
         done
-        child_cpu
+        child_cpu "$work/times"
         echo $((REPLY - c0)) >> "$out.cpu"
         for i in 1 2; do
             /usr/bin/time -f %M -o "$out.one" "$bin" --root "$root" run -b "$work/bundle" "m$r-$i" >/dev/null

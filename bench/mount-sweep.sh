@@ -34,6 +34,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/child-cpu.sh
+. "$here/child-cpu.sh"
 repo=$(cd "$here/.." && pwd)
 mounts_list=${SWEEP_MOUNTS:-0 1000 3000}
 par_list=${SWEEP_PARALLEL:-1 4 16}
@@ -51,18 +53,6 @@ if [ "${1:-}" = --batch ]; then
     if [ "${UNMOUNT_UNIFIED:-}" = 1 ]; then
         umount /sys/fs/cgroup/unified
     fi
-    # user + sys ms of every waited-for descendant so far, from `times`
-    child_cpu() {
-        local self u s t m sec
-        times > "$out.times"
-        { read -r self; read -r u s; } < "$out.times"
-        REPLY=0
-        for t in "$u" "$s"; do
-            m=${t%%m*} sec=${t#*m}
-            sec=${sec%s}
-            REPLY=$((REPLY + 10#$m * 60000 + 10#${sec/./}))
-        done
-    }
     worker() {
         local w=$1 i t0 t1
         for ((i = 0; i < per; i++)); do
@@ -75,12 +65,12 @@ if [ "${1:-}" = --batch ]; then
             fi
         done
     }
-    child_cpu; c0=$REPLY
+    child_cpu "$out.times"; c0=$REPLY
     b0=${EPOCHREALTIME/./}
     for ((w = 0; w < par; w++)); do worker "$w" & done
     wait
     b1=${EPOCHREALTIME/./}
-    child_cpu
+    child_cpu "$out.times"
     cat "$out".lat.* >> "$out.lat" 2>/dev/null || true
     rm -f "$out".lat.*
     echo "$((par * per)) $((b1 - b0)) $((REPLY - c0))" >> "$out.tp"
