@@ -64,6 +64,19 @@ fn malformed_config_json() {
     clean_failure(&env, &out, &["config.json"]);
 }
 
+/// Global flags come before the command, as with runc and crun; one
+/// given after it is refused, in one line naming it.
+#[test]
+fn global_flag_after_the_command() {
+    let env = TestEnv::new("lateglobal");
+    let b = env.bundle(&["true"]);
+    let id = env.id("e");
+    let log = env.dir.join("late.log");
+    let out = env.rt(&["run", "--log", log.to_str().unwrap(), "-b", b.path(), &id]);
+    clean_failure(&env, &out, &["--log"]);
+    assert!(!log.exists(), "the flag after the command was used");
+}
+
 #[test]
 fn wrongly_typed_field() {
     create_fails("wrongtype", |c| c["hostname"] = json!(42), &["hostname"]);
