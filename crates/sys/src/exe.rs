@@ -10,9 +10,10 @@
 //! - a mapping that holds no page of the process's own (no anonymous page
 //!   in /proc/self/pagemap, and not writable, so that none can appear
 //!   before it is replaced: code and read-only data) is mapped again from
-//!   the new view at the same address, offset and protection. The new view is the same
-//!   inode, so the bytes are the page cache's same pages; the code running
-//!   this replaces its own mapping, and faults the same bytes back in.
+//!   the new view at the same address, offset and protection. The new
+//!   view is the same inode, so the bytes are the page cache's same pages;
+//!   the code running this replaces its own mapping, and faults the same
+//!   bytes back in.
 //! - any other mapping of the binary (data, and RELRO, which the startup
 //!   relocated and then made read-only) is copied into anonymous memory,
 //!   which replaces it in one `mremap`. Nothing may write to it between the
@@ -381,10 +382,12 @@ mod tests {
     /// as this process's pagemap tells.
     #[test]
     fn own_pages_of_a_real_mapping() {
-        // this test's own binary: more than 16 KiB, opened read-only
+        // this test's own binary, opened read-only: four pages of it
         let f = File::open("/proc/self/exe").unwrap();
-        let len = 16384;
-        // SAFETY: a fresh private mapping of the whole file, unmapped below.
+        // SAFETY: sysconf has no memory effects.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let len = 4 * page;
+        // SAFETY: a fresh private mapping of the file's start, unmapped below.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -401,11 +404,11 @@ mod tests {
         // SAFETY: reading inside the mapping (ELF: its first byte is 0x7f).
         assert_eq!(unsafe { std::ptr::read_volatile(p.cast::<u8>()) }, 0x7f);
         assert!(!holds_own_pages(&pagemap, start, end).unwrap());
-        // SAFETY: writing inside the writable mapping.
-        unsafe { std::ptr::write_volatile(p.cast::<u8>().add(8192), 1) };
+        // SAFETY: writing inside the writable mapping, in its third page.
+        unsafe { std::ptr::write_volatile(p.cast::<u8>().add(2 * page), 1) };
         assert!(holds_own_pages(&pagemap, start, end).unwrap());
-        assert!(!holds_own_pages(&pagemap, start, start + 8192).unwrap());
-        assert!(holds_own_pages(&pagemap, start + 8192, start + 12288).unwrap());
+        assert!(!holds_own_pages(&pagemap, start, start + 2 * page).unwrap());
+        assert!(holds_own_pages(&pagemap, start + 2 * page, start + 3 * page).unwrap());
         // SAFETY: the mapping made above, no longer used.
         unsafe { libc::munmap(p, len) };
     }
