@@ -130,6 +130,158 @@ fn a_runtime_binary_not_writable_via_proc_exe() {
     env.assert_nothing_left();
 }
 
+/// A shell command for a process of a container: open `exe` (a /proc exe
+/// link; $VARS expand) as fd 3 and say whether that worked, mark
+/// /shared/probed, wait for /shared/go, then write through fd 3. What it
+/// says goes to /shared/out, ending with "done".
+fn exe_holder(exe: &str) -> String {
+    format!(
+        "{{ exec 3<{exe} && echo opened || echo open-denied; \
+         echo probed > /shared/probed; \
+         while [ ! -e /shared/go ]; do usleep 20000; done; \
+         (echo pwned >> /proc/self/fd/3) 2>/dev/null && echo REOPEN-WRITE || echo reopen-denied; \
+         (echo pwned > /proc/self/fd/3) 2>/dev/null && echo TRUNC-WRITE || echo trunc-denied; \
+         echo done; }} > /shared/out 2>&1 < /dev/null"
+    )
+}
+
+/// A container bundle with every capability and the host dir `shared` at
+/// /shared, saved.
+fn privileged_bundle(env: &TestEnv, args: &[&str], shared: &Path) -> Bundle {
+    let mut b = env.bundle(args);
+    let c = &mut b.config;
+    c["process"]["capabilities"] = json!({
+        "bounding": ALL_CAPS, "effective": ALL_CAPS, "permitted": ALL_CAPS
+    });
+    c["process"]["noNewPrivileges"] = json!(false);
+    c["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/shared", "type": "bind",
+        "source": shared.to_str().unwrap(), "options": ["rbind", "rw"]
+    }));
+    b.save();
+    b
+}
+
+/// Lets the holder of `exe_holder` write once `run -d` is back (nothing
+/// executes the private runtime `copy` then, so ETXTBSY cannot hide a
+/// vulnerability), and checks that it held the exe and wrote nothing.
+fn release_holder(env: &TestEnv, shared: &Path, copy: &Path, before: &[u8]) {
+    fs::write(shared.join("go"), "").unwrap();
+    let out_path = shared.join("out");
+    env.wait_for("the holder's report", || {
+        fs::read_to_string(&out_path).is_ok_and(|o| o.contains("done"))
+    });
+    let out = fs::read_to_string(&out_path).unwrap();
+    eprintln!("holder saw:\n{out}");
+    assert!(
+        fs::read(copy).unwrap() == before,
+        "runtime binary modified: {out}"
+    );
+    for bad in ["REOPEN-WRITE", "TRUNC-WRITE"] {
+        assert!(!out.contains(bad), "{bad}: {out}");
+    }
+    // Else the attack was never made: the init's exe must be reachable
+    // with CAP_SYS_PTRACE (what the runtime protects is the file).
+    if env.rt.is_rcontain() {
+        assert!(
+            out.contains("opened"),
+            "the holder could not open the exe: {out}"
+        );
+    }
+}
+
+/// (a) for `run`, which moves onto the read-only clone only where the
+/// container could reach its init before it execs
+/// (selfexe::container_reaches_init): here a startContainer hook, a program
+/// of the container's own run by the init in its pid namespace, leaves a
+/// process holding the init's /proc/1/exe behind, which writes through it
+/// once `run -d` is back.
+#[test]
+fn run_with_a_start_container_hook_keeps_the_binary_out_of_reach() {
+    let mut env = TestEnv::new("exehook");
+    let copy = env.dir.join(format!("runtime-{}", env.rt.name()));
+    fs::copy(&env.rt.bin, &copy).unwrap();
+    env.rt.bin = copy.clone();
+    let before = fs::read(&copy).unwrap();
+    let shared = env.dir.join("shared");
+    fs::create_dir(&shared).unwrap();
+    let mut b = privileged_bundle(&env, &["sleep", "1000"], &shared);
+    let hook = format!(
+        "({}) & while [ ! -e /shared/probed ]; do usleep 20000; done",
+        exe_holder("/proc/1/exe")
+    );
+    b.config["hooks"] = json!({
+        "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", hook]}]
+    });
+    b.save();
+    let id = env.id("c");
+    env.rt(&["run", "-d", "-b", b.path(), &id])
+        .expect_ok("run -d");
+    release_holder(&env, &shared, &copy, &before);
+    env.rt(&["delete", "-f", &id]).expect_ok("delete");
+    env.assert_nothing_left();
+}
+
+/// (a) for a `run` whose container joins the pid namespace of a running
+/// one: a process of that one opens the new init's exe while a
+/// createRuntime hook holds the init before pivot_root, and writes through
+/// it once `run -d` is back.
+#[test]
+fn run_into_a_shared_pid_namespace_keeps_the_binary_out_of_reach() {
+    let mut env = TestEnv::new("exepidns");
+    let copy = env.dir.join(format!("runtime-{}", env.rt.name()));
+    fs::copy(&env.rt.bin, &copy).unwrap();
+    env.rt.bin = copy.clone();
+    let before = fs::read(&copy).unwrap();
+    let shared = env.dir.join("shared");
+    fs::create_dir(&shared).unwrap();
+
+    // The holder: waits for the pid (in its own pid namespace) of the
+    // second container's init.
+    let holder = format!(
+        "while [ ! -s /shared/pid ]; do usleep 20000; done; {}; sleep 1000",
+        exe_holder("/proc/$(cat /shared/pid)/exe")
+    );
+    let h = privileged_bundle(&env, &["sh", "-c", &holder], &shared);
+    let hid = env.id("holder");
+    env.rt(&["run", "-d", "-b", h.path(), &hid])
+        .expect_ok("run -d holder");
+    let hpid = env.state(&hid)["pid"].as_i64().unwrap();
+
+    // On the host, with the new init's state on stdin: its pid as the
+    // holder's namespace numbers it, then wait until the holder has it.
+    let pid_file = shared.join("pid");
+    let probed = shared.join("probed");
+    let hook = script(
+        &env.dir.join("hold-init.sh"),
+        &format!(
+            "pid=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p')\n\
+             awk '/^NSpid:/ {{ print $NF }}' /proc/$pid/status > {pf}.tmp\n\
+             mv {pf}.tmp {pf}\n\
+             while [ ! -e {probed} ]; do sleep 0.02; done",
+            pf = pid_file.display(),
+            probed = probed.display()
+        ),
+    );
+    let mut v = env.bundle(&["sleep", "1000"]);
+    for n in v.config["linux"]["namespaces"].as_array_mut().unwrap() {
+        if n["type"] == "pid" {
+            n["path"] = json!(format!("/proc/{hpid}/ns/pid"));
+        }
+    }
+    v.config["hooks"] = json!({
+        "createRuntime": [{"path": hook.to_str().unwrap()}]
+    });
+    v.save();
+    let vid = env.id("joiner");
+    env.rt(&["run", "-d", "-b", v.path(), &vid])
+        .expect_ok("run -d joiner");
+    release_holder(&env, &shared, &copy, &before);
+    env.rt(&["delete", "-f", &vid]).expect_ok("delete joiner");
+    env.rt(&["delete", "-f", &hid]).expect_ok("delete holder");
+    env.assert_nothing_left();
+}
+
 /// Spawn `run` with two extra inherited fds (3 and 7) open on host files.
 fn run_with_extra_fds(env: &TestEnv, extra_args: &[&str], script: &str) -> String {
     let b = env.bundle(&["sh", "-c", script]);

@@ -270,16 +270,17 @@ pub fn main() -> i32 {
             return 1;
         }
     };
-    // create, run and exec run from a read-only view of the binary
-    // (selfexe). Doing it before clap builds its command tree spares
-    // building that tree twice where the runtime has to re-exec. Any
-    // argument spelled like one of the three triggers it (`state run` does
-    // it needlessly, harmlessly); dispatch checks again on the parsed
-    // command, which costs one statfs once the binary is read-only. An
-    // error is reported after parsing, through the log an engine reads.
+    // create and exec run from a read-only view of the binary (selfexe;
+    // run decides once it has read the config). Doing it before clap
+    // builds its command tree spares building that tree twice where the
+    // runtime has to re-exec. Any argument spelled like one of the two
+    // triggers it (`state exec` does it needlessly, harmlessly); dispatch
+    // checks again on the parsed command, which costs one statfs once the
+    // binary is read-only. An error is reported after parsing, through the
+    // log an engine reads.
     let early = std::env::args_os()
         .skip(1)
-        .any(|a| a == "create" || a == "run" || a == "exec")
+        .any(|a| a == "create" || a == "exec")
         .then(rcontain::process::selfexe::ensure_read_only_exe);
     let cli = parse_args();
     // Before the runtime opens anything (the log file included): what the
@@ -386,8 +387,10 @@ fn one_line(msg: &str) -> String {
 
 fn dispatch(cli: Cli) -> Result<i32> {
     // Everything that forks a process into a container runs from a sealed
-    // binary nothing can write to (see rcontain::process::selfexe).
-    if matches!(cli.cmd, Cmd::Create { .. } | Cmd::Run { .. } | Cmd::Exec(_)) {
+    // binary nothing can write to (see rcontain::process::selfexe); `run`
+    // where the container could reach its init in time, which only the
+    // config tells (container::foreground).
+    if matches!(cli.cmd, Cmd::Create { .. } | Cmd::Exec(_)) {
         rcontain::process::selfexe::ensure_read_only_exe()?;
     }
     // Chosen only for the commands that work on containers: choosing the

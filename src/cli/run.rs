@@ -87,8 +87,12 @@ fn run_image(
             }
         }
         None => {
-            args.bundle =
-                s.create_bundle(image, platform, id, &super::image_base_spec(None), None)?;
+            // Decided on the base config, before the store makes anything
+            // a re-exec would find in its way: an image's config changes
+            // neither namespaces nor hooks, so the bundle's decides alike.
+            let base = super::image_base_spec(None);
+            rcontain::process::selfexe::ensure_read_only_exe_for_run(&base)?;
+            args.bundle = s.create_bundle(image, platform, id, &base, None)?;
             ImageRootfs::HostOverlay
         }
     };

@@ -31,6 +31,7 @@ const FORWARDED: [Signal; 13] = [
 pub fn run(rt: &Runtime, o: &CreateOpts, detach: bool) -> Result<i32> {
     if detach {
         let bundle = load_bundle(o)?;
+        crate::process::selfexe::ensure_read_only_exe_for_run(&bundle.spec)?;
         rt.create_from(o, &bundle, None)?;
         return start_or_delete(rt, &o.id, &bundle.spec).map(|_| 0);
     }
@@ -41,6 +42,7 @@ pub fn run(rt: &Runtime, o: &CreateOpts, detach: bool) -> Result<i32> {
     let mut sfd = block_signals()?;
     // The console socket must exist before create: read the config first.
     let bundle = load_bundle(o)?;
+    crate::process::selfexe::ensure_read_only_exe_for_run(&bundle.spec)?;
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal());
     let (ours, theirs) = console_pair(o.console_socket.is_none() && terminal.unwrap_or(false))?;
     let st = rt.create_from(o, &bundle, theirs)?;

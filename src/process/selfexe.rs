@@ -7,8 +7,10 @@
 //! through it to the host's binary (CVE-2019-5736). Non-dumpability stops
 //! unprivileged attackers only.
 //!
-//! So before spawning anything, `create`, `run` and `exec` make their exe a
-//! read-only mount of their own binary: /proc/PID/exe then refers to that
+//! So before spawning anything, `create` and `exec` make their exe a
+//! read-only mount of their own binary, and `run` does where the
+//! container could reach its init in time (`ensure_read_only_exe_for_run`):
+//! /proc/PID/exe then refers to that
 //! mount, and opening it for writing fails with EROFS, without copying the
 //! binary. The mount is a detached clone (`open_tree(OPEN_TREE_CLONE)` of
 //! /proc/self/exe, made read-only with `mount_setattr`): it is in no mount
@@ -30,6 +32,7 @@
 use anyhow::{anyhow, Context, Result};
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
@@ -128,6 +131,55 @@ pub fn ensure_read_only_exe() -> Result<()> {
     ))
 }
 
+/// `run`: `ensure_read_only_exe`, unless no process of the container can
+/// reach a runtime process's exe link while that is the runtime's binary
+/// (`container_reaches_init`). It is called once the config is read,
+/// before anything of the container exists, so that the re-exec, where it
+/// is needed, starts the command over with nothing to undo.
+pub fn ensure_read_only_exe_for_run(spec: &Spec) -> Result<()> {
+    if container_reaches_init(spec) {
+        ensure_read_only_exe()
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether, in `run`, a process of the container could open the exe link
+/// of a runtime process while it is the runtime's binary.
+///
+/// Opening /proc/PID/exe takes the same access check as /proc/PID/root
+/// (ptrace read access to the process). So against a process whose root
+/// is the host's (the runtime, and the init until pivot_root) the exe
+/// link gives nothing the root link does not already: the host's files,
+/// the binary among them. What matters is the init between pivot_root
+/// and its execve, rooted in the container yet running the runtime's
+/// binary. It is seen only from its own pid namespace and the ones above
+/// it. Above are the runtime's: a process there that passes the check
+/// passes it for the runtime itself, whose root is the host's. Its own is
+/// new, so it holds nothing but the init and what the init forks: the
+/// createContainer and startContainer hooks, the second a program of the
+/// container's own files. Nothing else joins it in time: `run` returns,
+/// and the container's pid becomes known, only once the init has exec'd
+/// (`start` waits for that). `create` is not so: between `create` and
+/// `start` another container may be given the init's pid namespace, as
+/// `security::a_runtime_binary_not_writable_via_proc_exe` does.
+fn container_reaches_init(spec: &Spec) -> bool {
+    let own_pid_ns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none())
+        });
+    let hooks_inside = spec.hooks().as_ref().is_some_and(|h| {
+        [h.create_container(), h.start_container()]
+            .into_iter()
+            .any(|v| v.as_ref().is_some_and(|v| !v.is_empty()))
+    });
+    !own_pid_ns || hooks_inside
+}
+
 /// This process's arguments, for its re-exec.
 fn exec_args() -> Result<Vec<CString>> {
     Ok(std::env::args_os()
@@ -209,4 +261,44 @@ fn reexec_in_private_ns(args: &[CString], mut env: Vec<CString>) -> Result<()> {
         exe.display(),
         e.desc()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::container_reaches_init;
+
+    fn spec(namespaces: serde_json::Value, hooks: serde_json::Value) -> oci_spec::runtime::Spec {
+        serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.2.0",
+            "root": {"path": "rootfs"},
+            "linux": {"namespaces": namespaces},
+            "hooks": hooks,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_a_pid_namespace_of_its_own_without_inner_hooks_keeps_the_init_out_of_reach() {
+        let own = serde_json::json!([{"type": "mount"}, {"type": "pid"}]);
+        let hook = serde_json::json!([{"path": "/bin/true"}]);
+        assert!(!container_reaches_init(&spec(
+            own.clone(),
+            serde_json::json!({})
+        )));
+        // hooks run in the runtime's namespaces do not count, nor empty lists
+        assert!(!container_reaches_init(&spec(
+            own.clone(),
+            serde_json::json!({"prestart": hook, "createRuntime": hook, "poststart": hook,
+                               "createContainer": [], "startContainer": []})
+        )));
+        for inner in ["createContainer", "startContainer"] {
+            let h = serde_json::json!({ inner: hook });
+            assert!(container_reaches_init(&spec(own.clone(), h)), "{inner}");
+        }
+        let joined =
+            serde_json::json!([{"type": "mount"}, {"type": "pid", "path": "/proc/1/ns/pid"}]);
+        assert!(container_reaches_init(&spec(joined, serde_json::json!({}))));
+        let none = serde_json::json!([{"type": "mount"}]);
+        assert!(container_reaches_init(&spec(none, serde_json::json!({}))));
+    }
 }

@@ -3,7 +3,8 @@
 //!
 //! It runs the runtime's binary image (a fork, not an exec: its
 //! /proc/self/exe is the read-only clone `process::selfexe` moved the
-//! runtime onto), is made non-dumpable at once so that nothing in the
+//! runtime onto, wherever the container could reach the init before it
+//! execs), is made non-dumpable at once so that nothing in the
 //! container can open its /proc/PID/exe or fds (CVE-2019-5736 class), and
 //! talks to the parent only through the sync channel until `Ready`.
 //! After that the parent is gone: it blocks opening exec.fifo for writing
