@@ -105,6 +105,7 @@ test-hosts: build
 bench: build
 	bench/bench.sh $(RCONTAIN)
 	SWEEP_EXTRA="floor=bench/floor.sh" bench/mount-sweep.sh $(RCONTAIN)
+	LONE_EXTRA="floor=bench/floor.sh" bench/lone.sh $(RCONTAIN)
 	bench/engines.sh $(RCONTAIN) $$(command -v runc) $$(command -v crun)
 	bundles/bench-unpack.sh
 

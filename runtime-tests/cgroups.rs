@@ -67,30 +67,51 @@ fn test_path(name: &str) -> PathBuf {
 /// Destroys the manager's cgroups and kills the test's processes on drop.
 struct Guard {
     m: Manager,
+    path: PathBuf,
     children: Vec<Child>,
 }
 
 impl Guard {
     fn new(name: &str) -> Guard {
-        let m = Manager::new(Some(&test_path(name)), name).unwrap();
+        let path = test_path(name);
+        let m = Manager::new(Some(&path), name).unwrap();
         Guard {
             m,
+            path,
             children: Vec::new(),
         }
     }
 
-    /// Start `sleep` (or `args`) and move it into the cgroup.
+    /// Start `sleep` (or `args`) in the cgroup: it joins the v1
+    /// hierarchies itself between fork and exec (cgroups::SelfJoin, as the
+    /// init does), the runtime moves it into the rest.
     fn spawn(&mut self, args: &[&str]) -> i32 {
-        let child = Command::new(args[0])
-            .args(&args[1..])
+        use std::os::unix::process::CommandExt;
+        let join = self.m.v1_self_join().unwrap();
+        let mut cmd = Command::new(args[0]);
+        cmd.args(&args[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::null());
+        let joined = join.is_some();
+        if let Some(j) = join {
+            // SAFETY: in the forked child, which has one thread; `join`
+            // only writes to fds open already (it allocates only to report
+            // a failure).
+            unsafe {
+                cmd.pre_exec(move || j.join().map_err(std::io::Error::other));
+            }
+        }
+        let child = cmd.spawn().unwrap();
         let pid = child.id() as i32;
         self.children.push(child);
-        self.m.add_pid(pid, false).unwrap();
+        self.m.add_pid(pid, false, joined).unwrap();
+        // in the container's cgroup in every hierarchy, v1 or not
+        let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        let want = self.path.to_str().unwrap();
+        for line in own.lines() {
+            assert!(line.ends_with(want), "{own}");
+        }
         pid
     }
 
@@ -113,7 +134,7 @@ impl Guard {
             assert!(Instant::now() < deadline, "the shell never stopped");
             std::thread::sleep(Duration::from_millis(5));
         }
-        self.m.add_pid(pid, false).unwrap();
+        self.m.add_pid(pid, false, false).unwrap();
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGCONT,

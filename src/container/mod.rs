@@ -106,6 +106,8 @@ struct CreateParent<'a> {
     id: &'a str,
     spec: &'a Spec,
     cgroup: Option<&'a mut cgroups::Manager>,
+    /// the init joins its v1 cgroups itself (InitConfig::cgroup_v1)
+    v1_joined: bool,
     hook_state: &'a dyn Fn(i32, &str) -> Vec<u8>,
 }
 
@@ -123,7 +125,14 @@ impl Parent for CreateParent<'_> {
                 Some(_) => systemd_annotations(self.spec)?,
                 None => Vec::new(),
             };
-            cg.add_init(pid, in_cgroup2, self.id, linux.resources().as_ref(), &extra)?;
+            cg.add_init(
+                pid,
+                in_cgroup2,
+                self.v1_joined,
+                self.id,
+                linux.resources().as_ref(),
+                &extra,
+            )?;
         }
         if let Some(adj) = self.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
             std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
@@ -196,6 +205,11 @@ impl Runtime {
             .map(|c| c.unified_dir_fd())
             .transpose()?
             .flatten();
+        let v1_join = cg
+            .as_deref()
+            .map(|c| c.v1_self_join())
+            .transpose()?
+            .flatten();
         let hook_state = |pid: i32, status: &str| hook_state_json(st, pid, status);
         let keyring = format!("_ses.{}", o.id);
         let host_proc = crate::rootfs::safepath::host_proc()?;
@@ -206,6 +220,7 @@ impl Runtime {
             ns: &checked.ns,
             state_dir,
             state_root: self.states.root(),
+            cgroup_v1: v1_join.as_ref(),
             host_proc: &host_proc,
             console: checked.console.as_ref(),
             no_pivot: o.no_pivot,
@@ -225,6 +240,7 @@ impl Runtime {
                 id: &o.id,
                 spec,
                 cgroup: cg,
+                v1_joined: v1_join.is_some(),
                 hook_state: &hook_state,
             },
         )

@@ -65,6 +65,7 @@ pub fn run(rt: &Runtime, o: &ExecOpts, spec: &Spec) -> Result<i32> {
         .map(|c| c.unified_dir_fd())
         .transpose()?
         .flatten();
+    let v1_join = cg.as_ref().map(|c| c.v1_self_join()).transpose()?.flatten();
     let (chan, child) = crate::start::channel::pair()?;
     let (pid, in_cgroup2) =
         crate::start::spawn::fork_into(0, cgroup_dir.as_ref().map(|d| d.as_fd()), "exec process")?;
@@ -77,7 +78,14 @@ pub fn run(rt: &Runtime, o: &ExecOpts, spec: &Spec) -> Result<i32> {
             caps: &caps,
             preserve_fds: o.preserve_fds,
         };
-        run_child(&target, &ns, user, console.as_ref(), &child);
+        run_child(
+            &target,
+            &ns,
+            user,
+            console.as_ref(),
+            v1_join.as_ref(),
+            &child,
+        );
     }
     drop(child);
     drop(console);
@@ -90,6 +98,7 @@ pub fn run(rt: &Runtime, o: &ExecOpts, spec: &Spec) -> Result<i32> {
         &chan,
         pid,
         in_cgroup2,
+        v1_join.is_some(),
         cg.as_ref(),
         &container,
         filter.as_ref(),
@@ -251,19 +260,21 @@ struct Container<'a> {
     linux: &'a Linux,
 }
 
-/// The runtime's side of the handshake: place the child in the cgroup,
+/// The runtime's side of the handshake: place the child in the cgroup
+/// (but the v1 hierarchies it joins itself, `v1_joined`),
 /// let it go, hand on the notify fd of its seccomp `filter` (if that has
 /// notify rules); done when it execs (the channel is close-on-exec: EOF).
 fn drive(
     chan: &RuntimeEnd,
     pid: i32,
     in_cgroup2: bool,
+    v1_joined: bool,
     cg: Option<&Manager>,
     c: &Container,
     filter: Option<&seccomp::Filter>,
 ) -> Result<()> {
     if let Some(cg) = cg {
-        cg.add_pid(pid, in_cgroup2)?;
+        cg.add_pid(pid, in_cgroup2, v1_joined)?;
     }
     let setup = chan.exec_placed()?;
     if filter.is_some_and(|f| f.uses_notify()) {
@@ -277,15 +288,20 @@ fn drive(
     setup.execed()
 }
 
-/// The forked child: set up and exec, or tell the runtime why not.
+/// The forked child: join its v1 cgroups, set up and exec, or tell the
+/// runtime why not.
 fn run_child(
     target: &ProcessTarget,
     ns: &[(LinuxNamespaceType, OwnedFd)],
     user: UserNs,
     console: Option<&OwnedFd>,
+    v1_join: Option<&crate::cgroups::SelfJoin>,
     chan: &ChildEnd,
 ) -> ! {
-    let e = match child_setup(target, ns, user, console, chan) {
+    let e = match v1_join
+        .map_or(Ok(()), |j| j.join())
+        .and_then(|()| child_setup(target, ns, user, console, chan))
+    {
         Ok(never) => match never {},
         Err(e) => e,
     };

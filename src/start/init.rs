@@ -38,6 +38,9 @@ pub struct InitConfig<'a> {
     pub state_dir: &'a OwnedFd,
     /// The state root, where the mount namespace template is pinned.
     pub state_root: &'a Path,
+    /// The container's v1 cgroups, which the init joins itself, first
+    /// thing (see cgroups::SelfJoin); the runtime places it in the rest.
+    pub cgroup_v1: Option<&'a crate::cgroups::SelfJoin>,
     /// The host's procfs (safepath::host_proc), opened before any
     /// namespace is joined: the init reads its own mountinfo and cgroup
     /// there, not in the /proc of a mount namespace joined by path.
@@ -119,6 +122,9 @@ fn setup(
     let process = spec.process().as_ref().expect("validated");
     let linux = spec.linux().as_ref().expect("validated");
 
+    if let Some(j) = cfg.cgroup_v1 {
+        j.join()?;
+    }
     let steps = placed(cfg, chan, &ns)?;
     let entered = enter_namespaces(k, cfg, &ns)?;
     join_keyring(cfg.keyring)?;

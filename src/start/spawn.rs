@@ -14,7 +14,8 @@
 //! container's pids.max and be charged to its memory). Where the kernel
 //! refuses clone3 (old kernels, seccomp, or the intermediate's credentials
 //! in a user namespace), a plain clone and a cgroup.procs write by the
-//! runtime before the init's first Continue take its place.
+//! runtime before the init's first Continue take its place. The v1
+//! hierarchies the init joins itself (init::InitConfig::cgroup_v1).
 //!
 //! The runtime is single-threaded whenever it forks (see sys::clone_fork).
 

@@ -24,6 +24,39 @@ use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// A process's way into the container's v1 cgroups, opened by the
+/// runtime (`Manager::v1_self_join`), used by that process itself.
+///
+/// Moving a process by its pid (cgroup.procs, or `tasks` with another
+/// thread's id) takes the kernel's global cgroup_threadgroup_rwsem for
+/// writing, and the first writer after a quiet spell waits for an RCU
+/// grace period: 5 to 20 ms of every lone start here (sampled: a write
+/// of cgroup.procs after 0.2 s of quiet, `run` after 0.5 s). The one
+/// migration that skips that lock is a thread moving itself: "0" written
+/// to `tasks`. The files are opened by the runtime, whose credentials the
+/// kernel checks (those of the open), so the process may already be in
+/// the container's user namespace when it writes.
+pub struct SelfJoin {
+    files: Vec<(PathBuf, std::fs::File)>,
+}
+
+impl SelfJoin {
+    /// Move the calling thread into every cgroup opened. A `tasks` write
+    /// moves one thread: the caller must be its process's only one.
+    pub fn join(&self) -> Result<()> {
+        use std::io::Write;
+        for (path, f) in &self.files {
+            (&*f).write_all(b"0").with_context(|| {
+                format!(
+                    "joining the container's cgroup: write \"0\" to {}",
+                    path.display()
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// Where cgroup hierarchies are mounted.
 pub const ROOT: &str = "/sys/fs/cgroup";
 /// Parent of containers that have no linux.cgroupsPath.
@@ -482,12 +515,13 @@ impl Manager {
         &mut self,
         pid: i32,
         in_unified: bool,
+        v1_joined: bool,
         id: &str,
         r: Option<&LinuxResources>,
         extra: &[(String, systemd::Value)],
     ) -> Result<()> {
         let Some(unit) = self.systemd.clone() else {
-            return self.add_pid(pid, in_unified);
+            return self.add_pid(pid, in_unified, v1_joined);
         };
         let default = LinuxResources::default();
         let r = r.unwrap_or(&default);
@@ -509,7 +543,7 @@ impl Manager {
         let res = self.systemd_apply(&bus, r, Stage::Create).and_then(|()| {
             // systemd put the init in its own hierarchies; the others
             // (v1 controllers it does not manage) are joined here.
-            self.add_pid(pid, false)
+            self.add_pid(pid, false, false)
         });
         if res.is_err() {
             let _ = bus.stop_unit(&unit.name);
@@ -548,10 +582,16 @@ impl Manager {
     }
 
     /// Move `pid` into the container's cgroup in every hierarchy but the
-    /// cgroup2 one if it was born there (`in_unified`, see `unified_dir_fd`).
-    pub fn add_pid(&self, pid: i32, in_unified: bool) -> Result<()> {
+    /// cgroup2 one if it was born there (`in_unified`, see `unified_dir_fd`)
+    /// and the v1 ones if it joined those itself (`v1_joined`, see
+    /// `v1_self_join`).
+    pub fn add_pid(&self, pid: i32, in_unified: bool, v1_joined: bool) -> Result<()> {
         let unified = self.v2_dir().filter(|_| !in_unified);
-        let v1 = self.hierarchies.iter().map(|h| join(&h.mount, &self.path));
+        let v1 = self
+            .hierarchies
+            .iter()
+            .filter(|_| !v1_joined)
+            .map(|h| join(&h.mount, &self.path));
         for dir in v1.chain(unified) {
             fsutil::write(
                 &dir,
@@ -562,6 +602,30 @@ impl Manager {
             .with_context(|| format!("add pid {pid} to cgroup {}", dir.display()))?;
         }
         Ok(())
+    }
+
+    /// The `tasks` files of the container's cgroup in every v1 hierarchy,
+    /// open for writing, for the process that is to live there to move
+    /// itself in (`SelfJoin::join`) before `add_pid(.., v1_joined: true)`.
+    /// None with systemd, which places the process itself, nor without v1
+    /// hierarchies.
+    pub fn v1_self_join(&self) -> Result<Option<SelfJoin>> {
+        if self.systemd.is_some() || self.hierarchies.is_empty() {
+            return Ok(None);
+        }
+        let files = self
+            .hierarchies
+            .iter()
+            .map(|h| {
+                let path = join(&h.mount, &self.path).join("tasks");
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map(|f| (path.clone(), f))
+                    .with_context(|| format!("opening {}", path.display()))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Some(SelfJoin { files }))
     }
 
     /// The container's directory in the cgroup2 hierarchy (v2, and hybrid,
@@ -883,6 +947,22 @@ mod fixture_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_self_join_names_the_file() {
+        // a file the write fails on (open for reading only): EBADF
+        let path = std::env::temp_dir().join(format!("selfjoin-{}", std::process::id()));
+        std::fs::write(&path, "").unwrap();
+        let j = SelfJoin {
+            files: vec![(path.clone(), std::fs::File::open(&path).unwrap())],
+        };
+        let e = format!("{:#}", j.join().unwrap_err());
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            e.contains(&format!("write \"0\" to {}", path.display())),
+            "{e}"
+        );
+    }
 
     #[test]
     fn reads_the_first_release_record() {
