@@ -89,6 +89,8 @@ pub fn run(rt: &Runtime, o: &ExecOpts, spec: &Spec) -> Result<i32> {
     }
     drop(child);
     drop(console);
+    let v1_joined = v1_join.is_some();
+    drop(v1_join);
     let container = Container {
         st: &st,
         status,
@@ -98,7 +100,7 @@ pub fn run(rt: &Runtime, o: &ExecOpts, spec: &Spec) -> Result<i32> {
         &chan,
         pid,
         in_cgroup2,
-        v1_join.is_some(),
+        v1_joined,
         cg.as_ref(),
         &container,
         filter.as_ref(),
@@ -298,10 +300,7 @@ fn run_child(
     v1_join: Option<&crate::cgroups::SelfJoin>,
     chan: &ChildEnd,
 ) -> ! {
-    let e = match v1_join
-        .map_or(Ok(()), |j| j.join())
-        .and_then(|()| child_setup(target, ns, user, console, chan))
-    {
+    let e = match child_setup(target, ns, user, console, v1_join, chan) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -314,10 +313,14 @@ fn child_setup(
     ns: &[(LinuxNamespaceType, OwnedFd)],
     user: UserNs,
     console: Option<&OwnedFd>,
+    v1_join: Option<&crate::cgroups::SelfJoin>,
     chan: &ChildEnd,
 ) -> Result<std::convert::Infallible> {
     let p = target.process;
     sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
+    if let Some(j) = v1_join {
+        j.join()?;
+    }
     let steps = chan.exec_placed()?;
     // The container's user namespace may deny setgroups: drop the
     // runtime's groups while still outside (exec_process checks).

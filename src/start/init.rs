@@ -38,8 +38,9 @@ pub struct InitConfig<'a> {
     pub state_dir: &'a OwnedFd,
     /// The state root, where the mount namespace template is pinned.
     pub state_root: &'a Path,
-    /// The container's v1 cgroups, which the init joins itself, first
-    /// thing (see cgroups::SelfJoin); the runtime places it in the rest.
+    /// The container's v1 cgroups, which the init joins itself once
+    /// non-dumpable, before its first wait (see cgroups::SelfJoin); the
+    /// runtime places it in the rest.
     pub cgroup_v1: Option<&'a crate::cgroups::SelfJoin>,
     /// The host's procfs (safepath::host_proc), opened before any
     /// namespace is joined: the init reads its own mountinfo and cgroup
@@ -122,9 +123,6 @@ fn setup(
     let process = spec.process().as_ref().expect("validated");
     let linux = spec.linux().as_ref().expect("validated");
 
-    if let Some(j) = cfg.cgroup_v1 {
-        j.join()?;
-    }
     let steps = placed(cfg, chan, &ns)?;
     let entered = enter_namespaces(k, cfg, &ns)?;
     join_keyring(cfg.keyring)?;
@@ -219,8 +217,8 @@ fn load_notify_filter<'a>(
     }
 }
 
-/// Non-dumpable, then told by the parent that we are placed (cgroup, id
-/// maps): the next steps.
+/// Non-dumpable, in the v1 cgroups we join ourselves, then told by the
+/// parent that we are placed (the other cgroups, id maps): the next steps.
 fn placed<'a>(cfg: &InitConfig, chan: &'a ChildEnd, ns: &Namespacing) -> Result<InitSteps<'a>> {
     // An unprivileged runtime writes our id maps (itself or through
     // newuidmap) in /proc/PID, whose files the kernel gives to root while
@@ -232,6 +230,9 @@ fn placed<'a>(cfg: &InitConfig, chan: &'a ChildEnd, ns: &Namespacing) -> Result<
         && cfg.who.unprivileged;
     if !maps_pending {
         sys::prctl(libc::PR_SET_DUMPABLE, 0).context("prctl(PR_SET_DUMPABLE)")?;
+    }
+    if let Some(j) = cfg.cgroup_v1 {
+        j.join()?;
     }
     let steps = chan.init_placed()?;
     if maps_pending {
